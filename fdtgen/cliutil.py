@@ -1,0 +1,83 @@
+"""What the commands share: machine options, config loading, atomic output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, FdtgenError
+
+if TYPE_CHECKING:
+    from .config import Config
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """``[CONFIG]`` plus the overrides every machine-building command takes."""
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="TOML or JSON machine config (default: the embedded squib machine)")
+    g = p.add_argument_group("machine overrides (take precedence over CONFIG)")
+    g.add_argument("--template", help="built-in template name or path to a template .toml")
+    g.add_argument("--vcpus", type=int, help="number of vCPUs")
+    g.add_argument("--memory", help="RAM size, e.g. 512MiB, 2GiB, or bytes")
+    g.add_argument("--cmdline", help="kernel command line (/chosen/bootargs)")
+    g.add_argument("--virtio", type=int, help="number of virtio-mmio transports (0..32)")
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    from . import config  # pydantic: only for commands that read a config
+
+    overrides = {
+        "template": args.template,
+        "vcpus": args.vcpus,
+        "memory": args.memory,
+        "cmdline": args.cmdline,
+        "virtio": args.virtio,
+    }
+    return config.load(args.config, overrides)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (temp file + rename).
+
+    ``-`` writes to standard output.
+    """
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"output: {path!r} is a directory")
+    parent = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
+        raise
+
+
+def write_all_atomic(outputs: list[tuple[str, bytes]]) -> None:
+    """Write several outputs only after all of them were produced."""
+    for path, data in outputs:
+        write_atomic(path, data)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,97 @@
+"""fdtgen's exception hierarchy.
+
+* FdtgenError                  base; the CLI catches this and only this (exit 2)
+  + ConfigError                user input rejected (field, value, rule)
+  + TemplateError              a template file is malformed
+  + LayoutError                address map inconsistent
+    - RegionOverlapError       two regions share bytes
+    - AlignmentError           a region base/size is not aligned
+    - AllocationExhaustedError a dynamic request found no room
+  + IrqError                   interrupt number out of range or reused
+  + EncodeError                the tree cannot be flattened
+    - BlobTooLargeError        the blob exceeds the 2 MiB booting.rst cap
+  + ImageError                 a kernel file is not an arm64 Image
+  + PlacementError             kernel/initrd/DTB cannot satisfy booting.rst
+  + BlobError                  an input blob is malformed (offset, expected, found)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .layout import Region
+
+
+class FdtgenError(Exception):
+    """Base of every error fdtgen reports to its user."""
+
+
+class ConfigError(FdtgenError):
+    """A configuration value was rejected."""
+
+
+class TemplateError(FdtgenError):
+    """A layout template is malformed."""
+
+
+class LayoutError(FdtgenError):
+    """The address map is inconsistent."""
+
+
+class RegionOverlapError(LayoutError):
+    def __init__(self, a: Region, b: Region, context: str = "layout") -> None:
+        super().__init__(
+            f"{context}: region {a.tag!r} {a.range} overlaps region {b.tag!r} {b.range}"
+        )
+        self.a, self.b = a, b
+
+
+class AlignmentError(LayoutError):
+    def __init__(self, tag: str, what: str, value: int, align: int) -> None:
+        super().__init__(
+            f"layout: region {tag!r} {what} {value:#x} is not aligned to {align:#x}"
+        )
+        self.tag, self.what, self.value, self.align = tag, what, value, align
+
+
+class AllocationExhaustedError(LayoutError):
+    def __init__(self, tag: str, size: int, align: int, phase: str, free: str) -> None:
+        super().__init__(
+            f"allocator: no room for {tag!r} (size {size:#x}, alignment {align:#x}) "
+            f"in phase {phase}; free space: {free}"
+        )
+        self.tag, self.size, self.align, self.phase = tag, size, align, phase
+
+
+class IrqError(FdtgenError):
+    """An interrupt number is out of range or assigned twice."""
+
+
+class EncodeError(FdtgenError):
+    """The tree cannot be flattened into a blob."""
+
+
+class BlobTooLargeError(EncodeError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"dtb: blob is {size} bytes ({size:#x}), over the {limit:#x}-byte limit "
+            "(booting.rst: the dtb must not exceed 2 megabytes)"
+        )
+        self.size, self.limit = size, limit
+
+
+class ImageError(FdtgenError):
+    """A kernel file is not a usable arm64 Image."""
+
+
+class PlacementError(FdtgenError):
+    """Kernel, initrd and DTB cannot be placed per booting.rst."""
+
+
+class BlobError(FdtgenError):
+    """An input blob is malformed."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message if offset is None else f"dtb offset {offset:#x}: {message}")
+        self.offset = offset

@@ -1,0 +1,77 @@
+"""Byte units, alignment helpers and size parsing.
+
+Every address-valued integer in fdtgen is a byte count: ``base``, ``size``,
+``end`` (exclusive) and ``align``.
+"""
+
+from __future__ import annotations
+
+import re
+
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+TiB = 1 << 40
+
+U32_MAX = (1 << 32) - 1
+U64_MAX = (1 << 64) - 1
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": KiB,
+    "kb": KiB,
+    "kib": KiB,
+    "m": MiB,
+    "mb": MiB,
+    "mib": MiB,
+    "g": GiB,
+    "gb": GiB,
+    "gib": GiB,
+    "t": TiB,
+    "tb": TiB,
+    "tib": TiB,
+}
+_SIZE_RE = re.compile(r"\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*)\s*([a-zA-Z]*)\s*")
+
+
+def is_pow2(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+def align_up(value: int, align: int) -> int:
+    """Smallest multiple of ``align`` (a power of two) that is ``>= value``."""
+    return (value + align - 1) & ~(align - 1)
+
+
+def align_down(value: int, align: int) -> int:
+    """Largest multiple of ``align`` (a power of two) that is ``<= value``."""
+    return value & ~(align - 1)
+
+
+def is_aligned(value: int, align: int) -> bool:
+    return value & (align - 1) == 0
+
+
+def parse_size(text: str) -> int:
+    """Parse ``"512MiB"``, ``"1G"``, ``"0x2000_0000"`` or ``"4096"`` into bytes.
+
+    Units are binary (``MB`` means MiB, as in QEMU's ``-m``). Raises ``ValueError``
+    with the rejected text.
+    """
+    m = _SIZE_RE.fullmatch(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a size (expected e.g. 512MiB, 1GiB, 0x20000000)")
+    number, unit = m.groups()
+    factor = _UNITS.get(unit.lower())
+    if factor is None:
+        raise ValueError(f"{text!r} has unknown unit {unit!r} (use B, KiB, MiB, GiB, TiB)")
+    return int(number.replace("_", ""), 0) * factor
+
+
+def fmt_size(size: int) -> str:
+    """Human-readable size: the largest binary unit that divides ``size`` exactly."""
+    for name, factor in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {name}"
+    return f"{size} B"

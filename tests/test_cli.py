@@ -1,0 +1,121 @@
+"""The command line as a user runs it: exit codes, one-line errors, atomic output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIXTURES, ROOT
+
+CONFIGS = FIXTURES / "configs"
+
+
+def fdtgen(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fdtgen", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_build_without_config_writes_the_default_machine(tmp_path, dtc):
+    out = tmp_path / "guest.dtb"
+    r = fdtgen("build", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    blob = out.read_bytes()
+    assert dtc.dtb_to_dtb(blob)[0] == blob
+
+
+def test_default_config_file_equals_the_embedded_default(tmp_path):
+    a, b = tmp_path / "a.dtb", tmp_path / "b.dtb"
+    assert fdtgen("build", "-o", str(a)).returncode == 0
+    assert fdtgen("build", str(CONFIGS / "default.toml"), "-o", str(b)).returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_cli_overrides_take_precedence_over_the_config(tmp_path):
+    out = tmp_path / "g.dtb"
+    r = fdtgen("dts", str(CONFIGS / "default.toml"), "--vcpus", "4", "--memory", "1GiB", "--virtio", "2",
+               "--cmdline", "console=ttyAMA0 marker=42")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("cpu@") == 4
+    assert r.stdout.count("virtio_mmio@") == 2
+    assert "0x40000000>" in r.stdout
+    assert 'bootargs = "console=ttyAMA0 marker=42";' in r.stdout
+    assert not out.exists()
+
+
+def test_dts_output_compiles_back_to_the_build_output(tmp_path, dtc):
+    out = tmp_path / "g.dtb"
+    assert fdtgen("build", "-o", str(out), "--vcpus", "3").returncode == 0
+    text = fdtgen("dts", "--vcpus", "3").stdout
+    compiled, warnings = dtc.dts_to_dtb(text)
+    assert warnings == ""
+    assert compiled == out.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("vcpus-33-fail.toml", "vcpus: 33 is outside 1..32 (template 'squib' max_vcpus)"),
+        ("ram-past-max-fail.toml", "past the template's DRAM max end 0x10000000000"),
+        ("stride-overflow-fail.toml", "past the 'gic-redist' window [0x80a0000, 0xe0a0000)"),
+        ("unknown-key-fail.toml", "vcpu: unknown key"),
+        ("bad-memory-fail.json", "memory: 'lots'"),
+        ("template-overlap-fail.toml", "region 'uart0' [0xe0a0000, 0xe0a1000) overlaps region 'virtio'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, config, message):
+    out = tmp_path / "guest.dtb"
+    r = fdtgen("build", str(CONFIGS / config), "-o", str(out))
+    assert r.returncode == 2
+    assert r.stderr.startswith("fdtgen: error: ")
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert message in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_build_leaves_an_existing_output_untouched(tmp_path):
+    out = tmp_path / "guest.dtb"
+    out.write_bytes(b"previous")
+    r = fdtgen("build", "--vcpus", "0", "-o", str(out))
+    assert r.returncode == 2
+    assert "vcpus: 0" in r.stderr
+    assert out.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["guest.dtb"]
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    r = fdtgen("build", str(tmp_path / "nope.toml"), "-o", str(tmp_path / "x.dtb"))
+    assert r.returncode == 2
+    assert "nope.toml: cannot read config" in r.stderr
+
+
+def test_output_is_identical_across_hash_seeds(tmp_path):
+    blobs = []
+    for seed in ("0", "1", "12345"):
+        out = tmp_path / f"{seed}.dtb"
+        r = fdtgen("build", "-o", str(out), "--vcpus", "7", env={"PYTHONHASHSEED": seed})
+        assert r.returncode == 0
+        blobs.append(out.read_bytes())
+    assert blobs[0] == blobs[1] == blobs[2]
+
+
+def test_console_script_entry_point_is_declared():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'fdtgen = "fdtgen.cli:main"' in text
+
+
+def test_templates_command_lists_squib():
+    r = fdtgen("templates")
+    assert r.returncode == 0
+    assert r.stdout.startswith("squib") or "\nsquib" in r.stdout
