@@ -1,13 +1,10 @@
-"""fdtgen: device trees and boot placement for aarch64 Linux microVMs."""
+"""fdtgen: device trees and boot placement for aarch64 Linux microVMs.
+
+The public names below are imported on first use, so ``import fdtgen`` (and
+every CLI command) pays only for the modules it actually needs.
+"""
 
 __version__ = "0.1.0"
-
-from .dtb import FDT_MAX_SIZE, encode
-from .dts import to_dts
-from .errors import FdtgenError
-from .machine import Machine
-from .pipeline import Build, build
-from .tree import DeviceTree, Node, Prop
 
 __all__ = [
     "FDT_MAX_SIZE",
@@ -22,3 +19,31 @@ __all__ = [
     "encode",
     "to_dts",
 ]
+
+_LAZY = {
+    "FDT_MAX_SIZE": "dtb",
+    "encode": "dtb",
+    "to_dts": "dts",
+    "FdtgenError": "errors",
+    "Machine": "machine",
+    "Build": "pipeline",
+    "build": "pipeline",
+    "DeviceTree": "tree",
+    "Node": "tree",
+    "Prop": "tree",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fdtgen' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"fdtgen.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError, FdtgenError
@@ -48,19 +46,24 @@ def write_atomic(path: str, data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    target = Path(path)
-    if target.is_dir():
+    if os.path.isdir(path):
         raise ConfigError(f"output: {path!r} is a directory")
-    parent = target.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    except OSError as e:
-        raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
+    parent, name = os.path.split(path)
+    for attempt in range(100):
+        tmp = os.path.join(parent, f".{name}.{os.getpid()}.{attempt}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
+    else:
+        raise FdtgenError(f"output: cannot create a temporary file next to {path!r}")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, target)
+        os.replace(tmp, path)
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -75,9 +78,3 @@ def write_all_atomic(outputs: list[tuple[str, bytes]]) -> None:
     """Write several outputs only after all of them were produced."""
     for path, data in outputs:
         write_atomic(path, data)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

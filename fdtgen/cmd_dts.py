@@ -1,4 +1,4 @@
-"""``fdtgen dts``: the DTS text of a machine config."""
+"""``fdtgen dts``: the DTS text of a machine config, or of any DTB."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import argparse
 import sys
 
 from .cliutil import add_config_arguments, load_config, write_atomic
+from .errors import ConfigError
 
-HELP = "print the DTS of a machine config (or the embedded default)"
+HELP = "print the DTS of a machine config (or the embedded default), or of any DTB file"
+
+_OVERRIDES = ("template", "vcpus", "memory", "cmdline", "virtio")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,11 +18,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="-", metavar="DTS", help="output path (default: stdout)")
 
 
+def _is_blob_file(path: str | None) -> bool:
+    """Whether ``path`` is a file starting with the FDT magic ``0xd00dfeed``."""
+    from .parse import is_blob
+
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return is_blob(f.read(4))
+    except OSError:
+        return False  # the config path reports the error
+
+
 def run(args: argparse.Namespace) -> int:
     from .dts import to_dts
-    from .pipeline import build
 
-    text = to_dts(build(load_config(args).machine()).tree)
+    if _is_blob_file(args.config):
+        from .cmd_verify import load_blob
+        from .parse import with_labels
+
+        given = [name for name in _OVERRIDES if getattr(args, name) is not None]
+        if given:
+            raise ConfigError(f"--{given[0]}: machine overrides do not apply to a DTB ({args.config})")
+        _, blob = load_blob(args.config)
+        text = to_dts(with_labels(blob.tree))
+    else:
+        from .pipeline import build
+
+        text = to_dts(build(load_config(args).machine()).tree)
     if args.output == "-":
         sys.stdout.write(text)
     else:

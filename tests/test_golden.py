@@ -15,6 +15,8 @@ def test_default_machine_matches_the_golden_files(golden, dtc):
 
 
 def test_exported_members_are_exactly_all():
-    public = sorted(n for n in dir(fdtgen) if not n.startswith("_") or n == "__version__")
+    for name in fdtgen.__all__:
+        assert getattr(fdtgen, name) is not None
+    public = {n for n in dir(fdtgen) if not n.startswith("_") or n == "__version__"}
     modules = {n for n in public if type(getattr(fdtgen, n)).__name__ == "module"}
-    assert sorted(fdtgen.__all__) == sorted(set(public) - modules)
+    assert sorted(fdtgen.__all__) == sorted(public - modules)

@@ -1,0 +1,88 @@
+"""``fdtgen verify``: will this DTB boot, and if not, why."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import BlobError
+
+if TYPE_CHECKING:
+    from .parse import Blob
+
+HELP = "check any DTB against the format, the bindings and booting.rst (exit 1 on findings)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("blob", metavar="BLOB", help="the DTB to check (- for standard input)")
+    p.add_argument("--manifest", metavar="JSON", help="placement manifest (fdtgen build --manifest): check booting.rst placement")
+    p.add_argument("--template", help="built-in template name or .toml path: check its pinned regions and SPIs")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.add_argument("--no-dtc", action="store_true", help="skip dtc's checks even when dtc is installed")
+    p.add_argument("--address-bits", type=int, default=48, metavar="N",
+                   help="guest physical address width every reg must fit (default: 48)")
+    p.add_argument("--shared-spi", type=int, action="append", default=[], metavar="SPI",
+                   help="an SPI number several nodes may share (repeatable)")
+
+
+def load_blob(path: str) -> tuple[bytes, Blob]:
+    """Read and strictly parse the DTB at ``path``; any problem is one :class:`BlobError` line."""
+    from .parse import parse_blob
+
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise BlobError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return data, parse_blob(data)
+    except BlobError as e:
+        raise BlobError(f"{path}: {e}{_libfdt_opinion(data)}") from None
+
+
+def _libfdt_opinion(data: bytes) -> str:
+    """libfdt's verdict when it disagrees with the parser's rejection."""
+    try:
+        import libfdt
+    except ImportError:
+        return ""
+    buf = bytearray(data)
+    if len(buf) >= 4 and libfdt.fdt_check_full(buf, len(buf)) == 0:
+        return " (libfdt's fdt_check_full accepts it)"
+    return ""
+
+
+def run(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .verify import Options, findings_json, load_manifest, verify_parsed
+
+    if not 1 <= args.address_bits <= 64:
+        raise ConfigError(f"--address-bits: {args.address_bits} is outside 1..64")
+    for spi in args.shared_spi:
+        if spi < 0:
+            raise ConfigError(f"--shared-spi: {spi} is not an SPI number")
+    template = None
+    if args.template:
+        from .templates import load_template
+
+        template = load_template(args.template)
+    manifest = load_manifest(args.manifest) if args.manifest else None
+    data, blob = load_blob(args.blob)
+    options = Options(
+        manifest=manifest,
+        template=template,
+        dtc=None if args.no_dtc else shutil.which("dtc"),
+        shared_spis=frozenset(args.shared_spi),
+        address_bits=args.address_bits,
+    )
+    findings = verify_parsed(blob, data, options)
+    if args.json:
+        sys.stdout.write(findings_json(findings, args.blob))
+    else:
+        for f in findings:
+            print(f)
+        n = len(findings)
+        print(f"{args.blob}: {n} finding{'s' if n != 1 else ''}" if n else f"{args.blob}: clean")
+    return 1 if findings else 0

@@ -1,0 +1,247 @@
+"""The placement manifest: what a loader needs to boot the DTB fdtgen built.
+
+A JSON document (and its JSON Schema, ``fdtgen schema``) that loader scripts
+and VMMs read: where each file goes, the entry registers, the RAM, every
+device's MMIO range and interrupt, the GIC ranges, and the patch slots for
+per-boot entropy. Field names are a contract; every address and size is an
+integer in bytes, every range ``{address, size}`` with an exclusive end at
+``address + size``. pydantic is imported only by commands that write or read
+a manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import __version__
+from .errors import ConfigError
+from .image import InputFile
+from .layout import Region
+from .pipeline import Build
+
+MANIFEST_VERSION = 1
+
+Address = Annotated[int, Field(ge=0, lt=1 << 64)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Span(_Model):
+    """A guest-physical range ``[address, address + size)``."""
+
+    address: Address
+    size: int = Field(gt=0, lt=1 << 64)
+
+
+class KernelEntry(_Model):
+    """The kernel Image: copy ``size`` bytes of the (decompressed) Image to ``load_address``."""
+
+    load_address: int = Field(ge=0, lt=1 << 64, description="where the Image's first byte goes")
+    entry: int = Field(ge=0, lt=1 << 64, description="the entry point (equals load_address)")
+    text_offset: int = Field(ge=0, description="load_address minus its 2 MiB-aligned base")
+    image_size: int = Field(ge=0, description="the header's image_size (0: not given)")
+    size: int = Field(gt=0, description="bytes of the decompressed Image to copy")
+    reserved: int = Field(
+        gt=0, description="bytes kept free from load_address: max(size, image_size)"
+    )
+    flags: int = Field(ge=0, description="the header's flags")
+    format: str = Field(description="raw, gzip, zboot-gzip (decompress before loading) or declared")
+
+
+class InitrdEntry(_Model):
+    """The initrd: copy the file's ``size`` bytes to ``address`` (linux,initrd-start)."""
+
+    address: Address
+    size: int = Field(gt=0)
+
+
+class DtbEntry(_Model):
+    """The DTB: copy the ``size``-byte blob to ``address`` (x0)."""
+
+    address: Address
+    size: int = Field(gt=0, le=2 * 1024 * 1024)
+    reserved: int = Field(
+        gt=0, le=2 * 1024 * 1024, description="bytes of the slot kept for the DTB"
+    )
+
+
+class RegistersEntry(_Model):
+    """Primary CPU registers at entry (booting.rst): x0 = DTB, x1..x3 = 0, pc = entry."""
+
+    x0: Address
+    x1: Address
+    x2: Address
+    x3: Address
+    pc: Address
+
+
+class PatchSlotEntry(_Model):
+    """Bytes at ``offset`` in the DTB file holding ``property``'s value.
+
+    ``derived`` false: zeros, to be overwritten with fresh entropy each boot.
+    """
+
+    property: str
+    offset: int = Field(ge=0)
+    size: int = Field(gt=0)
+    derived: bool
+
+
+class InputEntry(_Model):
+    """A file the build read."""
+
+    role: str
+    path: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
+class DeviceEntry(_Model):
+    """A device the VMM must emulate: MMIO range and interrupt (INTID = SPI + 32).
+
+    ``spi``, ``intid`` and ``trigger`` are ``null`` for a device without an interrupt.
+    """
+
+    tag: str
+    kind: str
+    address: Address
+    size: int = Field(gt=0)
+    spi: int | None = Field(ge=0, le=987)
+    intid: int | None = Field(ge=32, le=1019)
+    trigger: str | None = Field(description="edge-rising, edge-falling, level-high or level-low")
+
+
+class RegionEntry(_Model):
+    """A tagged guest-physical range ``[address, address + size)``."""
+
+    tag: str
+    address: Address
+    size: int = Field(gt=0)
+
+
+class GicEntry(_Model):
+    """The interrupt controller: version, distributor, redistributors and every GIC range.
+
+    ``regions`` lists them all by tag (``gic-dist``, ``gic-redist``, and where
+    the template has them ``gic-redist2``, ``gic-cpu``, ``gic-its``, ``gic-v2m``).
+    """
+
+    version: int
+    distributor: Span
+    redistributors: list[Span]
+    redistributor_stride: int = Field(gt=0)
+    maintenance_intid: int | None = None
+    regions: list[RegionEntry]
+
+
+class Manifest(_Model):
+    """Where a loader puts kernel, initrd and DTB, and what the VMM must provide."""
+
+    manifest_version: int = MANIFEST_VERSION
+    fdtgen_version: str
+    template: str
+    kernel: KernelEntry
+    initrd: InitrdEntry | None
+    dtb: DtbEntry
+    registers: RegistersEntry
+    memory: list[Span]
+    patch_slots: list[PatchSlotEntry]
+    inputs: list[InputEntry]
+    vcpus: int = Field(ge=1)
+    cmdline: str
+    gic: GicEntry
+    devices: list[DeviceEntry]
+    regions: list[RegionEntry] = Field(
+        description="the whole live map: reserved ranges, GIC, devices and RAM, by address"
+    )
+
+
+def manifest_for(b: Build, extra_inputs: Sequence[InputFile] = ()) -> Manifest:
+    """The manifest of a build that placed a kernel."""
+    p = b.placement
+    if p is None or b.boot is None or b.boot.kernel is None:
+        raise ConfigError(
+            "manifest: a manifest needs a kernel to place (--kernel, or kernel = ... in the config)"
+        )
+    k = b.boot.kernel
+    layout = b.layout
+    t = layout.template
+    inputs = [*extra_inputs]
+    if k.source is not None:
+        inputs.append(k.source)
+    if b.boot.initrd is not None:
+        inputs.append(b.boot.initrd)
+    regs = p.registers
+    maint = t.gic.maintenance_ppi
+    regions = layout.regions()
+    return Manifest(
+        fdtgen_version=__version__,
+        template=t.name,
+        kernel=KernelEntry(
+            load_address=p.kernel.base,
+            entry=p.entry,
+            text_offset=p.text_offset,
+            image_size=k.image_size,
+            size=k.size,
+            reserved=p.kernel.size,
+            flags=k.flags,
+            format=k.format,
+        ),
+        initrd=None if p.initrd is None else InitrdEntry(address=p.initrd.base, size=p.initrd.size),
+        dtb=DtbEntry(address=p.dtb.base, size=len(b.blob), reserved=p.dtb.size),
+        registers=RegistersEntry(x0=regs.x0, x1=regs.x1, x2=regs.x2, x3=regs.x3, pc=regs.pc),
+        memory=[Span(address=r.base, size=r.size) for r in layout.ram],
+        patch_slots=[
+            PatchSlotEntry(property=s.property, offset=s.offset, size=s.size, derived=s.derived)
+            for s in b.slots
+        ],
+        inputs=[InputEntry(role=i.role, path=i.path, size=i.size, sha256=i.sha256) for i in inputs],
+        vcpus=layout.vcpus,
+        cmdline=b.machine.cmdline,
+        gic=GicEntry(
+            version=t.gic.version,
+            distributor=Span(address=layout.gic_dist.base, size=layout.gic_dist.size),
+            redistributors=[Span(address=r.base, size=r.size) for r in layout.gic_redist],
+            redistributor_stride=layout.redist_stride,
+            maintenance_intid=None if maint is None else maint.intid.value,
+            regions=[_region(r) for r in regions if r.tag.startswith("gic-")],
+        ),
+        devices=[
+            DeviceEntry(
+                tag=d.tag,
+                kind=d.kind,
+                address=d.range.base,
+                size=d.range.size,
+                spi=None if d.spi is None else d.spi.number,
+                intid=None if d.spi is None else d.spi.intid.value,
+                trigger=None if d.spi is None else d.trigger.label,
+            )
+            for d in sorted((*layout.devices, *layout.unwired), key=lambda d: (d.range, d.tag))
+        ],
+        regions=[_region(r) for r in regions],
+    )
+
+
+def _region(r: Region) -> RegionEntry:
+    return RegionEntry(tag=r.tag, address=r.range.base, size=r.range.size)
+
+
+def to_json(m: Manifest) -> bytes:
+    """The manifest as JSON text: fixed key order, two-space indent, trailing newline."""
+    return (json.dumps(m.model_dump(mode="json"), indent=2) + "\n").encode()
+
+
+def schema() -> dict[str, object]:
+    """The manifest's JSON Schema (draft 2020-12, as pydantic writes it)."""
+    s = Manifest.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **s}
+
+
+def schema_json() -> bytes:
+    return (json.dumps(schema(), indent=2) + "\n").encode()

@@ -1,0 +1,1226 @@
+"""Will this blob boot, and if not, why: rule checks over a strictly parsed DTB.
+
+:func:`verify` parses the blob with :mod:`fdtgen.parse` (a malformed blob is a
+:class:`fdtgen.errors.BlobError`, the command's exit 2) and returns
+:class:`Finding` values, each naming a rule, a node path, a property, the
+value and what is wrong. The rule groups, in report order:
+
+* ``header.*``/``structure.*``/``memreserve.*``: the DT spec's format rules
+  beyond what the parser must reject, booting.rst's 2 MiB cap, libfdt's
+  ``fdt_check_full`` as a second opinion and dtc's own checks
+  (``dtc -I dtb -O dtb``) when dtc is installed.
+* bindings (``root.*``, ``cpus.*``, ``psci.*``, ``memory.*``, ``gic.*``,
+  ``pl011.*``, ``timer.*``, ``virtio.*``, ``chosen.*``, ``aliases.*``,
+  ``phandle.*``): the Linux bindings a microVM's nodes follow.
+* ``interrupts.*``: specifiers decode against their controller, GIC numbers
+  and triggers are in range, no SPI is wired to two devices.
+* ``regions.*``: no two ``reg`` ranges overlap; all lie inside the address width.
+* ``template.*`` (with a template): every pinned region and SPI where the
+  template puts it.
+* ``boot.*`` (with a manifest): booting.rst's kernel/initrd/DTB rules and the
+  ``/chosen`` initrd, checked here independently of :mod:`fdtgen.placement`.
+
+No config is parsed here, so pydantic is never imported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .dtb import FDT_MAX_SIZE, NODE_NAME_RE, PROP_NAME_RE
+from .dts import prop_value
+from .errors import ConfigError
+from .irq import PPI_MAX, SPI_MAX, Trigger
+from .parse import Blob, PhandleUse, node_phandle, parse_blob, phandle_uses
+from .tree import DeviceTree, Node, Prop
+from .units import GiB, MiB, U64_MAX, align_down, align_up, is_aligned
+
+if TYPE_CHECKING:
+    from .layout import Template
+
+DEFAULT_ADDRESS_BITS = 48  # booting.rst flags bit 3: "48-bit addressable range"
+KERNEL_ALIGN = 2 * MiB  # booting.rst: "text_offset bytes from a 2MB aligned base"
+DEFAULT_TEXT_OFFSET = 0x80000  # booting.rst: "Where image_size is zero, text_offset can be assumed to be 0x80000"
+DTB_ALIGN = 8  # booting.rst: "placed on an 8-byte boundary"
+DTB_BLOCK = 2 * MiB  # booting.rst: "mapped cacheable using blocks of up to 2 megabytes"
+INITRD_WINDOW_ALIGN = 1 * GiB  # booting.rst: "a 1 GB aligned physical memory window"
+INITRD_WINDOW_MAX = 32 * GiB  # booting.rst: "of up to 32 GB in size"
+GICV3_REDIST_FRAME = 128 * 1024  # RD_base + SGI_base, when no redistributor-stride is given
+VIRTIO_MMIO_MIN_SIZE = 0x200  # virtio-mmio registers to 0x0fc, device config from 0x100
+ESPI_MAX = 1023  # GICv3.1 extended SPIs: INTID 4096..5119
+EPPI_MAX = 63  # GICv3.1 extended PPIs: INTID 1056..1119
+# arm,arch_timer.yaml interrupt-names, in the binding's order.
+TIMER_INTERRUPT_NAMES = ("sec-phys", "phys", "virt", "hyp-phys", "hyp-virt")
+
+GICV3_COMPATIBLE = frozenset({"arm,gic-v3", "qcom,msm8996-gic-v3"})
+GICV2_COMPATIBLE = frozenset(
+    {
+        "arm,arm11mp-gic", "arm,arm1176jzf-devchip-gic", "arm,cortex-a15-gic",
+        "arm,cortex-a5-gic", "arm,cortex-a7-gic", "arm,cortex-a9-gic", "arm,eb11mp-gic",
+        "arm,gic-400", "arm,pl390", "arm,tc11mp-gic", "qcom,msm-8660-qgic", "qcom,msm-qgic2",
+    }
+)
+PSCI_COMPATIBLE = frozenset({"arm,psci", "arm,psci-0.2", "arm,psci-1.0"})
+TIMER_COMPATIBLE = frozenset({"arm,armv8-timer", "arm,armv7-timer"})
+UART_COMPATIBLE = {"pl011": "arm,pl011", "ns16550a": "ns16550a"}
+DEVICE_COMPATIBLE = {"pl031": "arm,pl031", "pl061": "arm,pl061", "fw-cfg": "qemu,fw-cfg-mmio"}
+
+_DTC_LINE = re.compile(r"^(?:.*?: )?(Warning|ERROR) \(([\w-]+)\): (.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One broken rule: ``rule`` id, node ``path``, property ``prop`` (or ``""``),
+    the offending ``value`` as DTS text (or ``""``) and the ``message``."""
+
+    rule: str
+    path: str
+    prop: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path} {self.prop}" if self.prop else self.path
+        value = f" = {self.value}" if self.value else ""
+        return f"{self.rule}: {where}{value}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "rule": self.rule,
+            "path": self.path,
+            "property": self.prop,
+            "value": self.value,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A guest-physical range ``[base, end)`` from the manifest."""
+
+    base: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    def __str__(self) -> str:
+        return f"[{self.base:#x}, {self.end:#x})"
+
+
+@dataclass(frozen=True, slots=True)
+class BootManifest:
+    """The fields of a placement manifest the boot rules read (``fdtgen build --manifest``)."""
+
+    kernel_load: int
+    kernel_entry: int
+    text_offset: int
+    image_size: int
+    kernel_size: int
+    initrd: Span | None
+    dtb: Span
+    registers: tuple[int, int, int, int]
+    pc: int
+    memory: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What to check beyond the blob itself.
+
+    ``dtc``: the dtc executable (``None``: skip its checks). ``shared_spis``:
+    SPI numbers that may be wired to more than one node. ``address_bits``: the
+    guest physical address width every ``reg`` must fit.
+    """
+
+    manifest: BootManifest | None = None
+    template: Template | None = None
+    dtc: str | None = None
+    libfdt: bool = True
+    shared_spis: frozenset[int] = frozenset()
+    address_bits: int = DEFAULT_ADDRESS_BITS
+
+
+def verify(buf: bytes, options: Options = Options()) -> list[Finding]:
+    """Every finding for the blob ``buf``. Raises :class:`BlobError` if it does not parse."""
+    blob = parse_blob(buf)
+    return verify_parsed(blob, buf, options)
+
+
+def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[Finding]:
+    ctx = _Ctx(blob.tree)
+    out: list[Finding] = []
+    out += structure_findings(blob, buf, options)
+    out += binding_findings(ctx)
+    out += interrupt_findings(ctx, options.shared_spis)
+    out += region_findings(ctx, options.address_bits)
+    if options.template is not None:
+        out += template_findings(ctx, options.template)
+    if options.manifest is not None:
+        out += boot_findings(ctx, blob, options.manifest)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The tree, indexed.
+
+
+class _Ctx:
+    """Path-keyed views of a tree: nodes, parents, phandles, cells, addresses."""
+
+    def __init__(self, tree: DeviceTree) -> None:
+        self.tree = tree
+        self.root = tree.root
+        self.nodes: dict[str, Node] = {}
+        self.parents: dict[str, str] = {}
+        self.order: list[str] = []
+        self.by_phandle: dict[int, str] = {}
+        for path, node in tree.root.walk():
+            self.nodes[path] = node
+            self.order.append(path)
+            for c in node.children:
+                self.parents[_join(path, c.name)] = path
+            ph = node_phandle(node)
+            if ph is not None:
+                self.by_phandle.setdefault(ph, path)
+        self.uses: list[PhandleUse] = phandle_uses(tree.root)
+
+    def cell(self, path: str, name: str) -> int | None:
+        p = self.nodes[path].prop(name)
+        if p is None or len(p.value) != 4:
+            return None
+        return int.from_bytes(p.value, "big")
+
+    def address_cells(self, path: str) -> int:
+        """``#address-cells`` for the children of ``path`` (DT spec default 2)."""
+        n = self.cell(path, "#address-cells")
+        return 2 if n is None else n
+
+    def size_cells(self, path: str) -> int:
+        """``#size-cells`` for the children of ``path`` (DT spec default 1)."""
+        n = self.cell(path, "#size-cells")
+        return 1 if n is None else n
+
+    def compatible(self, path: str) -> tuple[str, ...]:
+        return _strings(self.nodes[path].prop("compatible")) or ()
+
+    def with_compatible(self, names: frozenset[str] | set[str]) -> list[str]:
+        return [p for p in self.order if any(c in names for c in self.compatible(p))]
+
+    def reg(self, path: str) -> list[tuple[int, int]] | None:
+        """The node's ``reg`` as (base, size) in its parent's address space."""
+        p = self.nodes[path].prop("reg")
+        parent = self.parents.get(path)
+        if p is None or parent is None:
+            return None
+        return _entries(p.value, self.address_cells(parent), self.size_cells(parent))
+
+    def translate(self, path: str, base: int) -> int | None:
+        """``base`` (in the parent's space of ``path``) as a CPU address, through
+        every ancestor's ``ranges``; ``None`` when a bus is not memory-mapped."""
+        bus = self.parents.get(path)
+        addr = base
+        while bus is not None and bus != "/":
+            node = self.nodes[bus]
+            if _string(node.prop("device_type")) == "pci":
+                return None
+            ranges = node.prop("ranges")
+            if ranges is None:
+                return None
+            if ranges.value:
+                up = self.parents[bus]
+                entries = _ranges(ranges.value, self.address_cells(bus), self.address_cells(up), self.size_cells(bus))
+                if entries is None:
+                    return None
+                hit = next(((c, p, s) for c, p, s in entries if c <= addr < c + s), None)
+                if hit is None:
+                    return None
+                addr = hit[1] + addr - hit[0]
+            bus = self.parents.get(bus)
+        return addr
+
+    def interrupt_parent(self, path: str) -> str | None:
+        """The controller ``path``'s ``interrupts`` go to (dtc ``check_interrupts_property``)."""
+        cur: str | None = path
+        while cur is not None:
+            node = self.nodes[cur]
+            if cur != path and _is_interrupt_provider(node):
+                return cur
+            ip = node.prop("interrupt-parent")
+            if ip is not None:
+                if len(ip.value) != 4:
+                    return None
+                return self.by_phandle.get(int.from_bytes(ip.value, "big"))
+            cur = self.parents.get(cur)
+        return None
+
+    def gic_version(self, path: str) -> int | None:
+        compat = set(self.compatible(path))
+        if compat & GICV3_COMPATIBLE:
+            return 3
+        if compat & GICV2_COMPATIBLE:
+            return 2
+        return None
+
+    def specifiers(self, path: str, prop: str = "interrupts") -> tuple[str, list[tuple[int, ...]]] | None:
+        """``(controller, specifiers)`` for a node's ``interrupts``; ``None`` if it cannot be decoded."""
+        p = self.nodes[path].prop(prop)
+        ctrl = self.interrupt_parent(path)
+        if p is None or ctrl is None or len(p.value) % 4:
+            return None
+        n = self.cell(ctrl, "#interrupt-cells")
+        cells = p.as_cells()
+        if not n or len(cells) % n:
+            return None
+        return ctrl, [cells[i : i + n] for i in range(0, len(cells), n)]
+
+    def cpus(self) -> list[str]:
+        if "/cpus" not in self.nodes:
+            return []
+        return [
+            _join("/cpus", c.name)
+            for c in self.nodes["/cpus"].children
+            if _string(c.prop("device_type")) == "cpu"
+        ]
+
+    def memory(self) -> list[tuple[str, int, int]]:
+        """(path, base, size) of every ``device_type = "memory"`` range, CPU addresses."""
+        out = []
+        for path in self.order:
+            if _string(self.nodes[path].prop("device_type")) != "memory":
+                continue
+            for base, size in self.reg(path) or ():
+                cpu = self.translate(path, base)
+                if cpu is not None and size:
+                    out.append((path, cpu, size))
+        return out
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path.rstrip('/')}/{name}"
+
+
+def _is_interrupt_provider(node: Node) -> bool:
+    return node.prop("interrupt-controller") is not None or node.prop("interrupt-map") is not None
+
+
+def _strings(p: Prop | None) -> tuple[str, ...] | None:
+    if p is None or not p.value.endswith(b"\0"):
+        return None
+    return p.as_strings()
+
+
+def _string(p: Prop | None) -> str | None:
+    s = _strings(p)
+    return s[0] if s and len(s) == 1 else None
+
+
+def _number(cells: Sequence[int]) -> int:
+    v = 0
+    for c in cells:
+        v = v << 32 | c
+    return v
+
+
+def _entries(value: bytes, ac: int, sc: int) -> list[tuple[int, int]] | None:
+    """``reg``-style (address, size) pairs; ``None`` if the length does not fit."""
+    n = ac + sc
+    if ac == 0 or n == 0 or len(value) % (4 * n):
+        return None
+    cells = _cells(value)
+    return [(_number(cells[i : i + ac]), _number(cells[i + ac : i + n])) for i in range(0, len(cells), n)]
+
+
+def _ranges(value: bytes, cac: int, pac: int, sc: int) -> list[tuple[int, int, int]] | None:
+    n = cac + pac + sc
+    if n == 0 or len(value) % (4 * n):
+        return None
+    cells = _cells(value)
+    return [
+        (_number(cells[i : i + cac]), _number(cells[i + cac : i + cac + pac]), _number(cells[i + cac + pac : i + n]))
+        for i in range(0, len(cells), n)
+    ]
+
+
+def _cells(value: bytes) -> tuple[int, ...]:
+    return tuple(int.from_bytes(value[i : i + 4], "big") for i in range(0, len(value), 4))
+
+
+def _show(p: Prop | None, limit: int = 96) -> str:
+    if p is None:
+        return ""
+    text = prop_value(p) or "(empty)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------
+# Structure: header, blocks, names, libfdt and dtc.
+
+
+def structure_findings(blob: Blob, buf: bytes, options: Options) -> list[Finding]:
+    """DT spec "Flattened Devicetree (DTB) Format" rules the parser tolerates,
+    booting.rst's size cap, and the opinions of libfdt and dtc."""
+    hdr = blob.header
+    out: list[Finding] = []
+    if hdr.totalsize > FDT_MAX_SIZE:
+        out.append(Finding("header.size", "/", "", f"{hdr.totalsize:#x}",
+                           f"totalsize is over {FDT_MAX_SIZE:#x} (booting.rst: the dtb must not exceed 2 megabytes)"))
+    if blob.file_size > hdr.totalsize:
+        out.append(Finding("header.trailing", "/", "", f"{blob.file_size - hdr.totalsize:#x}",
+                           f"bytes follow totalsize {hdr.totalsize:#x} in the file; a loader copying "
+                           "the file copies bytes the kernel never reads"))
+    if hdr.off_mem_rsvmap % 8:
+        out.append(Finding("header.rsvmap-align", "/", "", f"{hdr.off_mem_rsvmap:#x}",
+                           "off_mem_rsvmap is not 8-byte aligned (DT spec \"Memory Reservation Block\")"))
+    root = blob.tree.root
+    if root.name:
+        out.append(Finding("structure.root-name", "/", "", repr(root.name),
+                           "the root node's name must be empty (DT spec \"Structure Block\"; libfdt rejects it)"))
+    for path, node in root.walk():
+        if path != "/" and not NODE_NAME_RE.fullmatch(node.name):
+            out.append(Finding("structure.node-name", path, "", repr(node.name),
+                               "breaks the DT spec node-name rule (1-31 of [A-Za-z0-9,._+-], optional @unit-address)"))
+        for p in node.props:
+            if not PROP_NAME_RE.fullmatch(p.name):
+                out.append(Finding("structure.property-name", path, p.name, "",
+                                   "breaks the DT spec property-name rule (1-31 of [A-Za-z0-9,._+?#-])"))
+    out += _memreserve_findings(blob.tree.reserve)
+    if options.libfdt:
+        out += _libfdt_findings(buf)
+    if options.dtc:
+        out += dtc_findings(options.dtc, buf)
+    return out
+
+
+def _memreserve_findings(reserve: Sequence[tuple[int, int]]) -> list[Finding]:
+    out = []
+    for base, size in reserve:
+        if base + size > U64_MAX + 1:
+            out.append(Finding("memreserve.range", "/memreserve/", "", f"{base:#x} {size:#x}",
+                               "the reservation runs past the 64-bit address space"))
+    ordered = sorted(reserve)
+    for (a, asz), (b, bsz) in zip(ordered, ordered[1:], strict=False):
+        if b < a + asz:
+            out.append(Finding("memreserve.overlap", "/memreserve/", "", f"{b:#x} {bsz:#x}",
+                               f"overlaps the reservation [{a:#x}, {a + asz:#x}) "
+                               "(DT spec \"Memory Reservation Block\": entries shall not overlap)"))
+    return out
+
+
+def _libfdt_findings(buf: bytes) -> list[Finding]:
+    """libfdt's ``fdt_check_full(buf, len(buf))``, which must agree that the blob is sound."""
+    import libfdt
+
+    data = bytearray(buf)
+    rc = libfdt.fdt_check_full(data, len(data))
+    if rc == 0:
+        return []
+    return [Finding("libfdt.check-full", "/", "", libfdt.fdt_strerror(rc),
+                    "libfdt's fdt_check_full rejects a blob fdtgen's parser accepted")]
+
+
+def dtc_findings(dtc: str, buf: bytes) -> list[Finding]:
+    """dtc's semantic checks on the blob (``dtc -I dtb -O dtb -o /dev/null``), one finding per line."""
+    try:
+        p = subprocess.run(
+            [dtc, "-I", "dtb", "-O", "dtb", "-o", "/dev/null", "-"],
+            input=buf, capture_output=True, check=False, timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return [Finding("dtc.run", "/", "", "", f"could not run {dtc}: {e}")]
+    out: list[Finding] = []
+    lines = [ln for ln in p.stderr.decode(errors="replace").splitlines() if ln.strip()]
+    for line in lines:
+        m = _DTC_LINE.match(line)
+        if m is None:
+            continue
+        check, text = m.group(2), m.group(3)
+        path, _, message = text.partition(": ") if text.startswith("/") else ("/", "", text)
+        node, _, prop = path.partition(":")
+        out.append(Finding(f"dtc.{check}", node, prop, "", message or text))
+    if p.returncode != 0 and not out:
+        first = lines[0] if lines else f"exit status {p.returncode}"
+        out.append(Finding("dtc.error", "/", "", "", f"dtc rejects the blob: {first}"))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Bindings.
+
+
+def binding_findings(ctx: _Ctx) -> list[Finding]:
+    out: list[Finding] = []
+    out += _root_findings(ctx)
+    out += _cpu_findings(ctx)
+    out += _memory_findings(ctx)
+    out += _gic_findings(ctx)
+    out += _pl011_findings(ctx)
+    out += _timer_findings(ctx)
+    out += _virtio_findings(ctx)
+    out += _chosen_findings(ctx)
+    out += _phandle_findings(ctx)
+    return out
+
+
+def _root_findings(ctx: _Ctx) -> list[Finding]:
+    """DT spec "Root node": ``#address-cells`` and ``#size-cells`` are required."""
+    out = []
+    for name in ("#address-cells", "#size-cells"):
+        p = ctx.root.prop(name)
+        n = ctx.cell("/", name)
+        if n is None or n not in (1, 2):
+            out.append(Finding("root.cells", "/", name, _show(p),
+                               "missing" if p is None else "must be one cell holding 1 or 2"))
+    return out
+
+
+def _cpu_findings(ctx: _Ctx) -> list[Finding]:
+    """cpus.yaml / booting.rst "Secondary CPU requirements"."""
+    out: list[Finding] = []
+    if "/cpus" not in ctx.nodes:
+        return [Finding("cpus.node", "/cpus", "", "", "missing: the kernel finds no CPUs")]
+    ac, sc = ctx.cell("/cpus", "#address-cells"), ctx.cell("/cpus", "#size-cells")
+    if ac not in (1, 2) or sc != 0:
+        out.append(Finding("cpus.cells", "/cpus", "#address-cells" if ac not in (1, 2) else "#size-cells",
+                           "", f"/cpus needs #address-cells 1 or 2 and #size-cells 0, found {ac} and {sc}"))
+    cpus = ctx.cpus()
+    if not cpus:
+        out.append(Finding("cpus.node", "/cpus", "", "", "no child with device_type = \"cpu\""))
+    seen: dict[int, str] = {}
+    methods = []
+    for path in cpus:
+        node = ctx.nodes[path]
+        reg = node.prop("reg")
+        if reg is None or ac not in (1, 2) or len(reg.value) != 4 * ac:
+            out.append(Finding("cpus.reg", path, "reg", _show(reg),
+                               "missing" if reg is None else f"must be #address-cells ({ac}) cells: the MPIDR affinity"))
+        else:
+            mpidr = _number(reg.as_cells())
+            if mpidr in seen:
+                out.append(Finding("cpus.reg", path, "reg", _show(reg), f"repeats the MPIDR of {seen[mpidr]}"))
+            seen.setdefault(mpidr, path)
+            unit = node.name.partition("@")[2]
+            if unit and unit != f"{mpidr:x}":
+                out.append(Finding("cpus.reg", path, "reg", _show(reg),
+                                   f"does not match the unit address @{unit} (expected @{mpidr:x})"))
+        method = _string(node.prop("enable-method"))
+        methods.append(method)
+        if method is None and len(cpus) > 1:
+            out.append(Finding("cpus.enable-method", path, "enable-method", _show(node.prop("enable-method")),
+                               "every cpu node needs an enable-method when there are secondary CPUs "
+                               "(booting.rst \"Secondary CPU requirements\")"))
+        elif method not in (None, "psci", "spin-table"):
+            out.append(Finding("cpus.enable-method", path, "enable-method", _show(node.prop("enable-method")),
+                               "arm64 knows only \"psci\" and \"spin-table\""))
+        elif method == "spin-table":
+            out += _spin_table_findings(ctx, path)
+    if "psci" in methods:
+        psci = ctx.with_compatible(PSCI_COMPATIBLE)
+        if not psci:
+            out.append(Finding("psci.node", "/psci", "", "",
+                               "a cpu uses enable-method \"psci\" but no node is compatible with arm,psci* "
+                               "(booting.rst: \"The device tree should contain a 'psci' node\")"))
+        for path in psci:
+            method = ctx.nodes[path].prop("method")
+            if _string(method) not in ("hvc", "smc"):
+                out.append(Finding("psci.method", path, "method", _show(method),
+                                   "missing" if method is None else "must be \"hvc\" or \"smc\" (arm/psci.yaml)"))
+    return out
+
+
+def _spin_table_findings(ctx: _Ctx, path: str) -> list[Finding]:
+    """booting.rst: spin-table CPUs poll ``cpu-release-addr``, which must sit in a /memreserve/ region."""
+    p = ctx.nodes[path].prop("cpu-release-addr")
+    if p is None or len(p.value) != 8:
+        return [Finding("cpus.release-addr", path, "cpu-release-addr", _show(p),
+                        "spin-table needs a 64-bit cpu-release-addr")]
+    addr = int.from_bytes(p.value, "big")
+    if not any(b <= addr and addr + 8 <= b + s for b, s in ctx.tree.reserve):
+        return [Finding("cpus.release-addr", path, "cpu-release-addr", f"{addr:#x}",
+                        "is not inside a /memreserve/ region (booting.rst)")]
+    return []
+
+
+def _memory_findings(ctx: _Ctx) -> list[Finding]:
+    """memory.yaml: ``device_type = "memory"`` and a ``reg`` matching the unit address."""
+    out = []
+    paths = [p for p in ctx.order if _string(ctx.nodes[p].prop("device_type")) == "memory"]
+    if not paths:
+        out.append(Finding("memory.node", "/memory", "", "",
+                           "no node with device_type = \"memory\": the kernel has no RAM and dies silently"))
+    for path in paths:
+        node = ctx.nodes[path]
+        reg = node.prop("reg")
+        entries = ctx.reg(path)
+        if not entries or any(size == 0 for _, size in entries):
+            out.append(Finding("memory.reg", path, "reg", _show(reg),
+                               "missing" if reg is None else "must be non-empty (address, size) pairs of the "
+                               "parent's #address-cells/#size-cells with sizes above 0"))
+            continue
+        unit = node.name.partition("@")[2]
+        if unit and unit != f"{entries[0][0]:x}":
+            out.append(Finding("memory.reg", path, "reg", _show(reg),
+                               f"does not match the unit address @{unit} (expected @{entries[0][0]:x})"))
+    return out
+
+
+def _gic_findings(ctx: _Ctx) -> list[Finding]:
+    """arm,gic-v3.yaml and arm,gic.yaml: cells, ``reg`` count, redistributor room, ITS/v2m children."""
+    out: list[Finding] = []
+    gics = [p for p in ctx.order if ctx.gic_version(p)]
+    if not gics:
+        return [Finding("gic.node", "/", "", "",
+                        "no arm,gic-v3 or GICv2 interrupt controller (booting.rst: the DT must describe the GIC)")]
+    ncpus = len(ctx.cpus())
+    for path in gics:
+        node = ctx.nodes[path]
+        version = ctx.gic_version(path)
+        if node.prop("interrupt-controller") is None:
+            out.append(Finding("gic.interrupt-controller", path, "interrupt-controller", "", "missing"))
+        cells = ctx.cell(path, "#interrupt-cells")
+        if cells is None or cells < 3 or (version == 2 and cells != 3) or cells > 4:
+            out.append(Finding("gic.interrupt-cells", path, "#interrupt-cells", _show(node.prop("#interrupt-cells")),
+                               "must be 3 (type, number, flags), or 4 on a GICv3 with PPI affinity"))
+        entries = ctx.reg(path)
+        reg = node.prop("reg")
+        if version == 3:
+            nr = ctx.cell(path, "#redistributor-regions") or 1
+            lo, hi = 1 + nr, 1 + nr + 3
+            what = f"GICD + {nr} GICR region(s) [+ GICC, GICH, GICV]"
+        else:
+            lo, hi, nr = 2, 4, 0
+            what = "GICD, GICC [+ GICH, GICV]"
+        if entries is None or not lo <= len(entries) <= hi:
+            count = "no" if entries is None else str(len(entries))
+            out.append(Finding("gic.reg", path, "reg", _show(reg),
+                               f"has {count} decodable entries; a GICv{version} needs {lo}..{hi}: {what}"))
+        elif version == 3 and ncpus:
+            stride_p = node.prop("redistributor-stride")
+            stride = int.from_bytes(stride_p.value, "big") if stride_p is not None and len(stride_p.value) == 8 else GICV3_REDIST_FRAME
+            room = sum(size for _, size in entries[1 : 1 + nr])
+            if room < ncpus * stride:
+                out.append(Finding("gic.redist-size", path, "reg", _show(reg),
+                                   f"the GICR regions hold {room:#x} bytes, less than {ncpus} CPUs x {stride:#x}: "
+                                   "Linux walks the frames until GICR_TYPER.Last and faults past the end"))
+        for child in node.children:
+            cpath = _join(path, child.name)
+            compat = set(ctx.compatible(cpath))
+            if "arm,gic-v3-its" in compat:
+                if child.prop("msi-controller") is None:
+                    out.append(Finding("gic.its", cpath, "msi-controller", "", "missing (arm,gic-v3-its requires it)"))
+                if ctx.cell(cpath, "#msi-cells") != 1:
+                    out.append(Finding("gic.its", cpath, "#msi-cells", _show(child.prop("#msi-cells")),
+                                       "must be <1> (arm,gic-v3.yaml requires it of an ITS)"))
+                if child.prop("reg") is None:
+                    out.append(Finding("gic.its", cpath, "reg", "", "missing"))
+            if "arm,gic-v2m-frame" in compat:
+                for name in ("msi-controller", "reg"):
+                    if child.prop(name) is None:
+                        out.append(Finding("gic.v2m", cpath, name, "", "missing (arm,gic-v2m-frame requires it)"))
+    return out
+
+
+def _pl011_findings(ctx: _Ctx) -> list[Finding]:
+    """serial/pl011.yaml: two clocks named uartclk and apb_pclk (one clock is deprecated;
+    the AMBA bus will not probe a primecell without apb_pclk), and an interrupt."""
+    out = []
+    for path in ctx.with_compatible({"arm,pl011"}):
+        node = ctx.nodes[path]
+        clocks = [u for u in ctx.uses if u.path == path and u.prop == "clocks"]
+        names = _strings(node.prop("clock-names"))
+        if len(clocks) != 2 or names != ("uartclk", "apb_pclk"):
+            out.append(Finding("pl011.clocks", path, "clocks", _show(node.prop("clocks")),
+                               f"has {len(clocks)} clock(s) named {list(names or ())}; pl011.yaml wants two, "
+                               "clock-names = \"uartclk\", \"apb_pclk\""))
+        if node.prop("interrupts") is None and node.prop("interrupts-extended") is None:
+            out.append(Finding("pl011.interrupts", path, "interrupts", "", "missing (pl011.yaml requires it)"))
+    return out
+
+
+def _timer_findings(ctx: _Ctx) -> list[Finding]:
+    """arm,arch_timer.yaml: PPIs in the order secure, non-secure, virtual,
+    hypervisor[, hypervisor virtual], or as ``interrupt-names`` say. A guest at
+    EL1 runs on the virtual timer, so that one must be there. Which PPI numbers
+    are right depends on the hypervisor: ``--template`` checks them."""
+    out = []
+    timers = ctx.with_compatible(TIMER_COMPATIBLE)
+    if not timers:
+        return [Finding("timer.node", "/timer", "", "", "no arm,armv8-timer node: the kernel has no clock event")]
+    for path in timers:
+        node = ctx.nodes[path]
+        p = node.prop("interrupts")
+        decoded = ctx.specifiers(path)
+        if decoded is None or not decoded[1]:
+            out.append(Finding("timer.interrupts", path, "interrupts", _show(p),
+                               "missing" if p is None else "does not decode against its interrupt controller"))
+            continue
+        ctrl, specs = decoded
+        names = _strings(node.prop("interrupt-names"))
+        if names is not None and (len(names) != len(specs) or not set(names) <= set(TIMER_INTERRUPT_NAMES)):
+            out.append(Finding("timer.interrupts", path, "interrupt-names", _show(node.prop("interrupt-names")),
+                               f"must name each of the {len(specs)} interrupts with one of "
+                               f"{', '.join(TIMER_INTERRUPT_NAMES)} (arm,arch_timer.yaml)"))
+        elif (names is not None and "virt" not in names) or (names is None and len(specs) < 3):
+            out.append(Finding("timer.interrupts", path, "interrupts", _show(p),
+                               "has no virtual timer (the 3rd interrupt, or one named \"virt\"): "
+                               "a guest at EL1 has no timer interrupt"))
+        if ctx.gic_version(ctrl) is not None:
+            for spec in specs:
+                if spec[0] != 1:
+                    out.append(Finding("timer.interrupts", path, "interrupts", _show(p),
+                                       f"<{' '.join(f'{c:#x}' for c in spec)}> is not a PPI (type 1): "
+                                       "the architected timers are per-CPU"))
+    return out
+
+
+def _virtio_findings(ctx: _Ctx) -> list[Finding]:
+    """virtio/mmio.yaml: one ``reg`` of at least the register block, one interrupt."""
+    out = []
+    for path in ctx.with_compatible({"virtio,mmio"}):
+        node = ctx.nodes[path]
+        entries = ctx.reg(path)
+        if not entries or len(entries) != 1 or entries[0][1] < VIRTIO_MMIO_MIN_SIZE:
+            out.append(Finding("virtio.reg", path, "reg", _show(node.prop("reg")),
+                               f"must be one range of at least {VIRTIO_MMIO_MIN_SIZE:#x} bytes"))
+        decoded = ctx.specifiers(path)
+        if decoded is None or len(decoded[1]) != 1:
+            out.append(Finding("virtio.interrupts", path, "interrupts", _show(node.prop("interrupts")),
+                               "must decode to exactly one interrupt specifier"))
+    return out
+
+
+def _resolve_path(ctx: _Ctx, text: str) -> str | None:
+    """A ``stdout-path``-style reference (``/path[:opts]`` or ``alias[:opts]``) as a node path."""
+    target = text.partition(":")[0]
+    if not target.startswith("/"):
+        alias = _string(ctx.nodes["/aliases"].prop(target)) if "/aliases" in ctx.nodes else None
+        if alias is None:
+            return None
+        target = alias
+    target = target.rstrip("/") or "/"
+    return target if target in ctx.nodes else None
+
+
+def _chosen_findings(ctx: _Ctx) -> list[Finding]:
+    """chosen.yaml ``stdout-path`` and the ``/aliases`` paths must name real nodes."""
+    out = []
+    chosen = ctx.nodes.get("/chosen")
+    if chosen is not None and chosen.prop("stdout-path") is not None:
+        p = chosen.prop("stdout-path")
+        text = _string(p)
+        if text is None or _resolve_path(ctx, text) is None:
+            out.append(Finding("chosen.stdout-path", "/chosen", "stdout-path", _show(p),
+                               "does not resolve to a node (a path, or an alias in /aliases): no console"))
+    aliases = ctx.nodes.get("/aliases")
+    for p in aliases.props if aliases is not None else ():
+        text = _string(p)
+        if text is None or not text.startswith("/") or (text.rstrip("/") or "/") not in ctx.nodes:
+            out.append(Finding("aliases.path", "/aliases", p.name, _show(p), "does not name a node in the tree"))
+    return out
+
+
+def _phandle_findings(ctx: _Ctx) -> list[Finding]:
+    """DT spec "phandle": unique, not 0 or 0xffffffff; every reference resolves."""
+    out = []
+    owner: dict[int, str] = {}
+    for path in ctx.order:
+        node = ctx.nodes[path]
+        for name in ("phandle", "linux,phandle"):
+            p = node.prop(name)
+            if p is None:
+                continue
+            if len(p.value) != 4 or int.from_bytes(p.value, "big") in (0, 0xFFFF_FFFF):
+                out.append(Finding("phandle.value", path, name, _show(p), "must be one cell, not 0 or 0xffffffff"))
+        ph = node_phandle(node)
+        if ph is not None and ph not in (0, 0xFFFF_FFFF):
+            if ph in owner:
+                out.append(Finding("phandle.unique", path, "phandle", f"{ph:#x}", f"is also the phandle of {owner[ph]}"))
+            owner.setdefault(ph, path)
+    for u in ctx.uses:
+        if u.target is None and not u.problem:
+            out.append(Finding("phandle.reference", u.path, u.prop, f"{u.phandle:#x}",
+                               f"cell {u.cell} refers to phandle {u.phandle:#x}, which no node has"))
+        elif u.problem:
+            out.append(Finding("phandle.cells", u.path, u.prop, f"{u.phandle:#x}", u.problem))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Interrupts.
+
+
+def interrupt_findings(ctx: _Ctx, shared: frozenset[int] = frozenset()) -> list[Finding]:
+    """Every ``interrupts`` decodes against its controller; GIC specifiers use a
+    valid type, a number in the binding's range and (for SPIs) a trigger the GIC
+    accepts (Linux ``gic_set_type``: level-high or edge-rising); no SPI is
+    wired to two nodes unless listed in ``shared``."""
+    out: list[Finding] = []
+    owners: dict[tuple[str, int], list[str]] = {}
+    for path in ctx.order:
+        node = ctx.nodes[path]
+        p = node.prop("interrupts")
+        if p is None:
+            continue
+        ctrl = ctx.interrupt_parent(path)
+        if ctrl is None:
+            out.append(Finding("interrupts.parent", path, "interrupts", _show(p),
+                               "no interrupt parent (no interrupt-parent here or above, or it does not resolve)"))
+            continue
+        if not _is_interrupt_provider(ctx.nodes[ctrl]):
+            out.append(Finding("interrupts.parent", path, "interrupts", _show(p),
+                               f"the interrupt parent {ctrl} has no interrupt-controller or interrupt-map"))
+            continue
+        n = ctx.cell(ctrl, "#interrupt-cells")
+        if not n:
+            out.append(Finding("interrupts.cells", path, "interrupts", _show(p),
+                               f"the interrupt parent {ctrl} has no usable #interrupt-cells"))
+            continue
+        if len(p.value) % (4 * n):
+            out.append(Finding("interrupts.cells", path, "interrupts", _show(p),
+                               f"is {len(p.value)} bytes, not a whole number of {ctrl}'s "
+                               f"#interrupt-cells = {n} specifiers"))
+            continue
+        decoded = ctx.specifiers(path)
+        if decoded is None:
+            continue
+        for spec in decoded[1]:
+            out += _gic_specifier(ctx, path, p, ctrl, spec, owners)
+    for path in ctx.order:
+        node = ctx.nodes[path]
+        imap = node.prop("interrupt-map")
+        if imap is None:
+            continue
+        for u in ctx.uses:
+            if u.path != path or u.prop != "interrupt-map" or u.target is None or u.problem:
+                continue
+            cells = imap.as_cells()
+            start = u.cell + 1 + (ctx.cell(u.target, "#address-cells") or 0)
+            width = ctx.cell(u.target, "#interrupt-cells") or 0
+            out += _gic_specifier(ctx, path, imap, u.target, cells[start : start + width], owners)
+    for (ctrl, spi), paths in owners.items():
+        unique = list(dict.fromkeys(paths))
+        if len(unique) > 1 and spi not in shared:
+            for other in unique[1:]:
+                out.append(Finding("interrupts.shared", other, "interrupts", f"<0x0 {spi:#x} ...>",
+                                   f"SPI {spi} (INTID {spi + 32}) on {ctrl} is also wired to {unique[0]}; "
+                                   "not declared shared"))
+    return out
+
+
+def _gic_specifier(
+    ctx: _Ctx, path: str, p: Prop, ctrl: str, spec: Sequence[int], owners: dict[tuple[str, int], list[str]]
+) -> list[Finding]:
+    version = ctx.gic_version(ctrl)
+    if version is None or len(spec) < 3:
+        return []
+    kind, number, flags = spec[0], spec[1], spec[2]
+    shown = f"<{' '.join(f'{c:#x}' for c in spec)}>"
+    limits = {0: ("SPI", SPI_MAX, 32), 1: ("PPI", PPI_MAX, 16)}
+    if version == 3:
+        limits |= {2: ("extended SPI", ESPI_MAX, 4096), 3: ("extended PPI", EPPI_MAX, 1056)}
+    if kind not in limits:
+        return [Finding("interrupts.type", path, p.name, shown,
+                        f"type cell {kind} is not one of {sorted(limits)} for a GICv{version}")]
+    name, top, base = limits[kind]
+    if number > top:
+        return [Finding("interrupts.range", path, p.name, shown,
+                        f"{name} {number} is outside the binding's range 0..{top} (INTID {base}..{base + top})")]
+    out = []
+    trigger = flags & 0xF
+    if kind in (0, 2) and trigger not in (Trigger.EDGE_RISING, Trigger.LEVEL_HIGH):
+        out.append(Finding("interrupts.trigger", path, p.name, shown,
+                           f"{name} trigger {trigger} is not 1 (edge-rising) or 4 (level-high); "
+                           "the GIC rejects it (gic_set_type -EINVAL) and the driver fails to probe"))
+    if kind == 0:
+        owners.setdefault((ctrl, number), []).append(path)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Regions.
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    path: str
+    index: int
+    base: int
+    size: int
+    kind: str  # "memory", "reserved" (under /reserved-memory) or "device"
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    def __str__(self) -> str:
+        return f"[{self.base:#x}, {self.end:#x})"
+
+
+def regions(ctx: _Ctx) -> list[_Region]:
+    """Every ``reg`` range on a memory-mapped bus, as CPU addresses, in tree order."""
+    out = []
+    for path in ctx.order:
+        parent = ctx.parents.get(path)
+        if parent is None or ctx.size_cells(parent) == 0:
+            continue
+        entries = ctx.reg(path)
+        if not entries:
+            continue
+        if _string(ctx.nodes[path].prop("device_type")) == "memory":
+            kind = "memory"
+        elif path.startswith("/reserved-memory/"):
+            kind = "reserved"
+        else:
+            kind = "device"
+        for i, (base, size) in enumerate(entries):
+            cpu = ctx.translate(path, base)
+            if cpu is not None and size:
+                out.append(_Region(path, i, cpu, size, kind))
+    return out
+
+
+def region_findings(ctx: _Ctx, address_bits: int = DEFAULT_ADDRESS_BITS) -> list[Finding]:
+    """No two ``reg`` ranges share bytes (reserved-memory inside RAM excepted);
+    every range ends inside the ``address_bits`` physical address space."""
+    out: list[Finding] = []
+    regs = regions(ctx)
+    limit = 1 << address_bits
+    for r in regs:
+        if r.end > limit:
+            out.append(Finding("regions.address-width", r.path, "reg", f"{r}",
+                               f"entry {r.index} ends past the {address_bits}-bit physical address space ({limit:#x})"))
+    ordered = sorted(regs, key=lambda r: (r.base, r.end, r.path, r.index))
+    active: list[_Region] = []
+    for r in ordered:
+        active = [a for a in active if a.end > r.base]
+        for a in active:
+            if {a.kind, r.kind} == {"memory", "reserved"}:
+                continue
+            out.append(Finding("regions.overlap", r.path, "reg", f"{r}",
+                               f"entry {r.index} overlaps {a.path} reg entry {a.index} {a}"))
+        active.append(r)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Template: pinned regions and SPIs.
+
+
+def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
+    """Each node sits in the region the template pins for it (``pinned_regions``
+    tags), at the pinned base, with the pinned SPI. A reserved region may hold
+    nodes that describe what it reserves (QEMU's flash), but none may straddle it."""
+    out: list[Finding] = []
+    pinned = {r.tag: r.range for r in t.pinned_regions()}
+    reserved = {r.tag: r.range for r in t.reserved}
+    dram = [rng for tag, rng in pinned.items() if tag.startswith("dram")]
+
+    def inside(path: str, tag: str, base: int, size: int, ranges: Sequence[Any], exact: bool = False) -> None:
+        if not ranges:
+            return
+        ok = any(r.base <= base and base + size <= r.end for r in ranges)
+        if ok and exact and base != ranges[0].base:
+            ok = False
+        if not ok:
+            where = " or ".join(str(r) for r in ranges)
+            rule = "at the base of" if exact else "inside"
+            out.append(Finding(f"template.{tag}", path, "reg", f"[{base:#x}, {base + size:#x})",
+                               f"template {t.name!r} pins {tag!r} {rule} {where}"))
+
+    anchor = getattr(t.gic, "redist_anchor", "base")
+    its_follows = getattr(t.gic, "its_below_redist", False)
+    first_gicr: int | None = None
+    for path in ctx.order:
+        version = ctx.gic_version(path)
+        if version is None:
+            continue
+        entries = [(ctx.translate(path, b), s) for b, s in ctx.reg(path) or ()]
+        if entries and entries[0][0] is not None:
+            inside(path, "gic-dist", entries[0][0], entries[0][1], _pick(pinned, "gic-dist"), exact=True)
+        rest = [(b, s) for b, s in entries[1:] if b is not None]
+        if version == 3:
+            nr = ctx.cell(path, "#redistributor-regions") or 1
+            windows = _pick(pinned, "gic-redist", "gic-redist2")
+            gicr = rest[:nr]
+            for b, s in gicr:
+                inside(path, "gic-redist", b, s, windows)
+            if gicr and windows:
+                first_gicr = gicr[0][0]
+                # The live frames start at the window's base, or end at its end
+                # when the template anchors them there (below the distributor).
+                b, s = gicr[0] if anchor != "end" else gicr[-1]
+                edge = windows[0].base if anchor != "end" else windows[0].end
+                if (b if anchor != "end" else b + s) != edge:
+                    out.append(Finding("template.gic-redist", path, "reg", f"[{b:#x}, {b + s:#x})",
+                                       f"template {t.name!r} anchors the redistributors at the {anchor} "
+                                       f"of the 'gic-redist' window {windows[0]} ({edge:#x})"))
+        elif rest:
+            inside(path, "gic-cpu", rest[0][0], rest[0][1], _pick(pinned, "gic-cpu"), exact=True)
+    for tag, compat in (("gic-its", "arm,gic-v3-its"), ("gic-v2m", "arm,gic-v2m-frame")):
+        for path in ctx.with_compatible({compat}):
+            for b, s in _cpu_reg(ctx, path):
+                if tag == "gic-its" and its_follows and first_gicr is not None:
+                    if b + s != first_gicr:
+                        out.append(Finding("template.gic-its", path, "reg", f"[{b:#x}, {b + s:#x})",
+                                           f"template {t.name!r} puts the ITS right below the "
+                                           f"redistributors (ending at {first_gicr:#x})"))
+                else:
+                    inside(path, tag, b, s, _pick(pinned, tag))
+    uart_compat = UART_COMPATIBLE.get(getattr(t.uart, "kind", "pl011"), "arm,pl011")
+    for path in ctx.with_compatible({uart_compat}):
+        for b, s in _cpu_reg(ctx, path):
+            inside(path, "uart0", b, s, _pick(pinned, "uart0"), exact=True)
+        out += _template_spi(ctx, t, path, "uart0", t.uart.spi.number)
+    for d in getattr(t, "devices", ()):
+        compat = DEVICE_COMPATIBLE.get(d.kind)
+        if compat is None or d.tag not in pinned:
+            continue
+        for path in ctx.with_compatible({compat}):
+            for b, s in _cpu_reg(ctx, path):
+                inside(path, d.tag, b, s, [pinned[d.tag]], exact=True)
+            if d.spi is not None:
+                out += _template_spi(ctx, t, path, d.tag, d.spi.number)
+    want = tuple(ppi.number for ppi in t.timer_ppis)
+    for path in ctx.with_compatible(TIMER_COMPATIBLE):
+        decoded = ctx.specifiers(path)
+        if decoded is None:
+            continue
+        got = tuple(spec[1] if spec[0] == 1 else -1 for spec in decoded[1])
+        if got != want:
+            out.append(Finding("template.timer", path, "interrupts", _show(ctx.nodes[path].prop("interrupts")),
+                               f"template {t.name!r} wires the timers to PPIs {list(want)} "
+                               f"(INTIDs {[n + 16 for n in want]})"))
+    v = t.virtio
+    window = pinned.get("virtio")
+    for path in ctx.with_compatible({"virtio,mmio"}):
+        for b, s in _cpu_reg(ctx, path):
+            inside(path, "virtio", b, s, [window] if window else [])
+            if window is not None and window.base <= b < window.end:
+                slot, off = divmod(b - window.base, v.stride)
+                if off or s > v.stride:
+                    out.append(Finding("template.virtio", path, "reg", f"[{b:#x}, {b + s:#x})",
+                                       f"is not one {v.stride:#x}-byte slot of the virtio window {window}"))
+                else:
+                    out += _template_spi(ctx, t, path, f"virtio slot {slot}", v.first_spi.number + slot)
+    for path, base, size in ctx.memory():
+        inside(path, "dram", base, size, dram)
+    for r in regions(ctx):
+        if r.kind == "reserved":
+            continue
+        for tag, rng in reserved.items():
+            if r.base < rng.end and rng.base < r.end and not (rng.base <= r.base and r.end <= rng.end):
+                out.append(Finding(f"template.{tag}", r.path, "reg", f"{r}",
+                                   f"straddles the edge of the template's reserved region {tag!r} {rng}"))
+    return out
+
+
+def _pick(pinned: dict[str, Any], *tags: str) -> list[Any]:
+    return [pinned[t] for t in tags if t in pinned]
+
+
+def _cpu_reg(ctx: _Ctx, path: str) -> Iterator[tuple[int, int]]:
+    for b, s in ctx.reg(path) or ():
+        cpu = ctx.translate(path, b)
+        if cpu is not None:
+            yield cpu, s
+
+
+def _template_spi(ctx: _Ctx, t: Template, path: str, what: str, spi: int) -> list[Finding]:
+    decoded = ctx.specifiers(path)
+    if decoded is None or not decoded[1] or len(decoded[1][0]) < 2:
+        return []
+    spec = decoded[1][0]
+    if (spec[0], spec[1]) != (0, spi):
+        return [Finding("template.spi", path, "interrupts", f"<{' '.join(f'{c:#x}' for c in spec)}>",
+                        f"template {t.name!r} wires {what} to SPI {spi} (INTID {spi + 32})")]
+    return []
+
+
+# ---------------------------------------------------------------------------
+# Boot: booting.rst against a placement manifest.
+
+
+def load_manifest(path: str) -> BootManifest:
+    """Read the boot fields of a placement manifest (JSON) with the stdlib only."""
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read manifest: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    return manifest_from(data, path)
+
+
+def manifest_from(data: Any, source: str = "manifest") -> BootManifest:
+    """The boot fields of a manifest mapping; a missing or mistyped field is a :class:`ConfigError`."""
+
+    def get(key: str, optional: bool = False) -> Any:
+        cur = data
+        for part in key.split("."):
+            if not isinstance(cur, dict) or part not in cur:
+                if optional:
+                    return None
+                raise ConfigError(f"{source}: {key}: missing (a placement manifest from fdtgen build --manifest)")
+            cur = cur[part]
+        return cur
+
+    def num(key: str, optional: bool = False) -> int:
+        v = get(key, optional)
+        if v is None and optional:
+            return 0
+        if isinstance(v, str):
+            try:
+                v = int(v, 0)
+            except ValueError:
+                raise ConfigError(f"{source}: {key}: {v!r} is not an integer") from None
+        if type(v) is not int or not 0 <= v <= U64_MAX:
+            raise ConfigError(f"{source}: {key}: {v!r} is not a 64-bit unsigned integer")
+        return v
+
+    def span(key: str) -> Span:
+        return Span(num(f"{key}.address"), num(f"{key}.size"))
+
+    memory = get("memory")
+    if not isinstance(memory, list):
+        raise ConfigError(f"{source}: memory: {memory!r} is not a list of {{address, size}}")
+    spans = []
+    for i, m in enumerate(memory):
+        spans.append(manifest_from_span(m, f"{source}: memory[{i}]"))
+    initrd = get("initrd", optional=True)
+    return BootManifest(
+        kernel_load=num("kernel.load_address"),
+        kernel_entry=num("kernel.entry"),
+        text_offset=num("kernel.text_offset"),
+        image_size=num("kernel.image_size"),
+        kernel_size=num("kernel.size", optional=True),
+        initrd=None if initrd is None else span("initrd"),
+        dtb=span("dtb"),
+        registers=(num("registers.x0"), num("registers.x1"), num("registers.x2"), num("registers.x3")),
+        pc=num("registers.pc"),
+        memory=tuple(spans),
+    )
+
+
+def manifest_from_span(m: Any, where: str) -> Span:
+    if not isinstance(m, dict) or set(m) < {"address", "size"}:
+        raise ConfigError(f"{where}: {m!r} is not an {{address, size}} object")
+    values = []
+    for key in ("address", "size"):
+        v = m[key]
+        if type(v) is not int or not 0 <= v <= U64_MAX:
+            raise ConfigError(f"{where}.{key}: {v!r} is not a 64-bit unsigned integer")
+        values.append(v)
+    return Span(values[0], values[1])
+
+
+def boot_findings(ctx: _Ctx, blob: Blob, m: BootManifest) -> list[Finding]:
+    """Documentation/arch/arm64/booting.rst, rule by rule, for the manifest's placement."""
+    out: list[Finding] = []
+
+    def add(rule: str, value: str, message: str, path: str = "/", prop: str = "") -> None:
+        out.append(Finding(f"boot.{rule}", path, prop, value, message))
+
+    ram = [Span(b, s) for _, b, s in ctx.memory()]
+    if sorted(ram, key=lambda r: r.base) != sorted(m.memory, key=lambda r: r.base):
+        add("memory", ", ".join(str(r) for r in m.memory),
+            f"the manifest's memory differs from the DT's /memory {', '.join(str(r) for r in ram) or '(none)'}",
+            "/memory")
+
+    def in_ram(s: Span) -> bool:
+        return any(r.base <= s.base and s.end <= r.end for r in ram)
+
+    reserved = [Span(b, s) for b, s in ctx.tree.reserve]
+    reserved += [Span(r.base, r.size) for r in regions(ctx) if r.kind == "reserved"]
+
+    # "4. Call the kernel image"
+    text_offset = DEFAULT_TEXT_OFFSET if m.image_size == 0 else m.text_offset
+    footprint = max(m.image_size, m.kernel_size, 1)
+    kernel = Span(m.kernel_load, footprint)
+    if m.kernel_load < text_offset or not is_aligned(m.kernel_load - text_offset, KERNEL_ALIGN):
+        add("kernel-align", f"{m.kernel_load:#x}",
+            f"kernel.load_address minus text_offset {text_offset:#x} is not 2 MiB aligned "
+            "(booting.rst: \"text_offset bytes from a 2MB aligned base address\")")
+    if not in_ram(kernel):
+        add("kernel-ram", str(kernel),
+            "the Image's image_size bytes are not inside one /memory range "
+            "(booting.rst: \"anywhere in usable system RAM\", \"At least image_size bytes ... free\")")
+    for r in reserved:
+        if kernel.base < r.end and r.base < kernel.end:
+            add("kernel-reserved", str(kernel), f"the Image overlaps the reserved range {r}")
+    if m.kernel_entry != m.kernel_load or m.pc != m.kernel_entry:
+        add("entry", f"{m.pc:#x}",
+            f"pc {m.pc:#x} and kernel.entry {m.kernel_entry:#x} must both be the Image's first byte "
+            f"{m.kernel_load:#x} (booting.rst: the Image is \"called there\")")
+    x0, x1, x2, x3 = m.registers
+    if x0 != m.dtb.base:
+        add("registers", f"{x0:#x}", f"x0 must be the DTB's address {m.dtb.base:#x} (booting.rst)")
+    if (x1, x2, x3) != (0, 0, 0):
+        add("registers", f"{x1:#x} {x2:#x} {x3:#x}", "x1..x3 must be 0 (booting.rst: \"reserved for future use\")")
+
+    # "2. Setup the device tree"
+    dtb = m.dtb
+    if not is_aligned(dtb.base, DTB_ALIGN):
+        add("dtb-align", f"{dtb.base:#x}", "the DTB must be placed on an 8-byte boundary (booting.rst)")
+    if dtb.size != blob.header.totalsize:
+        add("dtb-size", f"{dtb.size:#x}", f"dtb.size is not this blob's totalsize {blob.header.totalsize:#x}")
+    if dtb.size > FDT_MAX_SIZE:
+        add("dtb-size", f"{dtb.size:#x}", "the dtb must not exceed 2 megabytes (booting.rst)")
+    if not in_ram(dtb):
+        add("dtb-ram", str(dtb), "x0 must point at the DTB \"in system RAM\" (booting.rst)")
+    block = Span(align_down(dtb.base, DTB_BLOCK), align_up(dtb.end, DTB_BLOCK) - align_down(dtb.base, DTB_BLOCK))
+    for r in regions(ctx):
+        if r.kind == "device" and r.base < block.end and block.base < r.end:
+            add("dtb-block", str(dtb),
+                f"the DTB's 2 MiB block {block} holds {r.path} {r}, which needs device attributes "
+                "(booting.rst: not \"within any 2M region which must be mapped with any specific attributes\")")
+
+    # initrd: "within a 1 GB aligned physical memory window of up to 32 GB ... that fully covers the kernel Image"
+    chosen = ctx.nodes.get("/chosen")
+    start_p = chosen.prop("linux,initrd-start") if chosen else None
+    end_p = chosen.prop("linux,initrd-end") if chosen else None
+    if m.initrd is not None:
+        ird = m.initrd
+        if not in_ram(ird):
+            add("initrd-ram", str(ird), "the initrd is not inside one /memory range")
+        lo = align_down(min(ird.base, kernel.base), INITRD_WINDOW_ALIGN)
+        hi = align_up(max(ird.end, kernel.end), INITRD_WINDOW_ALIGN)
+        if hi - lo > INITRD_WINDOW_MAX:
+            add("initrd-window", str(ird),
+                f"the smallest 1 GiB-aligned window covering it and the Image {kernel} is "
+                f"[{lo:#x}, {hi:#x}), over 32 GiB (booting.rst; Linux drops the initrd)")
+        got = (_cells_value(start_p), _cells_value(end_p))
+        if got != (ird.base, ird.end):
+            shown = f"{_show(start_p) or '(none)'} .. {_show(end_p) or '(none)'}"
+            add("chosen-initrd", shown,
+                f"/chosen linux,initrd-start/-end must be {ird.base:#x}/{ird.end:#x} (start inclusive, "
+                "end exclusive: chosen.yaml)", "/chosen", "linux,initrd-start")
+    elif start_p is not None or end_p is not None:
+        add("chosen-initrd", _show(start_p), "/chosen names an initrd but the manifest loads none",
+            "/chosen", "linux,initrd-start")
+    spans = [("kernel Image", kernel), ("DTB", dtb)] + ([("initrd", m.initrd)] if m.initrd else [])
+    for i, (an, a) in enumerate(spans):
+        for bn, b in spans[i + 1 :]:
+            if a.base < b.end and b.base < a.end:
+                add("overlap", f"{a} {b}", f"the {an} {a} and the {bn} {b} overlap")
+    return out
+
+
+def _cells_value(p: Prop | None) -> int | None:
+    """A 1- or 2-cell number (chosen.yaml ``linux,initrd-*``)."""
+    if p is None or len(p.value) not in (4, 8):
+        return None
+    return int.from_bytes(p.value, "big")
+
+
+def findings_json(findings: Sequence[Finding], source: str) -> str:
+    return json.dumps(
+        {"blob": source, "clean": not findings, "findings": [f.as_dict() for f in findings]}, indent=2
+    ) + "\n"
+

@@ -1,0 +1,190 @@
+"""Debian's arm64 cloud kernel and busybox-static, fetched with apt into a cache.
+
+The machine's architecture list and package state stay untouched: apt runs with
+``APT::Architecture=arm64`` and its own sources, lists, archive cache and an
+empty status file, all under the cache directory. The kernel is resolved at run
+time through the ``linux-image-cloud-arm64`` metapackage, because Debian drops
+superseded kernel ABIs from the archive. Both packages are unpacked with
+``dpkg -x``; a later run finds them in the cache and needs no network.
+
+Cache: ``$FDTGEN_BOOT_CACHE``, else ``/var/cache/fdtgen-apt`` when writable
+(CI runs as root), else ``$XDG_CACHE_HOME/fdtgen`` (``~/.cache/fdtgen``).
+Suite and mirror: ``$FDTGEN_DEBIAN_SUITE`` (bookworm), ``$FDTGEN_DEBIAN_MIRROR``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+KERNEL_METAPACKAGE = "linux-image-cloud-arm64"
+BUSYBOX_PACKAGE = "busybox-static"
+DEFAULT_SUITE = "bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+_KIT_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Kit:
+    """The unpacked guest software.
+
+    ``kernel`` is Debian's ``vmlinuz`` (a raw arm64 Image with an EFI stub),
+    ``modules`` its ``lib/modules/<release>`` tree, ``busybox`` the static binary.
+    """
+
+    kernel: Path
+    release: str
+    modules: Path
+    busybox: Path
+    kernel_package: str
+    kernel_version: str
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("FDTGEN_BOOT_CACHE")
+    if env:
+        return Path(env)
+    system = Path("/var/cache")
+    if os.access(system, os.W_OK):
+        return system / "fdtgen-apt"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "fdtgen"
+
+
+def kit() -> Kit:
+    """The cached kit, fetching it first if needed (one process at a time)."""
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _load(root)
+        if found is not None:
+            return found
+        return _fetch(root)
+
+
+def _load(root: Path) -> Kit | None:
+    try:
+        data = json.loads((root / "kit.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("format") != _KIT_FORMAT:
+        return None
+    k = Kit(
+        kernel=root / data["kernel"],
+        release=data["release"],
+        modules=root / data["modules"],
+        busybox=root / data["busybox"],
+        kernel_package=data["kernel_package"],
+        kernel_version=data["kernel_version"],
+    )
+    if not (k.kernel.is_file() and k.modules.is_dir() and k.busybox.is_file()):
+        return None
+    return k
+
+
+class Apt:
+    """apt-get / apt-cache for arm64, with all state under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        suite = os.environ.get("FDTGEN_DEBIAN_SUITE", DEFAULT_SUITE)
+        mirror = os.environ.get("FDTGEN_DEBIAN_MIRROR", DEFAULT_MIRROR)
+        etc = root / "etc"
+        for d in (
+            etc / "sources.list.d",
+            root / "lists" / "partial",
+            root / "cache" / "archives" / "partial",
+        ):
+            d.mkdir(parents=True, exist_ok=True)
+        (etc / "sources.list").write_text(
+            f"deb [arch=arm64 signed-by={KEYRING}] {mirror} {suite} main\n"
+        )
+        self.options = [
+            "-oAPT::Architecture=arm64",
+            "-oAPT::Architectures=arm64",
+            f"-oDir::Etc::SourceList={etc / 'sources.list'}",
+            f"-oDir::Etc::SourceParts={etc / 'sources.list.d'}",
+            f"-oDir::State::Lists={root / 'lists'}",
+            f"-oDir::Cache={root / 'cache'}",
+            "-oDir::State::status=/dev/null",
+            "-oAcquire::Languages=none",
+            "-oAcquire::Retries=3",
+        ]
+        if os.geteuid() == 0:
+            # Downloading as root into a directory _apt cannot write warns
+            # "Download is performed unsandboxed"; stay root instead.
+            self.options.append("-oAPT::Sandbox::User=root")
+
+    def run(self, tool: str, *args: str, cwd: Path | None = None) -> str:
+        p = subprocess.run(
+            [tool, *self.options, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        if p.returncode != 0:
+            raise RuntimeError(
+                f"{tool} {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()}"
+            )
+        return p.stdout
+
+    def field(self, package: str, name: str) -> str:
+        text = self.run("apt-cache", "show", "--no-all-versions", package)
+        m = re.search(rf"^{re.escape(name)}: (.*)$", text, re.MULTILINE)
+        if not m:
+            raise RuntimeError(f"apt-cache show {package}: no {name} field")
+        return m.group(1).strip()
+
+
+def _fetch(root: Path) -> Kit:
+    for tool in ("apt-get", "apt-cache", "dpkg"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is required to fetch Debian's arm64 kernel")
+    apt = Apt(root / "apt")
+    apt.run("apt-get", "-q", "update")
+    # "linux-image-6.1.0-50-cloud-arm64 (= 6.1.176-1)": the current ABI package.
+    depends = apt.field(KERNEL_METAPACKAGE, "Depends")
+    m = re.match(r"(linux-image-[^\s,(]+)", depends)
+    if not m:
+        raise RuntimeError(f"{KERNEL_METAPACKAGE}: cannot read the kernel package from {depends!r}")
+    kernel_package = m.group(1)
+    kernel_version = apt.field(kernel_package, "Version")
+    debs = root / "debs"
+    shutil.rmtree(debs, ignore_errors=True)
+    debs.mkdir()
+    apt.run("apt-get", "-q", "download", kernel_package, BUSYBOX_PACKAGE, cwd=debs)
+    unpacked = root / "root"
+    shutil.rmtree(unpacked, ignore_errors=True)
+    for deb in sorted(debs.glob("*.deb")):
+        subprocess.run(["dpkg", "-x", str(deb), str(unpacked)], check=True)
+    release = kernel_package.removeprefix("linux-image-")
+    kernel = unpacked / "boot" / f"vmlinuz-{release}"
+    busybox = unpacked / "bin" / "busybox"
+    modules = unpacked / "lib" / "modules" / release
+    data = {
+        "format": _KIT_FORMAT,
+        "kernel": str(kernel.relative_to(root)),
+        "release": release,
+        "modules": str(modules.relative_to(root)),
+        "busybox": str(busybox.relative_to(root)),
+        "kernel_package": kernel_package,
+        "kernel_version": kernel_version,
+    }
+    tmp = root / "kit.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(root / "kit.json")
+    shutil.rmtree(debs, ignore_errors=True)
+    found = _load(root)
+    if found is None:
+        raise RuntimeError(f"unpacked packages in {unpacked} lack vmlinuz, modules or busybox")
+    return found

@@ -1,0 +1,521 @@
+"""Every built-in template: its map against the VMM's documented values, its
+output against dtc/libfdt/fdt and a golden file, and the RAM, GIC and device
+options the templates need.
+
+The expected values below are retyped from each VMM's source (named in the
+template file and in docs/templates.md), so a template is checked against its
+source, not against itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fdtgen import Machine, build, to_dts
+from fdtgen.errors import ConfigError, FdtgenError, LayoutError, TemplateError
+from fdtgen.irq import Intid, Ppi, Spi, Trigger
+from fdtgen.layout import Range
+from fdtgen.machine import Topology
+from fdtgen.templates import builtin_names, load_template, templates_dir
+from fdtgen.units import GiB, KiB, MiB
+
+from .conftest import ROOT
+from .test_dtb import check_against_references
+
+BUILTIN = [
+    "cloud-hypervisor",
+    "crosvm",
+    "firecracker",
+    "kvmtool",
+    "libkrun",
+    "openvmm",
+    "qemu-virt",
+    "qemu-virt-gicv2",
+    "squib",
+]
+
+# (tag -> (base, size)) for the pinned regions, and the wiring, per VMM.
+DOCUMENTED = {
+    "qemu-virt": {  # hw/arm/virt.c base_memmap / a15irqmap
+        "regions": {
+            "flash": (0, 0x0800_0000),
+            "gic-dist": (0x0800_0000, 0x1_0000),
+            "gic-its": (0x0808_0000, 0x2_0000),
+            "gic-redist": (0x080A_0000, 0xF6_0000),
+            "uart0": (0x0900_0000, 0x1000),
+            "rtc": (0x0901_0000, 0x1000),
+            "fw-cfg": (0x0902_0000, 0x18),
+            "gpio": (0x0903_0000, 0x1000),
+            "virtio": (0x0A00_0000, 32 * 0x200),
+            "platform-bus": (0x0C00_0000, 0x0200_0000),
+            "dram": (0x4000_0000, 255 * GiB),
+            "gic-redist2": (256 * GiB, 64 * MiB),
+        },
+        "spis": {"uart0": 1, "rtc": 2, "gpio": 7, "virtio-0": 16, "virtio-31": 47},
+        "max_vcpus": 512,
+    },
+    "qemu-virt-gicv2": {
+        "regions": {
+            "gic-dist": (0x0800_0000, 0x1_0000),
+            "gic-cpu": (0x0801_0000, 0x1_0000),
+            "gic-v2m": (0x0802_0000, 0x1000),
+            "uart0": (0x0900_0000, 0x1000),
+            "virtio": (0x0A00_0000, 32 * 0x200),
+            "dram": (0x4000_0000, 255 * GiB),
+        },
+        "spis": {"uart0": 1, "rtc": 2, "gpio": 7, "virtio-0": 16},
+        "max_vcpus": 8,
+    },
+    "firecracker": {  # layout.rs, gic/gicv3/mod.rs
+        "regions": {
+            "gic-dist": (0x4000_0000 - 0x1_0000, 0x1_0000),  # MMIO32_MEM_START - DIST_SIZE
+            "boot-timer": (0x4000_0000, 0x1000),
+            "rtc": (0x4000_1000, 0x1000),
+            "uart0": (0x4000_2000, 0x1000),
+            "virtio": (0x4000_3000, 32 * 0x1000),
+            "pci-ecam": (0x8000_0000 - 256 * MiB, 256 * MiB),
+            "system-mem": (0x8000_0000, 0x20_0000),
+            "dram": (0x8020_0000, 256 * GiB - 0x8020_0000),
+            "dram1": (512 * GiB, 768 * GiB),
+        },
+        "spis": {"uart0": 0, "virtio-0": 1},
+        "max_vcpus": 32,
+        "redist_below_dist": True,
+    },
+    "cloud-hypervisor": {  # arch/src/aarch64/layout.rs
+        "regions": {
+            "uefi-flash": (0, 0x40_0000),
+            "gic-dist": (0x0900_0000 - 0x1_0000, 0x1_0000),
+            "uart0": (0x0900_0000, 0x1000),
+            "rtc": (0x0901_0000, 0x1000),
+            "gpio": (0x0902_0000, 0x1000),
+            "pci-io": (0x0905_0000, 0x1_0000),
+            "pci-mmio32": (0x1000_0000, 0x2000_0000),
+            "pci-ecam": (0x3000_0000, 256 * MiB),
+            "dram": (0x4000_0000, 0xFC00_0000 - 0x4000_0000),
+        },
+        "holes": {"mem32-reserved": (0xFC00_0000, 0x0400_0000)},
+        "spis": {"rtc": 0, "gpio": 1, "uart0": 2},
+        "max_vcpus": 254,
+        "redist_below_dist": True,
+    },
+    "crosvm": {  # aarch64/src/lib.rs
+        "regions": {
+            "uart0": (0x3F8, 8),
+            "rtc": (0x2000, 0x1000),
+            "pci-cam": (0x1_0000, 16 * MiB),
+            "gic-dist": (0x4000_0000 - 0x1_0000, 0x1_0000),
+            "gic-its": (0x4000_0000, 0x2_0000),
+            "dram": (0x8000_0000, 0x100_0000_0000 - 0x8000_0000),
+        },
+        "spis": {"uart0": 0},
+        "max_vcpus": 64,
+        "redist_below_dist": True,
+    },
+    "kvmtool": {  # arm/include/arm-common/kvm-arch.h
+        "regions": {
+            "uart0": (0x0100_0000, 8),
+            "flash": (0x0200_0000, 16 * MiB),
+            "virtio": (0x0300_0000, 32 * 0x200),
+            "gic-dist": (0x4000_0000 - 0x1_0000, 0x1_0000),
+            "pci-ecam": (0x4000_0000, 256 * MiB),
+            "dram": (0x8000_0000, 0x100_0000_0000 - 0x8000_0000),
+        },
+        "spis": {"uart0": 0, "virtio-0": 4},
+        "max_vcpus": 255,
+        "redist_below_dist": True,
+    },
+    "libkrun": {  # src/arch/src/aarch64/layout.rs
+        "regions": {
+            "gic-dist": (0x0A00_0000 - 0x1_0000, 0x1_0000),
+            "uart0": (0x0A00_0000, 0x1000),
+            "virtio": (0x0A00_1000, 32 * 0x1000),
+            "dram": (0x8000_0000, 0xFF_8000_0000 - 0x8000_0000),
+        },
+        "spis": {"uart0": 32, "virtio-0": 33},
+        "max_vcpus": 32,
+        "redist_below_dist": True,
+    },
+    "openvmm": {  # memory_layout.rs, loader/src/linux.rs
+        "regions": {
+            "iommufd-msi": (128 * MiB, 1 * MiB),
+            "dram": (1 * GiB, 0xEF00_0000 - 128 * KiB - 1 * GiB),
+            "virtio": (0xEF00_0000 - 128 * KiB, 128 * KiB),  # Mmio32, top-down below the arch zone
+            "gic-its": (0xEFFC_0000, 0x2_0000),
+            "uart0": (0xEFFE_C000, 0x1000),
+            "uart1": (0xEFFE_B000, 0x1000),
+            "gic-redist": (0xEFFF_0000, 0x1000_0000),
+            "gic-dist": (0xFFFF_0000, 0x1_0000),
+            "dram1": (4 * GiB, 0x100_0000_0000 - 4 * GiB),
+        },
+        "holes": {"arch-reserved": (0xEF00_0000, 4 * GiB - 0xEF00_0000)},
+        "spis": {"uart0": 1},
+        "max_vcpus": 2048,
+    },
+    "squib": {  # squib_arch/src/layout.rs (also tests/test_layout.py)
+        "regions": {
+            "msi": (0x0500_0000, 16 * MiB),
+            "gic-dist": (0x0800_0000, 0x1_0000),
+            "gic-redist": (0x080A_0000, 96 * MiB),
+            "uart0": (0x0E0A_0000, 0x1000),
+            "virtio": (0x0F00_0000, 32 * 0x1000),
+            "dram": (0x8000_0000, 0x00FF_8000_0000),
+        },
+        "spis": {"uart0": 1, "virtio-0": 16},
+        "max_vcpus": 32,
+    },
+}
+
+
+def golden_machine(name: str) -> Machine:
+    """A machine that uses every slot the template has, with RAM crossing 4 GiB."""
+    t = load_template(name)
+    return Machine(template=name, vcpus=min(4, t.max_vcpus), memory=4 * GiB, virtio=t.virtio.slots)
+
+
+def spi_of(name: str, tag: str) -> Spi:
+    t = load_template(name)
+    if tag == "uart0":
+        return t.uart.spi
+    if tag.startswith("virtio-"):
+        return Spi(t.virtio.first_spi.number + int(tag.split("-")[1]))
+    return next(d.spi for d in t.devices if d.tag == tag)
+
+
+def test_every_builtin_template_is_covered_here():
+    assert builtin_names() == BUILTIN == sorted(DOCUMENTED)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_pinned_map_matches_the_vmms_documented_values(name):
+    t = load_template(name)
+    doc = DOCUMENTED[name]
+    regions = {r.tag: (r.range.base, r.range.size) for r in t.pinned_regions()}
+    for tag, expected in doc["regions"].items():
+        assert regions.get(tag) == expected, f"{name}: {tag} {regions.get(tag)} != {expected}"
+    holes = {h.tag: (h.range.base, h.range.size) for h in t.ram_holes}
+    for tag, expected in doc.get("holes", {}).items():
+        assert holes[tag] == expected
+    for tag, spi in doc["spis"].items():
+        assert spi_of(name, tag) == Spi(spi), f"{name}: {tag}"
+    assert t.max_vcpus == doc["max_vcpus"]
+    if doc.get("redist_below_dist"):
+        # "GICR below GICD, vcpus x 128 KiB": the live frames end at the distributor.
+        for vcpus in (1, t.max_vcpus):
+            layout = build(Machine(template=name, vcpus=vcpus, virtio=0)).layout
+            assert layout.gic_redist == (Range(t.gic.dist.base - vcpus * 128 * KiB, vcpus * 128 * KiB),)
+            if t.gic.its_below_redist:
+                assert layout.its == Range(layout.gic_redist[0].base - 128 * KiB, 128 * KiB)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_template_output_matches_dtc_libfdt_fdt_and_its_golden_files(name, golden, dtc):
+    b = build(golden_machine(name))
+    check_against_references(dtc, b.tree, b.blob)
+    golden(f"{name}.dtb", b.blob)
+    golden(f"{name}.dts", to_dts(b.tree).encode())
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("vcpus", [1, 8])
+def test_templates_pass_the_references_at_other_sizes(name, vcpus, dtc):
+    t = load_template(name)
+    b = build(Machine(template=name, vcpus=min(vcpus, t.max_vcpus), memory=256 * MiB, virtio=min(3, t.virtio.slots)))
+    check_against_references(dtc, b.tree, b.blob)
+
+
+def test_template_output_is_identical_under_any_hash_seed():
+    code = (
+        "import sys; from fdtgen import Machine, build; "
+        "sys.stdout.buffer.write(b''.join(build(Machine(template=n, memory=4 << 30, virtio=0)).blob "
+        "for n in ('qemu-virt', 'openvmm', 'cloud-hypervisor')))"
+    )
+    blobs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("0", "1", "4242")
+    }
+    assert len(blobs) == 1
+
+
+# -- nodes that break a binding in the VMM's own DT come out correct ---------
+
+
+def _node(tree, pattern):
+    return next(n for path, n in tree.root.walk() if re.fullmatch(pattern, path))
+
+
+@pytest.mark.parametrize("name", ["qemu-virt", "firecracker", "cloud-hypervisor", "crosvm", "kvmtool", "openvmm"])
+def test_its_nodes_are_msi_controllers_with_one_msi_cell(name):
+    its = _node(build(Machine(template=name, virtio=0)).tree, r"/interrupt-controller@[0-9a-f]+/msi-controller@[0-9a-f]+")
+    assert its.prop("compatible").as_strings() == ("arm,gic-v3-its",)
+    assert its.prop("msi-controller") is not None
+    assert its.prop("#msi-cells").as_cells() == (1,)
+
+
+@pytest.mark.parametrize("name", ["cloud-hypervisor", "libkrun", "openvmm", "qemu-virt"])
+def test_pl011_nodes_list_both_clocks(name):
+    uart = _node(build(Machine(template=name, virtio=0)).tree, r"/serial@[0-9a-f]+")
+    assert uart.prop("clock-names").as_strings() == ("uartclk", "apb_pclk")
+    assert len(uart.prop("clocks").as_cells()) == 2
+
+
+def test_libkrun_timer_uses_the_hypervisor_timer_ppi_10_not_12():
+    timer = build(Machine(template="libkrun", virtio=0)).tree.root.find("/timer")
+    assert timer.prop("interrupts").as_cells()[9:] == (1, 10, 4)
+
+
+@pytest.mark.parametrize("name", ["firecracker", "crosvm", "kvmtool"])
+def test_16550_maps_describe_an_ns16550a_with_its_clock(name):
+    t = load_template(name)
+    uart = build(Machine(template=name, virtio=0)).tree.root.find(f"/serial@{t.uart.base:x}")
+    assert uart.prop("compatible").as_strings() == ("ns16550a",)
+    assert uart.prop("clock-frequency").as_cells() == (1_843_200,)
+    assert uart.prop("reg").as_cells() == (0, t.uart.base, 0, t.uart.size)
+
+
+# -- RAM placement options ---------------------------------------------------
+
+
+def _memory(b):
+    return [n.prop("reg").as_cells() for path, n in b.tree.root.walk() if path.startswith("/memory@")]
+
+
+def test_ram_is_split_around_cloud_hypervisors_hole_into_two_memory_nodes():
+    b = build(Machine(template="cloud-hypervisor", memory=4 * GiB, virtio=0))
+    low = 0xFC00_0000 - 0x4000_0000
+    assert b.layout.ram == (Range(0x4000_0000, low), Range(4 * GiB, 4 * GiB - low))
+    assert _memory(b) == [(0, 0x4000_0000, 0, low), (1, 0, 0, 4 * GiB - low)]
+
+
+def test_small_ram_below_the_hole_is_one_range():
+    b = build(Machine(template="cloud-hypervisor", memory=1 * GiB, virtio=0))
+    assert b.layout.ram == (Range(0x4000_0000, 1 * GiB),)
+
+
+def test_openvmm_ram_goes_around_the_virtio_block_the_allocator_placed():
+    t = load_template("openvmm")
+    b = build(Machine(template="openvmm", memory=4 * GiB, virtio=32))
+    assert b.layout.ram[0] == Range(1 * GiB, t.virtio.window.base - 1 * GiB)
+    assert b.layout.ram[1].base == 4 * GiB
+    assert sum(r.size for r in b.layout.ram) == 4 * GiB
+
+
+def test_ram_base_override_moves_ram_up():
+    b = build(Machine(template="qemu-virt", ram_base=2 * GiB, memory=1 * GiB, virtio=0))
+    assert b.layout.ram == (Range(2 * GiB, 1 * GiB),)
+    assert _memory(b) == [(0, 2 * GiB, 0, 1 * GiB)]
+
+
+@pytest.mark.parametrize(
+    "ram_base, match",
+    [
+        pytest.param(0x100_0000, r"ram_base: 0x1000000 is outside the template's DRAM window \[0x40000000,", id="below-dram"),
+        pytest.param(0x4010_0000, r"ram_base: 0x40100000 is not aligned to 0x200000", id="unaligned"),
+    ],
+)
+def test_bad_ram_base_is_rejected_with_its_value_in_hex(ram_base, match):
+    with pytest.raises(ConfigError, match=match):
+        build(Machine(template="qemu-virt", ram_base=ram_base))
+
+
+def test_ram_base_inside_a_hole_is_rejected():
+    with pytest.raises(ConfigError, match=r"ram_base: 0xfc000000 lies in the DRAM hole 'mem32-reserved'"):
+        build(Machine(template="cloud-hypervisor", ram_base=0xFC00_0000, virtio=0))
+
+
+def test_address_width_bounds_every_live_range():
+    # 36 bits (Apple M1 HVF): QEMU's second redistributor region at 256 GiB does not fit...
+    with pytest.raises(ConfigError, match=r"address_width: region 'gic-redist2' \[0x4000000000, 0x4004000000\) ends past the 36-bit"):
+        build(Machine(template="qemu-virt", vcpus=124, address_width=36))
+    # ...and neither does RAM that would end past 64 GiB...
+    with pytest.raises(ConfigError, match=r"memory: 64 GiB .* ends at 0x1040000000, past the 36-bit guest physical address limit 0x1000000000"):
+        build(Machine(template="qemu-virt", memory=64 * GiB, address_width=36))
+    # ...but 123 vCPUs and 63 GiB do.
+    b = build(Machine(template="qemu-virt", vcpus=123, memory=63 * GiB, address_width=36))
+    assert max(r.range.end for r in b.layout.regions()) == 64 * GiB
+
+
+def test_ram_past_the_dram_max_end_names_where_it_would_end():
+    with pytest.raises(ConfigError, match=r"memory: .* ends at 0x10044000000 \(around the DRAM holes 'mem32-reserved'.*past the template's DRAM max end 0x10000000000"):
+        build(Machine(template="cloud-hypervisor", memory=0x100_0000_0000, virtio=0))
+
+
+# -- GIC variants ------------------------------------------------------------
+
+
+def test_two_redistributor_regions_past_123_vcpus():
+    gic = build(Machine(template="qemu-virt", vcpus=200, virtio=0)).tree.root.find("/interrupt-controller@8000000")
+    assert gic.prop("reg").as_cells() == (
+        0, 0x0800_0000, 0, 0x1_0000,
+        0, 0x080A_0000, 0, 0xF6_0000,
+        0x40, 0, 0, 0x400_0000,
+    )
+    assert gic.prop("#redistributor-regions").as_cells() == (2,)
+
+
+def test_the_qemu_gicr_reg_covers_the_whole_window_whatever_the_vcpu_count():
+    for vcpus in (1, 2, 123):
+        layout = build(Machine(template="qemu-virt", vcpus=vcpus, virtio=0)).layout
+        assert layout.gic_redist == (Range(0x080A_0000, 0xF6_0000),)
+
+
+def _squib_variant(tmp_path: Path, old: str, new: str) -> str:
+    text = (templates_dir() / "squib.toml").read_text()
+    assert old in text
+    path = tmp_path / "variant.toml"
+    path.write_text(text.replace(old, new))
+    return str(path)
+
+
+def test_a_gicv2m_frame_under_gicv3_describes_an_hvf_msi_region(tmp_path, dtc):
+    # squib's HVF MSI frame, described: the v2m registers are where GICM_* are.
+    path = _squib_variant(
+        tmp_path,
+        'maintenance_ppi = 9               # INTID 25\n',
+        'maintenance_ppi = 9               # INTID 25\n\n[gic.v2m]\nbase = 0x0500_0000\nsize = "64KiB"\n'
+        "base_intid = 128\nnum_spis = 64\n",
+    )
+    text = Path(path).read_text().replace('[[reserved]]\ntag = "msi"', '[[reserved]]\ntag = "msi-headroom"')
+    text = text.replace("base = 0x0500_0000\nsize = \"16MiB\"\nalign", "base = 0x0501_0000\nsize = \"0xFF0000\"\nalign")
+    text = text.replace('align = "16MiB"', 'align = "64KiB"')
+    Path(path).write_text(text)
+    b = build(Machine(template=path))
+    check_against_references(dtc, b.tree, b.blob)
+    v2m = b.tree.root.find("/interrupt-controller@8000000/v2m@5000000")
+    assert v2m.prop("compatible").as_strings() == ("arm,gic-v2m-frame",)
+    assert v2m.prop("arm,msi-base-spi").as_cells() == (128,)
+    assert v2m.prop("arm,msi-num-spis").as_cells() == (64,)
+    assert b.tree.root.find("/interrupt-controller@8000000").prop("compatible").as_strings() == ("arm,gic-v3",)
+
+
+def test_v2m_spis_that_collide_with_a_device_are_rejected(tmp_path):
+    path = _squib_variant(
+        tmp_path,
+        'maintenance_ppi = 9               # INTID 25\n',
+        'maintenance_ppi = 9               # INTID 25\n\n[gic.v2m]\nbase = 0x0400_0000\nsize = "4KiB"\n'
+        "base_intid = 64\nnum_spis = 64\n",
+    )
+    with pytest.raises(LayoutError, match=r"SPI 32 \(INTID 64\) is wired to both 'virtio-16' and 'gic-v2m'"):
+        load_template(path)
+
+
+def test_gicv2_puts_the_cpu_mask_in_ppi_flags_and_lists_gicc():
+    root = build(Machine(template="qemu-virt-gicv2", vcpus=3, virtio=0)).tree.root
+    gic = root.find("/interrupt-controller@8000000")
+    assert gic.prop("compatible").as_strings() == ("arm,cortex-a15-gic",)
+    assert gic.prop("reg").as_cells() == (0, 0x0800_0000, 0, 0x1_0000, 0, 0x0801_0000, 0, 0x1_0000)
+    assert gic.prop("#redistributor-regions") is None
+    assert root.find("/timer").prop("interrupts").as_cells()[:3] == (1, 13, 0x704)
+    assert root.find("/pmu").prop("interrupts").as_cells() == (1, 7, 0x704)
+
+
+def test_gicv2_allows_at_most_8_vcpus():
+    with pytest.raises(ConfigError, match=r"vcpus: 9 is outside 1..8"):
+        build(Machine(template="qemu-virt-gicv2", vcpus=9))
+
+
+def test_a_gicv2_template_with_more_than_8_vcpus_is_rejected_at_load(tmp_path):
+    text = (templates_dir() / "qemu-virt-gicv2.toml").read_text().replace("max_vcpus = 8 ", "max_vcpus = 9 ")
+    (tmp_path / "v2.toml").write_text(text)
+    with pytest.raises(LayoutError, match=r"max_vcpus 9 is more than 8, the GICv2 limit"):
+        load_template(str(tmp_path / "v2.toml"))
+
+
+# -- devices -----------------------------------------------------------------
+
+
+def test_qemu_virt_devices_rtc_gpio_power_key_pmu_and_fw_cfg():
+    root = build(Machine(template="qemu-virt", virtio=0)).tree.root
+    rtc = root.find("/rtc@9010000")
+    assert rtc.prop("compatible").as_strings() == ("arm,pl031", "arm,primecell")
+    assert rtc.prop("interrupts").as_cells() == (0, 2, Trigger.LEVEL_HIGH)
+    gpio = root.find("/gpio@9030000")
+    assert gpio.prop("#gpio-cells").as_cells() == (2,) and gpio.prop("gpio-controller") is not None
+    button = root.find("/gpio-keys/power-button")
+    assert button.prop("linux,code").as_cells() == (116,)
+    assert button.prop("gpios").as_cells() == (gpio.prop("phandle").as_cells()[0], 3, 0)
+    assert root.find("/pmu").prop("interrupts").as_cells() == (1, Ppi(7).number, 4)
+    assert Ppi(7).intid == Intid(23)
+    assert root.find("/fw-cfg@9020000").prop("reg").as_cells() == (0, 0x0902_0000, 0, 0x18)
+
+
+def test_firecrackers_rtc_has_no_interrupt():
+    rtc = build(Machine(template="firecracker", virtio=0)).tree.root.find("/rtc@40001000")
+    assert rtc.prop("interrupts") is None and rtc.prop("clocks") is not None
+
+
+@pytest.mark.parametrize(
+    "topo",
+    [Topology(cores=4), Topology(sockets=2, cores=2), Topology(clusters=2, cores=1, threads=2), Topology(sockets=2, clusters=2, cores=2, threads=2)],
+)
+def test_cpu_map_leaves_name_each_cpu_once_in_topology_order(topo, dtc):
+    b = build(Machine(template="squib", vcpus=topo.vcpus, topology=topo, virtio=0))
+    check_against_references(dtc, b.tree, b.blob)
+    cpus = b.tree.root.find("/cpus")
+    phandle_to_index = {c.prop("phandle").as_cells()[0]: i for i, c in enumerate(cpus.children) if c.name.startswith("cpu@")}
+    leaves = [(p, n) for p, n in cpus.walk("/cpus") if n.prop("cpu") is not None]
+    assert [phandle_to_index[n.prop("cpu").as_cells()[0]] for _, n in leaves] == list(range(topo.vcpus))
+    last = leaves[-1][0]
+    assert f"socket{topo.sockets - 1}/cluster{topo.clusters - 1}/core{topo.cores - 1}" in last
+    assert last.endswith(f"thread{topo.threads - 1}") == (topo.threads > 1)
+
+
+def test_a_topology_that_does_not_add_up_is_rejected():
+    with pytest.raises(ConfigError, match=r"topology: 2 sockets x 1 clusters x 2 cores x 1 threads = 4 vCPUs, but vcpus is 3"):
+        build(Machine(vcpus=3, topology=Topology(sockets=2, cores=2)))
+
+
+# -- user templates get the same proofs ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "old, new, error, match",
+    [
+        pytest.param('kind = "pl031"', 'kind = "pl030"', TemplateError, r"device\[0\]\.kind: 'pl030': expected one of pl031, pl061, fw-cfg", id="unknown-device-kind"),
+        pytest.param("spi = 2 ", "spi = 1 ", LayoutError, r"SPI 1 \(INTID 33\) is wired to both 'uart0' and 'rtc'", id="spi-collision"),
+        pytest.param("base = 0x0901_0000", "base = 0x0900_0000", LayoutError, r"region 'rtc' \[0x9000000, 0x9001000\) overlaps region 'uart0'", id="device-overlap"),
+        pytest.param("[pmu]\nppi = 7", "[pmu]\nppi = 13", LayoutError, r"PPI 13 \(INTID 29\) is used by both timer and pmu", id="ppi-collision"),
+        pytest.param('redist_reg = "window"', 'redist_reg = "all"', TemplateError, r"gic\.redist_reg: 'all': expected one of vcpus, window", id="bad-redist-reg"),
+        pytest.param("size = \"4KiB\"\nspi = 7", "size = \"4KiB\"\nspi = 7\nbogus = 1", TemplateError, r"device\[2\]\.bogus: unknown key", id="unknown-key"),
+    ],
+)
+def test_user_templates_get_the_load_time_proofs(tmp_path, old, new, error, match):
+    text = (templates_dir() / "qemu-virt.toml").read_text()
+    assert old in text
+    (tmp_path / "mine.toml").write_text(text.replace(old, new, 1))
+    with pytest.raises(error, match=match):
+        load_template(str(tmp_path / "mine.toml"))
+
+
+def test_a_below_4g_region_that_finds_no_room_is_a_load_time_error(tmp_path):
+    text = (templates_dir() / "openvmm.toml").read_text().replace("slots = 32", "slots = 900")
+    (tmp_path / "big.toml").write_text(text.replace("first_spi = 16", "first_spi = 40"))
+    text = (tmp_path / "big.toml").read_text().replace('stride = "4KiB"', 'stride = "8MiB"')
+    (tmp_path / "big.toml").write_text(text)
+    with pytest.raises(FdtgenError, match=r"no room for 'virtio' \(size 0x1c2000000, alignment 0x800000\) in phase below-4g"):
+        load_template(str(tmp_path / "big.toml"))
+
+
+def test_templates_without_virtio_mmio_reject_transports():
+    with pytest.raises(ConfigError, match=r"virtio: 1 is outside 0..0 \(template slots\)"):
+        build(Machine(template="cloud-hypervisor", virtio=1))
+
+
+def test_the_docs_describe_every_builtin_template_and_its_source():
+    text = (ROOT / "docs" / "templates.md").read_text()
+    for name in BUILTIN:
+        t = load_template(name)
+        assert f"`{name}`" in text, name
+        assert t.source.split()[0] in text, name

@@ -1,0 +1,474 @@
+"""``fdtgen verify``: clean on every blob fdtgen and QEMU produce; each rule fires when broken.
+
+Every broken blob starts from a valid one and changes one thing, so a test
+shows that exactly the rule under test notices it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fdtgen import Machine, build
+from fdtgen.dtb import encode
+from fdtgen.errors import BlobError, ConfigError
+from fdtgen.templates import builtin_names, load_template
+from fdtgen.tree import DeviceTree, Node, Prop
+from fdtgen.units import GiB, MiB
+from fdtgen.verify import Finding, Options, manifest_from, verify
+
+from .conftest import FIXTURES, ROOT
+from .test_parse import END_NODE, begin, header, raw_blob, u32
+
+QEMU = FIXTURES / "qemu"
+KERNEL = FIXTURES / "kernel" / "vmlinuz-6.1.0-56-cloud-arm64.head"
+
+NodeEdit = Callable[[Node], Node | None]
+
+
+def edit(tree: DeviceTree, path: str, fn: NodeEdit) -> DeviceTree:
+    """``tree`` with the node at ``path`` replaced by ``fn(node)`` (``None`` removes it)."""
+    parts = [p for p in path.strip("/").split("/") if p]
+
+    def walk(node: Node, depth: int) -> Node | None:
+        if depth == len(parts):
+            return fn(node)
+        kids = []
+        for c in node.children:
+            kids.append(walk(c, depth + 1) if c.name == parts[depth] else c)
+        return Node(node.name, node.props, tuple(k for k in kids if k is not None), node.label)
+
+    root = walk(tree.root, 0)
+    assert root is not None
+    return DeviceTree(root, tree.reserve, tree.boot_cpuid_phys)
+
+
+def set_prop(*props: Prop) -> NodeEdit:
+    def fn(node: Node) -> Node:
+        names = {p.name for p in props}
+        kept = [p for p in node.props if p.name not in names]
+        return Node(node.name, (*kept, *props), node.children, node.label)
+
+    return fn
+
+
+def drop_prop(*names: str) -> NodeEdit:
+    return lambda node: Node(node.name, tuple(p for p in node.props if p.name not in names), node.children, node.label)
+
+
+def add_child(child: Node) -> NodeEdit:
+    return lambda node: Node(node.name, node.props, (*node.children, child), node.label)
+
+
+def remove(node: Node) -> None:
+    return None
+
+
+def keys(findings: list[Finding]) -> set[tuple[str, str, str]]:
+    return {(f.rule, f.path, f.prop) for f in findings}
+
+
+BASE = build(Machine(vcpus=2, virtio=2))
+GIC = "/interrupt-controller@8000000"
+UART = "/serial@e0a0000"
+VIRTIO0, VIRTIO1 = "/virtio_mmio@f000000", "/virtio_mmio@f001000"
+
+
+def check(tree: DeviceTree, **options: object) -> list[Finding]:
+    return verify(encode(tree), Options(**options))  # type: ignore[arg-type]
+
+
+def test_the_base_blob_is_clean_with_every_checker(dtc):
+    assert verify(BASE.blob, Options(dtc=dtc.exe, template=load_template("squib"))) == []
+
+
+def _machines(name: str) -> list[Machine]:
+    t = load_template(name)
+    return [
+        Machine(template=name, vcpus=1, virtio=0, serial=False),
+        Machine(template=name, vcpus=min(t.max_vcpus, 5), virtio=t.virtio.slots, memory=2 * GiB),
+    ]
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_blob_fdtgen_builds_for_every_template_verifies_clean(dtc, name):
+    template = load_template(name)
+    for m in _machines(name):
+        blob = build(m).blob
+        found = verify(blob, Options(dtc=dtc.exe, template=template))
+        assert found == [], f"{m}: " + "\n".join(map(str, found))
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_a_placed_boot_verifies_clean_against_its_own_manifest(tmp_path, name):
+    initrd = tmp_path / "initrd.img"
+    initrd.write_bytes(os.urandom(300 * 1024))
+    out, manifest = tmp_path / "guest.dtb", tmp_path / "boot.json"
+    slots = str(load_template(name).virtio.slots)
+    r = fdtgen("build", "--template", name, "--virtio", slots, "--kernel", str(KERNEL), "--initrd", str(initrd),
+               "-o", str(out), "--manifest", str(manifest))
+    assert r.returncode == 0, r.stderr
+    r = fdtgen("verify", str(out), "--manifest", str(manifest), "--template", name)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.endswith(": clean\n")
+
+
+def test_qemu_dump_verifies_clean_against_the_qemu_virt_template(dtc):
+    blob = (QEMU / "virt-gicv3.dtb").read_bytes()
+    assert verify(blob, Options(dtc=dtc.exe, template=load_template("qemu-virt"))) == []
+
+
+def test_qemu_gicv2_dump_verifies_clean(dtc):
+    assert verify((QEMU / "virt-gicv2.dtb").read_bytes(), Options(dtc=dtc.exe)) == []
+
+
+def test_qemu_dump_breaks_the_squib_template_where_its_map_differs():
+    found = verify((QEMU / "virt-gicv3.dtb").read_bytes(), Options(template=load_template("squib")))
+    rules = {f.rule for f in found}
+    assert {"template.uart0", "template.virtio", "template.dram"} <= rules
+
+
+# Bindings, interrupts and regions: one broken rule per case, on BASE's tree.
+T = BASE.tree
+CASES = [
+    ("root.cells", "/", "#size-cells", edit(T, "/", drop_prop("#size-cells"))),
+    ("cpus.node", "/cpus", "", edit(T, "/cpus", remove)),
+    ("cpus.cells", "/cpus", "#size-cells", edit(T, "/cpus", set_prop(Prop.cells("#size-cells", 1)))),
+    ("cpus.reg", "/cpus/cpu@1", "reg", edit(T, "/cpus/cpu@1", set_prop(Prop.cells("reg", 0)))),
+    ("cpus.enable-method", "/cpus/cpu@1", "enable-method", edit(T, "/cpus/cpu@1", drop_prop("enable-method"))),
+    ("cpus.release-addr", "/cpus/cpu@1", "cpu-release-addr",
+     edit(T, "/cpus/cpu@1", set_prop(Prop.strings("enable-method", "spin-table")))),
+    ("psci.node", "/psci", "", edit(T, "/psci", remove)),
+    ("psci.method", "/psci", "method", edit(T, "/psci", set_prop(Prop.strings("method", "svc")))),
+    ("memory.node", "/memory", "", edit(T, "/memory@80000000", remove)),
+    ("memory.reg", "/memory@80000000", "reg",
+     edit(T, "/memory@80000000", set_prop(Prop.cells("reg", 0, 0x9000_0000, 0, 0x1000_0000)))),
+    ("gic.node", "/", "", edit(T, GIC, set_prop(Prop.strings("compatible", "arm,not-a-gic")))),
+    ("gic.interrupt-controller", GIC, "interrupt-controller", edit(T, GIC, drop_prop("interrupt-controller"))),
+    ("gic.interrupt-cells", GIC, "#interrupt-cells", edit(T, GIC, set_prop(Prop.cells("#interrupt-cells", 2)))),
+    ("gic.reg", GIC, "reg", edit(T, GIC, set_prop(Prop.cells("reg", 0, 0x800_0000, 0, 0x1_0000)))),
+    ("gic.redist-size", GIC, "reg",
+     edit(T, GIC, set_prop(Prop.cells("reg", 0, 0x800_0000, 0, 0x1_0000, 0, 0x80A_0000, 0, 0x2_0000)))),
+    ("gic.its", f"{GIC}/msi-controller@8080000", "#msi-cells",
+     edit(T, GIC, add_child(Node("msi-controller@8080000", (
+         Prop.strings("compatible", "arm,gic-v3-its"), Prop.empty("msi-controller"),
+         Prop.cells("reg", 0, 0x808_0000, 0, 0x2_0000)))))),
+    ("gic.v2m", f"{GIC}/v2m@8080000", "msi-controller",
+     edit(T, GIC, add_child(Node("v2m@8080000", (
+         Prop.strings("compatible", "arm,gic-v2m-frame"), Prop.cells("reg", 0, 0x808_0000, 0, 0x1000)))))),
+    ("pl011.clocks", UART, "clocks",
+     edit(T, UART, set_prop(Prop.cells("clocks", 2), Prop.strings("clock-names", "apb_pclk")))),
+    ("pl011.interrupts", UART, "interrupts", edit(T, UART, drop_prop("interrupts"))),
+    ("timer.node", "/timer", "", edit(T, "/timer", remove)),
+    ("timer.interrupts", "/timer", "interrupts",
+     edit(T, "/timer", set_prop(Prop.cells("interrupts", 1, 13, 4, 1, 14, 4)))),
+    ("virtio.reg", VIRTIO0, "reg", edit(T, VIRTIO0, set_prop(Prop.cells("reg", 0, 0xF00_0000, 0, 0x100)))),
+    ("virtio.interrupts", VIRTIO0, "interrupts",
+     edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16, 1, 0, 20, 1)))),
+    ("chosen.stdout-path", "/chosen", "stdout-path",
+     edit(T, "/chosen", set_prop(Prop.strings("stdout-path", "/serial@9000000")))),
+    ("aliases.path", "/aliases", "serial0", edit(T, "/aliases", set_prop(Prop.strings("serial0", "/hvlite/uart")))),
+    ("phandle.reference", VIRTIO0, "interrupt-parent", edit(T, VIRTIO0, set_prop(Prop.cells("interrupt-parent", 0x99)))),
+    ("phandle.unique", GIC, "phandle", edit(T, "/apb-pclk", set_prop(Prop.cells("phandle", 1)))),
+    ("phandle.value", "/apb-pclk", "phandle", edit(T, "/apb-pclk", set_prop(Prop.cells("phandle", 0)))),
+    ("phandle.cells", UART, "clocks", edit(T, "/apb-pclk", drop_prop("#clock-cells"))),
+    ("interrupts.parent", VIRTIO0, "interrupts", edit(T, "/", drop_prop("interrupt-parent"))),
+    ("interrupts.cells", VIRTIO0, "interrupts", edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16)))),
+    ("interrupts.type", VIRTIO0, "interrupts", edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 5, 16, 1)))),
+    ("interrupts.range", VIRTIO0, "interrupts", edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 988, 1)))),
+    ("interrupts.trigger", VIRTIO0, "interrupts", edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16, 8)))),
+    ("interrupts.shared", VIRTIO1, "interrupts", edit(T, VIRTIO1, set_prop(Prop.cells("interrupts", 0, 16, 1)))),
+    ("regions.overlap", VIRTIO1, "reg", edit(T, VIRTIO1, set_prop(Prop.cells("reg", 0, 0xF00_0800, 0, 0x1000)))),
+    ("regions.address-width", VIRTIO1, "reg",
+     edit(T, VIRTIO1, set_prop(Prop.cells("reg", 0xFFFF, 0xFFFF_F000, 0, 0x2000)))),
+]
+
+
+@pytest.mark.parametrize("rule, path, prop, tree", [pytest.param(*c, id=c[0]) for c in CASES])
+def test_each_binding_interrupt_and_region_rule_fires_when_broken(rule, path, prop, tree):
+    found = check(tree)
+    assert (rule, path, prop) in keys(found), "\n".join(map(str, found))
+    f = next(f for f in found if (f.rule, f.path, f.prop) == (rule, path, prop))
+    assert f.message and str(f).startswith(f"{rule}: {path}")
+
+
+def test_a_spi_declared_shared_may_serve_two_devices():
+    tree = edit(T, VIRTIO1, set_prop(Prop.cells("interrupts", 0, 16, 1)))
+    assert [f for f in check(tree) if f.rule == "interrupts.shared"]
+    assert [f for f in check(tree, shared_spis=frozenset({16})) if f.rule == "interrupts.shared"] == []
+
+
+def test_the_address_width_is_configurable():
+    found = check(T, address_bits=31)
+    assert ("regions.address-width", "/memory@80000000", "reg") in keys(found)
+    assert check(T, address_bits=32) == []
+
+
+# Structure rules: the blob's bytes are edited after encoding.
+
+
+def _patched(blob: bytes, old: bytes, new: bytes) -> bytes:
+    assert len(old) == len(new) and blob.count(old) == 1
+    return blob.replace(old, new)
+
+
+def _named_root(blob: bytes) -> bytes:
+    h = header(blob)
+    st = blob[h["off_dt_struct"] : h["off_dt_struct"] + h["size_dt_struct"]]
+    strings = blob[h["off_dt_strings"] : h["off_dt_strings"] + h["size_dt_strings"]]
+    return raw_blob(begin("root") + st[8:], strings)
+
+
+def _big_blob() -> bytes:
+    tree = edit(T, "/chosen", set_prop(Prop.bytes_("padding", bytes(2 * MiB))))
+    return encode(tree, max_size=4 * MiB)
+
+
+def _misaligned_rsvmap() -> bytes:
+    body = begin("") + begin("c") + u32(END_NODE, END_NODE, 9)
+    blob = raw_blob(body, order="sSm")  # rsvmap last, after 0x28 + len(body)
+    h = header(blob)
+    assert h["off_mem_rsvmap"] % 8 == 0
+    shifted = bytearray(blob[: h["off_mem_rsvmap"]] + bytes(4) + blob[h["off_mem_rsvmap"] :])
+    shifted[0x10:0x14] = u32(h["off_mem_rsvmap"] + 4)
+    shifted[0x04:0x08] = u32(len(shifted))
+    return bytes(shifted)
+
+
+def _wrapping_reservation() -> bytes:
+    blob = encode(DeviceTree(T.root, reserve=((0x1234_5000, 0x1000),)))
+    return _patched(blob, u32(0, 0x1234_5000), u32(0xFFFF_FFFF, 0xFFFF_F000)).replace(
+        u32(0, 0x1000, 0, 0, 0, 0), u32(0, 0x2000, 0, 0, 0, 0), 1)
+
+
+STRUCTURE = [
+    ("header.size", "/", "", _big_blob),
+    ("header.trailing", "/", "", lambda: BASE.blob + bytes(8)),
+    ("header.rsvmap-align", "/", "", _misaligned_rsvmap),
+    ("structure.root-name", "/", "", lambda: _named_root(BASE.blob)),
+    ("libfdt.check-full", "/", "", lambda: _named_root(BASE.blob)),
+    ("structure.node-name", "/virtio#mmio@f000000", "",
+     lambda: _patched(BASE.blob, b"virtio_mmio@f000000", b"virtio#mmio@f000000")),
+    ("structure.property-name", VIRTIO0, "dma*coherent",
+     lambda: _patched(BASE.blob, b"dma-coherent", b"dma*coherent")),
+    ("memreserve.overlap", "/memreserve/", "",
+     lambda: encode(DeviceTree(T.root, reserve=((0x8000_0000, 0x2000), (0x8000_1000, 0x1000))))),
+    ("memreserve.range", "/memreserve/", "", _wrapping_reservation),
+]
+
+
+@pytest.mark.parametrize("rule, path, prop, make", [pytest.param(*c, id=c[0]) for c in STRUCTURE])
+def test_each_structure_rule_fires_when_broken(rule, path, prop, make):
+    found = verify(make(), Options())
+    assert (rule, path, prop) in keys(found), "\n".join(map(str, found))
+
+
+def test_dtc_warnings_become_findings(dtc):
+    found = check(edit(T, "/cpus", set_prop(Prop.cells("#size-cells", 1))), dtc=dtc.exe)
+    assert any(f.rule.startswith("dtc.") and f.path.startswith("/cpus") for f in found), found
+    assert [f for f in check(T, dtc=dtc.exe) if f.rule.startswith("dtc.")] == []
+
+
+def test_a_blob_that_does_not_parse_raises_instead_of_reporting():
+    with pytest.raises(BlobError, match="totalsize"):
+        verify(BASE.blob[:-1])
+
+
+# Template rules.
+
+SQUIB = load_template("squib")
+TEMPLATE = [
+    ("template.uart0", "/serial@e0a0000", "reg", edit(T, UART, set_prop(Prop.cells("reg", 0, 0xE0A_1000, 0, 0x1000)))),
+    ("template.spi", VIRTIO1, "interrupts", edit(T, VIRTIO1, set_prop(Prop.cells("interrupts", 0, 18, 1)))),
+    ("template.virtio", VIRTIO1, "reg", edit(T, VIRTIO1, set_prop(Prop.cells("reg", 0, 0xF00_1800, 0, 0x200)))),
+    ("template.gic-dist", GIC, "reg", edit(T, GIC, set_prop(Prop.cells("reg", 0, 0x801_0000, 0, 0x1_0000, 0, 0x80A_0000, 0, 0x4_0000)))),
+    ("template.gic-redist", GIC, "reg", edit(T, GIC, set_prop(Prop.cells("reg", 0, 0x800_0000, 0, 0x1_0000, 0, 0x80C_0000, 0, 0x4_0000)))),
+    ("template.timer", "/timer", "interrupts",
+     edit(T, "/timer", set_prop(Prop.cells("interrupts", 1, 13, 4, 1, 14, 4, 1, 12, 4, 1, 10, 4)))),
+    ("template.dram", "/memory@80000000", "reg",
+     edit(T, "/memory@80000000", set_prop(Prop.cells("reg", 0, 0x7FE0_0000, 0, 0x2000_0000)))),
+    ("template.msi", "/rtc@4fff000", "reg",
+     edit(T, "/", add_child(Node("rtc@4fff000", (Prop.strings("compatible", "arm,pl031"), Prop.cells("reg", 0, 0x4FF_F000, 0, 0x2000)))))),
+]
+
+
+@pytest.mark.parametrize("rule, path, prop, tree", [pytest.param(*c, id=c[0]) for c in TEMPLATE])
+def test_each_template_rule_fires_when_a_pinned_region_moves(rule, path, prop, tree):
+    found = check(tree, template=SQUIB)
+    assert (rule, path, prop) in keys(found), "\n".join(map(str, found))
+    assert not {(f.rule, f.path, f.prop) for f in check(tree)} & {(rule, path, prop)}
+
+
+# Boot rules against a manifest for BASE with an initrd.
+
+KERNEL_AT, INITRD_AT, DTB_AT = 0x8020_0000, 0x9000_0000, 0x9FE0_0000
+INITRD_SIZE = 0x40_0000
+
+
+def boot_tree(start: int = INITRD_AT, end: int = INITRD_AT + INITRD_SIZE, memory: int = 512 * MiB) -> DeviceTree:
+    tree = build(Machine(vcpus=2, virtio=2, memory=memory)).tree
+    return edit(tree, "/chosen", set_prop(Prop.u64("linux,initrd-start", start), Prop.u64("linux,initrd-end", end)))
+
+
+def manifest(blob: bytes, **changes: object) -> dict[str, object]:
+    m: dict[str, object] = {
+        "kernel": {"load_address": KERNEL_AT, "entry": KERNEL_AT, "text_offset": 0, "image_size": 0x1AB_0000},
+        "initrd": {"address": INITRD_AT, "size": INITRD_SIZE},
+        "dtb": {"address": DTB_AT, "size": len(blob)},
+        "registers": {"x0": DTB_AT, "x1": 0, "x2": 0, "x3": 0, "pc": KERNEL_AT},
+        "memory": [{"address": 0x8000_0000, "size": 512 * MiB}],
+    }
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            m[section] = {**m[section], field: value}  # type: ignore[dict-item]
+        else:
+            m[section] = value
+    return m
+
+
+def boot_check(tree: DeviceTree, **changes: object) -> list[Finding]:
+    blob = encode(tree)
+    return verify(blob, Options(manifest=manifest_from(manifest(blob, **changes))))
+
+
+def test_the_boot_base_case_is_clean():
+    assert boot_check(boot_tree()) == []
+
+
+BOOT = [
+    ("boot.kernel-align", boot_tree(), {"kernel__load_address": 0x8010_0000, "kernel__entry": 0x8010_0000, "registers__pc": 0x8010_0000}),
+    ("boot.kernel-ram", boot_tree(), {"kernel__load_address": 0x9F00_0000, "kernel__entry": 0x9F00_0000, "registers__pc": 0x9F00_0000}),
+    ("boot.kernel-reserved", DeviceTree(boot_tree().root, reserve=((0x8100_0000, 0x1000),)), {}),
+    ("boot.entry", boot_tree(), {"registers__pc": KERNEL_AT + 4}),
+    ("boot.registers", boot_tree(), {"registers__x1": 1}),
+    ("boot.dtb-align", boot_tree(), {"dtb__address": DTB_AT + 4, "registers__x0": DTB_AT + 4}),
+    ("boot.dtb-size", boot_tree(), {"dtb__size": 0x30_0000}),
+    ("boot.dtb-ram", boot_tree(), {"dtb__address": 0xA000_0000, "registers__x0": 0xA000_0000}),
+    ("boot.dtb-block", boot_tree(), {"dtb__address": 0xE10_0000, "registers__x0": 0xE10_0000}),
+    ("boot.initrd-ram", boot_tree(0xA000_0000, 0xA040_0000), {"initrd__address": 0xA000_0000}),
+    ("boot.initrd-window", boot_tree(0x8_8000_0000, 0x8_8040_0000, 64 * GiB),
+     {"initrd__address": 0x8_8000_0000, "memory": [{"address": 0x8000_0000, "size": 64 * GiB}]}),
+    ("boot.chosen-initrd", boot_tree(INITRD_AT + 0x1000), {}),
+    ("boot.overlap", boot_tree(KERNEL_AT + 0x10_0000, KERNEL_AT + 0x50_0000), {"initrd__address": KERNEL_AT + 0x10_0000}),
+    ("boot.memory", boot_tree(), {"memory": [{"address": 0x8000_0000, "size": 1 * GiB}]}),
+]
+
+
+@pytest.mark.parametrize("rule, tree, changes", [pytest.param(*c, id=c[0]) for c in BOOT])
+def test_each_booting_rst_rule_fires_when_broken(rule, tree, changes):
+    found = boot_check(tree, **changes)
+    assert rule in {f.rule for f in found}, "\n".join(map(str, found))
+
+
+def test_chosen_initrd_must_be_absent_without_an_initrd():
+    found = boot_check(boot_tree(), initrd=None)
+    assert ("boot.chosen-initrd", "/chosen", "linux,initrd-start") in keys(found)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({}, "memory: missing"),
+        ({"memory": [], "kernel": {}}, "kernel.load_address: missing"),
+        ({"memory": [{"address": "x", "size": 1}]}, "memory[0].address: 'x' is not a 64-bit unsigned integer"),
+        ({"memory": "lots"}, "memory: 'lots' is not a list"),
+    ],
+)
+def test_a_malformed_manifest_is_a_config_error(data, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        manifest_from(data, "boot.json")
+
+
+# The command line.
+
+
+def fdtgen(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fdtgen", *args], cwd=ROOT, capture_output=True, text=stdin is None,
+        input=stdin, check=False,
+    )
+
+
+def test_cli_exit_codes_are_0_clean_1_findings_2_unreadable(tmp_path):
+    good, bad, broken = tmp_path / "good.dtb", tmp_path / "bad.dtb", tmp_path / "broken.dtb"
+    good.write_bytes(BASE.blob)
+    bad.write_bytes(encode(edit(T, "/cpus/cpu@1", drop_prop("enable-method"))))
+    broken.write_bytes(BASE.blob[:100])
+    r = fdtgen("verify", str(good))
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{good}: clean\n", "")
+    r = fdtgen("verify", str(bad))
+    assert r.returncode == 1
+    assert r.stdout.splitlines()[0].startswith("cpus.enable-method: /cpus/cpu@1 enable-method: ")
+    assert r.stdout.splitlines()[-1] == f"{bad}: 1 finding"
+    for path in (broken, tmp_path / "missing.dtb"):
+        r = fdtgen("verify", str(path))
+        assert r.returncode == 2
+        assert r.stderr.startswith(f"fdtgen: error: {path}: ") and r.stderr.count("\n") == 1
+        assert r.stdout == ""
+
+
+def test_cli_json_lists_each_finding_with_rule_path_property_value_message(tmp_path):
+    bad = tmp_path / "bad.dtb"
+    bad.write_bytes(encode(edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16, 8)))))
+    r = fdtgen("verify", "--json", str(bad))
+    assert r.returncode == 1
+    data = json.loads(r.stdout)
+    assert data["clean"] is False
+    assert data["findings"] == [{
+        "rule": "interrupts.trigger", "path": VIRTIO0, "property": "interrupts", "value": "<0x0 0x10 0x8>",
+        "message": "SPI trigger 8 is not 1 (edge-rising) or 4 (level-high); the GIC rejects it "
+                   "(gic_set_type -EINVAL) and the driver fails to probe",
+    }]
+
+
+def test_cli_reads_standard_input_and_a_manifest_file(tmp_path):
+    blob = encode(boot_tree())
+    m = tmp_path / "boot.json"
+    m.write_text(json.dumps(manifest(blob, registers__x2=5)))
+    r = subprocess.run([sys.executable, "-m", "fdtgen", "verify", "-", "--manifest", str(m)],
+                       cwd=ROOT, input=blob, capture_output=True, check=False)
+    assert r.returncode == 1
+    assert b"boot.registers: / = 0x0 0x5 0x0: x1..x3 must be 0" in r.stdout
+
+
+def test_cli_rejects_a_bad_template_or_manifest_with_one_line(tmp_path):
+    good = tmp_path / "good.dtb"
+    good.write_bytes(BASE.blob)
+    r = fdtgen("verify", str(good), "--template", "nope")
+    assert r.returncode == 2 and "template: 'nope' is not a built-in template" in r.stderr
+    (tmp_path / "m.json").write_text("{")
+    r = fdtgen("verify", str(good), "--manifest", str(tmp_path / "m.json"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not valid JSON" in r.stderr
+
+
+def test_verify_never_imports_pydantic(tmp_path):
+    blob = encode(boot_tree())
+    (tmp_path / "g.dtb").write_bytes(blob)
+    (tmp_path / "m.json").write_text(json.dumps(manifest(blob)))
+    code = (
+        "import sys\n"
+        "from fdtgen.cli import main\n"
+        f"rc = main(['verify', {str(tmp_path / 'g.dtb')!r}, '--manifest', {str(tmp_path / 'm.json')!r},"
+        " '--template', 'squib'])\n"
+        "print('RC', rc, 'pydantic' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert r.stdout.splitlines()[-1] == "RC 0 False", r.stdout + r.stderr
+
+
+def test_dtc_is_optional(tmp_path):
+    good = tmp_path / "good.dtb"
+    good.write_bytes(BASE.blob)
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    assert shutil.which("dtc", path=env["PATH"]) is None
+    r = subprocess.run([sys.executable, "-m", "fdtgen", "verify", str(good)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, check=False)
+    assert (r.returncode, r.stderr) == (0, "")
