@@ -36,8 +36,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import AllocationExhaustedError, LayoutError, RegionOverlapError
-from .layout import PAGE_SIZE, Range, Region
-from .units import GiB, U64_MAX, align_down, align_up, is_aligned, is_pow2
+from .layout import PAGE_SIZE, Range, Region, subtract
+from .units import U64_MAX, GiB, align_down, align_up, is_aligned, is_pow2
 
 FOUR_GIB = 4 * GiB
 MAX_ADDRESS_WIDTH = 64
@@ -77,20 +77,6 @@ class _Ram:
     max_end: int | None
 
 
-def subtract(free: list[Range], taken: Range) -> list[Range]:
-    """``free`` (sorted, disjoint) without ``taken``; stays sorted and disjoint."""
-    out: list[Range] = []
-    for r in free:
-        if not r.overlaps(taken):
-            out.append(r)
-            continue
-        if r.base < taken.base:
-            out.append(Range(r.base, taken.base - r.base))
-        if taken.end < r.end:
-            out.append(Range(taken.end, r.end - taken.end))
-    return out
-
-
 def describe_free(free: Iterable[Range], limit: int = 6) -> str:
     """Free ranges for an error message, in hex, at most ``limit`` of them."""
     ranges = list(free)
@@ -112,7 +98,8 @@ class Allocator:
     def __init__(self, address_width: int = MAX_ADDRESS_WIDTH) -> None:
         if type(address_width) is not int or not 12 <= address_width <= MAX_ADDRESS_WIDTH:
             raise LayoutError(
-                f"allocator: address width {address_width!r} is outside 12..{MAX_ADDRESS_WIDTH} bits"
+                f"allocator: address width {address_width!r} is outside "
+                f"12..{MAX_ADDRESS_WIDTH} bits"
             )
         self.address_width = address_width
         self.limit = 1 << address_width
@@ -224,7 +211,9 @@ class Allocator:
             got = _top_down(free, d.size, d.align, min(FOUR_GIB, self.limit))
             if got is None:
                 window = [r for r in free if r.base < FOUR_GIB]
-                raise AllocationExhaustedError(d.tag, d.size, d.align, d.placement.value, describe_free(window))
+                raise AllocationExhaustedError(
+                    d.tag, d.size, d.align, d.placement.value, describe_free(window)
+                )
             free = subtract(free, got)
             placed.append(Placed(got, d.tag, d.placement.value))
 
@@ -247,7 +236,9 @@ class Allocator:
             got = _bottom_up(free, d.size, d.align, cursor, self.limit)
             if got is None:
                 window = [r for r in free if r.end > cursor]
-                raise AllocationExhaustedError(d.tag, d.size, d.align, d.placement.value, describe_free(window))
+                raise AllocationExhaustedError(
+                    d.tag, d.size, d.align, d.placement.value, describe_free(window)
+                )
             free = subtract(free, got)
             placed.append(Placed(got, d.tag, d.placement.value))
 
@@ -258,7 +249,9 @@ class Allocator:
             got = _bottom_up(free, d.size, d.align, cursor, self.limit)
             if got is None:
                 window = [r for r in free if r.end > cursor]
-                raise AllocationExhaustedError(d.tag, d.size, d.align, d.placement.value, describe_free(window))
+                raise AllocationExhaustedError(
+                    d.tag, d.size, d.align, d.placement.value, describe_free(window)
+                )
             free = subtract(free, got)
             placed.append(Placed(got, d.tag, d.placement.value))
             cursor = got.end

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .errors import ConfigError, FdtgenError
 
 if TYPE_CHECKING:
-    from .config import Config
+    from .configrules import Settings
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,8 +24,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--virtio", type=int, help="number of virtio-mmio transports (0..32)")
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    from . import config  # pydantic: only for commands that read a config
+def load_config(args: argparse.Namespace) -> Settings:
+    from . import configrules as config  # pydantic_core only, not pydantic
 
     overrides = {
         "template": args.template,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .cliutil import add_config_arguments, load_config, write_all_atomic
 
 if TYPE_CHECKING:
-    from .config import Config
+    from .configrules import Settings
     from .image import InputFile
 
 HELP = "build the DTB for a machine config (or the embedded default), placing kernel and initrd"
@@ -35,9 +35,9 @@ def add_boot_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_boot_config(args: argparse.Namespace) -> Config:
+def load_boot_config(args: argparse.Namespace) -> Settings:
     """The config with the machine overrides and then the boot overrides applied."""
-    from . import config
+    from . import configrules as config
 
     cfg = load_config(args)
     boot = {

@@ -15,7 +15,9 @@ _OVERRIDES = ("template", "vcpus", "memory", "cmdline", "virtio")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("-o", "--output", default="-", metavar="DTS", help="output path (default: stdout)")
+    p.add_argument(
+        "-o", "--output", default="-", metavar="DTS", help="output path (default: stdout)"
+    )
 
 
 def _is_blob_file(path: str | None) -> bool:
@@ -40,13 +42,18 @@ def run(args: argparse.Namespace) -> int:
 
         given = [name for name in _OVERRIDES if getattr(args, name) is not None]
         if given:
-            raise ConfigError(f"--{given[0]}: machine overrides do not apply to a DTB ({args.config})")
+            raise ConfigError(
+                f"--{given[0]}: machine overrides do not apply to a DTB ({args.config})"
+            )
         _, blob = load_blob(args.config)
         text = to_dts(with_labels(blob.tree))
     else:
         from .pipeline import build
 
-        text = to_dts(build(load_config(args).machine()).tree)
+        tree = build(load_config(args).machine()).tree
+        if tree is None:
+            raise RuntimeError("dts: the build kept no tree")  # build() always keeps it
+        text = to_dts(tree)
     if args.output == "-":
         sys.stdout.write(text)
     else:

@@ -81,7 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import config, qemu
+    from . import configrules as config
+    from . import qemu
     from .errors import ConfigError, FdtgenError, PlacementError
     from .layout import Range
     from .manifest import manifest_for, to_json

@@ -25,4 +25,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"source: {t.source}")
     for r in t.pinned_regions():
         print(f"  {r.tag:12} {r.range}  {r.range.size:#x}")
+    for h in t.ram_holes:
+        print(f"  {h.tag:12} {h.range}  {h.range.size:#x}  (DRAM hole: RAM is split around it)")
     return 0

@@ -18,14 +18,33 @@ HELP = "check any DTB against the format, the bindings and booting.rst (exit 1 o
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("blob", metavar="BLOB", help="the DTB to check (- for standard input)")
-    p.add_argument("--manifest", metavar="JSON", help="placement manifest (fdtgen build --manifest): check booting.rst placement")
-    p.add_argument("--template", help="built-in template name or .toml path: check its pinned regions and SPIs")
+    p.add_argument(
+        "--manifest",
+        metavar="JSON",
+        help="placement manifest (fdtgen build --manifest): check booting.rst placement",
+    )
+    p.add_argument(
+        "--template", help="built-in template name or .toml path: check its pinned regions and SPIs"
+    )
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
-    p.add_argument("--no-dtc", action="store_true", help="skip dtc's checks even when dtc is installed")
-    p.add_argument("--address-bits", type=int, default=48, metavar="N",
-                   help="guest physical address width every reg must fit (default: 48)")
-    p.add_argument("--shared-spi", type=int, action="append", default=[], metavar="SPI",
-                   help="an SPI number several nodes may share (repeatable)")
+    p.add_argument(
+        "--no-dtc", action="store_true", help="skip dtc's checks even when dtc is installed"
+    )
+    p.add_argument(
+        "--address-bits",
+        type=int,
+        default=48,
+        metavar="N",
+        help="guest physical address width every reg must fit (default: 48)",
+    )
+    p.add_argument(
+        "--shared-spi",
+        type=int,
+        action="append",
+        default=[],
+        metavar="SPI",
+        help="an SPI number several nodes may share (repeatable)",
+    )
 
 
 def load_blob(path: str) -> tuple[bytes, Blob]:
@@ -45,7 +64,7 @@ def load_blob(path: str) -> tuple[bytes, Blob]:
 def _libfdt_opinion(data: bytes) -> str:
     """libfdt's verdict when it disagrees with the parser's rejection."""
     try:
-        import libfdt
+        import libfdt  # type: ignore[import-untyped]
     except ImportError:
         return ""
     buf = bytearray(data)

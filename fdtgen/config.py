@@ -7,9 +7,7 @@ file) or declared sizes, for placing files that are not at hand.
 
 from __future__ import annotations
 
-import json
-import tomllib
-from pathlib import Path
+import functools
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -22,27 +20,17 @@ from pydantic import (
     ValidationError,
 )
 
-from .errors import ConfigError
-from .machine import DEFAULT_CMDLINE, Machine, Topology
-from .units import U64_MAX, MiB, parse_size
+from . import configrules
+from .configrules import Settings, error_line, path_or_declared, size_before
+from .machine import DEFAULT_CMDLINE, Machine
+from .units import U64_MAX, MiB
 
 if TYPE_CHECKING:
     from .pipeline import Boot
 
 
-def _size(v: Any) -> Any:
-    if isinstance(v, str):
-        try:
-            return parse_size(v)
-        except ValueError as e:
-            raise ValueError(str(e)) from None
-    if isinstance(v, bool):
-        raise ValueError("expected a byte count, not a boolean")
-    return v
-
-
-Size = Annotated[int, BeforeValidator(_size), Field(gt=0, le=U64_MAX)]
-SizeOrZero = Annotated[int, BeforeValidator(_size), Field(ge=0, le=U64_MAX)]
+Size = Annotated[int, BeforeValidator(size_before), Field(gt=0, le=U64_MAX)]
+SizeOrZero = Annotated[int, BeforeValidator(size_before), Field(ge=0, le=U64_MAX)]
 
 
 class DeclaredKernel(BaseModel):
@@ -64,17 +52,13 @@ class DeclaredInitrd(BaseModel):
     size: Size
 
 
-def _path_or_declared(v: Any) -> str:
-    return "path" if isinstance(v, str) else "declared"
-
-
 KernelSpec = Annotated[
     Annotated[str, Tag("path"), Field(min_length=1)] | Annotated[DeclaredKernel, Tag("declared")],
-    Discriminator(_path_or_declared),
+    Discriminator(path_or_declared),
 ]
 InitrdSpec = Annotated[
     Annotated[str, Tag("path"), Field(min_length=1)] | Annotated[DeclaredInitrd, Tag("declared")],
-    Discriminator(_path_or_declared),
+    Discriminator(path_or_declared),
 ]
 
 
@@ -127,60 +111,15 @@ class Config(BaseModel):
         description="derive the seeds from this text; default: zero slots a loader fills",
     )
 
+    def settings(self) -> Settings:
+        return Settings(self.model_dump(), self.model_dump(exclude_unset=True))
+
     def machine(self) -> Machine:
-        return Machine(
-            template=self.template,
-            vcpus=self.vcpus,
-            memory=self.memory,
-            cmdline=self.cmdline,
-            virtio=self.virtio,
-            serial=self.serial,
-            psci_method=self.psci_method,
-            redist_stride=self.redist_stride,
-            ram_base=self.ram_base,
-            address_width=self.address_width,
-            topology=None if self.topology is None else Topology(**self.topology.model_dump()),
-        )
+        return self.settings().machine()
 
     def boot(self) -> Boot:
         """Kernel, initrd and entropy settings; reads the kernel and initrd files named."""
-        from .image import declared_kernel, read_initrd, read_kernel
-        from .pipeline import Boot
-
-        kernel = None
-        if isinstance(self.kernel, str):
-            kernel = read_kernel(self.kernel)
-        elif self.kernel is not None:
-            k = self.kernel
-            kernel = declared_kernel(k.size, k.text_offset, k.image_size, k.flags)
-        initrd = None
-        initrd_size = None
-        if isinstance(self.initrd, str):
-            initrd = read_initrd(self.initrd)
-            initrd_size = initrd.size
-        elif self.initrd is not None:
-            initrd_size = self.initrd.size
-        return Boot(
-            kernel=kernel,
-            initrd_size=initrd_size,
-            initrd=initrd,
-            rng_seed=self.rng_seed,
-            kaslr_seed=self.kaslr_seed,
-            entropy_seed=None if self.entropy_seed is None else self.entropy_seed.encode(),
-        )
-
-
-def _describe(err: Any) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "config"
-    value = err.get("input")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 0xFFFF:
-        shown = f"{value:#x}"
-    else:
-        shown = repr(value)
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown key (value {shown})"
-    return f"{loc}: {shown}: {msg[0].lower() + msg[1:]}"
+        return self.settings().boot()
 
 
 def validate(data: dict[str, Any], source: str = "config") -> Config:
@@ -188,48 +127,108 @@ def validate(data: dict[str, Any], source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        errors = e.errors()
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{source}: {_describe(errors[0])}{more}") from None
+        raise error_line(e.errors(), source) from None
 
 
-def read_file(path: str) -> dict[str, Any]:
-    """A config file as a mapping: JSON if it ends in ``.json``, TOML otherwise."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
-    try:
-        if p.suffix.lower() == ".json":
-            data = json.loads(raw)
-        else:
-            data = tomllib.loads(raw.decode())
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
-        raise ConfigError(f"{path}: not valid {kind}: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a table/object")
-    return data
+# The run-time path (no pydantic import): fdtgen.configrules.
+load = configrules.load
+override = configrules.override
+read_file = configrules.read_file
 
 
-def load(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
-    """The embedded default, or ``path``, with CLI ``overrides`` applied on top."""
-    data: dict[str, Any] = read_file(path) if path else {}
-    template = data.get("template")
-    if path and isinstance(template, str) and ("/" in template or template.endswith(".toml")):
-        # A template path in a config file is relative to that file.
-        data["template"] = str(Path(path).parent / template)
-    for key in ("kernel", "initrd"):  # so are kernel and initrd paths
-        if path and isinstance(data.get(key), str) and data[key]:
-            data[key] = str(Path(path).parent / data[key])
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return validate(data, path or "config")
+def compiled_schema() -> dict[str, Any]:
+    """:class:`Config`'s core schema, rewritten so pydantic_core alone can run it.
+
+    Models become typed dicts (the validated values are plain dicts, read by
+    :class:`~fdtgen.configrules.Settings`), definitions are inlined, metadata
+    is dropped, and pydantic's constraint wrappers (``functools.partial`` of
+    ``greater_than_validator`` and friends, which raise the same errors as
+    the core constraints) fold into the integer schema they wrap.
+    """
+    root = Config.__pydantic_core_schema__
+    defs = {d["ref"]: d for d in root.get("definitions", [])}
+
+    def conv(node: Any) -> Any:
+        if isinstance(node, list):
+            return [conv(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        kind = node.get("type")
+        if kind == "definitions":
+            return conv(node["schema"])
+        if kind == "definition-ref":
+            return conv(defs[node["schema_ref"]])
+        if kind == "model":
+            fields = node["schema"]["fields"]
+            return {
+                "type": "typed-dict",
+                "fields": {
+                    name: {
+                        "type": "typed-dict-field",
+                        "schema": conv(f["schema"]),
+                        "required": f["schema"]["type"] != "default",
+                    }
+                    for name, f in fields.items()
+                },
+                "extra_behavior": "forbid",
+                "strict": node.get("config", {}).get("strict", False),
+            }
+        if kind == "function-after" and isinstance(node["function"]["function"], functools.partial):
+            fn = node["function"]["function"]
+            inner = conv(node["schema"])
+            target = inner
+            while target.get("type") in ("function-before", "function-after"):
+                target = target["schema"]
+            if target.get("type") != "int" or fn.func.__name__ not in _CONSTRAINTS:
+                raise TypeError(f"cannot compile constraint {fn!r}")
+            target.update(fn.keywords)
+            return inner
+        out = {k: conv(v) for k, v in node.items() if k not in ("metadata", "ref", "serialization")}
+        return out
+
+    return conv(root)  # type: ignore[no-any-return]
 
 
-def override(cfg: Config, overrides: dict[str, Any], source: str = "command line") -> Config:
-    """``cfg`` with the non-``None`` ``overrides`` applied and validated again."""
-    updates = {k: v for k, v in overrides.items() if v is not None}
-    if not updates:
-        return cfg
-    return validate({**cfg.model_dump(exclude_unset=True), **updates}, source)
+_CONSTRAINTS = {
+    "greater_than_validator",
+    "greater_than_or_equal_validator",
+    "less_than_validator",
+    "less_than_or_equal_validator",
+}
+
+
+def render_compiled() -> str:
+    """Python source of ``fdtgen/_config_schema.py``."""
+    names = {size_before: "size_before", path_or_declared: "path_or_declared"}
+
+    def render(v: Any, indent: int) -> str:
+        pad = "    " * indent
+        if isinstance(v, dict):
+            if not v:
+                return "{}"
+            items = [f"{pad}    {k!r}: {render(x, indent + 1)}," for k, x in v.items()]
+            return "{\n" + "\n".join(items) + f"\n{pad}}}"
+        if isinstance(v, list):
+            return "[" + ", ".join(render(x, indent) for x in v) + "]"
+        if callable(v):
+            if v not in names:
+                raise TypeError(f"cannot render function {v!r}")
+            return names[v]
+        return repr(v)
+
+    return (
+        '"""Generated by ``python -m fdtgen.config`` from the models in fdtgen/config.py.\n\n'
+        "Do not edit: regenerate after changing a model (a test checks it is current).\n"
+        '"""\n\n'
+        "from typing import Any\n\n"
+        "from .configrules import path_or_declared, size_before\n\n"
+        f"SCHEMA: Any = {render(compiled_schema(), 0)}\n"
+    )
+
+
+if __name__ == "__main__":
+    import pathlib
+
+    target = pathlib.Path(__file__).with_name("_config_schema.py")
+    target.write_text(render_compiled())
+    print(f"wrote {target}")

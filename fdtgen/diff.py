@@ -57,7 +57,13 @@ class Change:
         return f"~ {self.path} {label}: {self.old or '(empty)'} -> {self.new or '(empty)'}"
 
     def as_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "path": self.path, "property": self.prop, "old": self.old, "new": self.new}
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "property": self.prop,
+            "old": self.old,
+            "new": self.new,
+        }
 
 
 def _assign(name: str, value: str) -> str:
@@ -70,7 +76,11 @@ def _join(path: str, name: str) -> str:
 
 def _summary(node: Node) -> str:
     count = sum(1 for _ in node.walk()) - 1
-    return f" ({len(node.props)} properties, {count} nodes below)" if count else f" ({len(node.props)} properties)"
+    return (
+        f" ({len(node.props)} properties, {count} nodes below)"
+        if count
+        else f" ({len(node.props)} properties)"
+    )
 
 
 class _Refs:
@@ -96,7 +106,8 @@ class _Refs:
         if not refs:
             return p.value
         return tuple(
-            ("ref", rename.get(refs[i], refs[i])) if i in refs else c for i, c in enumerate(p.as_cells())
+            ("ref", rename.get(refs[i], refs[i])) if i in refs else c
+            for i, c in enumerate(p.as_cells())
         )
 
     def render(self, path: str, p: Prop) -> str:
@@ -104,11 +115,20 @@ class _Refs:
         if p.name in PHANDLE_PROPS or not refs:
             text = prop_value(p) or ""
         else:
-            text = "<" + " ".join(f"&{{{refs[i]}}}" if i in refs else f"{c:#x}" for i, c in enumerate(p.as_cells())) + ">"
+            text = (
+                "<"
+                + " ".join(
+                    f"&{{{refs[i]}}}" if i in refs else f"{c:#x}"
+                    for i, c in enumerate(p.as_cells())
+                )
+                + ">"
+            )
         return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 3] + "..."
 
 
-def _match(a: Node, b: Node, a_path: str, b_path: str, pairs: list[tuple[str, str, Node, Node]]) -> None:
+def _match(
+    a: Node, b: Node, a_path: str, b_path: str, pairs: list[tuple[str, str, Node, Node]]
+) -> None:
     """Pair up nodes: by name, then leftover siblings by a shared unit address."""
     pairs.append((a_path, b_path, a, b))
     theirs = {c.name: c for c in b.children}
@@ -137,9 +157,13 @@ def diff_trees(a: DeviceTree, b: DeviceTree) -> list[Change]:
     renames and property changes, then removed nodes, then added nodes."""
     out: list[Change] = []
     if a.boot_cpuid() != b.boot_cpuid():
-        out.append(Change("boot-cpuid-phys", "/", "", f"{a.boot_cpuid():#x}", f"{b.boot_cpuid():#x}"))
+        out.append(
+            Change("boot-cpuid-phys", "/", "", f"{a.boot_cpuid():#x}", f"{b.boot_cpuid():#x}")
+        )
     if sorted(a.reserve) != sorted(b.reserve):
-        out.append(Change("memreserve", "/memreserve/", "", _reserve(a.reserve), _reserve(b.reserve)))
+        out.append(
+            Change("memreserve", "/memreserve/", "", _reserve(a.reserve), _reserve(b.reserve))
+        )
     pairs: list[tuple[str, str, Node, Node]] = []
     _match(a.root, b.root, "/", "/", pairs)
     rename = {ap: bp for ap, bp, _, _ in pairs}
@@ -155,7 +179,11 @@ def diff_trees(a: DeviceTree, b: DeviceTree) -> list[Change]:
             if q is None:
                 out.append(Change("property-removed", ap, p.name, old=refs_a.render(ap, p)))
             elif refs_a.value(ap, p, rename) != refs_b.value(bp, q, {}):
-                out.append(Change("property-changed", ap, p.name, refs_a.render(ap, p), refs_b.render(bp, q)))
+                out.append(
+                    Change(
+                        "property-changed", ap, p.name, refs_a.render(ap, p), refs_b.render(bp, q)
+                    )
+                )
         for q in bn.props:
             if q.name not in mine:
                 out.append(Change("property-added", ap, q.name, new=refs_b.render(bp, q)))
@@ -175,4 +203,10 @@ def _reserve(entries: Sequence[tuple[int, int]]) -> str:
 
 
 def changes_json(changes: Sequence[Change], a: str, b: str) -> str:
-    return json.dumps({"a": a, "b": b, "same": not changes, "changes": [c.as_dict() for c in changes]}, indent=2) + "\n"
+    return (
+        json.dumps(
+            {"a": a, "b": b, "same": not changes, "changes": [c.as_dict() for c in changes]},
+            indent=2,
+        )
+        + "\n"
+    )

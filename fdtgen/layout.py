@@ -28,12 +28,22 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .errors import AllocationExhaustedError, AlignmentError, ConfigError, LayoutError, RegionOverlapError
+from .errors import (
+    AlignmentError,
+    AllocationExhaustedError,
+    ConfigError,
+    LayoutError,
+    RegionOverlapError,
+)
 from .irq import Intid, Ppi, Spi, Trigger
-from .units import KiB, MiB, U64_MAX, fmt_size, is_aligned, is_pow2
+from .units import U64_MAX, KiB, MiB, fmt_size, is_aligned, is_pow2
+
+if TYPE_CHECKING:
+    from .allocator import Allocator
 
 PAGE_SIZE = 4 * KiB  # the smallest arm64 translation granule
 GICV3_REDIST_STRIDE = 128 * KiB  # RD_base + SGI_base frames, 64 KiB each
@@ -74,6 +84,20 @@ class Range:
 
     def __str__(self) -> str:
         return f"[{self.base:#x}, {self.end:#x})"
+
+
+def subtract(ranges: Sequence[Range], taken: Range) -> list[Range]:
+    """``ranges`` (sorted, disjoint) without ``taken``; the result stays sorted and disjoint."""
+    out: list[Range] = []
+    for r in ranges:
+        if not r.overlaps(taken):
+            out.append(r)
+            continue
+        if r.base < taken.base:
+            out.append(Range(r.base, taken.base - r.base))
+        if taken.end < r.end:
+            out.append(Range(taken.end, r.end - taken.end))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,17 +313,8 @@ class Template:
     def dram_ranges(self) -> tuple[Range, ...]:
         """The DRAM window without its holes, in address order."""
         pieces = [self.dram]
-        for hole in sorted(self.ram_holes, key=lambda h: h.range):
-            nxt = []
-            for p in pieces:
-                if not p.overlaps(hole.range):
-                    nxt.append(p)
-                    continue
-                if p.base < hole.range.base:
-                    nxt.append(Range(p.base, hole.range.base - p.base))
-                if hole.range.end < p.end:
-                    nxt.append(Range(hole.range.end, p.end - hole.range.end))
-            pieces = nxt
+        for hole in self.ram_holes:
+            pieces = subtract(pieces, hole.range)
         return tuple(pieces)
 
     def gic_regions(self) -> tuple[Region, ...]:
@@ -322,9 +337,14 @@ class Template:
         regions = [
             *self.reserved,
             *self.gic_regions(),
-            Region("uart0", Range(self.uart.base, self.uart.size), align=min(PAGE_SIZE, self.uart.size)),
+            Region(
+                "uart0", Range(self.uart.base, self.uart.size), align=min(PAGE_SIZE, self.uart.size)
+            ),
             *(Region(d.tag, d.range, align=d.align) for d in self.devices if d.base is not None),
-            *(Region(f"dram{i or ''}", r, align=PAGE_SIZE) for i, r in enumerate(self.dram_ranges())),
+            *(
+                Region(f"dram{i or ''}", r, align=PAGE_SIZE)
+                for i, r in enumerate(self.dram_ranges())
+            ),
         ]
         if self.virtio.base is not None and self.virtio.slots:
             regions.append(Region("virtio", self.virtio.window, align=PAGE_SIZE))
@@ -335,7 +355,9 @@ def check_regions(regions: Sequence[Region], context: str = "layout") -> None:
     """No two regions overlap; each base and size is aligned to its ``align``."""
     for r in regions:
         if not is_pow2(r.align):
-            raise LayoutError(f"{context}: region {r.tag!r} alignment {r.align:#x} is not a power of 2")
+            raise LayoutError(
+                f"{context}: region {r.tag!r} alignment {r.align:#x} is not a power of 2"
+            )
         if not is_aligned(r.range.base, r.align):
             raise AlignmentError(r.tag, "base", r.range.base, r.align)
         if not is_aligned(r.range.size, r.align):
@@ -350,7 +372,11 @@ def check_template(t: Template) -> None:
     """The load-time proofs. Raises :class:`LayoutError` naming regions and ranges."""
     where = f"template {t.name!r}"
     virtio_base = t.virtio.base if t.virtio.slots else 0
-    unplaced = [tag for tag, base in (("virtio", virtio_base), *((d.tag, d.base) for d in t.devices)) if base is None]
+    unplaced = [
+        tag
+        for tag, base in (("virtio", virtio_base), *((d.tag, d.base) for d in t.devices))
+        if base is None
+    ]
     if unplaced:
         raise LayoutError(f"{where}: region {unplaced[0]!r} has no address (place it first)")
     regions = t.pinned_regions()
@@ -395,9 +421,13 @@ def check_template(t: Template) -> None:
         if rule.kind not in ("abuts", "below"):
             raise LayoutError(f"{where}: unknown rule kind {rule.kind!r} (use abuts, below)")
     _check_interrupts(t, where)
-    if t.address_width is not None and not MIN_ADDRESS_WIDTH <= t.address_width <= MAX_ADDRESS_WIDTH:
+    if (
+        t.address_width is not None
+        and not MIN_ADDRESS_WIDTH <= t.address_width <= MAX_ADDRESS_WIDTH
+    ):
         raise LayoutError(
-            f"{where}: address_width {t.address_width} is outside {MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits"
+            f"{where}: address_width {t.address_width} is outside "
+            f"{MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits"
         )
 
 
@@ -405,7 +435,9 @@ def _check_holes(t: Template, where: str) -> None:
     """Holes lie inside the DRAM window and do not overlap one another."""
     for h in t.ram_holes:
         if not t.dram.contains(h.range):
-            raise LayoutError(f"{where}: DRAM hole {h.tag!r} {h.range} is not inside the DRAM window {t.dram}")
+            raise LayoutError(
+                f"{where}: DRAM hole {h.tag!r} {h.range} is not inside the DRAM window {t.dram}"
+            )
         if not is_aligned(h.range.base, PAGE_SIZE) or not is_aligned(h.range.size, PAGE_SIZE):
             raise AlignmentError(h.tag, "range", h.range.base, PAGE_SIZE)
     holes = sorted(t.ram_holes, key=lambda h: (h.range, h.tag))
@@ -420,15 +452,25 @@ def _check_gic(t: Template, where: str) -> None:
     g = t.gic
     if g.version == 3:
         if g.redist_window is None:
-            raise LayoutError(f"{where}: gic version 3 needs a redistributor window (redist_base, redist_end)")
+            raise LayoutError(
+                f"{where}: gic version 3 needs a redistributor window (redist_base, redist_end)"
+            )
         if g.cpu_if is not None:
             raise LayoutError(f"{where}: gic cpu_base (GICC) is a GICv2 region; a GICv3 has none")
         if g.redist_reg not in REDIST_REG_KINDS:
-            raise LayoutError(f"{where}: gic redist_reg {g.redist_reg!r} is not one of {', '.join(REDIST_REG_KINDS)}")
+            raise LayoutError(
+                f"{where}: gic redist_reg {g.redist_reg!r} is not one of "
+                f"{', '.join(REDIST_REG_KINDS)}"
+            )
         if g.redist_anchor not in REDIST_ANCHORS:
-            raise LayoutError(f"{where}: gic redist_anchor {g.redist_anchor!r} is not one of {', '.join(REDIST_ANCHORS)}")
+            raise LayoutError(
+                f"{where}: gic redist_anchor {g.redist_anchor!r} is not one of "
+                f"{', '.join(REDIST_ANCHORS)}"
+            )
         if g.redist_anchor == "end" and g.redist2_window is not None:
-            raise LayoutError(f"{where}: gic redist_anchor 'end' allows only one redistributor window")
+            raise LayoutError(
+                f"{where}: gic redist_anchor 'end' allows only one redistributor window"
+            )
         if g.its_below_redist and (g.its is None or g.its.end != g.redist_window.base):
             raise LayoutError(
                 f"{where}: an ITS that follows the redistributors must be pinned right below the "
@@ -484,7 +526,9 @@ def _check_interrupts(t: Template, where: str) -> None:
     owner: dict[Spi, str] = {}
     for spi, tag in spis:
         if spi in owner:
-            raise LayoutError(f"{where}: {spi} ({spi.intid}) is wired to both {owner[spi]!r} and {tag!r}")
+            raise LayoutError(
+                f"{where}: {spi} ({spi.intid}) is wired to both {owner[spi]!r} and {tag!r}"
+            )
         owner[spi] = tag
     ppis: list[tuple[Ppi, str]] = [(p, "timer") for p in t.timer_ppis]
     if t.gic.maintenance_ppi is not None:
@@ -494,7 +538,9 @@ def _check_interrupts(t: Template, where: str) -> None:
     seen: dict[Ppi, str] = {}
     for ppi, what in ppis:
         if ppi in seen:
-            raise LayoutError(f"{where}: {ppi} ({ppi.intid}) is used by both {seen[ppi]} and {what}")
+            raise LayoutError(
+                f"{where}: {ppi} ({ppi.intid}) is used by both {seen[ppi]} and {what}"
+            )
         seen[ppi] = what
 
 
@@ -549,7 +595,10 @@ class Layout:
             *self.template.reserved,
             Region("gic-dist", self.gic_dist),
             *(Region(f"gic-redist{i + 1 if i else ''}", r) for i, r in enumerate(self.gic_redist)),
-            *(Region(d.tag, d.range, align=_natural_align(d.range)) for d in (*self.devices, *self.unwired)),
+            *(
+                Region(d.tag, d.range, align=_natural_align(d.range))
+                for d in (*self.devices, *self.unwired)
+            ),
             *(Region(f"ram{i or ''}", r) for i, r in enumerate(self.ram)),
         ]
         if g.cpu_if is not None:
@@ -643,8 +692,12 @@ def resolve(
     if hole is not None:
         raise ConfigError(f"ram_base: {base:#x} lies in the DRAM hole {hole.tag!r} {hole.range}")
     width = t.address_width if address_width is None else address_width
-    if width is not None and (type(width) is not int or not MIN_ADDRESS_WIDTH <= width <= MAX_ADDRESS_WIDTH):
-        raise ConfigError(f"address_width: {width!r} is outside {MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits")
+    if width is not None and (
+        type(width) is not int or not MIN_ADDRESS_WIDTH <= width <= MAX_ADDRESS_WIDTH
+    ):
+        raise ConfigError(
+            f"address_width: {width!r} is outside {MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits"
+        )
     devices: list[Device] = []
     if serial:
         u = t.uart
@@ -660,8 +713,12 @@ def resolve(
                 v.trigger,
             )
         )
-    devices.extend(Device(d.tag, d.kind, d.range, d.spi, d.trigger) for d in t.devices if d.spi is not None)
-    unwired = tuple(Device(d.tag, d.kind, d.range, None, d.trigger) for d in t.devices if d.spi is None)
+    devices.extend(
+        Device(d.tag, d.kind, d.range, d.spi, d.trigger) for d in t.devices if d.spi is not None
+    )
+    unwired = tuple(
+        Device(d.tag, d.kind, d.range, None, d.trigger) for d in t.devices if d.spi is None
+    )
     its = t.gic.its
     if its is not None and t.gic.its_below_redist:
         its = Range(gic_redist[0].base - its.size, its.size)
@@ -714,10 +771,12 @@ def _place_ram(layout: Layout, memory: int, base: int) -> tuple[Range, ...]:
     return tuple(p.range for p in placed if p.kind == "ram")
 
 
-def _ram_overflow(layout: Layout, memory: int, base: int, bits: int, allocator: object) -> str:
+def _ram_overflow(
+    layout: Layout, memory: int, base: int, bits: int, allocator: Callable[[int], Allocator]
+) -> str:
     """The message for RAM that does not fit: where it would end, and which limit it crosses."""
     t = layout.template
-    alloc = allocator(MAX_ADDRESS_WIDTH)  # type: ignore[operator]
+    alloc = allocator(MAX_ADDRESS_WIDTH)
     alloc.ram("ram", memory, PAGE_SIZE, min_base=base)
     try:
         end = max(p.range.end for p in alloc.allocate() if p.kind == "ram")
@@ -726,7 +785,13 @@ def _ram_overflow(layout: Layout, memory: int, base: int, bits: int, allocator: 
         end, ends = 1 << MAX_ADDRESS_WIDTH, "does not fit below 2^64"
     what = f"memory: {fmt_size(memory)} ({memory:#x}) at {base:#x} {ends}"
     if t.ram_holes:
-        what += " (around the DRAM holes " + ", ".join(f"{h.tag!r} {h.range}" for h in t.ram_holes) + ")"
+        what += (
+            " (around the DRAM holes "
+            + ", ".join(f"{h.tag!r} {h.range}" for h in t.ram_holes)
+            + ")"
+        )
     if end > t.dram.end:
         return f"{what}, past the template's DRAM max end {t.dram.end:#x}"
-    return f"{what}, past the {bits}-bit guest physical address limit {1 << bits:#x} (address_width)"
+    return (
+        f"{what}, past the {bits}-bit guest physical address limit {1 << bits:#x} (address_width)"
+    )

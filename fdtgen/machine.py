@@ -160,7 +160,10 @@ def memory_nodes(layout: Layout) -> list[Node]:
 
 
 def cpu_map_node(topo: Topology) -> Node:
-    """``cpu-map`` (cpu-map.yaml): cpu index = ((socket x clusters + cluster) x cores + core) x threads + thread."""
+    """``cpu-map`` (cpu-map.yaml), leaves in cpu order.
+
+    cpu index = ((socket x clusters + cluster) x cores + core) x threads + thread.
+    """
     index = 0
 
     def leaf(name: str) -> Node:
@@ -263,7 +266,7 @@ def clock_node(t: Template) -> Node | None:
 
 
 def its_node(layout: Layout) -> Node | None:
-    """The GICv3 ITS (arm,gic-v3-its.yaml): ``msi-controller`` and ``#msi-cells = <1>`` are required."""
+    """The GICv3 ITS (arm,gic-v3-its.yaml): ``msi-controller``, ``#msi-cells = <1>`` required."""
     its = layout.its
     if its is None:
         return None
@@ -325,7 +328,9 @@ def gic_node(layout: Layout) -> Node:
         if layout.redist_stride != 128 * 1024:
             props.append(Prop.u64("redistributor-stride", layout.redist_stride))
     if g.maintenance_ppi is not None:
-        props.append(Prop.cells("interrupts", *ppi_cells(layout, g.maintenance_ppi, Trigger.LEVEL_HIGH)))
+        props.append(
+            Prop.cells("interrupts", *ppi_cells(layout, g.maintenance_ppi, Trigger.LEVEL_HIGH))
+        )
     props.append(Prop.cells("phandle", GIC_REF.phandle))
     children = [n for n in (its_node(layout), v2m_node(layout)) if n is not None]
     return Node(

@@ -17,7 +17,8 @@ blocks, any block order, versions 16 and 17 and any later version whose
 everything libfdt's ``fdt_check_full`` rejects (except a named root node, which
 ``fdtgen verify`` reports instead), plus overlapping blocks, a structure block
 that does not end exactly at ``FDT_END``, properties after subnodes, duplicate
-names, names DTS cannot spell, and nesting deeper than Linux reads
+names, names dtc refuses as errors (so DTS could not spell them), and nesting
+deeper than Linux reads
 (``FDT_MAX_DEPTH`` 64 in ``drivers/of/fdt.c``).
 
 :func:`phandle_uses` decodes the phandle references dtc's checks know
@@ -51,9 +52,12 @@ FIRST_VERSION = 16
 LAST_COMP_VERSION = 17  # the newest format version this parser reads
 RSV_ENTRY_SIZE = 16  # two big-endian u64: address, size
 
-# What dtc's DTS lexer accepts in a node or property name (dtc-lexer.l
-# PROPNODECHAR); anything else could not be written back as DTS.
-NAME_RE = re.compile(r"[A-Za-z0-9,._+*#?@-]+")
+# The names dtc accepts without an error (checks.c: PROPNODECHARS for
+# properties, NODECHARS plus node_name_format's single '@' for nodes); any
+# other name could not be compiled back from DTS.
+PROP_NAME_CHARS = "A-Za-z0-9,._+*#?-"
+PROP_NAME_RE = re.compile(f"[{PROP_NAME_CHARS}]+")
+NODE_NAME_RE = re.compile(f"[{PROP_NAME_CHARS}]+(@[{PROP_NAME_CHARS}]*)?")
 
 _TOKEN_NAMES = {
     FDT_BEGIN_NODE: "FDT_BEGIN_NODE",
@@ -136,9 +140,7 @@ def parse_header(buf: bytes) -> Header:
     if magic != FDT_MAGIC:
         raise BlobError(f"magic: expected {FDT_MAGIC:#010x}, found {magic:#010x}", 0)
     if len(buf) < V16_HEADER_SIZE:
-        raise BlobError(
-            f"header: expected at least {V16_HEADER_SIZE} bytes, found {len(buf)}", 0
-        )
+        raise BlobError(f"header: expected at least {V16_HEADER_SIZE} bytes, found {len(buf)}", 0)
     version, last_comp = _u32(buf, 0x14), _u32(buf, 0x18)
     if version < FIRST_VERSION:
         raise BlobError(f"version: expected {FIRST_VERSION} or later, found {version}", 0x14)
@@ -214,10 +216,22 @@ def parse_blob(buf: bytes) -> Blob:
     rsv = Block("memory reservation map", hdr.off_mem_rsvmap, rsv_size)
     strings_block = Block("strings block", hdr.off_dt_strings, hdr.size_dt_strings)
     if hdr.size_dt_struct is not None:  # v17: check the layout before walking
-        _check_disjoint((head, rsv, Block("structure block", hdr.off_dt_struct, hdr.size_dt_struct), strings_block))
+        _check_disjoint(
+            (
+                head,
+                rsv,
+                Block("structure block", hdr.off_dt_struct, hdr.size_dt_struct),
+                strings_block,
+            )
+        )
     strings = buf[hdr.off_dt_strings : hdr.off_dt_strings + hdr.size_dt_strings]
     root, struct_end, nops = _structure(buf, hdr, struct_limit, strings)
-    blocks = (head, rsv, Block("structure block", hdr.off_dt_struct, struct_end - hdr.off_dt_struct), strings_block)
+    blocks = (
+        head,
+        rsv,
+        Block("structure block", hdr.off_dt_struct, struct_end - hdr.off_dt_struct),
+        strings_block,
+    )
     _check_disjoint(blocks)
     tree = DeviceTree(root, reserve=reserve, boot_cpuid_phys=hdr.boot_cpuid_phys)
     return Blob(hdr, tree, tuple(sorted(blocks, key=lambda b: (b.base, b.name))), nops, len(buf))
@@ -284,7 +298,10 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
             pos += 4
         elif token == FDT_BEGIN_NODE:
             if root is not None:
-                raise BlobError("structure block: expected FDT_END after the root node, found FDT_BEGIN_NODE", pos)
+                raise BlobError(
+                    "structure block: expected FDT_END after the root node, found FDT_BEGIN_NODE",
+                    pos,
+                )
             if len(stack) >= MAX_DEPTH:
                 raise BlobError(
                     f"node {stack[-1].path}: expected nesting of at most {MAX_DEPTH} levels "
@@ -294,25 +311,31 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
             nul = buf.find(b"\0", pos + 4, limit)
             if nul < 0:
                 raise BlobError(
-                    "node name: expected a NUL-terminated name inside the structure block, found none",
+                    "node name: expected a NUL-terminated name inside the structure block, "
+                    "found none",
                     pos + 4,
                 )
             raw = buf[pos + 4 : nul]
             if stack:
                 parent = stack[-1]
-                name = _name(raw, pos + 4, f"node name under {parent.path}")
+                name = _name(raw, pos + 4, f"node name under {parent.path}", NODE_NAME_RE)
                 if name in parent.child_names:
-                    raise BlobError(f"node {parent.path}: expected unique child names, found {name!r} twice", pos)
+                    raise BlobError(
+                        f"node {parent.path}: expected unique child names, found {name!r} twice",
+                        pos,
+                    )
                 parent.child_names.add(name)
                 path = f"{parent.path.rstrip('/')}/{name}"
             else:
-                name = _name(raw, pos + 4, "root node name") if raw else ""
+                name = _name(raw, pos + 4, "root node name", NODE_NAME_RE) if raw else ""
                 path = "/"
             stack.append(_Open(name, path))
             pos = (nul + 1 + 3) & ~3
         elif token == FDT_PROP:
             if not stack:
-                raise BlobError("structure block: expected FDT_BEGIN_NODE, found FDT_PROP outside any node", pos)
+                raise BlobError(
+                    "structure block: expected FDT_BEGIN_NODE, found FDT_PROP outside any node", pos
+                )
             node = stack[-1]
             if pos + 12 > limit:
                 raise BlobError(
@@ -341,7 +364,12 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
                     "NUL inside the strings block, found none",
                     hdr.off_dt_strings + nameoff,
                 )
-            name = _name(strings[nameoff:nul], hdr.off_dt_strings + nameoff, f"property name in {node.path}")
+            name = _name(
+                strings[nameoff:nul],
+                hdr.off_dt_strings + nameoff,
+                f"property name in {node.path}",
+                PROP_NAME_RE,
+            )
             if node.children:
                 raise BlobError(
                     f"node {node.path}: expected properties before subnodes (DT spec), found "
@@ -349,14 +377,18 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
                     pos,
                 )
             if name in node.prop_names:
-                raise BlobError(f"node {node.path}: expected unique property names, found {name!r} twice", pos)
+                raise BlobError(
+                    f"node {node.path}: expected unique property names, found {name!r} twice", pos
+                )
             node.prop_names.add(name)
             value = buf[pos + 12 : value_end]
             node.props.append(Prop(name, value, guess_kind(value)))
             pos = (value_end + 3) & ~3
         elif token == FDT_END_NODE:
             if not stack:
-                raise BlobError("structure block: expected FDT_BEGIN_NODE or FDT_END, found FDT_END_NODE", pos)
+                raise BlobError(
+                    "structure block: expected FDT_BEGIN_NODE or FDT_END, found FDT_END_NODE", pos
+                )
             done = stack.pop()
             built = Node(done.name, tuple(done.props), tuple(done.children))
             if stack:
@@ -366,7 +398,11 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
             pos += 4
         elif token == FDT_END:
             if root is None:
-                found = f"FDT_END with {len(stack)} node(s) open" if stack else "FDT_END before any node"
+                found = (
+                    f"FDT_END with {len(stack)} node(s) open"
+                    if stack
+                    else "FDT_END before any node"
+                )
                 raise BlobError(f"structure block: expected FDT_END_NODE, found {found}", pos)
             end = pos + 4
             if hdr.size_dt_struct is not None and end != limit:
@@ -381,12 +417,11 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
             raise BlobError(f"structure block: expected a token ({known}), found {token:#x}", pos)
 
 
-def _name(raw: bytes, offset: int, what: str) -> str:
+def _name(raw: bytes, offset: int, what: str, rule: re.Pattern[str]) -> str:
     text = raw.decode("latin-1")
-    if not NAME_RE.fullmatch(text):
-        raise BlobError(
-            f"{what}: expected 1 or more of [A-Za-z0-9,._+*#?@-], found {text!r}", offset
-        )
+    if not rule.fullmatch(text):
+        shape = f"[{PROP_NAME_CHARS}]+" + ("[@unit]" if rule is NODE_NAME_RE else "")
+        raise BlobError(f"{what}: expected {shape}, found {text!r}", offset)
     return text
 
 
@@ -477,7 +512,7 @@ def _is_gpio_prop(name: str) -> bool:
 
 
 def _address_cells_for_map(ix: _Index, path: str) -> int:
-    """``#address-cells`` looked up from ``path`` upwards (Linux ``of_irq_parse_raw``), default 2."""
+    """``#address-cells`` from ``path`` upwards (Linux ``of_irq_parse_raw``), default 2."""
     cur: str | None = path
     while cur is not None:
         n = _cells_of(ix.nodes[cur], "#address-cells")
@@ -500,7 +535,11 @@ def phandle_uses(root: Node) -> list[PhandleUse]:
                 if len(cells) == 1:
                     out.append(PhandleUse(path, p.name, 0, cells[0], ix.by_phandle.get(cells[0])))
             elif p.name in PROVIDER_CELLS:
-                out.extend(_specifier_list(ix, path, p.name, cells, PROVIDER_CELLS[p.name], p.name in OPTIONAL_CELLS))
+                out.extend(
+                    _specifier_list(
+                        ix, path, p.name, cells, PROVIDER_CELLS[p.name], p.name in OPTIONAL_CELLS
+                    )
+                )
             elif _is_gpio_prop(p.name) and node.prop("gpio-hog") is None:
                 out.extend(_specifier_list(ix, path, p.name, cells, "#gpio-cells", False))
             elif p.name == "interrupt-map":
@@ -528,13 +567,19 @@ def _specifier_list(
             break
         n = _cells_of(ix.nodes[target], cells_name)
         if n is None and not optional:
-            out.append(PhandleUse(path, prop, i, ph, target, f"provider {target} has no {cells_name}"))
+            out.append(
+                PhandleUse(path, prop, i, ph, target, f"provider {target} has no {cells_name}")
+            )
             break
         n = n or 0
         if i + 1 + n > len(cells):
             out.append(
                 PhandleUse(
-                    path, prop, i, ph, target,
+                    path,
+                    prop,
+                    i,
+                    ph,
+                    target,
                     f"{len(cells)} cells are too few for {target}'s {cells_name} = {n}",
                 )
             )
@@ -555,7 +600,11 @@ def _interrupt_map(ix: _Index, path: str, node: Node, cells: tuple[int, ...]) ->
     while i < len(cells):
         j = i + _address_cells_for_map(ix, path) + child_ints
         if j >= len(cells):
-            out.append(PhandleUse(path, "interrupt-map", i, 0, None, "entry ends before its parent phandle"))
+            out.append(
+                PhandleUse(
+                    path, "interrupt-map", i, 0, None, "entry ends before its parent phandle"
+                )
+            )
             break
         ph = cells[j]
         target = ix.by_phandle.get(ph)
@@ -565,11 +614,17 @@ def _interrupt_map(ix: _Index, path: str, node: Node, cells: tuple[int, ...]) ->
         parent = ix.nodes[target]
         parent_ints = _cells_of(parent, "#interrupt-cells")
         if parent_ints is None:
-            out.append(PhandleUse(path, "interrupt-map", j, ph, target, f"{target} has no #interrupt-cells"))
+            out.append(
+                PhandleUse(
+                    path, "interrupt-map", j, ph, target, f"{target} has no #interrupt-cells"
+                )
+            )
             break
         nxt = j + 1 + (_cells_of(parent, "#address-cells") or 0) + parent_ints
         if nxt > len(cells):
-            out.append(PhandleUse(path, "interrupt-map", j, ph, target, "the last entry is truncated"))
+            out.append(
+                PhandleUse(path, "interrupt-map", j, ph, target, "the last entry is truncated")
+            )
             break
         out.append(PhandleUse(path, "interrupt-map", j, ph, target))
         i = nxt
@@ -585,15 +640,28 @@ def with_labels(tree: DeviceTree) -> DeviceTree:
 
     Only nodes with an explicit 4-byte ``phandle`` get labels: dtc would add a
     ``phandle`` property to a node referenced by label that lacks one, which
-    would change the blob.
+    would change the blob. A tree whose phandles dtc rejects (checks.c
+    ``explicit_phandles``: wrong length, 0 or 0xffffffff, used twice, or
+    ``linux,phandle`` disagreeing) is returned as it is: dtc resolves no
+    reference in such a tree.
     """
     root = tree.root
     counts: dict[int, int] = {}
     for _, node in root.walk():
-        p = node.prop("phandle")
-        if p is not None and len(p.value) == 4:
-            v = int.from_bytes(p.value, "big")
+        values = set()
+        for name in ("phandle", "linux,phandle"):
+            p = node.prop(name)
+            if p is None:
+                continue
+            if len(p.value) != 4 or int.from_bytes(p.value, "big") in NO_PHANDLE:
+                return tree
+            values.add(int.from_bytes(p.value, "big"))
+        if len(values) > 1:
+            return tree
+        for v in values:
             counts[v] = counts.get(v, 0) + 1
+    if any(n > 1 for n in counts.values()):
+        return tree
     labels: dict[str, str] = {}
     by_phandle: dict[int, str] = {}
     used: set[str] = set()
@@ -602,8 +670,6 @@ def with_labels(tree: DeviceTree) -> DeviceTree:
         if p is None or len(p.value) != 4:
             continue
         v = int.from_bytes(p.value, "big")
-        if counts[v] != 1 or v in NO_PHANDLE:
-            continue
         base = _LABEL_BAD.sub("_", node.name or "root")
         if base[0].isdigit():
             base = "n" + base

@@ -120,12 +120,17 @@ def place_dynamic(t: Template) -> Template:
     except LayoutError as e:
         raise TemplateError(f"template {t.path or t.name}: {e}") from None
     where = {p.tag: p.range for p in placed}
-    holes = [Region(f"{tag}-gap", where[tag]) for tag, _, _ in dynamic if where[tag].overlaps(t.dram)]
+    holes = [
+        Region(f"{tag}-gap", where[tag]) for tag, _, _ in dynamic if where[tag].overlaps(t.dram)
+    ]
     return dataclasses.replace(
         t,
-        virtio=dataclasses.replace(t.virtio, base=where["virtio"].base) if "virtio" in where else t.virtio,
+        virtio=dataclasses.replace(t.virtio, base=where["virtio"].base)
+        if "virtio" in where
+        else t.virtio,
         devices=tuple(
-            dataclasses.replace(d, base=where[d.tag].base) if d.base is None else d for d in t.devices
+            dataclasses.replace(d, base=where[d.tag].base) if d.base is None else d
+            for d in t.devices
         ),
         ram_holes=tuple(sorted((*t.ram_holes, *holes), key=lambda h: (h.range, h.tag))),
     )
@@ -229,7 +234,7 @@ def _base_or_placement(r: _Reader) -> tuple[int | None, str]:
     placement = r.get("placement", one_of(*PLACEMENTS), "fixed")
     base = r.get("base", address, None)
     if (base is None) != (placement != "fixed"):
-        raise r._fail("base", "give exactly one of base (fixed) and placement = \"below-4g\"")
+        raise r._fail("base", 'give exactly one of base (fixed) and placement = "below-4g"')
     return base, placement
 
 
@@ -239,7 +244,10 @@ def range_of(r: _Reader, base_key: str, end_key: str) -> Range | None:
     if base is None and end is None:
         return None
     if base is None or end is None:
-        raise r._fail(base_key if base is None else end_key, f"missing (give {base_key} and {end_key} together)")
+        raise r._fail(
+            base_key if base is None else end_key,
+            f"missing (give {base_key} and {end_key} together)",
+        )
     return Range(base, end - base)
 
 
@@ -255,7 +263,9 @@ def gic_spec(g: _Reader) -> GicSpec:
         maintenance_ppi=None if maint is None else Ppi(maint),
         redist_reg=g.get("redist_reg", one_of(*REDIST_REG_KINDS), "vcpus"),
         redist2_window=range_of(g, "redist2_base", "redist2_end"),
-        cpu_if=None if "cpu_base" not in g.data else Range(g.get("cpu_base", address), g.get("cpu_size", size)),
+        cpu_if=None
+        if "cpu_base" not in g.data
+        else Range(g.get("cpu_base", address), g.get("cpu_size", size)),
         its=None if its is None else its_range(its, g),
         v2m=None if v2m is None else msi_frame(v2m),
         redist_anchor=g.get("redist_anchor", one_of(*REDIST_ANCHORS), "base"),
@@ -276,7 +286,9 @@ def its_range(its: _Reader, g: _Reader) -> Range:
         redist_base = g.get("redist_base", address)
         its_size = its.get("size", size)
         if its_size > redist_base:
-            raise its._fail("size", f"{its_size:#x} does not fit below redist_base {redist_base:#x}")
+            raise its._fail(
+                "size", f"{its_size:#x} does not fit below redist_base {redist_base:#x}"
+            )
         return Range(redist_base - its_size, its_size)
     return Range(its.get("base", address), its.get("size", size))
 
@@ -346,7 +358,9 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
     pmu = top.optional_table("pmu")
     gic = gic_spec(g)
     if gic.version not in (2, 3):
-        raise TemplateError(f"template {path}: gic.version: {gic.version} is not supported (2 or 3)")
+        raise TemplateError(
+            f"template {path}: gic.version: {gic.version} is not supported (2 or 3)"
+        )
     virtio = NO_VIRTIO if v is None else virtio_spec(v)
     reserved = []
     for r in top.tables("reserved"):
@@ -377,7 +391,9 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
         cpu_compatible=m.get("cpu_compatible", text, "arm,armv8"),
         cpu_map=m.get("cpu_map", boolean, False),
         address_width=m.get("address_width", integer, None),
-        pmu=None if pmu is None else PmuSpec(Ppi(pmu.get("ppi", integer)), pmu.get("trigger", trigger, Trigger.LEVEL_HIGH)),
+        pmu=None
+        if pmu is None
+        else PmuSpec(Ppi(pmu.get("ppi", integer)), pmu.get("trigger", trigger, Trigger.LEVEL_HIGH)),
         devices=tuple(device_spec(r) for r in top.tables("device")),
         ram_holes=tuple(hole(r) for r in d.tables("hole")),
         timer_trigger=timer.get("trigger", trigger),
@@ -405,7 +421,9 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
     for reader in (top, m, timer, g, u, d, b, *(r for r in (v, pmu) if r is not None)):
         reader.done()
     if t.psci_method not in ("hvc", "smc"):
-        raise TemplateError(f"template {path}: machine.psci_method: {t.psci_method!r} is not hvc or smc")
-    if not 1 <= t.max_vcpus:
+        raise TemplateError(
+            f"template {path}: machine.psci_method: {t.psci_method!r} is not hvc or smc"
+        )
+    if not t.max_vcpus >= 1:
         raise TemplateError(f"template {path}: machine.max_vcpus: {t.max_vcpus} must be >= 1")
     return t

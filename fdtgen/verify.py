@@ -38,14 +38,16 @@ from .errors import ConfigError
 from .irq import PPI_MAX, SPI_MAX, Trigger
 from .parse import Blob, PhandleUse, node_phandle, parse_blob, phandle_uses
 from .tree import DeviceTree, Node, Prop
-from .units import GiB, MiB, U64_MAX, align_down, align_up, is_aligned
+from .units import U64_MAX, GiB, MiB, align_down, align_up, is_aligned
 
 if TYPE_CHECKING:
     from .layout import Template
 
 DEFAULT_ADDRESS_BITS = 48  # booting.rst flags bit 3: "48-bit addressable range"
 KERNEL_ALIGN = 2 * MiB  # booting.rst: "text_offset bytes from a 2MB aligned base"
-DEFAULT_TEXT_OFFSET = 0x80000  # booting.rst: "Where image_size is zero, text_offset can be assumed to be 0x80000"
+DEFAULT_TEXT_OFFSET = (
+    0x80000  # booting.rst: "Where image_size is zero, text_offset can be assumed to be 0x80000"
+)
 DTB_ALIGN = 8  # booting.rst: "placed on an 8-byte boundary"
 DTB_BLOCK = 2 * MiB  # booting.rst: "mapped cacheable using blocks of up to 2 megabytes"
 INITRD_WINDOW_ALIGN = 1 * GiB  # booting.rst: "a 1 GB aligned physical memory window"
@@ -60,9 +62,18 @@ TIMER_INTERRUPT_NAMES = ("sec-phys", "phys", "virt", "hyp-phys", "hyp-virt")
 GICV3_COMPATIBLE = frozenset({"arm,gic-v3", "qcom,msm8996-gic-v3"})
 GICV2_COMPATIBLE = frozenset(
     {
-        "arm,arm11mp-gic", "arm,arm1176jzf-devchip-gic", "arm,cortex-a15-gic",
-        "arm,cortex-a5-gic", "arm,cortex-a7-gic", "arm,cortex-a9-gic", "arm,eb11mp-gic",
-        "arm,gic-400", "arm,pl390", "arm,tc11mp-gic", "qcom,msm-8660-qgic", "qcom,msm-qgic2",
+        "arm,arm11mp-gic",
+        "arm,arm1176jzf-devchip-gic",
+        "arm,cortex-a15-gic",
+        "arm,cortex-a5-gic",
+        "arm,cortex-a7-gic",
+        "arm,cortex-a9-gic",
+        "arm,eb11mp-gic",
+        "arm,gic-400",
+        "arm,pl390",
+        "arm,tc11mp-gic",
+        "qcom,msm-8660-qgic",
+        "qcom,msm-qgic2",
     }
 )
 PSCI_COMPATIBLE = frozenset({"arm,psci", "arm,psci-0.2", "arm,psci-1.0"})
@@ -235,7 +246,12 @@ class _Ctx:
                 return None
             if ranges.value:
                 up = self.parents[bus]
-                entries = _ranges(ranges.value, self.address_cells(bus), self.address_cells(up), self.size_cells(bus))
+                entries = _ranges(
+                    ranges.value,
+                    self.address_cells(bus),
+                    self.address_cells(up),
+                    self.size_cells(bus),
+                )
                 if entries is None:
                     return None
                 hit = next(((c, p, s) for c, p, s in entries if c <= addr < c + s), None)
@@ -268,8 +284,10 @@ class _Ctx:
             return 2
         return None
 
-    def specifiers(self, path: str, prop: str = "interrupts") -> tuple[str, list[tuple[int, ...]]] | None:
-        """``(controller, specifiers)`` for a node's ``interrupts``; ``None`` if it cannot be decoded."""
+    def specifiers(
+        self, path: str, prop: str = "interrupts"
+    ) -> tuple[str, list[tuple[int, ...]]] | None:
+        """``(controller, specifiers)`` of a node's ``interrupts``; ``None`` if undecodable."""
         p = self.nodes[path].prop(prop)
         ctrl = self.interrupt_parent(path)
         if p is None or ctrl is None or len(p.value) % 4:
@@ -334,7 +352,10 @@ def _entries(value: bytes, ac: int, sc: int) -> list[tuple[int, int]] | None:
     if ac == 0 or n == 0 or len(value) % (4 * n):
         return None
     cells = _cells(value)
-    return [(_number(cells[i : i + ac]), _number(cells[i + ac : i + n])) for i in range(0, len(cells), n)]
+    return [
+        (_number(cells[i : i + ac]), _number(cells[i + ac : i + n]))
+        for i in range(0, len(cells), n)
+    ]
 
 
 def _ranges(value: bytes, cac: int, pac: int, sc: int) -> list[tuple[int, int, int]] | None:
@@ -343,7 +364,11 @@ def _ranges(value: bytes, cac: int, pac: int, sc: int) -> list[tuple[int, int, i
         return None
     cells = _cells(value)
     return [
-        (_number(cells[i : i + cac]), _number(cells[i + cac : i + cac + pac]), _number(cells[i + cac + pac : i + n]))
+        (
+            _number(cells[i : i + cac]),
+            _number(cells[i + cac : i + cac + pac]),
+            _number(cells[i + cac + pac : i + n]),
+        )
         for i in range(0, len(cells), n)
     ]
 
@@ -369,27 +394,72 @@ def structure_findings(blob: Blob, buf: bytes, options: Options) -> list[Finding
     hdr = blob.header
     out: list[Finding] = []
     if hdr.totalsize > FDT_MAX_SIZE:
-        out.append(Finding("header.size", "/", "", f"{hdr.totalsize:#x}",
-                           f"totalsize is over {FDT_MAX_SIZE:#x} (booting.rst: the dtb must not exceed 2 megabytes)"))
+        out.append(
+            Finding(
+                "header.size",
+                "/",
+                "",
+                f"{hdr.totalsize:#x}",
+                f"totalsize is over {FDT_MAX_SIZE:#x} "
+                "(booting.rst: the dtb must not exceed 2 megabytes)",
+            )
+        )
     if blob.file_size > hdr.totalsize:
-        out.append(Finding("header.trailing", "/", "", f"{blob.file_size - hdr.totalsize:#x}",
-                           f"bytes follow totalsize {hdr.totalsize:#x} in the file; a loader copying "
-                           "the file copies bytes the kernel never reads"))
+        out.append(
+            Finding(
+                "header.trailing",
+                "/",
+                "",
+                f"{blob.file_size - hdr.totalsize:#x}",
+                f"bytes follow totalsize {hdr.totalsize:#x} in the file; a loader copying "
+                "the file copies bytes the kernel never reads",
+            )
+        )
     if hdr.off_mem_rsvmap % 8:
-        out.append(Finding("header.rsvmap-align", "/", "", f"{hdr.off_mem_rsvmap:#x}",
-                           "off_mem_rsvmap is not 8-byte aligned (DT spec \"Memory Reservation Block\")"))
+        out.append(
+            Finding(
+                "header.rsvmap-align",
+                "/",
+                "",
+                f"{hdr.off_mem_rsvmap:#x}",
+                'off_mem_rsvmap is not 8-byte aligned (DT spec "Memory Reservation Block")',
+            )
+        )
     root = blob.tree.root
     if root.name:
-        out.append(Finding("structure.root-name", "/", "", repr(root.name),
-                           "the root node's name must be empty (DT spec \"Structure Block\"; libfdt rejects it)"))
+        out.append(
+            Finding(
+                "structure.root-name",
+                "/",
+                "",
+                repr(root.name),
+                "the root node's name must be empty "
+                '(DT spec "Structure Block"; libfdt rejects it)',
+            )
+        )
     for path, node in root.walk():
         if path != "/" and not NODE_NAME_RE.fullmatch(node.name):
-            out.append(Finding("structure.node-name", path, "", repr(node.name),
-                               "breaks the DT spec node-name rule (1-31 of [A-Za-z0-9,._+-], optional @unit-address)"))
+            out.append(
+                Finding(
+                    "structure.node-name",
+                    path,
+                    "",
+                    repr(node.name),
+                    "breaks the DT spec node-name rule "
+                    "(1-31 of [A-Za-z0-9,._+-], optional @unit-address)",
+                )
+            )
         for p in node.props:
             if not PROP_NAME_RE.fullmatch(p.name):
-                out.append(Finding("structure.property-name", path, p.name, "",
-                                   "breaks the DT spec property-name rule (1-31 of [A-Za-z0-9,._+?#-])"))
+                out.append(
+                    Finding(
+                        "structure.property-name",
+                        path,
+                        p.name,
+                        "",
+                        "breaks the DT spec property-name rule (1-31 of [A-Za-z0-9,._+?#-])",
+                    )
+                )
     out += _memreserve_findings(blob.tree.reserve)
     if options.libfdt:
         out += _libfdt_findings(buf)
@@ -402,35 +472,59 @@ def _memreserve_findings(reserve: Sequence[tuple[int, int]]) -> list[Finding]:
     out = []
     for base, size in reserve:
         if base + size > U64_MAX + 1:
-            out.append(Finding("memreserve.range", "/memreserve/", "", f"{base:#x} {size:#x}",
-                               "the reservation runs past the 64-bit address space"))
+            out.append(
+                Finding(
+                    "memreserve.range",
+                    "/memreserve/",
+                    "",
+                    f"{base:#x} {size:#x}",
+                    "the reservation runs past the 64-bit address space",
+                )
+            )
     ordered = sorted(reserve)
     for (a, asz), (b, bsz) in zip(ordered, ordered[1:], strict=False):
         if b < a + asz:
-            out.append(Finding("memreserve.overlap", "/memreserve/", "", f"{b:#x} {bsz:#x}",
-                               f"overlaps the reservation [{a:#x}, {a + asz:#x}) "
-                               "(DT spec \"Memory Reservation Block\": entries shall not overlap)"))
+            out.append(
+                Finding(
+                    "memreserve.overlap",
+                    "/memreserve/",
+                    "",
+                    f"{b:#x} {bsz:#x}",
+                    f"overlaps the reservation [{a:#x}, {a + asz:#x}) "
+                    '(DT spec "Memory Reservation Block": entries shall not overlap)',
+                )
+            )
     return out
 
 
 def _libfdt_findings(buf: bytes) -> list[Finding]:
     """libfdt's ``fdt_check_full(buf, len(buf))``, which must agree that the blob is sound."""
-    import libfdt
+    import libfdt  # type: ignore[import-untyped]
 
     data = bytearray(buf)
     rc = libfdt.fdt_check_full(data, len(data))
     if rc == 0:
         return []
-    return [Finding("libfdt.check-full", "/", "", libfdt.fdt_strerror(rc),
-                    "libfdt's fdt_check_full rejects a blob fdtgen's parser accepted")]
+    return [
+        Finding(
+            "libfdt.check-full",
+            "/",
+            "",
+            libfdt.fdt_strerror(rc),
+            "libfdt's fdt_check_full rejects a blob fdtgen's parser accepted",
+        )
+    ]
 
 
 def dtc_findings(dtc: str, buf: bytes) -> list[Finding]:
-    """dtc's semantic checks on the blob (``dtc -I dtb -O dtb -o /dev/null``), one finding per line."""
+    """dtc's checks on the blob (``dtc -I dtb -O dtb -o /dev/null``), one finding per line."""
     try:
         p = subprocess.run(
             [dtc, "-I", "dtb", "-O", "dtb", "-o", "/dev/null", "-"],
-            input=buf, capture_output=True, check=False, timeout=30,
+            input=buf,
+            capture_output=True,
+            check=False,
+            timeout=30,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         return [Finding("dtc.run", "/", "", "", f"could not run {dtc}: {e}")]
@@ -475,8 +569,15 @@ def _root_findings(ctx: _Ctx) -> list[Finding]:
         p = ctx.root.prop(name)
         n = ctx.cell("/", name)
         if n is None or n not in (1, 2):
-            out.append(Finding("root.cells", "/", name, _show(p),
-                               "missing" if p is None else "must be one cell holding 1 or 2"))
+            out.append(
+                Finding(
+                    "root.cells",
+                    "/",
+                    name,
+                    _show(p),
+                    "missing" if p is None else "must be one cell holding 1 or 2",
+                )
+            )
     return out
 
 
@@ -487,63 +588,132 @@ def _cpu_findings(ctx: _Ctx) -> list[Finding]:
         return [Finding("cpus.node", "/cpus", "", "", "missing: the kernel finds no CPUs")]
     ac, sc = ctx.cell("/cpus", "#address-cells"), ctx.cell("/cpus", "#size-cells")
     if ac not in (1, 2) or sc != 0:
-        out.append(Finding("cpus.cells", "/cpus", "#address-cells" if ac not in (1, 2) else "#size-cells",
-                           "", f"/cpus needs #address-cells 1 or 2 and #size-cells 0, found {ac} and {sc}"))
+        out.append(
+            Finding(
+                "cpus.cells",
+                "/cpus",
+                "#address-cells" if ac not in (1, 2) else "#size-cells",
+                "",
+                f"/cpus needs #address-cells 1 or 2 and #size-cells 0, found {ac} and {sc}",
+            )
+        )
     cpus = ctx.cpus()
     if not cpus:
-        out.append(Finding("cpus.node", "/cpus", "", "", "no child with device_type = \"cpu\""))
+        out.append(Finding("cpus.node", "/cpus", "", "", 'no child with device_type = "cpu"'))
     seen: dict[int, str] = {}
     methods = []
     for path in cpus:
         node = ctx.nodes[path]
         reg = node.prop("reg")
         if reg is None or ac not in (1, 2) or len(reg.value) != 4 * ac:
-            out.append(Finding("cpus.reg", path, "reg", _show(reg),
-                               "missing" if reg is None else f"must be #address-cells ({ac}) cells: the MPIDR affinity"))
+            out.append(
+                Finding(
+                    "cpus.reg",
+                    path,
+                    "reg",
+                    _show(reg),
+                    "missing"
+                    if reg is None
+                    else f"must be #address-cells ({ac}) cells: the MPIDR affinity",
+                )
+            )
         else:
             mpidr = _number(reg.as_cells())
             if mpidr in seen:
-                out.append(Finding("cpus.reg", path, "reg", _show(reg), f"repeats the MPIDR of {seen[mpidr]}"))
+                out.append(
+                    Finding(
+                        "cpus.reg", path, "reg", _show(reg), f"repeats the MPIDR of {seen[mpidr]}"
+                    )
+                )
             seen.setdefault(mpidr, path)
             unit = node.name.partition("@")[2]
             if unit and unit != f"{mpidr:x}":
-                out.append(Finding("cpus.reg", path, "reg", _show(reg),
-                                   f"does not match the unit address @{unit} (expected @{mpidr:x})"))
+                out.append(
+                    Finding(
+                        "cpus.reg",
+                        path,
+                        "reg",
+                        _show(reg),
+                        f"does not match the unit address @{unit} (expected @{mpidr:x})",
+                    )
+                )
         method = _string(node.prop("enable-method"))
         methods.append(method)
         if method is None and len(cpus) > 1:
-            out.append(Finding("cpus.enable-method", path, "enable-method", _show(node.prop("enable-method")),
-                               "every cpu node needs an enable-method when there are secondary CPUs "
-                               "(booting.rst \"Secondary CPU requirements\")"))
+            out.append(
+                Finding(
+                    "cpus.enable-method",
+                    path,
+                    "enable-method",
+                    _show(node.prop("enable-method")),
+                    "every cpu node needs an enable-method when there are secondary CPUs "
+                    '(booting.rst "Secondary CPU requirements")',
+                )
+            )
         elif method not in (None, "psci", "spin-table"):
-            out.append(Finding("cpus.enable-method", path, "enable-method", _show(node.prop("enable-method")),
-                               "arm64 knows only \"psci\" and \"spin-table\""))
+            out.append(
+                Finding(
+                    "cpus.enable-method",
+                    path,
+                    "enable-method",
+                    _show(node.prop("enable-method")),
+                    'arm64 knows only "psci" and "spin-table"',
+                )
+            )
         elif method == "spin-table":
             out += _spin_table_findings(ctx, path)
     if "psci" in methods:
         psci = ctx.with_compatible(PSCI_COMPATIBLE)
         if not psci:
-            out.append(Finding("psci.node", "/psci", "", "",
-                               "a cpu uses enable-method \"psci\" but no node is compatible with arm,psci* "
-                               "(booting.rst: \"The device tree should contain a 'psci' node\")"))
+            out.append(
+                Finding(
+                    "psci.node",
+                    "/psci",
+                    "",
+                    "",
+                    'a cpu uses enable-method "psci" but no node is compatible with arm,psci* '
+                    "(booting.rst: \"The device tree should contain a 'psci' node\")",
+                )
+            )
         for path in psci:
-            method = ctx.nodes[path].prop("method")
-            if _string(method) not in ("hvc", "smc"):
-                out.append(Finding("psci.method", path, "method", _show(method),
-                                   "missing" if method is None else "must be \"hvc\" or \"smc\" (arm/psci.yaml)"))
+            conduit = ctx.nodes[path].prop("method")
+            if _string(conduit) not in ("hvc", "smc"):
+                out.append(
+                    Finding(
+                        "psci.method",
+                        path,
+                        "method",
+                        _show(conduit),
+                        "missing" if conduit is None else 'must be "hvc" or "smc" (arm/psci.yaml)',
+                    )
+                )
     return out
 
 
 def _spin_table_findings(ctx: _Ctx, path: str) -> list[Finding]:
-    """booting.rst: spin-table CPUs poll ``cpu-release-addr``, which must sit in a /memreserve/ region."""
+    """booting.rst: spin-table CPUs poll ``cpu-release-addr``, inside a /memreserve/ region."""
     p = ctx.nodes[path].prop("cpu-release-addr")
     if p is None or len(p.value) != 8:
-        return [Finding("cpus.release-addr", path, "cpu-release-addr", _show(p),
-                        "spin-table needs a 64-bit cpu-release-addr")]
+        return [
+            Finding(
+                "cpus.release-addr",
+                path,
+                "cpu-release-addr",
+                _show(p),
+                "spin-table needs a 64-bit cpu-release-addr",
+            )
+        ]
     addr = int.from_bytes(p.value, "big")
     if not any(b <= addr and addr + 8 <= b + s for b, s in ctx.tree.reserve):
-        return [Finding("cpus.release-addr", path, "cpu-release-addr", f"{addr:#x}",
-                        "is not inside a /memreserve/ region (booting.rst)")]
+        return [
+            Finding(
+                "cpus.release-addr",
+                path,
+                "cpu-release-addr",
+                f"{addr:#x}",
+                "is not inside a /memreserve/ region (booting.rst)",
+            )
+        ]
     return []
 
 
@@ -552,41 +722,81 @@ def _memory_findings(ctx: _Ctx) -> list[Finding]:
     out = []
     paths = [p for p in ctx.order if _string(ctx.nodes[p].prop("device_type")) == "memory"]
     if not paths:
-        out.append(Finding("memory.node", "/memory", "", "",
-                           "no node with device_type = \"memory\": the kernel has no RAM and dies silently"))
+        out.append(
+            Finding(
+                "memory.node",
+                "/memory",
+                "",
+                "",
+                'no node with device_type = "memory": the kernel has no RAM and dies silently',
+            )
+        )
     for path in paths:
         node = ctx.nodes[path]
         reg = node.prop("reg")
         entries = ctx.reg(path)
         if not entries or any(size == 0 for _, size in entries):
-            out.append(Finding("memory.reg", path, "reg", _show(reg),
-                               "missing" if reg is None else "must be non-empty (address, size) pairs of the "
-                               "parent's #address-cells/#size-cells with sizes above 0"))
+            out.append(
+                Finding(
+                    "memory.reg",
+                    path,
+                    "reg",
+                    _show(reg),
+                    "missing"
+                    if reg is None
+                    else "must be non-empty (address, size) pairs of the "
+                    "parent's #address-cells/#size-cells with sizes above 0",
+                )
+            )
             continue
         unit = node.name.partition("@")[2]
         if unit and unit != f"{entries[0][0]:x}":
-            out.append(Finding("memory.reg", path, "reg", _show(reg),
-                               f"does not match the unit address @{unit} (expected @{entries[0][0]:x})"))
+            out.append(
+                Finding(
+                    "memory.reg",
+                    path,
+                    "reg",
+                    _show(reg),
+                    f"does not match the unit address @{unit} (expected @{entries[0][0]:x})",
+                )
+            )
     return out
 
 
 def _gic_findings(ctx: _Ctx) -> list[Finding]:
-    """arm,gic-v3.yaml and arm,gic.yaml: cells, ``reg`` count, redistributor room, ITS/v2m children."""
+    """arm,gic-v3.yaml and arm,gic.yaml: cells, ``reg`` count, redistributor room, ITS, v2m."""
     out: list[Finding] = []
     gics = [p for p in ctx.order if ctx.gic_version(p)]
     if not gics:
-        return [Finding("gic.node", "/", "", "",
-                        "no arm,gic-v3 or GICv2 interrupt controller (booting.rst: the DT must describe the GIC)")]
+        return [
+            Finding(
+                "gic.node",
+                "/",
+                "",
+                "",
+                "no arm,gic-v3 or GICv2 interrupt controller "
+                "(booting.rst: the DT must describe the GIC)",
+            )
+        ]
     ncpus = len(ctx.cpus())
     for path in gics:
         node = ctx.nodes[path]
         version = ctx.gic_version(path)
         if node.prop("interrupt-controller") is None:
-            out.append(Finding("gic.interrupt-controller", path, "interrupt-controller", "", "missing"))
+            out.append(
+                Finding("gic.interrupt-controller", path, "interrupt-controller", "", "missing")
+            )
         cells = ctx.cell(path, "#interrupt-cells")
         if cells is None or cells < 3 or (version == 2 and cells != 3) or cells > 4:
-            out.append(Finding("gic.interrupt-cells", path, "#interrupt-cells", _show(node.prop("#interrupt-cells")),
-                               "must be 3 (type, number, flags), or 4 on a GICv3 with PPI affinity"))
+            out.append(
+                Finding(
+                    "gic.interrupt-cells",
+                    path,
+                    "#interrupt-cells",
+                    _show(node.prop("#interrupt-cells")),
+                    "must be 3 (type, number, flags), or 4 on a GICv3 with PPI affinity",
+                )
+            )
         entries = ctx.reg(path)
         reg = node.prop("reg")
         if version == 3:
@@ -598,31 +808,73 @@ def _gic_findings(ctx: _Ctx) -> list[Finding]:
             what = "GICD, GICC [+ GICH, GICV]"
         if entries is None or not lo <= len(entries) <= hi:
             count = "no" if entries is None else str(len(entries))
-            out.append(Finding("gic.reg", path, "reg", _show(reg),
-                               f"has {count} decodable entries; a GICv{version} needs {lo}..{hi}: {what}"))
+            out.append(
+                Finding(
+                    "gic.reg",
+                    path,
+                    "reg",
+                    _show(reg),
+                    f"has {count} decodable entries; a GICv{version} needs {lo}..{hi}: {what}",
+                )
+            )
         elif version == 3 and ncpus:
             stride_p = node.prop("redistributor-stride")
-            stride = int.from_bytes(stride_p.value, "big") if stride_p is not None and len(stride_p.value) == 8 else GICV3_REDIST_FRAME
+            stride = (
+                int.from_bytes(stride_p.value, "big")
+                if stride_p is not None and len(stride_p.value) == 8
+                else GICV3_REDIST_FRAME
+            )
             room = sum(size for _, size in entries[1 : 1 + nr])
             if room < ncpus * stride:
-                out.append(Finding("gic.redist-size", path, "reg", _show(reg),
-                                   f"the GICR regions hold {room:#x} bytes, less than {ncpus} CPUs x {stride:#x}: "
-                                   "Linux walks the frames until GICR_TYPER.Last and faults past the end"))
+                out.append(
+                    Finding(
+                        "gic.redist-size",
+                        path,
+                        "reg",
+                        _show(reg),
+                        f"the GICR regions hold {room:#x} bytes, less than "
+                        f"{ncpus} CPUs x {stride:#x}: "
+                        "Linux walks the frames until GICR_TYPER.Last and faults past the end",
+                    )
+                )
         for child in node.children:
             cpath = _join(path, child.name)
             compat = set(ctx.compatible(cpath))
             if "arm,gic-v3-its" in compat:
                 if child.prop("msi-controller") is None:
-                    out.append(Finding("gic.its", cpath, "msi-controller", "", "missing (arm,gic-v3-its requires it)"))
+                    out.append(
+                        Finding(
+                            "gic.its",
+                            cpath,
+                            "msi-controller",
+                            "",
+                            "missing (arm,gic-v3-its requires it)",
+                        )
+                    )
                 if ctx.cell(cpath, "#msi-cells") != 1:
-                    out.append(Finding("gic.its", cpath, "#msi-cells", _show(child.prop("#msi-cells")),
-                                       "must be <1> (arm,gic-v3.yaml requires it of an ITS)"))
+                    out.append(
+                        Finding(
+                            "gic.its",
+                            cpath,
+                            "#msi-cells",
+                            _show(child.prop("#msi-cells")),
+                            "must be <1> (arm,gic-v3.yaml requires it of an ITS)",
+                        )
+                    )
                 if child.prop("reg") is None:
                     out.append(Finding("gic.its", cpath, "reg", "", "missing"))
             if "arm,gic-v2m-frame" in compat:
                 for name in ("msi-controller", "reg"):
                     if child.prop(name) is None:
-                        out.append(Finding("gic.v2m", cpath, name, "", "missing (arm,gic-v2m-frame requires it)"))
+                        out.append(
+                            Finding(
+                                "gic.v2m",
+                                cpath,
+                                name,
+                                "",
+                                "missing (arm,gic-v2m-frame requires it)",
+                            )
+                        )
     return out
 
 
@@ -635,11 +887,22 @@ def _pl011_findings(ctx: _Ctx) -> list[Finding]:
         clocks = [u for u in ctx.uses if u.path == path and u.prop == "clocks"]
         names = _strings(node.prop("clock-names"))
         if len(clocks) != 2 or names != ("uartclk", "apb_pclk"):
-            out.append(Finding("pl011.clocks", path, "clocks", _show(node.prop("clocks")),
-                               f"has {len(clocks)} clock(s) named {list(names or ())}; pl011.yaml wants two, "
-                               "clock-names = \"uartclk\", \"apb_pclk\""))
+            out.append(
+                Finding(
+                    "pl011.clocks",
+                    path,
+                    "clocks",
+                    _show(node.prop("clocks")),
+                    f"has {len(clocks)} clock(s) named {list(names or ())}; pl011.yaml wants two, "
+                    'clock-names = "uartclk", "apb_pclk"',
+                )
+            )
         if node.prop("interrupts") is None and node.prop("interrupts-extended") is None:
-            out.append(Finding("pl011.interrupts", path, "interrupts", "", "missing (pl011.yaml requires it)"))
+            out.append(
+                Finding(
+                    "pl011.interrupts", path, "interrupts", "", "missing (pl011.yaml requires it)"
+                )
+            )
     return out
 
 
@@ -651,31 +914,69 @@ def _timer_findings(ctx: _Ctx) -> list[Finding]:
     out = []
     timers = ctx.with_compatible(TIMER_COMPATIBLE)
     if not timers:
-        return [Finding("timer.node", "/timer", "", "", "no arm,armv8-timer node: the kernel has no clock event")]
+        return [
+            Finding(
+                "timer.node",
+                "/timer",
+                "",
+                "",
+                "no arm,armv8-timer node: the kernel has no clock event",
+            )
+        ]
     for path in timers:
         node = ctx.nodes[path]
         p = node.prop("interrupts")
         decoded = ctx.specifiers(path)
         if decoded is None or not decoded[1]:
-            out.append(Finding("timer.interrupts", path, "interrupts", _show(p),
-                               "missing" if p is None else "does not decode against its interrupt controller"))
+            out.append(
+                Finding(
+                    "timer.interrupts",
+                    path,
+                    "interrupts",
+                    _show(p),
+                    "missing" if p is None else "does not decode against its interrupt controller",
+                )
+            )
             continue
         ctrl, specs = decoded
         names = _strings(node.prop("interrupt-names"))
-        if names is not None and (len(names) != len(specs) or not set(names) <= set(TIMER_INTERRUPT_NAMES)):
-            out.append(Finding("timer.interrupts", path, "interrupt-names", _show(node.prop("interrupt-names")),
-                               f"must name each of the {len(specs)} interrupts with one of "
-                               f"{', '.join(TIMER_INTERRUPT_NAMES)} (arm,arch_timer.yaml)"))
+        if names is not None and (
+            len(names) != len(specs) or not set(names) <= set(TIMER_INTERRUPT_NAMES)
+        ):
+            out.append(
+                Finding(
+                    "timer.interrupts",
+                    path,
+                    "interrupt-names",
+                    _show(node.prop("interrupt-names")),
+                    f"must name each of the {len(specs)} interrupts with one of "
+                    f"{', '.join(TIMER_INTERRUPT_NAMES)} (arm,arch_timer.yaml)",
+                )
+            )
         elif (names is not None and "virt" not in names) or (names is None and len(specs) < 3):
-            out.append(Finding("timer.interrupts", path, "interrupts", _show(p),
-                               "has no virtual timer (the 3rd interrupt, or one named \"virt\"): "
-                               "a guest at EL1 has no timer interrupt"))
+            out.append(
+                Finding(
+                    "timer.interrupts",
+                    path,
+                    "interrupts",
+                    _show(p),
+                    'has no virtual timer (the 3rd interrupt, or one named "virt"): '
+                    "a guest at EL1 has no timer interrupt",
+                )
+            )
         if ctx.gic_version(ctrl) is not None:
             for spec in specs:
                 if spec[0] != 1:
-                    out.append(Finding("timer.interrupts", path, "interrupts", _show(p),
-                                       f"<{' '.join(f'{c:#x}' for c in spec)}> is not a PPI (type 1): "
-                                       "the architected timers are per-CPU"))
+                    out.append(
+                        Finding(
+                            "timer.interrupts",
+                            path,
+                            "interrupts",
+                            _show(p),
+                            f"<{' '.join(f'{c:#x}' for c in spec)}> is not a PPI (type 1): "
+                            "the architected timers are per-CPU",
+                        )
+                    )
     return out
 
 
@@ -686,12 +987,26 @@ def _virtio_findings(ctx: _Ctx) -> list[Finding]:
         node = ctx.nodes[path]
         entries = ctx.reg(path)
         if not entries or len(entries) != 1 or entries[0][1] < VIRTIO_MMIO_MIN_SIZE:
-            out.append(Finding("virtio.reg", path, "reg", _show(node.prop("reg")),
-                               f"must be one range of at least {VIRTIO_MMIO_MIN_SIZE:#x} bytes"))
+            out.append(
+                Finding(
+                    "virtio.reg",
+                    path,
+                    "reg",
+                    _show(node.prop("reg")),
+                    f"must be one range of at least {VIRTIO_MMIO_MIN_SIZE:#x} bytes",
+                )
+            )
         decoded = ctx.specifiers(path)
         if decoded is None or len(decoded[1]) != 1:
-            out.append(Finding("virtio.interrupts", path, "interrupts", _show(node.prop("interrupts")),
-                               "must decode to exactly one interrupt specifier"))
+            out.append(
+                Finding(
+                    "virtio.interrupts",
+                    path,
+                    "interrupts",
+                    _show(node.prop("interrupts")),
+                    "must decode to exactly one interrupt specifier",
+                )
+            )
     return out
 
 
@@ -715,13 +1030,24 @@ def _chosen_findings(ctx: _Ctx) -> list[Finding]:
         p = chosen.prop("stdout-path")
         text = _string(p)
         if text is None or _resolve_path(ctx, text) is None:
-            out.append(Finding("chosen.stdout-path", "/chosen", "stdout-path", _show(p),
-                               "does not resolve to a node (a path, or an alias in /aliases): no console"))
+            out.append(
+                Finding(
+                    "chosen.stdout-path",
+                    "/chosen",
+                    "stdout-path",
+                    _show(p),
+                    "does not resolve to a node (a path, or an alias in /aliases): no console",
+                )
+            )
     aliases = ctx.nodes.get("/aliases")
     for p in aliases.props if aliases is not None else ():
         text = _string(p)
         if text is None or not text.startswith("/") or (text.rstrip("/") or "/") not in ctx.nodes:
-            out.append(Finding("aliases.path", "/aliases", p.name, _show(p), "does not name a node in the tree"))
+            out.append(
+                Finding(
+                    "aliases.path", "/aliases", p.name, _show(p), "does not name a node in the tree"
+                )
+            )
     return out
 
 
@@ -736,16 +1062,39 @@ def _phandle_findings(ctx: _Ctx) -> list[Finding]:
             if p is None:
                 continue
             if len(p.value) != 4 or int.from_bytes(p.value, "big") in (0, 0xFFFF_FFFF):
-                out.append(Finding("phandle.value", path, name, _show(p), "must be one cell, not 0 or 0xffffffff"))
+                out.append(
+                    Finding(
+                        "phandle.value",
+                        path,
+                        name,
+                        _show(p),
+                        "must be one cell, not 0 or 0xffffffff",
+                    )
+                )
         ph = node_phandle(node)
         if ph is not None and ph not in (0, 0xFFFF_FFFF):
             if ph in owner:
-                out.append(Finding("phandle.unique", path, "phandle", f"{ph:#x}", f"is also the phandle of {owner[ph]}"))
+                out.append(
+                    Finding(
+                        "phandle.unique",
+                        path,
+                        "phandle",
+                        f"{ph:#x}",
+                        f"is also the phandle of {owner[ph]}",
+                    )
+                )
             owner.setdefault(ph, path)
     for u in ctx.uses:
         if u.target is None and not u.problem:
-            out.append(Finding("phandle.reference", u.path, u.prop, f"{u.phandle:#x}",
-                               f"cell {u.cell} refers to phandle {u.phandle:#x}, which no node has"))
+            out.append(
+                Finding(
+                    "phandle.reference",
+                    u.path,
+                    u.prop,
+                    f"{u.phandle:#x}",
+                    f"cell {u.cell} refers to phandle {u.phandle:#x}, which no node has",
+                )
+            )
         elif u.problem:
             out.append(Finding("phandle.cells", u.path, u.prop, f"{u.phandle:#x}", u.problem))
     return out
@@ -769,22 +1118,51 @@ def interrupt_findings(ctx: _Ctx, shared: frozenset[int] = frozenset()) -> list[
             continue
         ctrl = ctx.interrupt_parent(path)
         if ctrl is None:
-            out.append(Finding("interrupts.parent", path, "interrupts", _show(p),
-                               "no interrupt parent (no interrupt-parent here or above, or it does not resolve)"))
+            out.append(
+                Finding(
+                    "interrupts.parent",
+                    path,
+                    "interrupts",
+                    _show(p),
+                    "no interrupt parent "
+                    "(no interrupt-parent here or above, or it does not resolve)",
+                )
+            )
             continue
         if not _is_interrupt_provider(ctx.nodes[ctrl]):
-            out.append(Finding("interrupts.parent", path, "interrupts", _show(p),
-                               f"the interrupt parent {ctrl} has no interrupt-controller or interrupt-map"))
+            out.append(
+                Finding(
+                    "interrupts.parent",
+                    path,
+                    "interrupts",
+                    _show(p),
+                    f"the interrupt parent {ctrl} has no interrupt-controller or interrupt-map",
+                )
+            )
             continue
         n = ctx.cell(ctrl, "#interrupt-cells")
         if not n:
-            out.append(Finding("interrupts.cells", path, "interrupts", _show(p),
-                               f"the interrupt parent {ctrl} has no usable #interrupt-cells"))
+            out.append(
+                Finding(
+                    "interrupts.cells",
+                    path,
+                    "interrupts",
+                    _show(p),
+                    f"the interrupt parent {ctrl} has no usable #interrupt-cells",
+                )
+            )
             continue
         if len(p.value) % (4 * n):
-            out.append(Finding("interrupts.cells", path, "interrupts", _show(p),
-                               f"is {len(p.value)} bytes, not a whole number of {ctrl}'s "
-                               f"#interrupt-cells = {n} specifiers"))
+            out.append(
+                Finding(
+                    "interrupts.cells",
+                    path,
+                    "interrupts",
+                    _show(p),
+                    f"is {len(p.value)} bytes, not a whole number of {ctrl}'s "
+                    f"#interrupt-cells = {n} specifiers",
+                )
+            )
             continue
         decoded = ctx.specifiers(path)
         if decoded is None:
@@ -807,14 +1185,26 @@ def interrupt_findings(ctx: _Ctx, shared: frozenset[int] = frozenset()) -> list[
         unique = list(dict.fromkeys(paths))
         if len(unique) > 1 and spi not in shared:
             for other in unique[1:]:
-                out.append(Finding("interrupts.shared", other, "interrupts", f"<0x0 {spi:#x} ...>",
-                                   f"SPI {spi} (INTID {spi + 32}) on {ctrl} is also wired to {unique[0]}; "
-                                   "not declared shared"))
+                out.append(
+                    Finding(
+                        "interrupts.shared",
+                        other,
+                        "interrupts",
+                        f"<0x0 {spi:#x} ...>",
+                        f"SPI {spi} (INTID {spi + 32}) on {ctrl} is also wired to {unique[0]}; "
+                        "not declared shared",
+                    )
+                )
     return out
 
 
 def _gic_specifier(
-    ctx: _Ctx, path: str, p: Prop, ctrl: str, spec: Sequence[int], owners: dict[tuple[str, int], list[str]]
+    ctx: _Ctx,
+    path: str,
+    p: Prop,
+    ctrl: str,
+    spec: Sequence[int],
+    owners: dict[tuple[str, int], list[str]],
 ) -> list[Finding]:
     version = ctx.gic_version(ctrl)
     if version is None or len(spec) < 3:
@@ -825,18 +1215,40 @@ def _gic_specifier(
     if version == 3:
         limits |= {2: ("extended SPI", ESPI_MAX, 4096), 3: ("extended PPI", EPPI_MAX, 1056)}
     if kind not in limits:
-        return [Finding("interrupts.type", path, p.name, shown,
-                        f"type cell {kind} is not one of {sorted(limits)} for a GICv{version}")]
+        return [
+            Finding(
+                "interrupts.type",
+                path,
+                p.name,
+                shown,
+                f"type cell {kind} is not one of {sorted(limits)} for a GICv{version}",
+            )
+        ]
     name, top, base = limits[kind]
     if number > top:
-        return [Finding("interrupts.range", path, p.name, shown,
-                        f"{name} {number} is outside the binding's range 0..{top} (INTID {base}..{base + top})")]
+        return [
+            Finding(
+                "interrupts.range",
+                path,
+                p.name,
+                shown,
+                f"{name} {number} is outside the binding's range 0..{top} "
+                f"(INTID {base}..{base + top})",
+            )
+        ]
     out = []
     trigger = flags & 0xF
     if kind in (0, 2) and trigger not in (Trigger.EDGE_RISING, Trigger.LEVEL_HIGH):
-        out.append(Finding("interrupts.trigger", path, p.name, shown,
-                           f"{name} trigger {trigger} is not 1 (edge-rising) or 4 (level-high); "
-                           "the GIC rejects it (gic_set_type -EINVAL) and the driver fails to probe"))
+        out.append(
+            Finding(
+                "interrupts.trigger",
+                path,
+                p.name,
+                shown,
+                f"{name} trigger {trigger} is not 1 (edge-rising) or 4 (level-high); "
+                "the GIC rejects it (gic_set_type -EINVAL) and the driver fails to probe",
+            )
+        )
     if kind == 0:
         owners.setdefault((ctrl, number), []).append(path)
     return out
@@ -893,8 +1305,16 @@ def region_findings(ctx: _Ctx, address_bits: int = DEFAULT_ADDRESS_BITS) -> list
     limit = 1 << address_bits
     for r in regs:
         if r.end > limit:
-            out.append(Finding("regions.address-width", r.path, "reg", f"{r}",
-                               f"entry {r.index} ends past the {address_bits}-bit physical address space ({limit:#x})"))
+            out.append(
+                Finding(
+                    "regions.address-width",
+                    r.path,
+                    "reg",
+                    f"{r}",
+                    f"entry {r.index} ends past the {address_bits}-bit physical "
+                    f"address space ({limit:#x})",
+                )
+            )
     ordered = sorted(regs, key=lambda r: (r.base, r.end, r.path, r.index))
     active: list[_Region] = []
     for r in ordered:
@@ -902,8 +1322,15 @@ def region_findings(ctx: _Ctx, address_bits: int = DEFAULT_ADDRESS_BITS) -> list
         for a in active:
             if {a.kind, r.kind} == {"memory", "reserved"}:
                 continue
-            out.append(Finding("regions.overlap", r.path, "reg", f"{r}",
-                               f"entry {r.index} overlaps {a.path} reg entry {a.index} {a}"))
+            out.append(
+                Finding(
+                    "regions.overlap",
+                    r.path,
+                    "reg",
+                    f"{r}",
+                    f"entry {r.index} overlaps {a.path} reg entry {a.index} {a}",
+                )
+            )
         active.append(r)
     return out
 
@@ -921,7 +1348,9 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
     reserved = {r.tag: r.range for r in t.reserved}
     dram = [rng for tag, rng in pinned.items() if tag.startswith("dram")]
 
-    def inside(path: str, tag: str, base: int, size: int, ranges: Sequence[Any], exact: bool = False) -> None:
+    def inside(
+        path: str, tag: str, base: int, size: int, ranges: Sequence[Any], exact: bool = False
+    ) -> None:
         if not ranges:
             return
         ok = any(r.base <= base and base + size <= r.end for r in ranges)
@@ -930,8 +1359,15 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
         if not ok:
             where = " or ".join(str(r) for r in ranges)
             rule = "at the base of" if exact else "inside"
-            out.append(Finding(f"template.{tag}", path, "reg", f"[{base:#x}, {base + size:#x})",
-                               f"template {t.name!r} pins {tag!r} {rule} {where}"))
+            out.append(
+                Finding(
+                    f"template.{tag}",
+                    path,
+                    "reg",
+                    f"[{base:#x}, {base + size:#x})",
+                    f"template {t.name!r} pins {tag!r} {rule} {where}",
+                )
+            )
 
     anchor = getattr(t.gic, "redist_anchor", "base")
     its_follows = getattr(t.gic, "its_below_redist", False)
@@ -942,7 +1378,14 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
             continue
         entries = [(ctx.translate(path, b), s) for b, s in ctx.reg(path) or ()]
         if entries and entries[0][0] is not None:
-            inside(path, "gic-dist", entries[0][0], entries[0][1], _pick(pinned, "gic-dist"), exact=True)
+            inside(
+                path,
+                "gic-dist",
+                entries[0][0],
+                entries[0][1],
+                _pick(pinned, "gic-dist"),
+                exact=True,
+            )
         rest = [(b, s) for b, s in entries[1:] if b is not None]
         if version == 3:
             nr = ctx.cell(path, "#redistributor-regions") or 1
@@ -957,9 +1400,16 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
                 b, s = gicr[0] if anchor != "end" else gicr[-1]
                 edge = windows[0].base if anchor != "end" else windows[0].end
                 if (b if anchor != "end" else b + s) != edge:
-                    out.append(Finding("template.gic-redist", path, "reg", f"[{b:#x}, {b + s:#x})",
-                                       f"template {t.name!r} anchors the redistributors at the {anchor} "
-                                       f"of the 'gic-redist' window {windows[0]} ({edge:#x})"))
+                    out.append(
+                        Finding(
+                            "template.gic-redist",
+                            path,
+                            "reg",
+                            f"[{b:#x}, {b + s:#x})",
+                            f"template {t.name!r} anchors the redistributors at the {anchor} "
+                            f"of the 'gic-redist' window {windows[0]} ({edge:#x})",
+                        )
+                    )
         elif rest:
             inside(path, "gic-cpu", rest[0][0], rest[0][1], _pick(pinned, "gic-cpu"), exact=True)
     for tag, compat in (("gic-its", "arm,gic-v3-its"), ("gic-v2m", "arm,gic-v2m-frame")):
@@ -967,9 +1417,16 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
             for b, s in _cpu_reg(ctx, path):
                 if tag == "gic-its" and its_follows and first_gicr is not None:
                     if b + s != first_gicr:
-                        out.append(Finding("template.gic-its", path, "reg", f"[{b:#x}, {b + s:#x})",
-                                           f"template {t.name!r} puts the ITS right below the "
-                                           f"redistributors (ending at {first_gicr:#x})"))
+                        out.append(
+                            Finding(
+                                "template.gic-its",
+                                path,
+                                "reg",
+                                f"[{b:#x}, {b + s:#x})",
+                                f"template {t.name!r} puts the ITS right below the "
+                                f"redistributors (ending at {first_gicr:#x})",
+                            )
+                        )
                 else:
                     inside(path, tag, b, s, _pick(pinned, tag))
     uart_compat = UART_COMPATIBLE.get(getattr(t.uart, "kind", "pl011"), "arm,pl011")
@@ -978,10 +1435,10 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
             inside(path, "uart0", b, s, _pick(pinned, "uart0"), exact=True)
         out += _template_spi(ctx, t, path, "uart0", t.uart.spi.number)
     for d in getattr(t, "devices", ()):
-        compat = DEVICE_COMPATIBLE.get(d.kind)
-        if compat is None or d.tag not in pinned:
+        device_compat = DEVICE_COMPATIBLE.get(d.kind)
+        if device_compat is None or d.tag not in pinned:
             continue
-        for path in ctx.with_compatible({compat}):
+        for path in ctx.with_compatible({device_compat}):
             for b, s in _cpu_reg(ctx, path):
                 inside(path, d.tag, b, s, [pinned[d.tag]], exact=True)
             if d.spi is not None:
@@ -991,11 +1448,18 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
         decoded = ctx.specifiers(path)
         if decoded is None:
             continue
-        got = tuple(spec[1] if spec[0] == 1 else -1 for spec in decoded[1])
+        got = tuple(spec[1] if len(spec) > 1 and spec[0] == 1 else -1 for spec in decoded[1])
         if got != want:
-            out.append(Finding("template.timer", path, "interrupts", _show(ctx.nodes[path].prop("interrupts")),
-                               f"template {t.name!r} wires the timers to PPIs {list(want)} "
-                               f"(INTIDs {[n + 16 for n in want]})"))
+            out.append(
+                Finding(
+                    "template.timer",
+                    path,
+                    "interrupts",
+                    _show(ctx.nodes[path].prop("interrupts")),
+                    f"template {t.name!r} wires the timers to PPIs {list(want)} "
+                    f"(INTIDs {[n + 16 for n in want]})",
+                )
+            )
     v = t.virtio
     window = pinned.get("virtio")
     for path in ctx.with_compatible({"virtio,mmio"}):
@@ -1004,19 +1468,39 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
             if window is not None and window.base <= b < window.end:
                 slot, off = divmod(b - window.base, v.stride)
                 if off or s > v.stride:
-                    out.append(Finding("template.virtio", path, "reg", f"[{b:#x}, {b + s:#x})",
-                                       f"is not one {v.stride:#x}-byte slot of the virtio window {window}"))
+                    out.append(
+                        Finding(
+                            "template.virtio",
+                            path,
+                            "reg",
+                            f"[{b:#x}, {b + s:#x})",
+                            f"is not one {v.stride:#x}-byte slot of the virtio window {window}",
+                        )
+                    )
                 else:
-                    out += _template_spi(ctx, t, path, f"virtio slot {slot}", v.first_spi.number + slot)
+                    out += _template_spi(
+                        ctx, t, path, f"virtio slot {slot}", v.first_spi.number + slot
+                    )
     for path, base, size in ctx.memory():
         inside(path, "dram", base, size, dram)
     for r in regions(ctx):
         if r.kind == "reserved":
             continue
         for tag, rng in reserved.items():
-            if r.base < rng.end and rng.base < r.end and not (rng.base <= r.base and r.end <= rng.end):
-                out.append(Finding(f"template.{tag}", r.path, "reg", f"{r}",
-                                   f"straddles the edge of the template's reserved region {tag!r} {rng}"))
+            if (
+                r.base < rng.end
+                and rng.base < r.end
+                and not (rng.base <= r.base and r.end <= rng.end)
+            ):
+                out.append(
+                    Finding(
+                        f"template.{tag}",
+                        r.path,
+                        "reg",
+                        f"{r}",
+                        f"straddles the edge of the template's reserved region {tag!r} {rng}",
+                    )
+                )
     return out
 
 
@@ -1037,8 +1521,15 @@ def _template_spi(ctx: _Ctx, t: Template, path: str, what: str, spi: int) -> lis
         return []
     spec = decoded[1][0]
     if (spec[0], spec[1]) != (0, spi):
-        return [Finding("template.spi", path, "interrupts", f"<{' '.join(f'{c:#x}' for c in spec)}>",
-                        f"template {t.name!r} wires {what} to SPI {spi} (INTID {spi + 32})")]
+        return [
+            Finding(
+                "template.spi",
+                path,
+                "interrupts",
+                f"<{' '.join(f'{c:#x}' for c in spec)}>",
+                f"template {t.name!r} wires {what} to SPI {spi} (INTID {spi + 32})",
+            )
+        ]
     return []
 
 
@@ -1059,7 +1550,7 @@ def load_manifest(path: str) -> BootManifest:
 
 
 def manifest_from(data: Any, source: str = "manifest") -> BootManifest:
-    """The boot fields of a manifest mapping; a missing or mistyped field is a :class:`ConfigError`."""
+    """The boot fields of a manifest mapping; a bad field is a :class:`ConfigError`."""
 
     def get(key: str, optional: bool = False) -> Any:
         cur = data
@@ -1067,7 +1558,9 @@ def manifest_from(data: Any, source: str = "manifest") -> BootManifest:
             if not isinstance(cur, dict) or part not in cur:
                 if optional:
                     return None
-                raise ConfigError(f"{source}: {key}: missing (a placement manifest from fdtgen build --manifest)")
+                raise ConfigError(
+                    f"{source}: {key}: missing (a placement manifest from fdtgen build --manifest)"
+                )
             cur = cur[part]
         return cur
 
@@ -1102,7 +1595,12 @@ def manifest_from(data: Any, source: str = "manifest") -> BootManifest:
         kernel_size=num("kernel.size", optional=True),
         initrd=None if initrd is None else span("initrd"),
         dtb=span("dtb"),
-        registers=(num("registers.x0"), num("registers.x1"), num("registers.x2"), num("registers.x3")),
+        registers=(
+            num("registers.x0"),
+            num("registers.x1"),
+            num("registers.x2"),
+            num("registers.x3"),
+        ),
         pc=num("registers.pc"),
         memory=tuple(spans),
     )
@@ -1129,9 +1627,13 @@ def boot_findings(ctx: _Ctx, blob: Blob, m: BootManifest) -> list[Finding]:
 
     ram = [Span(b, s) for _, b, s in ctx.memory()]
     if sorted(ram, key=lambda r: r.base) != sorted(m.memory, key=lambda r: r.base):
-        add("memory", ", ".join(str(r) for r in m.memory),
-            f"the manifest's memory differs from the DT's /memory {', '.join(str(r) for r in ram) or '(none)'}",
-            "/memory")
+        add(
+            "memory",
+            ", ".join(str(r) for r in m.memory),
+            "the manifest's memory differs from the DT's /memory "
+            + (", ".join(str(r) for r in ram) or "(none)"),
+            "/memory",
+        )
 
     def in_ram(s: Span) -> bool:
         return any(r.base <= s.base and s.end <= r.end for r in ram)
@@ -1144,44 +1646,74 @@ def boot_findings(ctx: _Ctx, blob: Blob, m: BootManifest) -> list[Finding]:
     footprint = max(m.image_size, m.kernel_size, 1)
     kernel = Span(m.kernel_load, footprint)
     if m.kernel_load < text_offset or not is_aligned(m.kernel_load - text_offset, KERNEL_ALIGN):
-        add("kernel-align", f"{m.kernel_load:#x}",
+        add(
+            "kernel-align",
+            f"{m.kernel_load:#x}",
             f"kernel.load_address minus text_offset {text_offset:#x} is not 2 MiB aligned "
-            "(booting.rst: \"text_offset bytes from a 2MB aligned base address\")")
+            '(booting.rst: "text_offset bytes from a 2MB aligned base address")',
+        )
     if not in_ram(kernel):
-        add("kernel-ram", str(kernel),
+        add(
+            "kernel-ram",
+            str(kernel),
             "the Image's image_size bytes are not inside one /memory range "
-            "(booting.rst: \"anywhere in usable system RAM\", \"At least image_size bytes ... free\")")
+            '(booting.rst: "anywhere in usable system RAM", "At least image_size bytes ... free")',
+        )
     for r in reserved:
         if kernel.base < r.end and r.base < kernel.end:
             add("kernel-reserved", str(kernel), f"the Image overlaps the reserved range {r}")
     if m.kernel_entry != m.kernel_load or m.pc != m.kernel_entry:
-        add("entry", f"{m.pc:#x}",
-            f"pc {m.pc:#x} and kernel.entry {m.kernel_entry:#x} must both be the Image's first byte "
-            f"{m.kernel_load:#x} (booting.rst: the Image is \"called there\")")
+        add(
+            "entry",
+            f"{m.pc:#x}",
+            f"pc {m.pc:#x} and kernel.entry {m.kernel_entry:#x} must both be the Image's "
+            "first byte "
+            f'{m.kernel_load:#x} (booting.rst: the Image is "called there")',
+        )
     x0, x1, x2, x3 = m.registers
     if x0 != m.dtb.base:
         add("registers", f"{x0:#x}", f"x0 must be the DTB's address {m.dtb.base:#x} (booting.rst)")
     if (x1, x2, x3) != (0, 0, 0):
-        add("registers", f"{x1:#x} {x2:#x} {x3:#x}", "x1..x3 must be 0 (booting.rst: \"reserved for future use\")")
+        add(
+            "registers",
+            f"{x1:#x} {x2:#x} {x3:#x}",
+            'x1..x3 must be 0 (booting.rst: "reserved for future use")',
+        )
 
     # "2. Setup the device tree"
     dtb = m.dtb
     if not is_aligned(dtb.base, DTB_ALIGN):
-        add("dtb-align", f"{dtb.base:#x}", "the DTB must be placed on an 8-byte boundary (booting.rst)")
+        add(
+            "dtb-align",
+            f"{dtb.base:#x}",
+            "the DTB must be placed on an 8-byte boundary (booting.rst)",
+        )
     if dtb.size != blob.header.totalsize:
-        add("dtb-size", f"{dtb.size:#x}", f"dtb.size is not this blob's totalsize {blob.header.totalsize:#x}")
+        add(
+            "dtb-size",
+            f"{dtb.size:#x}",
+            f"dtb.size is not this blob's totalsize {blob.header.totalsize:#x}",
+        )
     if dtb.size > FDT_MAX_SIZE:
         add("dtb-size", f"{dtb.size:#x}", "the dtb must not exceed 2 megabytes (booting.rst)")
     if not in_ram(dtb):
-        add("dtb-ram", str(dtb), "x0 must point at the DTB \"in system RAM\" (booting.rst)")
-    block = Span(align_down(dtb.base, DTB_BLOCK), align_up(dtb.end, DTB_BLOCK) - align_down(dtb.base, DTB_BLOCK))
-    for r in regions(ctx):
-        if r.kind == "device" and r.base < block.end and block.base < r.end:
-            add("dtb-block", str(dtb),
-                f"the DTB's 2 MiB block {block} holds {r.path} {r}, which needs device attributes "
-                "(booting.rst: not \"within any 2M region which must be mapped with any specific attributes\")")
+        add("dtb-ram", str(dtb), 'x0 must point at the DTB "in system RAM" (booting.rst)')
+    block = Span(
+        align_down(dtb.base, DTB_BLOCK),
+        align_up(dtb.end, DTB_BLOCK) - align_down(dtb.base, DTB_BLOCK),
+    )
+    for dev in regions(ctx):
+        if dev.kind == "device" and dev.base < block.end and block.base < dev.end:
+            add(
+                "dtb-block",
+                str(dtb),
+                f"the DTB's 2 MiB block {block} holds {dev.path} {dev}, which needs device "
+                'attributes (booting.rst: not "within any 2M region which must be mapped with '
+                'any specific attributes")',
+            )
 
-    # initrd: "within a 1 GB aligned physical memory window of up to 32 GB ... that fully covers the kernel Image"
+    # initrd: "within a 1 GB aligned physical memory window of up to 32 GB in size that
+    # fully covers the kernel Image as well"
     chosen = ctx.nodes.get("/chosen")
     start_p = chosen.prop("linux,initrd-start") if chosen else None
     end_p = chosen.prop("linux,initrd-end") if chosen else None
@@ -1192,18 +1724,31 @@ def boot_findings(ctx: _Ctx, blob: Blob, m: BootManifest) -> list[Finding]:
         lo = align_down(min(ird.base, kernel.base), INITRD_WINDOW_ALIGN)
         hi = align_up(max(ird.end, kernel.end), INITRD_WINDOW_ALIGN)
         if hi - lo > INITRD_WINDOW_MAX:
-            add("initrd-window", str(ird),
+            add(
+                "initrd-window",
+                str(ird),
                 f"the smallest 1 GiB-aligned window covering it and the Image {kernel} is "
-                f"[{lo:#x}, {hi:#x}), over 32 GiB (booting.rst; Linux drops the initrd)")
+                f"[{lo:#x}, {hi:#x}), over 32 GiB (booting.rst; Linux drops the initrd)",
+            )
         got = (_cells_value(start_p), _cells_value(end_p))
         if got != (ird.base, ird.end):
             shown = f"{_show(start_p) or '(none)'} .. {_show(end_p) or '(none)'}"
-            add("chosen-initrd", shown,
-                f"/chosen linux,initrd-start/-end must be {ird.base:#x}/{ird.end:#x} (start inclusive, "
-                "end exclusive: chosen.yaml)", "/chosen", "linux,initrd-start")
+            add(
+                "chosen-initrd",
+                shown,
+                f"/chosen linux,initrd-start/-end must be {ird.base:#x}/{ird.end:#x} "
+                "(start inclusive, end exclusive: chosen.yaml)",
+                "/chosen",
+                "linux,initrd-start",
+            )
     elif start_p is not None or end_p is not None:
-        add("chosen-initrd", _show(start_p), "/chosen names an initrd but the manifest loads none",
-            "/chosen", "linux,initrd-start")
+        add(
+            "chosen-initrd",
+            _show(start_p),
+            "/chosen names an initrd but the manifest loads none",
+            "/chosen",
+            "linux,initrd-start",
+        )
     spans = [("kernel Image", kernel), ("DTB", dtb)] + ([("initrd", m.initrd)] if m.initrd else [])
     for i, (an, a) in enumerate(spans):
         for bn, b in spans[i + 1 :]:
@@ -1220,7 +1765,10 @@ def _cells_value(p: Prop | None) -> int | None:
 
 
 def findings_json(findings: Sequence[Finding], source: str) -> str:
-    return json.dumps(
-        {"blob": source, "clean": not findings, "findings": [f.as_dict() for f in findings]}, indent=2
-    ) + "\n"
-
+    return (
+        json.dumps(
+            {"blob": source, "clean": not findings, "findings": [f.as_dict() for f in findings]},
+            indent=2,
+        )
+        + "\n"
+    )

@@ -124,7 +124,11 @@ def test_above_4g_requests_go_bottom_up_after_ram():
 def test_after_ram_requests_follow_everything_in_caller_order():
     placed = allocate(
         rams=[("ram", 1 * GiB, 2 * MiB, 1 * GiB, None)],
-        requests=[("p1", PAGE, PAGE, AFTER), ("p0", 2 * MiB, 2 * MiB, AFTER), ("high", 1 * GiB, 1 * GiB, ABOVE)],
+        requests=[
+            ("p1", PAGE, PAGE, AFTER),
+            ("p0", 2 * MiB, 2 * MiB, AFTER),
+            ("high", 1 * GiB, 1 * GiB, ABOVE),
+        ],
     )
     got = by_tag(placed)
     assert got["p1"].base == got["high"].end
@@ -135,7 +139,10 @@ def test_after_ram_requests_follow_everything_in_caller_order():
 
 
 def test_overlapping_fixed_ranges_are_rejected_naming_both_in_hex():
-    with pytest.raises(RegionOverlapError, match=r"'uart0' \[0x9000000, 0x9001000\) overlaps region 'rtc' \[0x9000800"):
+    with pytest.raises(
+        RegionOverlapError,
+        match=r"'uart0' \[0x9000000, 0x9001000\) overlaps region 'rtc' \[0x9000800",
+    ):
         allocate(fixed=[("uart0", Range(0x0900_0000, PAGE)), ("rtc", Range(0x0900_0800, PAGE))])
 
 
@@ -149,7 +156,12 @@ def test_exhaustion_names_tag_size_alignment_phase_and_free_space():
     msg = str(e.value)
     assert "'virtio'" in msg and "size 0x200000" in msg and "alignment 0x1000" in msg
     assert "phase below-4g" in msg and "[0xfff00000, 0x100000000)" in msg
-    assert (e.value.tag, e.value.size, e.value.align, e.value.phase) == ("virtio", 2 * MiB, PAGE, "below-4g")
+    assert (e.value.tag, e.value.size, e.value.align, e.value.phase) == (
+        "virtio",
+        2 * MiB,
+        PAGE,
+        "below-4g",
+    )
 
 
 def test_ram_past_its_max_end_is_exhaustion():
@@ -160,11 +172,25 @@ def test_ram_past_its_max_end_is_exhaustion():
 @pytest.mark.parametrize(
     "request_, match",
     [
-        pytest.param(("x", PAGE, 3 * PAGE, BELOW), "alignment 0x3000 must be a power of 2", id="align-not-pow2"),
-        pytest.param(("x", PAGE, 512, BELOW), "alignment 0x200 must be a power of 2 >= 0x1000", id="align-below-page"),
-        pytest.param(("x", 0x1800, PAGE, BELOW), "size 0x1800 must be a positive multiple of 0x1000", id="size-not-pages"),
+        pytest.param(
+            ("x", PAGE, 3 * PAGE, BELOW),
+            "alignment 0x3000 must be a power of 2",
+            id="align-not-pow2",
+        ),
+        pytest.param(
+            ("x", PAGE, 512, BELOW),
+            "alignment 0x200 must be a power of 2 >= 0x1000",
+            id="align-below-page",
+        ),
+        pytest.param(
+            ("x", 0x1800, PAGE, BELOW),
+            "size 0x1800 must be a positive multiple of 0x1000",
+            id="size-not-pages",
+        ),
         pytest.param(("x", 0, PAGE, BELOW), "size 0x0 must be", id="size-zero"),
-        pytest.param(("x", 1 << 41, PAGE, ABOVE), "exceeds the 40-bit address space", id="size-over-width"),
+        pytest.param(
+            ("x", 1 << 41, PAGE, ABOVE), "exceeds the 40-bit address space", id="size-over-width"
+        ),
     ],
 )
 def test_invalid_requests_are_rejected_before_anything_is_placed(request_, match):
@@ -189,7 +215,11 @@ def test_every_range_is_checked_against_the_address_width(kind):
 
 def test_after_ram_placements_must_fit_the_address_width_too():
     with pytest.raises(AllocationExhaustedError, match="phase after-ram"):
-        allocate(width=32, rams=[("ram", 2 * GiB, 2 * MiB, 2 * GiB, None)], requests=[("p", PAGE, PAGE, AFTER)])
+        allocate(
+            width=32,
+            rams=[("ram", 2 * GiB, 2 * MiB, 2 * GiB, None)],
+            requests=[("p", PAGE, PAGE, AFTER)],
+        )
 
 
 def test_sizes_near_two_to_the_64_do_not_wrap():
@@ -229,8 +259,13 @@ def scenarios(draw: st.DrawFn) -> dict:
         for i in range(draw(st.integers(0, 12)))
     ]
     rams = [
-        (f"ram{i}n", draw(st.integers(1, 1 << 18)) * PAGE, draw(st.sampled_from([PAGE, 2 * MiB])),
-         draw(st.sampled_from([0, 1 * GiB, 2 * GiB])), None)
+        (
+            f"ram{i}n",
+            draw(st.integers(1, 1 << 18)) * PAGE,
+            draw(st.sampled_from([PAGE, 2 * MiB])),
+            draw(st.sampled_from([0, 1 * GiB, 2 * GiB])),
+            None,
+        )
         for i in range(draw(st.integers(0, 2)))
     ]
     return {"width": width, "fixed": fixed, "requests": requests, "rams": rams}

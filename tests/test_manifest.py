@@ -374,7 +374,7 @@ def test_place_prints_the_manifest_addresses(tmp_path, initrd):
         ),
         pytest.param(
             ("--kernel", str(KERNEL), "--rng-seed", "5000"),
-            "rng_seed: 5000: input should be less",
+            "rng_seed: 5000: must be <= 1024",
             id="rng-big",
         ),
     ],

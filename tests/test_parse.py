@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 
 from fdtgen import Machine, build
+from fdtgen.dts import to_dts
 from fdtgen.errors import BlobError
 from fdtgen.parse import MAX_DEPTH, parse, parse_blob, phandle_uses, with_labels
-from fdtgen.dts import to_dts
 from fdtgen.tree import Ref
 
 from .conftest import FIXTURES
@@ -83,7 +83,7 @@ def header(blob: bytes) -> dict[str, int]:
     names = (
         "magic totalsize off_dt_struct off_dt_strings off_mem_rsvmap version "
         "last_comp_version boot_cpuid_phys size_dt_strings size_dt_struct"
-    ).split()
+    ).split()  # noqa: SIM905
     return dict(zip(names, struct.unpack_from(">10I", blob), strict=True))
 
 
@@ -131,7 +131,12 @@ def test_qemu_dumps_parse_like_libfdt(name):
     parsed = parse_blob(blob)
     assert ours(parsed.tree) == via_libfdt(blob)
     assert parsed.header.totalsize == len(blob) == 0x100000
-    assert [b.name for b in parsed.blocks] == ["header", "memory reservation map", "structure block", "strings block"]
+    assert [b.name for b in parsed.blocks] == [
+        "header",
+        "memory reservation map",
+        "structure block",
+        "strings block",
+    ]
 
 
 @pytest.mark.parametrize("order", ["msS", "mSs", "smS", "sSm", "Sms", "Ssm"])
@@ -199,50 +204,250 @@ def _rejects() -> list[object]:
     return [
         pytest.param(b"", 0, "expected at least 4 bytes", True, id="empty"),
         pytest.param(ok[:3], 0, "expected at least 4 bytes", True, id="three-bytes"),
-        pytest.param(b"\xd0\x0d\xfe\xee" + ok[4:], 0, "magic: expected 0xd00dfeed, found 0xd00dfeee", True, id="bad-magic"),
-        pytest.param(ok[:30], 0, "header: expected at least 36 bytes, found 30", True, id="short-header"),
-        pytest.param(relayout(ok, version=15, last_comp_version=15), 0x14, "version: expected 16 or later, found 15", False, id="version-15"),
-        pytest.param(relayout(ok, last_comp_version=18), 0x18, "last_comp_version: expected at most 17", True, id="last-comp-18"),
-        pytest.param(relayout(ok, version=16, last_comp_version=17), 0x18, "expected at most 16 (version 16), found 17", True, id="last-comp-above-version"),
-        pytest.param(ok[:-1], 0x04, f"totalsize: expected at most the {len(ok) - 1:#x} bytes present, found {len(ok):#x}", True, id="truncated"),
-        pytest.param(relayout(ok, totalsize=0x20), 0x04, "totalsize: expected at least the 40-byte header, found 0x20", True, id="totalsize-below-header"),
-        pytest.param(relayout(ok, totalsize=0xFFFF_FFFF), 0x04, "found 0xffffffff", True, id="totalsize-huge"),
-        pytest.param(relayout(ok, off_dt_struct=0xFFFF_0000), 0x08, "structure block offset: expected 0x28..", True, id="struct-offset-out"),
-        pytest.param(relayout(ok, off_dt_struct=struct_at + 2), 0x08, "expected a multiple of 4, found", True, id="struct-misaligned"),
-        pytest.param(relayout(ok, size_dt_struct=0x7FFF_FFFF), 0x08, "structure block: expected [", True, id="struct-size-lies"),
-        pytest.param(relayout(ok, pad=8, size_dt_struct=h["size_dt_struct"] + 4), 0x24, "size_dt_struct: expected 0x", False, id="struct-size-past-end"),
-        pytest.param(relayout(ok, off_dt_strings=0xFFFF_FF00), 0x0C, "strings block offset: expected", True, id="strings-offset-out"),
-        pytest.param(relayout(ok, size_dt_strings=0x1000), 0x0C, "strings block: expected [", True, id="strings-size-lies"),
-        pytest.param(relayout(ok, off_mem_rsvmap=0x7000_0000), 0x10, "memory reservation map offset: expected", True, id="rsvmap-offset-out"),
-        pytest.param(raw_blob(MINIMAL, STRINGS, rsv=u32(0, 1, 0, 1) * 2),
-                     None, "expected a terminating zero-size entry", True, id="rsvmap-unterminated"),
-        pytest.param(relayout(ok, off_dt_strings=struct_at + 4, size_dt_strings=2), None, "expected to start at or after the end of the structure block", False, id="blocks-overlap"),
-        pytest.param(raw_blob(u32(7) + MINIMAL, STRINGS), struct_at, "expected a token (FDT_BEGIN_NODE 1, FDT_END_NODE 2, FDT_PROP 3, FDT_NOP 4, FDT_END 9), found 0x7", True, id="unknown-token"),
-        pytest.param(raw_blob(MINIMAL[:-4], STRINGS), None, "expected FDT_END, found the end of the block", True, id="no-fdt-end"),
-        pytest.param(raw_blob(begin("") + u32(END_NODE, END_NODE, END)), None, "expected FDT_BEGIN_NODE or FDT_END, found FDT_END_NODE", True, id="extra-end-node"),
-        pytest.param(raw_blob(begin("") + begin("c") + u32(END_NODE, END)), None, "expected FDT_END_NODE, found FDT_END with 1 node(s) open", True, id="unbalanced"),
-        pytest.param(raw_blob(prop(0, u32(1)) + u32(END), STRINGS), struct_at, "found FDT_PROP outside any node", False, id="prop-outside-node"),
-        pytest.param(raw_blob(begin("") + u32(PROP, 0xFFFF_FFF0, 0) + u32(END_NODE, END), STRINGS), struct_at + 12,
-                     "property length: expected at most", True, id="huge-prop-length"),
-        pytest.param(raw_blob(begin("") + prop(0x40, u32(1)) + u32(END_NODE, END), STRINGS), struct_at + 16,
-                     "nameoff: expected less than the strings block size 0x2, found 0x40", True, id="nameoff-out"),
-        pytest.param(raw_blob(MINIMAL, b"ab"), None, "expected a NUL inside the strings block, found none", True, id="name-unterminated"),
-        pytest.param(raw_blob(u32(BEGIN) + b"abcd", b""), struct_at + 4, "expected a NUL-terminated name inside the structure block", True, id="node-name-unterminated"),
-        pytest.param(raw_blob(begin("") + begin("a b") + u32(END_NODE, END_NODE, END)), struct_at + 12, "found 'a b'", False, id="node-name-space"),
-        pytest.param(raw_blob(begin("") + begin("") + u32(END_NODE, END_NODE, END)), struct_at + 12, "found ''", False, id="empty-child-name"),
-        pytest.param(raw_blob(begin("") + prop(0, b"") + prop(0, b"") + u32(END_NODE, END), STRINGS), None, "found 'a' twice", False, id="duplicate-property"),
-        pytest.param(raw_blob(begin("") + begin("c") + u32(END_NODE) + begin("c") + u32(END_NODE, END_NODE, END)), None, "found 'c' twice", False, id="duplicate-child"),
-        pytest.param(raw_blob(begin("") + begin("c") + u32(END_NODE) + prop(0, b"") + u32(END_NODE, END), STRINGS), None,
-                     "expected properties before subnodes (DT spec), found property 'a' after a subnode", False, id="property-after-subnode"),
-        pytest.param(raw_blob(MINIMAL[:-4] + begin("") + u32(END_NODE, END), STRINGS), None, "expected FDT_END after the root node, found FDT_BEGIN_NODE", True, id="second-root"),
-        pytest.param(raw_blob(begin("") + begin("n") * MAX_DEPTH + u32(END_NODE) * (MAX_DEPTH + 1) + u32(END)), None,
-                     f"expected nesting of at most {MAX_DEPTH} levels", False, id="too-deep"),
-        pytest.param(raw_blob(begin("") + begin("n") * 100_000 + u32(END)), None, "expected nesting of at most", True, id="deep-unbalanced"),
+        pytest.param(
+            b"\xd0\x0d\xfe\xee" + ok[4:],
+            0,
+            "magic: expected 0xd00dfeed, found 0xd00dfeee",
+            True,
+            id="bad-magic",
+        ),
+        pytest.param(
+            ok[:30], 0, "header: expected at least 36 bytes, found 30", True, id="short-header"
+        ),
+        pytest.param(
+            relayout(ok, version=15, last_comp_version=15),
+            0x14,
+            "version: expected 16 or later, found 15",
+            False,
+            id="version-15",
+        ),
+        pytest.param(
+            relayout(ok, last_comp_version=18),
+            0x18,
+            "last_comp_version: expected at most 17",
+            True,
+            id="last-comp-18",
+        ),
+        pytest.param(
+            relayout(ok, version=16, last_comp_version=17),
+            0x18,
+            "expected at most 16 (version 16), found 17",
+            True,
+            id="last-comp-above-version",
+        ),
+        pytest.param(
+            ok[:-1],
+            0x04,
+            f"totalsize: expected at most the {len(ok) - 1:#x} bytes present, found {len(ok):#x}",
+            True,
+            id="truncated",
+        ),
+        pytest.param(
+            relayout(ok, totalsize=0x20),
+            0x04,
+            "totalsize: expected at least the 40-byte header, found 0x20",
+            True,
+            id="totalsize-below-header",
+        ),
+        pytest.param(
+            relayout(ok, totalsize=0xFFFF_FFFF), 0x04, "found 0xffffffff", True, id="totalsize-huge"
+        ),
+        pytest.param(
+            relayout(ok, off_dt_struct=0xFFFF_0000),
+            0x08,
+            "structure block offset: expected 0x28..",
+            True,
+            id="struct-offset-out",
+        ),
+        pytest.param(
+            relayout(ok, off_dt_struct=struct_at + 2),
+            0x08,
+            "expected a multiple of 4, found",
+            True,
+            id="struct-misaligned",
+        ),
+        pytest.param(
+            relayout(ok, size_dt_struct=0x7FFF_FFFF),
+            0x08,
+            "structure block: expected [",
+            True,
+            id="struct-size-lies",
+        ),
+        pytest.param(
+            relayout(ok, pad=8, size_dt_struct=h["size_dt_struct"] + 4),
+            0x24,
+            "size_dt_struct: expected 0x",
+            False,
+            id="struct-size-past-end",
+        ),
+        pytest.param(
+            relayout(ok, off_dt_strings=0xFFFF_FF00),
+            0x0C,
+            "strings block offset: expected",
+            True,
+            id="strings-offset-out",
+        ),
+        pytest.param(
+            relayout(ok, size_dt_strings=0x1000),
+            0x0C,
+            "strings block: expected [",
+            True,
+            id="strings-size-lies",
+        ),
+        pytest.param(
+            relayout(ok, off_mem_rsvmap=0x7000_0000),
+            0x10,
+            "memory reservation map offset: expected",
+            True,
+            id="rsvmap-offset-out",
+        ),
+        pytest.param(
+            raw_blob(MINIMAL, STRINGS, rsv=u32(0, 1, 0, 1) * 2),
+            None,
+            "expected a terminating zero-size entry",
+            True,
+            id="rsvmap-unterminated",
+        ),
+        pytest.param(
+            relayout(ok, off_dt_strings=struct_at + 4, size_dt_strings=2),
+            None,
+            "expected to start at or after the end of the structure block",
+            False,
+            id="blocks-overlap",
+        ),
+        pytest.param(
+            raw_blob(u32(7) + MINIMAL, STRINGS),
+            struct_at,
+            "expected a token (FDT_BEGIN_NODE 1, FDT_END_NODE 2, FDT_PROP 3, FDT_NOP 4, "
+            "FDT_END 9), found 0x7",
+            True,
+            id="unknown-token",
+        ),
+        pytest.param(
+            raw_blob(MINIMAL[:-4], STRINGS),
+            None,
+            "expected FDT_END, found the end of the block",
+            True,
+            id="no-fdt-end",
+        ),
+        pytest.param(
+            raw_blob(begin("") + u32(END_NODE, END_NODE, END)),
+            None,
+            "expected FDT_BEGIN_NODE or FDT_END, found FDT_END_NODE",
+            True,
+            id="extra-end-node",
+        ),
+        pytest.param(
+            raw_blob(begin("") + begin("c") + u32(END_NODE, END)),
+            None,
+            "expected FDT_END_NODE, found FDT_END with 1 node(s) open",
+            True,
+            id="unbalanced",
+        ),
+        pytest.param(
+            raw_blob(prop(0, u32(1)) + u32(END), STRINGS),
+            struct_at,
+            "found FDT_PROP outside any node",
+            False,
+            id="prop-outside-node",
+        ),
+        pytest.param(
+            raw_blob(begin("") + u32(PROP, 0xFFFF_FFF0, 0) + u32(END_NODE, END), STRINGS),
+            struct_at + 12,
+            "property length: expected at most",
+            True,
+            id="huge-prop-length",
+        ),
+        pytest.param(
+            raw_blob(begin("") + prop(0x40, u32(1)) + u32(END_NODE, END), STRINGS),
+            struct_at + 16,
+            "nameoff: expected less than the strings block size 0x2, found 0x40",
+            True,
+            id="nameoff-out",
+        ),
+        pytest.param(
+            raw_blob(MINIMAL, b"ab"),
+            None,
+            "expected a NUL inside the strings block, found none",
+            True,
+            id="name-unterminated",
+        ),
+        pytest.param(
+            raw_blob(u32(BEGIN) + b"abcd", b""),
+            struct_at + 4,
+            "expected a NUL-terminated name inside the structure block",
+            True,
+            id="node-name-unterminated",
+        ),
+        pytest.param(
+            raw_blob(begin("") + begin("a b") + u32(END_NODE, END_NODE, END)),
+            struct_at + 12,
+            "found 'a b'",
+            False,
+            id="node-name-space",
+        ),
+        pytest.param(
+            raw_blob(begin("") + begin("") + u32(END_NODE, END_NODE, END)),
+            struct_at + 12,
+            "found ''",
+            False,
+            id="empty-child-name",
+        ),
+        pytest.param(
+            raw_blob(begin("") + prop(0, b"") + prop(0, b"") + u32(END_NODE, END), STRINGS),
+            None,
+            "found 'a' twice",
+            False,
+            id="duplicate-property",
+        ),
+        pytest.param(
+            raw_blob(
+                begin("") + begin("c") + u32(END_NODE) + begin("c") + u32(END_NODE, END_NODE, END)
+            ),
+            None,
+            "found 'c' twice",
+            False,
+            id="duplicate-child",
+        ),
+        pytest.param(
+            raw_blob(
+                begin("") + begin("c") + u32(END_NODE) + prop(0, b"") + u32(END_NODE, END), STRINGS
+            ),
+            None,
+            "expected properties before subnodes (DT spec), found property 'a' after a subnode",
+            False,
+            id="property-after-subnode",
+        ),
+        pytest.param(
+            raw_blob(MINIMAL[:-4] + begin("") + u32(END_NODE, END), STRINGS),
+            None,
+            "expected FDT_END after the root node, found FDT_BEGIN_NODE",
+            True,
+            id="second-root",
+        ),
+        pytest.param(
+            raw_blob(
+                begin("") + begin("n") * MAX_DEPTH + u32(END_NODE) * (MAX_DEPTH + 1) + u32(END)
+            ),
+            None,
+            f"expected nesting of at most {MAX_DEPTH} levels",
+            False,
+            id="too-deep",
+        ),
+        pytest.param(
+            raw_blob(begin("") + begin("n") * 100_000 + u32(END)),
+            None,
+            "expected nesting of at most",
+            True,
+            id="deep-unbalanced",
+        ),
     ]
 
 
 @pytest.mark.parametrize("blob, offset, message, libfdt_rejects", _rejects())
-def test_malformed_blobs_are_rejected_naming_offset_expected_and_found(blob, offset, message, libfdt_rejects):
+def test_malformed_blobs_are_rejected_naming_offset_expected_and_found(
+    blob, offset, message, libfdt_rejects
+):
     with pytest.raises(BlobError) as err:
         parse_blob(blob)
     text = str(err.value)
@@ -279,7 +484,7 @@ def test_hand_made_values_of_every_kind_round_trip_through_dtc(dtc):
         + prop(2, u32(0xDEADBEEF, 7))  # cells
         + prop(4, b"")  # empty
         + prop(6, b"\x01\x02\x03")  # bytes
-        + prop(8, b"tab\there \"quoted\" \\\0")  # escapes
+        + prop(8, b'tab\there "quoted" \\\0')  # escapes
         + prop(18, b"\0")  # an empty string
         + begin("node,with+odd_chars.x-y@1f")
         + u32(END_NODE, END_NODE, END)
@@ -306,8 +511,16 @@ def test_phandle_references_become_labels_like_dtc_source():
 
 def test_references_to_missing_phandles_are_reported_not_labelled():
     strings = b"interrupt-parent\0phandle\0"
-    body = begin("") + prop(0, u32(0x99)) + begin("gic") + prop(17, u32(1)) + u32(END_NODE, END_NODE, END)
+    body = (
+        begin("")
+        + prop(0, u32(0x99))
+        + begin("gic")
+        + prop(17, u32(1))
+        + u32(END_NODE, END_NODE, END)
+    )
     tree = parse(raw_blob(body, strings))
     uses = phandle_uses(tree.root)
-    assert [(u.path, u.prop, u.phandle, u.target) for u in uses] == [("/", "interrupt-parent", 0x99, None)]
+    assert [(u.path, u.prop, u.phandle, u.target) for u in uses] == [
+        ("/", "interrupt-parent", 0x99, None)
+    ]
     assert with_labels(tree).root.prop("interrupt-parent").items == ()

@@ -41,11 +41,17 @@ def qemu_dtb(tmp_path: Path, vcpus: int, memory: int, gic_version: int = 3) -> b
     subprocess.run(
         [
             str(QEMU),
-            "-M", f"virt,gic-version={gic_version},dumpdtb={out}",
-            "-cpu", "cortex-a57",
-            "-smp", str(vcpus),
-            "-m", f"{memory // MiB}M",
-            "-nographic", "-nic", "none",
+            "-M",
+            f"virt,gic-version={gic_version},dumpdtb={out}",
+            "-cpu",
+            "cortex-a57",
+            "-smp",
+            str(vcpus),
+            "-m",
+            f"{memory // MiB}M",
+            "-nographic",
+            "-nic",
+            "none",
         ],
         check=True,
         capture_output=True,
@@ -59,7 +65,9 @@ def first_address(value: bytes, cells: int) -> int:
     return sum(w << (32 * (cells - 1 - i)) for i, w in enumerate(words))
 
 
-def keyed(flat: dict[str, list[tuple[str, bytes]]]) -> dict[tuple[str, object], tuple[str, dict[str, bytes]]]:
+def keyed(
+    flat: dict[str, list[tuple[str, bytes]]],
+) -> dict[tuple[str, object], tuple[str, dict[str, bytes]]]:
     """Nodes by what they describe, not by name: the address of their first
     ``reg`` (a cpu by its MPIDR), a gpio-keys button by its key code, the rest by path."""
     out: dict[tuple[str, object], tuple[str, dict[str, bytes]]] = {}
@@ -124,7 +132,9 @@ def test_qemu_virt_matches_qemu_dumpdtb(tmp_path, template, gic_version, vcpus, 
         (tpath, tprops), (opath, oprops) = theirs[key], ours[key]
         for name in COMPARED:
             if tprops.get(name) != oprops.get(name):
-                mismatches.append(f"{tpath} vs {opath}: {name} {tprops.get(name)!r} != {oprops.get(name)!r}")
+                mismatches.append(
+                    f"{tpath} vs {opath}: {name} {tprops.get(name)!r} != {oprops.get(name)!r}"
+                )
     assert mismatches == []
 
     assert {k: theirs[k][0].rsplit("/", 1)[1] for k in set(theirs) - set(ours)} == ONLY_QEMU

@@ -209,7 +209,9 @@ def test_pinned_map_matches_the_vmms_documented_values(name):
         # "GICR below GICD, vcpus x 128 KiB": the live frames end at the distributor.
         for vcpus in (1, t.max_vcpus):
             layout = build(Machine(template=name, vcpus=vcpus, virtio=0)).layout
-            assert layout.gic_redist == (Range(t.gic.dist.base - vcpus * 128 * KiB, vcpus * 128 * KiB),)
+            assert layout.gic_redist == (
+                Range(t.gic.dist.base - vcpus * 128 * KiB, vcpus * 128 * KiB),
+            )
             if t.gic.its_below_redist:
                 assert layout.its == Range(layout.gic_redist[0].base - 128 * KiB, 128 * KiB)
 
@@ -226,14 +228,22 @@ def test_template_output_matches_dtc_libfdt_fdt_and_its_golden_files(name, golde
 @pytest.mark.parametrize("vcpus", [1, 8])
 def test_templates_pass_the_references_at_other_sizes(name, vcpus, dtc):
     t = load_template(name)
-    b = build(Machine(template=name, vcpus=min(vcpus, t.max_vcpus), memory=256 * MiB, virtio=min(3, t.virtio.slots)))
+    b = build(
+        Machine(
+            template=name,
+            vcpus=min(vcpus, t.max_vcpus),
+            memory=256 * MiB,
+            virtio=min(3, t.virtio.slots),
+        )
+    )
     check_against_references(dtc, b.tree, b.blob)
 
 
 def test_template_output_is_identical_under_any_hash_seed():
     code = (
         "import sys; from fdtgen import Machine, build; "
-        "sys.stdout.buffer.write(b''.join(build(Machine(template=n, memory=4 << 30, virtio=0)).blob "
+        "sys.stdout.buffer.write(b''.join("
+        "build(Machine(template=n, memory=4 << 30, virtio=0)).blob "
         "for n in ('qemu-virt', 'openvmm', 'cloud-hypervisor')))"
     )
     blobs = {
@@ -256,9 +266,14 @@ def _node(tree, pattern):
     return next(n for path, n in tree.root.walk() if re.fullmatch(pattern, path))
 
 
-@pytest.mark.parametrize("name", ["qemu-virt", "firecracker", "cloud-hypervisor", "crosvm", "kvmtool", "openvmm"])
+@pytest.mark.parametrize(
+    "name", ["qemu-virt", "firecracker", "cloud-hypervisor", "crosvm", "kvmtool", "openvmm"]
+)
 def test_its_nodes_are_msi_controllers_with_one_msi_cell(name):
-    its = _node(build(Machine(template=name, virtio=0)).tree, r"/interrupt-controller@[0-9a-f]+/msi-controller@[0-9a-f]+")
+    its = _node(
+        build(Machine(template=name, virtio=0)).tree,
+        r"/interrupt-controller@[0-9a-f]+/msi-controller@[0-9a-f]+",
+    )
     assert its.prop("compatible").as_strings() == ("arm,gic-v3-its",)
     assert its.prop("msi-controller") is not None
     assert its.prop("#msi-cells").as_cells() == (1,)
@@ -289,7 +304,9 @@ def test_16550_maps_describe_an_ns16550a_with_its_clock(name):
 
 
 def _memory(b):
-    return [n.prop("reg").as_cells() for path, n in b.tree.root.walk() if path.startswith("/memory@")]
+    return [
+        n.prop("reg").as_cells() for path, n in b.tree.root.walk() if path.startswith("/memory@")
+    ]
 
 
 def test_ram_is_split_around_cloud_hypervisors_hole_into_two_memory_nodes():
@@ -321,8 +338,14 @@ def test_ram_base_override_moves_ram_up():
 @pytest.mark.parametrize(
     "ram_base, match",
     [
-        pytest.param(0x100_0000, r"ram_base: 0x1000000 is outside the template's DRAM window \[0x40000000,", id="below-dram"),
-        pytest.param(0x4010_0000, r"ram_base: 0x40100000 is not aligned to 0x200000", id="unaligned"),
+        pytest.param(
+            0x100_0000,
+            r"ram_base: 0x1000000 is outside the template's DRAM window \[0x40000000,",
+            id="below-dram",
+        ),
+        pytest.param(
+            0x4010_0000, r"ram_base: 0x40100000 is not aligned to 0x200000", id="unaligned"
+        ),
     ],
 )
 def test_bad_ram_base_is_rejected_with_its_value_in_hex(ram_base, match):
@@ -331,16 +354,26 @@ def test_bad_ram_base_is_rejected_with_its_value_in_hex(ram_base, match):
 
 
 def test_ram_base_inside_a_hole_is_rejected():
-    with pytest.raises(ConfigError, match=r"ram_base: 0xfc000000 lies in the DRAM hole 'mem32-reserved'"):
+    with pytest.raises(
+        ConfigError, match=r"ram_base: 0xfc000000 lies in the DRAM hole 'mem32-reserved'"
+    ):
         build(Machine(template="cloud-hypervisor", ram_base=0xFC00_0000, virtio=0))
 
 
 def test_address_width_bounds_every_live_range():
     # 36 bits (Apple M1 HVF): QEMU's second redistributor region at 256 GiB does not fit...
-    with pytest.raises(ConfigError, match=r"address_width: region 'gic-redist2' \[0x4000000000, 0x4004000000\) ends past the 36-bit"):
+    with pytest.raises(
+        ConfigError,
+        match=r"address_width: region 'gic-redist2' \[0x4000000000, 0x4004000000\) ends past "
+        r"the 36-bit",
+    ):
         build(Machine(template="qemu-virt", vcpus=124, address_width=36))
     # ...and neither does RAM that would end past 64 GiB...
-    with pytest.raises(ConfigError, match=r"memory: 64 GiB .* ends at 0x1040000000, past the 36-bit guest physical address limit 0x1000000000"):
+    with pytest.raises(
+        ConfigError,
+        match=r"memory: 64 GiB .* ends at 0x1040000000, past the 36-bit guest physical address "
+        r"limit 0x1000000000",
+    ):
         build(Machine(template="qemu-virt", memory=64 * GiB, address_width=36))
     # ...but 123 vCPUs and 63 GiB do.
     b = build(Machine(template="qemu-virt", vcpus=123, memory=63 * GiB, address_width=36))
@@ -348,7 +381,11 @@ def test_address_width_bounds_every_live_range():
 
 
 def test_ram_past_the_dram_max_end_names_where_it_would_end():
-    with pytest.raises(ConfigError, match=r"memory: .* ends at 0x10044000000 \(around the DRAM holes 'mem32-reserved'.*past the template's DRAM max end 0x10000000000"):
+    with pytest.raises(
+        ConfigError,
+        match=r"memory: .* ends at 0x10044000000 \(around the DRAM holes 'mem32-reserved'.*"
+        r"past the template's DRAM max end 0x10000000000",
+    ):
         build(Machine(template="cloud-hypervisor", memory=0x100_0000_0000, virtio=0))
 
 
@@ -356,11 +393,22 @@ def test_ram_past_the_dram_max_end_names_where_it_would_end():
 
 
 def test_two_redistributor_regions_past_123_vcpus():
-    gic = build(Machine(template="qemu-virt", vcpus=200, virtio=0)).tree.root.find("/interrupt-controller@8000000")
+    gic = build(Machine(template="qemu-virt", vcpus=200, virtio=0)).tree.root.find(
+        "/interrupt-controller@8000000"
+    )
     assert gic.prop("reg").as_cells() == (
-        0, 0x0800_0000, 0, 0x1_0000,
-        0, 0x080A_0000, 0, 0xF6_0000,
-        0x40, 0, 0, 0x400_0000,
+        0,
+        0x0800_0000,
+        0,
+        0x1_0000,
+        0,
+        0x080A_0000,
+        0,
+        0xF6_0000,
+        0x40,
+        0,
+        0,
+        0x400_0000,
     )
     assert gic.prop("#redistributor-regions").as_cells() == (2,)
 
@@ -383,12 +431,19 @@ def test_a_gicv2m_frame_under_gicv3_describes_an_hvf_msi_region(tmp_path, dtc):
     # squib's HVF MSI frame, described: the v2m registers are where GICM_* are.
     path = _squib_variant(
         tmp_path,
-        'maintenance_ppi = 9               # INTID 25\n',
-        'maintenance_ppi = 9               # INTID 25\n\n[gic.v2m]\nbase = 0x0500_0000\nsize = "64KiB"\n'
+        "maintenance_ppi = 9               # INTID 25\n",
+        "maintenance_ppi = 9               # INTID 25\n\n"
+        '[gic.v2m]\nbase = 0x0500_0000\nsize = "64KiB"\n'
         "base_intid = 128\nnum_spis = 64\n",
     )
-    text = Path(path).read_text().replace('[[reserved]]\ntag = "msi"', '[[reserved]]\ntag = "msi-headroom"')
-    text = text.replace("base = 0x0500_0000\nsize = \"16MiB\"\nalign", "base = 0x0501_0000\nsize = \"0xFF0000\"\nalign")
+    text = (
+        Path(path)
+        .read_text()
+        .replace('[[reserved]]\ntag = "msi"', '[[reserved]]\ntag = "msi-headroom"')
+    )
+    text = text.replace(
+        'base = 0x0500_0000\nsize = "16MiB"\nalign', 'base = 0x0501_0000\nsize = "0xFF0000"\nalign'
+    )
     text = text.replace('align = "16MiB"', 'align = "64KiB"')
     Path(path).write_text(text)
     b = build(Machine(template=path))
@@ -397,17 +452,22 @@ def test_a_gicv2m_frame_under_gicv3_describes_an_hvf_msi_region(tmp_path, dtc):
     assert v2m.prop("compatible").as_strings() == ("arm,gic-v2m-frame",)
     assert v2m.prop("arm,msi-base-spi").as_cells() == (128,)
     assert v2m.prop("arm,msi-num-spis").as_cells() == (64,)
-    assert b.tree.root.find("/interrupt-controller@8000000").prop("compatible").as_strings() == ("arm,gic-v3",)
+    assert b.tree.root.find("/interrupt-controller@8000000").prop("compatible").as_strings() == (
+        "arm,gic-v3",
+    )
 
 
 def test_v2m_spis_that_collide_with_a_device_are_rejected(tmp_path):
     path = _squib_variant(
         tmp_path,
-        'maintenance_ppi = 9               # INTID 25\n',
-        'maintenance_ppi = 9               # INTID 25\n\n[gic.v2m]\nbase = 0x0400_0000\nsize = "4KiB"\n'
+        "maintenance_ppi = 9               # INTID 25\n",
+        "maintenance_ppi = 9               # INTID 25\n\n"
+        '[gic.v2m]\nbase = 0x0400_0000\nsize = "4KiB"\n'
         "base_intid = 64\nnum_spis = 64\n",
     )
-    with pytest.raises(LayoutError, match=r"SPI 32 \(INTID 64\) is wired to both 'virtio-16' and 'gic-v2m'"):
+    with pytest.raises(
+        LayoutError, match=r"SPI 32 \(INTID 64\) is wired to both 'virtio-16' and 'gic-v2m'"
+    ):
         load_template(path)
 
 
@@ -427,7 +487,11 @@ def test_gicv2_allows_at_most_8_vcpus():
 
 
 def test_a_gicv2_template_with_more_than_8_vcpus_is_rejected_at_load(tmp_path):
-    text = (templates_dir() / "qemu-virt-gicv2.toml").read_text().replace("max_vcpus = 8 ", "max_vcpus = 9 ")
+    text = (
+        (templates_dir() / "qemu-virt-gicv2.toml")
+        .read_text()
+        .replace("max_vcpus = 8 ", "max_vcpus = 9 ")
+    )
     (tmp_path / "v2.toml").write_text(text)
     with pytest.raises(LayoutError, match=r"max_vcpus 9 is more than 8, the GICv2 limit"):
         load_template(str(tmp_path / "v2.toml"))
@@ -458,22 +522,36 @@ def test_firecrackers_rtc_has_no_interrupt():
 
 @pytest.mark.parametrize(
     "topo",
-    [Topology(cores=4), Topology(sockets=2, cores=2), Topology(clusters=2, cores=1, threads=2), Topology(sockets=2, clusters=2, cores=2, threads=2)],
+    [
+        Topology(cores=4),
+        Topology(sockets=2, cores=2),
+        Topology(clusters=2, cores=1, threads=2),
+        Topology(sockets=2, clusters=2, cores=2, threads=2),
+    ],
 )
 def test_cpu_map_leaves_name_each_cpu_once_in_topology_order(topo, dtc):
     b = build(Machine(template="squib", vcpus=topo.vcpus, topology=topo, virtio=0))
     check_against_references(dtc, b.tree, b.blob)
     cpus = b.tree.root.find("/cpus")
-    phandle_to_index = {c.prop("phandle").as_cells()[0]: i for i, c in enumerate(cpus.children) if c.name.startswith("cpu@")}
+    phandle_to_index = {
+        c.prop("phandle").as_cells()[0]: i
+        for i, c in enumerate(cpus.children)
+        if c.name.startswith("cpu@")
+    }
     leaves = [(p, n) for p, n in cpus.walk("/cpus") if n.prop("cpu") is not None]
-    assert [phandle_to_index[n.prop("cpu").as_cells()[0]] for _, n in leaves] == list(range(topo.vcpus))
+    assert [phandle_to_index[n.prop("cpu").as_cells()[0]] for _, n in leaves] == list(
+        range(topo.vcpus)
+    )
     last = leaves[-1][0]
     assert f"socket{topo.sockets - 1}/cluster{topo.clusters - 1}/core{topo.cores - 1}" in last
     assert last.endswith(f"thread{topo.threads - 1}") == (topo.threads > 1)
 
 
 def test_a_topology_that_does_not_add_up_is_rejected():
-    with pytest.raises(ConfigError, match=r"topology: 2 sockets x 1 clusters x 2 cores x 1 threads = 4 vCPUs, but vcpus is 3"):
+    with pytest.raises(
+        ConfigError,
+        match=r"topology: 2 sockets x 1 clusters x 2 cores x 1 threads = 4 vCPUs, but vcpus is 3",
+    ):
         build(Machine(vcpus=3, topology=Topology(sockets=2, cores=2)))
 
 
@@ -483,12 +561,48 @@ def test_a_topology_that_does_not_add_up_is_rejected():
 @pytest.mark.parametrize(
     "old, new, error, match",
     [
-        pytest.param('kind = "pl031"', 'kind = "pl030"', TemplateError, r"device\[0\]\.kind: 'pl030': expected one of pl031, pl061, fw-cfg", id="unknown-device-kind"),
-        pytest.param("spi = 2 ", "spi = 1 ", LayoutError, r"SPI 1 \(INTID 33\) is wired to both 'uart0' and 'rtc'", id="spi-collision"),
-        pytest.param("base = 0x0901_0000", "base = 0x0900_0000", LayoutError, r"region 'rtc' \[0x9000000, 0x9001000\) overlaps region 'uart0'", id="device-overlap"),
-        pytest.param("[pmu]\nppi = 7", "[pmu]\nppi = 13", LayoutError, r"PPI 13 \(INTID 29\) is used by both timer and pmu", id="ppi-collision"),
-        pytest.param('redist_reg = "window"', 'redist_reg = "all"', TemplateError, r"gic\.redist_reg: 'all': expected one of vcpus, window", id="bad-redist-reg"),
-        pytest.param("size = \"4KiB\"\nspi = 7", "size = \"4KiB\"\nspi = 7\nbogus = 1", TemplateError, r"device\[2\]\.bogus: unknown key", id="unknown-key"),
+        pytest.param(
+            'kind = "pl031"',
+            'kind = "pl030"',
+            TemplateError,
+            r"device\[0\]\.kind: 'pl030': expected one of pl031, pl061, fw-cfg",
+            id="unknown-device-kind",
+        ),
+        pytest.param(
+            "spi = 2 ",
+            "spi = 1 ",
+            LayoutError,
+            r"SPI 1 \(INTID 33\) is wired to both 'uart0' and 'rtc'",
+            id="spi-collision",
+        ),
+        pytest.param(
+            "base = 0x0901_0000",
+            "base = 0x0900_0000",
+            LayoutError,
+            r"region 'rtc' \[0x9000000, 0x9001000\) overlaps region 'uart0'",
+            id="device-overlap",
+        ),
+        pytest.param(
+            "[pmu]\nppi = 7",
+            "[pmu]\nppi = 13",
+            LayoutError,
+            r"PPI 13 \(INTID 29\) is used by both timer and pmu",
+            id="ppi-collision",
+        ),
+        pytest.param(
+            'redist_reg = "window"',
+            'redist_reg = "all"',
+            TemplateError,
+            r"gic\.redist_reg: 'all': expected one of vcpus, window",
+            id="bad-redist-reg",
+        ),
+        pytest.param(
+            'size = "4KiB"\nspi = 7',
+            'size = "4KiB"\nspi = 7\nbogus = 1',
+            TemplateError,
+            r"device\[2\]\.bogus: unknown key",
+            id="unknown-key",
+        ),
     ],
 )
 def test_user_templates_get_the_load_time_proofs(tmp_path, old, new, error, match):
@@ -504,7 +618,10 @@ def test_a_below_4g_region_that_finds_no_room_is_a_load_time_error(tmp_path):
     (tmp_path / "big.toml").write_text(text.replace("first_spi = 16", "first_spi = 40"))
     text = (tmp_path / "big.toml").read_text().replace('stride = "4KiB"', 'stride = "8MiB"')
     (tmp_path / "big.toml").write_text(text)
-    with pytest.raises(FdtgenError, match=r"no room for 'virtio' \(size 0x1c2000000, alignment 0x800000\) in phase below-4g"):
+    with pytest.raises(
+        FdtgenError,
+        match=r"no room for 'virtio' \(size 0x1c2000000, alignment 0x800000\) in phase below-4g",
+    ):
         load_template(str(tmp_path / "big.toml"))
 
 

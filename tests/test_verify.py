@@ -60,7 +60,9 @@ def set_prop(*props: Prop) -> NodeEdit:
 
 
 def drop_prop(*names: str) -> NodeEdit:
-    return lambda node: Node(node.name, tuple(p for p in node.props if p.name not in names), node.children, node.label)
+    return lambda node: Node(
+        node.name, tuple(p for p in node.props if p.name not in names), node.children, node.label
+    )
 
 
 def add_child(child: Node) -> NodeEdit:
@@ -112,8 +114,21 @@ def test_a_placed_boot_verifies_clean_against_its_own_manifest(tmp_path, name):
     initrd.write_bytes(os.urandom(300 * 1024))
     out, manifest = tmp_path / "guest.dtb", tmp_path / "boot.json"
     slots = str(load_template(name).virtio.slots)
-    r = fdtgen("build", "--template", name, "--virtio", slots, "--kernel", str(KERNEL), "--initrd", str(initrd),
-               "-o", str(out), "--manifest", str(manifest))
+    r = fdtgen(
+        "build",
+        "--template",
+        name,
+        "--virtio",
+        slots,
+        "--kernel",
+        str(KERNEL),
+        "--initrd",
+        str(initrd),
+        "-o",
+        str(out),
+        "--manifest",
+        str(manifest),
+    )
     assert r.returncode == 0, r.stderr
     r = fdtgen("verify", str(out), "--manifest", str(manifest), "--template", name)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -140,54 +155,190 @@ T = BASE.tree
 CASES = [
     ("root.cells", "/", "#size-cells", edit(T, "/", drop_prop("#size-cells"))),
     ("cpus.node", "/cpus", "", edit(T, "/cpus", remove)),
-    ("cpus.cells", "/cpus", "#size-cells", edit(T, "/cpus", set_prop(Prop.cells("#size-cells", 1)))),
+    (
+        "cpus.cells",
+        "/cpus",
+        "#size-cells",
+        edit(T, "/cpus", set_prop(Prop.cells("#size-cells", 1))),
+    ),
     ("cpus.reg", "/cpus/cpu@1", "reg", edit(T, "/cpus/cpu@1", set_prop(Prop.cells("reg", 0)))),
-    ("cpus.enable-method", "/cpus/cpu@1", "enable-method", edit(T, "/cpus/cpu@1", drop_prop("enable-method"))),
-    ("cpus.release-addr", "/cpus/cpu@1", "cpu-release-addr",
-     edit(T, "/cpus/cpu@1", set_prop(Prop.strings("enable-method", "spin-table")))),
+    (
+        "cpus.enable-method",
+        "/cpus/cpu@1",
+        "enable-method",
+        edit(T, "/cpus/cpu@1", drop_prop("enable-method")),
+    ),
+    (
+        "cpus.release-addr",
+        "/cpus/cpu@1",
+        "cpu-release-addr",
+        edit(T, "/cpus/cpu@1", set_prop(Prop.strings("enable-method", "spin-table"))),
+    ),
     ("psci.node", "/psci", "", edit(T, "/psci", remove)),
     ("psci.method", "/psci", "method", edit(T, "/psci", set_prop(Prop.strings("method", "svc")))),
     ("memory.node", "/memory", "", edit(T, "/memory@80000000", remove)),
-    ("memory.reg", "/memory@80000000", "reg",
-     edit(T, "/memory@80000000", set_prop(Prop.cells("reg", 0, 0x9000_0000, 0, 0x1000_0000)))),
+    (
+        "memory.reg",
+        "/memory@80000000",
+        "reg",
+        edit(T, "/memory@80000000", set_prop(Prop.cells("reg", 0, 0x9000_0000, 0, 0x1000_0000))),
+    ),
     ("gic.node", "/", "", edit(T, GIC, set_prop(Prop.strings("compatible", "arm,not-a-gic")))),
-    ("gic.interrupt-controller", GIC, "interrupt-controller", edit(T, GIC, drop_prop("interrupt-controller"))),
-    ("gic.interrupt-cells", GIC, "#interrupt-cells", edit(T, GIC, set_prop(Prop.cells("#interrupt-cells", 2)))),
+    (
+        "gic.interrupt-controller",
+        GIC,
+        "interrupt-controller",
+        edit(T, GIC, drop_prop("interrupt-controller")),
+    ),
+    (
+        "gic.interrupt-cells",
+        GIC,
+        "#interrupt-cells",
+        edit(T, GIC, set_prop(Prop.cells("#interrupt-cells", 2))),
+    ),
     ("gic.reg", GIC, "reg", edit(T, GIC, set_prop(Prop.cells("reg", 0, 0x800_0000, 0, 0x1_0000)))),
-    ("gic.redist-size", GIC, "reg",
-     edit(T, GIC, set_prop(Prop.cells("reg", 0, 0x800_0000, 0, 0x1_0000, 0, 0x80A_0000, 0, 0x2_0000)))),
-    ("gic.its", f"{GIC}/msi-controller@8080000", "#msi-cells",
-     edit(T, GIC, add_child(Node("msi-controller@8080000", (
-         Prop.strings("compatible", "arm,gic-v3-its"), Prop.empty("msi-controller"),
-         Prop.cells("reg", 0, 0x808_0000, 0, 0x2_0000)))))),
-    ("gic.v2m", f"{GIC}/v2m@8080000", "msi-controller",
-     edit(T, GIC, add_child(Node("v2m@8080000", (
-         Prop.strings("compatible", "arm,gic-v2m-frame"), Prop.cells("reg", 0, 0x808_0000, 0, 0x1000)))))),
-    ("pl011.clocks", UART, "clocks",
-     edit(T, UART, set_prop(Prop.cells("clocks", 2), Prop.strings("clock-names", "apb_pclk")))),
+    (
+        "gic.redist-size",
+        GIC,
+        "reg",
+        edit(
+            T,
+            GIC,
+            set_prop(Prop.cells("reg", 0, 0x800_0000, 0, 0x1_0000, 0, 0x80A_0000, 0, 0x2_0000)),
+        ),
+    ),
+    (
+        "gic.its",
+        f"{GIC}/msi-controller@8080000",
+        "#msi-cells",
+        edit(
+            T,
+            GIC,
+            add_child(
+                Node(
+                    "msi-controller@8080000",
+                    (
+                        Prop.strings("compatible", "arm,gic-v3-its"),
+                        Prop.empty("msi-controller"),
+                        Prop.cells("reg", 0, 0x808_0000, 0, 0x2_0000),
+                    ),
+                )
+            ),
+        ),
+    ),
+    (
+        "gic.v2m",
+        f"{GIC}/v2m@8080000",
+        "msi-controller",
+        edit(
+            T,
+            GIC,
+            add_child(
+                Node(
+                    "v2m@8080000",
+                    (
+                        Prop.strings("compatible", "arm,gic-v2m-frame"),
+                        Prop.cells("reg", 0, 0x808_0000, 0, 0x1000),
+                    ),
+                )
+            ),
+        ),
+    ),
+    (
+        "pl011.clocks",
+        UART,
+        "clocks",
+        edit(T, UART, set_prop(Prop.cells("clocks", 2), Prop.strings("clock-names", "apb_pclk"))),
+    ),
     ("pl011.interrupts", UART, "interrupts", edit(T, UART, drop_prop("interrupts"))),
     ("timer.node", "/timer", "", edit(T, "/timer", remove)),
-    ("timer.interrupts", "/timer", "interrupts",
-     edit(T, "/timer", set_prop(Prop.cells("interrupts", 1, 13, 4, 1, 14, 4)))),
-    ("virtio.reg", VIRTIO0, "reg", edit(T, VIRTIO0, set_prop(Prop.cells("reg", 0, 0xF00_0000, 0, 0x100)))),
-    ("virtio.interrupts", VIRTIO0, "interrupts",
-     edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16, 1, 0, 20, 1)))),
-    ("chosen.stdout-path", "/chosen", "stdout-path",
-     edit(T, "/chosen", set_prop(Prop.strings("stdout-path", "/serial@9000000")))),
-    ("aliases.path", "/aliases", "serial0", edit(T, "/aliases", set_prop(Prop.strings("serial0", "/hvlite/uart")))),
-    ("phandle.reference", VIRTIO0, "interrupt-parent", edit(T, VIRTIO0, set_prop(Prop.cells("interrupt-parent", 0x99)))),
+    (
+        "timer.interrupts",
+        "/timer",
+        "interrupts",
+        edit(T, "/timer", set_prop(Prop.cells("interrupts", 1, 13, 4, 1, 14, 4))),
+    ),
+    (
+        "virtio.reg",
+        VIRTIO0,
+        "reg",
+        edit(T, VIRTIO0, set_prop(Prop.cells("reg", 0, 0xF00_0000, 0, 0x100))),
+    ),
+    (
+        "virtio.interrupts",
+        VIRTIO0,
+        "interrupts",
+        edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16, 1, 0, 20, 1))),
+    ),
+    (
+        "chosen.stdout-path",
+        "/chosen",
+        "stdout-path",
+        edit(T, "/chosen", set_prop(Prop.strings("stdout-path", "/serial@9000000"))),
+    ),
+    (
+        "aliases.path",
+        "/aliases",
+        "serial0",
+        edit(T, "/aliases", set_prop(Prop.strings("serial0", "/hvlite/uart"))),
+    ),
+    (
+        "phandle.reference",
+        VIRTIO0,
+        "interrupt-parent",
+        edit(T, VIRTIO0, set_prop(Prop.cells("interrupt-parent", 0x99))),
+    ),
     ("phandle.unique", GIC, "phandle", edit(T, "/apb-pclk", set_prop(Prop.cells("phandle", 1)))),
-    ("phandle.value", "/apb-pclk", "phandle", edit(T, "/apb-pclk", set_prop(Prop.cells("phandle", 0)))),
+    (
+        "phandle.value",
+        "/apb-pclk",
+        "phandle",
+        edit(T, "/apb-pclk", set_prop(Prop.cells("phandle", 0))),
+    ),
     ("phandle.cells", UART, "clocks", edit(T, "/apb-pclk", drop_prop("#clock-cells"))),
     ("interrupts.parent", VIRTIO0, "interrupts", edit(T, "/", drop_prop("interrupt-parent"))),
-    ("interrupts.cells", VIRTIO0, "interrupts", edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16)))),
-    ("interrupts.type", VIRTIO0, "interrupts", edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 5, 16, 1)))),
-    ("interrupts.range", VIRTIO0, "interrupts", edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 988, 1)))),
-    ("interrupts.trigger", VIRTIO0, "interrupts", edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16, 8)))),
-    ("interrupts.shared", VIRTIO1, "interrupts", edit(T, VIRTIO1, set_prop(Prop.cells("interrupts", 0, 16, 1)))),
-    ("regions.overlap", VIRTIO1, "reg", edit(T, VIRTIO1, set_prop(Prop.cells("reg", 0, 0xF00_0800, 0, 0x1000)))),
-    ("regions.address-width", VIRTIO1, "reg",
-     edit(T, VIRTIO1, set_prop(Prop.cells("reg", 0xFFFF, 0xFFFF_F000, 0, 0x2000)))),
+    (
+        "interrupts.cells",
+        VIRTIO0,
+        "interrupts",
+        edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16))),
+    ),
+    (
+        "interrupts.type",
+        VIRTIO0,
+        "interrupts",
+        edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 5, 16, 1))),
+    ),
+    (
+        "interrupts.range",
+        VIRTIO0,
+        "interrupts",
+        edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 988, 1))),
+    ),
+    (
+        "interrupts.trigger",
+        VIRTIO0,
+        "interrupts",
+        edit(T, VIRTIO0, set_prop(Prop.cells("interrupts", 0, 16, 8))),
+    ),
+    (
+        "interrupts.shared",
+        VIRTIO1,
+        "interrupts",
+        edit(T, VIRTIO1, set_prop(Prop.cells("interrupts", 0, 16, 1))),
+    ),
+    (
+        "regions.overlap",
+        VIRTIO1,
+        "reg",
+        edit(T, VIRTIO1, set_prop(Prop.cells("reg", 0, 0xF00_0800, 0, 0x1000))),
+    ),
+    (
+        "regions.address-width",
+        VIRTIO1,
+        "reg",
+        edit(T, VIRTIO1, set_prop(Prop.cells("reg", 0xFFFF, 0xFFFF_F000, 0, 0x2000))),
+    ),
 ]
 
 
@@ -202,7 +353,9 @@ def test_each_binding_interrupt_and_region_rule_fires_when_broken(rule, path, pr
 def test_a_spi_declared_shared_may_serve_two_devices():
     tree = edit(T, VIRTIO1, set_prop(Prop.cells("interrupts", 0, 16, 1)))
     assert [f for f in check(tree) if f.rule == "interrupts.shared"]
-    assert [f for f in check(tree, shared_spis=frozenset({16})) if f.rule == "interrupts.shared"] == []
+    assert [
+        f for f in check(tree, shared_spis=frozenset({16})) if f.rule == "interrupts.shared"
+    ] == []
 
 
 def test_the_address_width_is_configurable():
@@ -245,7 +398,8 @@ def _misaligned_rsvmap() -> bytes:
 def _wrapping_reservation() -> bytes:
     blob = encode(DeviceTree(T.root, reserve=((0x1234_5000, 0x1000),)))
     return _patched(blob, u32(0, 0x1234_5000), u32(0xFFFF_FFFF, 0xFFFF_F000)).replace(
-        u32(0, 0x1000, 0, 0, 0, 0), u32(0, 0x2000, 0, 0, 0, 0), 1)
+        u32(0, 0x1000, 0, 0, 0, 0), u32(0, 0x2000, 0, 0, 0, 0), 1
+    )
 
 
 STRUCTURE = [
@@ -254,12 +408,24 @@ STRUCTURE = [
     ("header.rsvmap-align", "/", "", _misaligned_rsvmap),
     ("structure.root-name", "/", "", lambda: _named_root(BASE.blob)),
     ("libfdt.check-full", "/", "", lambda: _named_root(BASE.blob)),
-    ("structure.node-name", "/virtio#mmio@f000000", "",
-     lambda: _patched(BASE.blob, b"virtio_mmio@f000000", b"virtio#mmio@f000000")),
-    ("structure.property-name", VIRTIO0, "dma*coherent",
-     lambda: _patched(BASE.blob, b"dma-coherent", b"dma*coherent")),
-    ("memreserve.overlap", "/memreserve/", "",
-     lambda: encode(DeviceTree(T.root, reserve=((0x8000_0000, 0x2000), (0x8000_1000, 0x1000))))),
+    (
+        "structure.node-name",
+        "/virtio#mmio@f000000",
+        "",
+        lambda: _patched(BASE.blob, b"virtio_mmio@f000000", b"virtio#mmio@f000000"),
+    ),
+    (
+        "structure.property-name",
+        VIRTIO0,
+        "dma*coherent",
+        lambda: _patched(BASE.blob, b"dma-coherent", b"dma*coherent"),
+    ),
+    (
+        "memreserve.overlap",
+        "/memreserve/",
+        "",
+        lambda: encode(DeviceTree(T.root, reserve=((0x8000_0000, 0x2000), (0x8000_1000, 0x1000)))),
+    ),
     ("memreserve.range", "/memreserve/", "", _wrapping_reservation),
 ]
 
@@ -285,17 +451,76 @@ def test_a_blob_that_does_not_parse_raises_instead_of_reporting():
 
 SQUIB = load_template("squib")
 TEMPLATE = [
-    ("template.uart0", "/serial@e0a0000", "reg", edit(T, UART, set_prop(Prop.cells("reg", 0, 0xE0A_1000, 0, 0x1000)))),
-    ("template.spi", VIRTIO1, "interrupts", edit(T, VIRTIO1, set_prop(Prop.cells("interrupts", 0, 18, 1)))),
-    ("template.virtio", VIRTIO1, "reg", edit(T, VIRTIO1, set_prop(Prop.cells("reg", 0, 0xF00_1800, 0, 0x200)))),
-    ("template.gic-dist", GIC, "reg", edit(T, GIC, set_prop(Prop.cells("reg", 0, 0x801_0000, 0, 0x1_0000, 0, 0x80A_0000, 0, 0x4_0000)))),
-    ("template.gic-redist", GIC, "reg", edit(T, GIC, set_prop(Prop.cells("reg", 0, 0x800_0000, 0, 0x1_0000, 0, 0x80C_0000, 0, 0x4_0000)))),
-    ("template.timer", "/timer", "interrupts",
-     edit(T, "/timer", set_prop(Prop.cells("interrupts", 1, 13, 4, 1, 14, 4, 1, 12, 4, 1, 10, 4)))),
-    ("template.dram", "/memory@80000000", "reg",
-     edit(T, "/memory@80000000", set_prop(Prop.cells("reg", 0, 0x7FE0_0000, 0, 0x2000_0000)))),
-    ("template.msi", "/rtc@4fff000", "reg",
-     edit(T, "/", add_child(Node("rtc@4fff000", (Prop.strings("compatible", "arm,pl031"), Prop.cells("reg", 0, 0x4FF_F000, 0, 0x2000)))))),
+    (
+        "template.uart0",
+        "/serial@e0a0000",
+        "reg",
+        edit(T, UART, set_prop(Prop.cells("reg", 0, 0xE0A_1000, 0, 0x1000))),
+    ),
+    (
+        "template.spi",
+        VIRTIO1,
+        "interrupts",
+        edit(T, VIRTIO1, set_prop(Prop.cells("interrupts", 0, 18, 1))),
+    ),
+    (
+        "template.virtio",
+        VIRTIO1,
+        "reg",
+        edit(T, VIRTIO1, set_prop(Prop.cells("reg", 0, 0xF00_1800, 0, 0x200))),
+    ),
+    (
+        "template.gic-dist",
+        GIC,
+        "reg",
+        edit(
+            T,
+            GIC,
+            set_prop(Prop.cells("reg", 0, 0x801_0000, 0, 0x1_0000, 0, 0x80A_0000, 0, 0x4_0000)),
+        ),
+    ),
+    (
+        "template.gic-redist",
+        GIC,
+        "reg",
+        edit(
+            T,
+            GIC,
+            set_prop(Prop.cells("reg", 0, 0x800_0000, 0, 0x1_0000, 0, 0x80C_0000, 0, 0x4_0000)),
+        ),
+    ),
+    (
+        "template.timer",
+        "/timer",
+        "interrupts",
+        edit(
+            T, "/timer", set_prop(Prop.cells("interrupts", 1, 13, 4, 1, 14, 4, 1, 12, 4, 1, 10, 4))
+        ),
+    ),
+    (
+        "template.dram",
+        "/memory@80000000",
+        "reg",
+        edit(T, "/memory@80000000", set_prop(Prop.cells("reg", 0, 0x7FE0_0000, 0, 0x2000_0000))),
+    ),
+    (
+        "template.msi",
+        "/rtc@4fff000",
+        "reg",
+        edit(
+            T,
+            "/",
+            add_child(
+                Node(
+                    "rtc@4fff000",
+                    (
+                        Prop.strings("compatible", "arm,pl031"),
+                        Prop.cells("reg", 0, 0x4FF_F000, 0, 0x2000),
+                    ),
+                )
+            ),
+        ),
+    ),
 ]
 
 
@@ -312,14 +537,25 @@ KERNEL_AT, INITRD_AT, DTB_AT = 0x8020_0000, 0x9000_0000, 0x9FE0_0000
 INITRD_SIZE = 0x40_0000
 
 
-def boot_tree(start: int = INITRD_AT, end: int = INITRD_AT + INITRD_SIZE, memory: int = 512 * MiB) -> DeviceTree:
+def boot_tree(
+    start: int = INITRD_AT, end: int = INITRD_AT + INITRD_SIZE, memory: int = 512 * MiB
+) -> DeviceTree:
     tree = build(Machine(vcpus=2, virtio=2, memory=memory)).tree
-    return edit(tree, "/chosen", set_prop(Prop.u64("linux,initrd-start", start), Prop.u64("linux,initrd-end", end)))
+    return edit(
+        tree,
+        "/chosen",
+        set_prop(Prop.u64("linux,initrd-start", start), Prop.u64("linux,initrd-end", end)),
+    )
 
 
 def manifest(blob: bytes, **changes: object) -> dict[str, object]:
     m: dict[str, object] = {
-        "kernel": {"load_address": KERNEL_AT, "entry": KERNEL_AT, "text_offset": 0, "image_size": 0x1AB_0000},
+        "kernel": {
+            "load_address": KERNEL_AT,
+            "entry": KERNEL_AT,
+            "text_offset": 0,
+            "image_size": 0x1AB_0000,
+        },
         "initrd": {"address": INITRD_AT, "size": INITRD_SIZE},
         "dtb": {"address": DTB_AT, "size": len(blob)},
         "registers": {"x0": DTB_AT, "x1": 0, "x2": 0, "x3": 0, "pc": KERNEL_AT},
@@ -344,8 +580,24 @@ def test_the_boot_base_case_is_clean():
 
 
 BOOT = [
-    ("boot.kernel-align", boot_tree(), {"kernel__load_address": 0x8010_0000, "kernel__entry": 0x8010_0000, "registers__pc": 0x8010_0000}),
-    ("boot.kernel-ram", boot_tree(), {"kernel__load_address": 0x9F00_0000, "kernel__entry": 0x9F00_0000, "registers__pc": 0x9F00_0000}),
+    (
+        "boot.kernel-align",
+        boot_tree(),
+        {
+            "kernel__load_address": 0x8010_0000,
+            "kernel__entry": 0x8010_0000,
+            "registers__pc": 0x8010_0000,
+        },
+    ),
+    (
+        "boot.kernel-ram",
+        boot_tree(),
+        {
+            "kernel__load_address": 0x9F00_0000,
+            "kernel__entry": 0x9F00_0000,
+            "registers__pc": 0x9F00_0000,
+        },
+    ),
     ("boot.kernel-reserved", DeviceTree(boot_tree().root, reserve=((0x8100_0000, 0x1000),)), {}),
     ("boot.entry", boot_tree(), {"registers__pc": KERNEL_AT + 4}),
     ("boot.registers", boot_tree(), {"registers__x1": 1}),
@@ -354,10 +606,17 @@ BOOT = [
     ("boot.dtb-ram", boot_tree(), {"dtb__address": 0xA000_0000, "registers__x0": 0xA000_0000}),
     ("boot.dtb-block", boot_tree(), {"dtb__address": 0xE10_0000, "registers__x0": 0xE10_0000}),
     ("boot.initrd-ram", boot_tree(0xA000_0000, 0xA040_0000), {"initrd__address": 0xA000_0000}),
-    ("boot.initrd-window", boot_tree(0x8_8000_0000, 0x8_8040_0000, 64 * GiB),
-     {"initrd__address": 0x8_8000_0000, "memory": [{"address": 0x8000_0000, "size": 64 * GiB}]}),
+    (
+        "boot.initrd-window",
+        boot_tree(0x8_8000_0000, 0x8_8040_0000, 64 * GiB),
+        {"initrd__address": 0x8_8000_0000, "memory": [{"address": 0x8000_0000, "size": 64 * GiB}]},
+    ),
     ("boot.chosen-initrd", boot_tree(INITRD_AT + 0x1000), {}),
-    ("boot.overlap", boot_tree(KERNEL_AT + 0x10_0000, KERNEL_AT + 0x50_0000), {"initrd__address": KERNEL_AT + 0x10_0000}),
+    (
+        "boot.overlap",
+        boot_tree(KERNEL_AT + 0x10_0000, KERNEL_AT + 0x50_0000),
+        {"initrd__address": KERNEL_AT + 0x10_0000},
+    ),
     ("boot.memory", boot_tree(), {"memory": [{"address": 0x8000_0000, "size": 1 * GiB}]}),
 ]
 
@@ -378,7 +637,10 @@ def test_chosen_initrd_must_be_absent_without_an_initrd():
     [
         ({}, "memory: missing"),
         ({"memory": [], "kernel": {}}, "kernel.load_address: missing"),
-        ({"memory": [{"address": "x", "size": 1}]}, "memory[0].address: 'x' is not a 64-bit unsigned integer"),
+        (
+            {"memory": [{"address": "x", "size": 1}]},
+            "memory[0].address: 'x' is not a 64-bit unsigned integer",
+        ),
         ({"memory": "lots"}, "memory: 'lots' is not a list"),
     ],
 )
@@ -392,8 +654,12 @@ def test_a_malformed_manifest_is_a_config_error(data, message):
 
 def fdtgen(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fdtgen", *args], cwd=ROOT, capture_output=True, text=stdin is None,
-        input=stdin, check=False,
+        [sys.executable, "-m", "fdtgen", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=stdin is None,
+        input=stdin,
+        check=False,
     )
 
 
@@ -422,19 +688,29 @@ def test_cli_json_lists_each_finding_with_rule_path_property_value_message(tmp_p
     assert r.returncode == 1
     data = json.loads(r.stdout)
     assert data["clean"] is False
-    assert data["findings"] == [{
-        "rule": "interrupts.trigger", "path": VIRTIO0, "property": "interrupts", "value": "<0x0 0x10 0x8>",
-        "message": "SPI trigger 8 is not 1 (edge-rising) or 4 (level-high); the GIC rejects it "
-                   "(gic_set_type -EINVAL) and the driver fails to probe",
-    }]
+    assert data["findings"] == [
+        {
+            "rule": "interrupts.trigger",
+            "path": VIRTIO0,
+            "property": "interrupts",
+            "value": "<0x0 0x10 0x8>",
+            "message": "SPI trigger 8 is not 1 (edge-rising) or 4 (level-high); the GIC rejects it "
+            "(gic_set_type -EINVAL) and the driver fails to probe",
+        }
+    ]
 
 
 def test_cli_reads_standard_input_and_a_manifest_file(tmp_path):
     blob = encode(boot_tree())
     m = tmp_path / "boot.json"
     m.write_text(json.dumps(manifest(blob, registers__x2=5)))
-    r = subprocess.run([sys.executable, "-m", "fdtgen", "verify", "-", "--manifest", str(m)],
-                       cwd=ROOT, input=blob, capture_output=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "fdtgen", "verify", "-", "--manifest", str(m)],
+        cwd=ROOT,
+        input=blob,
+        capture_output=True,
+        check=False,
+    )
     assert r.returncode == 1
     assert b"boot.registers: / = 0x0 0x5 0x0: x1..x3 must be 0" in r.stdout
 
@@ -453,14 +729,17 @@ def test_verify_never_imports_pydantic(tmp_path):
     blob = encode(boot_tree())
     (tmp_path / "g.dtb").write_bytes(blob)
     (tmp_path / "m.json").write_text(json.dumps(manifest(blob)))
+    blob_path, manifest_path = str(tmp_path / "g.dtb"), str(tmp_path / "m.json")
     code = (
         "import sys\n"
         "from fdtgen.cli import main\n"
-        f"rc = main(['verify', {str(tmp_path / 'g.dtb')!r}, '--manifest', {str(tmp_path / 'm.json')!r},"
+        f"rc = main(['verify', {blob_path!r}, '--manifest', {manifest_path!r},"
         " '--template', 'squib'])\n"
         "print('RC', rc, 'pydantic' in sys.modules)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert r.stdout.splitlines()[-1] == "RC 0 False", r.stdout + r.stderr
 
 
@@ -469,6 +748,12 @@ def test_dtc_is_optional(tmp_path):
     good.write_bytes(BASE.blob)
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
     assert shutil.which("dtc", path=env["PATH"]) is None
-    r = subprocess.run([sys.executable, "-m", "fdtgen", "verify", str(good)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "fdtgen", "verify", str(good)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (r.returncode, r.stderr) == (0, "")
