@@ -73,17 +73,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .dts import to_dts
     from .pipeline import build
 
     cfg = load_boot_config(args)
     result = build(cfg.machine(), cfg.boot())
     outputs = [(args.output, result.blob)]
     if args.dts:
+        from .dts import to_dts
+
         outputs.append((args.dts, to_dts(result.tree).encode()))
     if args.manifest:
-        from .manifest import manifest_for, to_json
+        from .manifestdata import manifest_json
 
-        outputs.append((args.manifest, to_json(manifest_for(result, config_inputs(args)))))
+        outputs.append((args.manifest, manifest_json(result, config_inputs(args))))
     write_all_atomic(outputs)
     return 0

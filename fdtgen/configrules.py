@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .units import parse_size
 
 if TYPE_CHECKING:
+    from .image import InputFile, KernelImage
     from .machine import Machine
     from .pipeline import Boot
 
@@ -144,10 +145,19 @@ class Settings:
             topology=None if topology is None else Topology(**topology),
         )
 
-    def boot(self) -> Boot:
-        """Kernel, initrd and entropy settings; reads the kernel and initrd files named."""
-        from .image import declared_kernel, read_initrd, read_kernel
+    def boot(
+        self,
+        read_kernel: Callable[[str], KernelImage] | None = None,
+        read_initrd: Callable[[str], InputFile] | None = None,
+    ) -> Boot:
+        """Kernel, initrd and entropy settings; reads the kernel and initrd files named
+        (through the given readers, e.g. caching ones, or :mod:`fdtgen.image`'s)."""
+        from . import image
         from .pipeline import Boot
+
+        read_kernel = read_kernel or image.read_kernel
+        read_initrd = read_initrd or image.read_initrd
+        declared_kernel = image.declared_kernel
 
         v = self.values
         kernel = None

@@ -17,13 +17,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import __version__
-from .errors import ConfigError
 from .image import InputFile
-from .layout import Region
+from .manifestdata import MANIFEST_VERSION, manifest_data
 from .pipeline import Build
-
-MANIFEST_VERSION = 1
 
 Address = Annotated[int, Field(ge=0, lt=1 << 64)]
 
@@ -163,73 +159,8 @@ class Manifest(_Model):
 
 
 def manifest_for(b: Build, extra_inputs: Sequence[InputFile] = ()) -> Manifest:
-    """The manifest of a build that placed a kernel."""
-    p = b.placement
-    if p is None or b.boot is None or b.boot.kernel is None:
-        raise ConfigError(
-            "manifest: a manifest needs a kernel to place (--kernel, or kernel = ... in the config)"
-        )
-    k = b.boot.kernel
-    layout = b.layout
-    t = layout.template
-    inputs = [*extra_inputs]
-    if k.source is not None:
-        inputs.append(k.source)
-    if b.boot.initrd is not None:
-        inputs.append(b.boot.initrd)
-    regs = p.registers
-    maint = t.gic.maintenance_ppi
-    regions = layout.regions()
-    return Manifest(
-        fdtgen_version=__version__,
-        template=t.name,
-        kernel=KernelEntry(
-            load_address=p.kernel.base,
-            entry=p.entry,
-            text_offset=p.text_offset,
-            image_size=k.image_size,
-            size=k.size,
-            reserved=p.kernel.size,
-            flags=k.flags,
-            format=k.format,
-        ),
-        initrd=None if p.initrd is None else InitrdEntry(address=p.initrd.base, size=p.initrd.size),
-        dtb=DtbEntry(address=p.dtb.base, size=len(b.blob), reserved=p.dtb.size),
-        registers=RegistersEntry(x0=regs.x0, x1=regs.x1, x2=regs.x2, x3=regs.x3, pc=regs.pc),
-        memory=[Span(address=r.base, size=r.size) for r in layout.ram],
-        patch_slots=[
-            PatchSlotEntry(property=s.property, offset=s.offset, size=s.size, derived=s.derived)
-            for s in b.slots
-        ],
-        inputs=[InputEntry(role=i.role, path=i.path, size=i.size, sha256=i.sha256) for i in inputs],
-        vcpus=layout.vcpus,
-        cmdline=b.machine.cmdline,
-        gic=GicEntry(
-            version=t.gic.version,
-            distributor=Span(address=layout.gic_dist.base, size=layout.gic_dist.size),
-            redistributors=[Span(address=r.base, size=r.size) for r in layout.gic_redist],
-            redistributor_stride=layout.redist_stride,
-            maintenance_intid=None if maint is None else maint.intid.value,
-            regions=[_region(r) for r in regions if r.tag.startswith("gic-")],
-        ),
-        devices=[
-            DeviceEntry(
-                tag=d.tag,
-                kind=d.kind,
-                address=d.range.base,
-                size=d.range.size,
-                spi=None if d.spi is None else d.spi.number,
-                intid=None if d.spi is None else d.spi.intid.value,
-                trigger=None if d.spi is None else d.trigger.label,
-            )
-            for d in sorted((*layout.devices, *layout.unwired), key=lambda d: (d.range, d.tag))
-        ],
-        regions=[_region(r) for r in regions],
-    )
-
-
-def _region(r: Region) -> RegionEntry:
-    return RegionEntry(tag=r.tag, address=r.range.base, size=r.range.size)
+    """The manifest of a build that placed a kernel, as a validated model."""
+    return Manifest.model_validate(manifest_data(b, extra_inputs))
 
 
 def to_json(m: Manifest) -> bytes:

@@ -15,6 +15,8 @@ from pathlib import Path
 import jsonschema
 import libfdt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fdtgen import Machine
 from fdtgen.dts import to_dts
@@ -404,3 +406,30 @@ def test_declared_kernel_placement_matches_a_real_file_with_the_same_header():
     declared = build(Machine(), Boot(kernel=declared_kernel(4096, 0, 0x1AB_0000, 0xA)))
     assert real.placement == declared.placement
     assert real.blob == declared.blob
+
+
+@given(
+    mib=st.sampled_from([256, 512, 2048]),
+    initrd=st.one_of(st.none(), st.integers(1, 32 * MiB)),
+    rng=st.sampled_from([0, 64]),
+    template=st.sampled_from(["squib", "qemu-virt", "firecracker"]),
+)
+def test_plain_manifest_equals_the_validated_model(mib, initrd, rng, template):
+    from fdtgen.manifestdata import manifest_json
+
+    b = build(
+        Machine(template=template, memory=mib * MiB, virtio=2),
+        Boot(kernel=read_kernel(str(KERNEL)), initrd_size=initrd, rng_seed=rng),
+    )
+    assert manifest_json(b) == to_json(manifest_for(b))
+
+
+def test_compact_manifest_is_the_same_document():
+    from fdtgen.manifestdata import manifest_json
+
+    for template, virtio in (("squib", 3), ("qemu-virt", 32), ("cloud-hypervisor", 0)):
+        b = build(Machine(template=template, virtio=virtio), Boot(kernel=read_kernel(str(KERNEL)), rng_seed=8))
+        compact = manifest_json(b, compact=True)
+        assert b"\n" not in compact[:-1]
+        assert json.loads(compact) == json.loads(manifest_json(b))
+        assert list(json.loads(compact)) == list(json.loads(manifest_json(b)))

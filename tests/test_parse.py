@@ -81,9 +81,17 @@ def raw_blob(
 
 def header(blob: bytes) -> dict[str, int]:
     names = (
-        "magic totalsize off_dt_struct off_dt_strings off_mem_rsvmap version "
-        "last_comp_version boot_cpuid_phys size_dt_strings size_dt_struct"
-    ).split()  # noqa: SIM905
+        "magic",
+        "totalsize",
+        "off_dt_struct",
+        "off_dt_strings",
+        "off_mem_rsvmap",
+        "version",
+        "last_comp_version",
+        "boot_cpuid_phys",
+        "size_dt_strings",
+        "size_dt_struct",
+    )
     return dict(zip(names, struct.unpack_from(">10I", blob), strict=True))
 
 

@@ -1,0 +1,124 @@
+"""Many machines in one process: the fleet path behind ``fdtgen build-many``.
+
+Each item is a config mapping with a name. Everything is validated and built
+in memory first (through :mod:`fdtgen.configrules` and the stencil fast path
+of :mod:`fdtgen.fast`), so a bad item means nothing is written; kernel and
+initrd files shared by many items are read once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .configrules import anchor_paths, read_file, validate
+from .errors import ConfigError, FdtgenError
+from .fast import FastBuilder
+from .image import InputFile, KernelImage, read_initrd, read_kernel
+from .manifestdata import manifest_json
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class BatchItemError(FdtgenError):
+    """One item of a batch failed; ``cause`` is the original error."""
+
+    def __init__(self, item: Item, cause: FdtgenError) -> None:
+        super().__init__(f"{item.source}: {cause}")
+        self.item, self.cause = item, cause
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    name: str
+    data: dict[str, Any]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    name: str
+    dtb: bytes
+    manifest: bytes | None
+
+
+def items_from_dir(path: str) -> list[Item]:
+    """Every ``*.toml`` and ``*.json`` config in ``path``, by file name."""
+    import os
+
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot list configs: {e.strerror}") from None
+    out = []
+    for name in names:
+        stem, dot, ext = name.rpartition(".")
+        if dot and ext.lower() in ("toml", "json"):
+            full = os.path.join(path, name)
+            out.append(Item(stem, anchor_paths(read_file(full), full), full))
+    if not out:
+        raise ConfigError(f"{path}: no *.toml or *.json configs")
+    return out
+
+
+def items_from_lines(lines: Iterable[str], source: str = "stdin") -> Iterator[Item]:
+    """JSON lines: one config object per line; an optional ``"name"`` key names its outputs."""
+    import json
+
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{source}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{where}: not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: each line must be a JSON object")
+        name = data.pop("name", f"vm-{number:06d}")
+        yield Item(name, data, where)
+
+
+def build_items(
+    items: Iterable[Item], overrides: dict[str, Any] | None = None, manifests: bool = True
+) -> list[Output]:
+    """Build every item (with ``overrides`` applied); raises on the first bad one."""
+    builder = FastBuilder()
+    kernels: dict[str, KernelImage] = {}
+    initrds: dict[str, InputFile] = {}
+
+    def kernel(path: str) -> KernelImage:
+        k = kernels.get(path)
+        if k is None:
+            k = kernels[path] = read_kernel(path)
+        return k
+
+    def initrd(path: str) -> InputFile:
+        i = initrds.get(path)
+        if i is None:
+            i = initrds[path] = read_initrd(path)
+        return i
+
+    extra = {k: v for k, v in (overrides or {}).items() if v is not None}
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if not isinstance(item.name, str) or not NAME_RE.fullmatch(item.name):
+            raise ConfigError(
+                f"{item.source}: name {item.name!r} must be 1-128 of [A-Za-z0-9._-], "
+                "starting with a letter or digit"
+            )
+        if item.name in seen:
+            raise ConfigError(f"{item.source}: name {item.name!r} is used twice")
+        seen.add(item.name)
+        settings = validate({**item.data, **extra}, item.source)
+        try:
+            boot = settings.boot(kernel, initrd)
+            b = builder.build(settings.machine(), boot)
+        except FdtgenError as e:
+            raise BatchItemError(item, e) from None
+        manifest = manifest_json(b, compact=True) if manifests and b.placement is not None else None
+        out.append(Output(item.name, b.blob, manifest))
+    return out
