@@ -34,6 +34,7 @@ def pylibfdt_writer(tree: DeviceTree) -> Callable[[], bytes]:
     import libfdt
 
     program = [(op, name, bytes(p.value) if p is not None else None) for op, name, p in ops(tree)]  # type: ignore[attr-defined]
+
     def write() -> bytes:
         sw = libfdt.FdtSw()
         sw.finish_reservemap()
@@ -63,7 +64,11 @@ def fdt_package_writer(tree: DeviceTree) -> Callable[[], bytes]:
         if kind is Kind.STRINGS and b"\0\0" not in value and value != b"\0":
             return ("strings", name, [s.decode() for s in value[:-1].split(b"\0")])
         if len(value) % 4 == 0 and kind in (Kind.CELLS, Kind.U64):
-            return ("words", name, [int.from_bytes(value[i : i + 4], "big") for i in range(0, len(value), 4)])
+            return (
+                "words",
+                name,
+                [int.from_bytes(value[i : i + 4], "big") for i in range(0, len(value), 4)],
+            )
         return ("bytes", name, list(value))
 
     def plan(n: Node) -> tuple[str, list[object], list[object]]:

@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
     """``[CONFIG]`` plus the overrides every machine-building command takes."""
-    p.add_argument("config", nargs="?", metavar="CONFIG", help="TOML or JSON machine config (default: the embedded squib machine)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        metavar="CONFIG",
+        help="TOML or JSON machine config (default: the embedded squib machine)",
+    )
     g = p.add_argument_group("machine overrides (take precedence over CONFIG)")
     g.add_argument("--template", help="built-in template name or path to a template .toml")
     g.add_argument("--vcpus", type=int, help="number of vCPUs")

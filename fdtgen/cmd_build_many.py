@@ -14,7 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="directory of *.toml/*.json configs, or - for JSON lines on stdin "
         '(one config object per line, optional "name")',
     )
-    p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="where NAME.dtb and NAME.json go")
+    p.add_argument(
+        "-o", "--output-dir", required=True, metavar="DIR", help="where NAME.dtb and NAME.json go"
+    )
     p.add_argument("--kernel", metavar="IMAGE", help="kernel for every config that names none")
     p.add_argument("--initrd", metavar="FILE", help="initrd for every config that names none")
     p.add_argument("--template", help="template for every config that names none")

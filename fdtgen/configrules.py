@@ -61,7 +61,11 @@ def describe(err: Mapping[str, Any]) -> str:
     if bound is not None:
         op, key = bound
         limit = int((err.get("ctx") or {})[key])
-        return f"{loc}: {shown}: must be {op} {limit:#x}" if limit > 0xFFFF else f"{loc}: {shown}: must be {op} {limit}"
+        return (
+            f"{loc}: {shown}: must be {op} {limit:#x}"
+            if limit > 0xFFFF
+            else f"{loc}: {shown}: must be {op} {limit}"
+        )
     return f"{loc}: {shown}: {msg[0].lower() + msg[1:]}"
 
 

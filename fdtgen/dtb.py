@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .errors import BlobTooLargeError, EncodeError
 from .tree import DeviceTree, Node
-from .units import MiB, U64_MAX
+from .units import U64_MAX, MiB
 
 FDT_MAGIC = 0xD00DFEED
 FDT_BEGIN_NODE = 1
@@ -161,7 +161,9 @@ class Stencil:
     ) -> tuple[bytes, tuple[int, ...]]:
         """The blob, and the blob offset of each hole's value."""
         if len(values) != len(self.name_offsets):
-            raise ValueError(f"stencil has {len(self.name_offsets)} holes, got {len(values)} values")
+            raise ValueError(
+                f"stencil has {len(self.name_offsets)} holes, got {len(values)} values"
+            )
         segments = self.segments
         parts: list[bytes] = [b"", self.rsv, segments[0]]
         off_struct = HEADER_SIZE + len(self.rsv)

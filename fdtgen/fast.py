@@ -54,8 +54,17 @@ class FastBuilder:
         return t
 
     def layout(self, m: Machine, t: Template) -> Layout:
-        key = (m.template, m.vcpus, m.memory, m.virtio, m.serial, m.redist_stride,
-               m.ram_base, m.address_width, m.topology)
+        key = (
+            m.template,
+            m.vcpus,
+            m.memory,
+            m.virtio,
+            m.serial,
+            m.redist_stride,
+            m.ram_base,
+            m.address_width,
+            m.topology,
+        )
         layout = self._layouts.get(key)
         if layout is None:
             layout = machine_layout(m, t)

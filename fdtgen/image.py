@@ -25,7 +25,6 @@ is unpacked here, any other type is reported.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import zlib
 from dataclasses import dataclass
@@ -185,6 +184,8 @@ def read_initrd(path: str) -> InputFile:
 
 
 def input_file(role: str, path: str, data: bytes) -> InputFile:
+    import hashlib  # OpenSSL's import is not free; only builds that read files need it
+
     return InputFile(role, path, len(data), hashlib.sha256(data).hexdigest())
 
 

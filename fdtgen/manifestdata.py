@@ -120,7 +120,6 @@ def _layout_parts(layout: Layout) -> tuple[Any, Any, Any]:
     return parts
 
 
-
 def manifest_json(
     b: Build, extra_inputs: Sequence[InputFile] = (), *, compact: bool = False
 ) -> bytes:

@@ -11,7 +11,6 @@ reported as patch slots, for a loader to fill per boot.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 
 from .dtb import FDT_MAX_SIZE, encode_located
@@ -151,4 +150,6 @@ def entropy_bytes(seed: bytes | None, label: str, size: int) -> bytes:
     domain label, or zeros when there is no seed (a slot for the loader)."""
     if seed is None:
         return bytes(size)
+    import hashlib  # OpenSSL's import is not free; only seeded builds need it
+
     return hashlib.shake_256(b"fdtgen " + label.encode() + b"\0" + seed).digest(size)

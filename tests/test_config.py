@@ -80,12 +80,32 @@ VALUES = st.one_of(
     st.integers(-5, 2**65),
     st.floats(allow_nan=False),
     st.sampled_from(["", "1GiB", "512MiB", "hvc", "smc", "squib", "0x1000", "4", "x"]),
-    st.dictionaries(st.sampled_from(["size", "text_offset", "sockets", "cores", "x"]), st.integers(-1, 2**21), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["size", "text_offset", "sockets", "cores", "x"]),
+        st.integers(-1, 2**21),
+        max_size=3,
+    ),
 )
 KEYS = st.sampled_from(
-    ["template", "vcpus", "memory", "cmdline", "virtio", "serial", "psci_method", "redist_stride",
-     "ram_base", "address_width", "topology", "kernel", "initrd", "rng_seed", "kaslr_seed",
-     "entropy_seed", "unknown"]
+    [
+        "template",
+        "vcpus",
+        "memory",
+        "cmdline",
+        "virtio",
+        "serial",
+        "psci_method",
+        "redist_stride",
+        "ram_base",
+        "address_width",
+        "topology",
+        "kernel",
+        "initrd",
+        "rng_seed",
+        "kaslr_seed",
+        "entropy_seed",
+        "unknown",
+    ]
 )
 
 
@@ -101,5 +121,7 @@ def test_build_from_a_config_does_not_import_pydantic(tmp_path: Path):
         f"rc = main(['build', '--vcpus', '4', '-o', {str(tmp_path / 'g.dtb')!r}])\n"
         "print(rc, 'pydantic' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.split() == ["0", "False"]
