@@ -18,11 +18,20 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from .dtb import FDT_MAX_SIZE, Stencil, compile_stencil
-from .errors import BlobTooLargeError, PlacementError
+from .dtb import Stencil, compile_stencil
+from .errors import BlobTooLargeError
 from .layout import Layout, Template
 from .machine import Machine, machine_layout, machine_tree
-from .pipeline import CHOSEN, Boot, Build, PatchSlot, entropy_chosen_props, initrd_chosen_props
+from .pipeline import (
+    CHOSEN,
+    Boot,
+    Build,
+    dtb_limit,
+    dtb_too_large,
+    entropy_chosen_props,
+    initrd_chosen_props,
+    patch_slots,
+)
 from .placement import place
 from .templates import load_template
 from .tree import DeviceTree, Prop, reg_cells, unit_name
@@ -95,26 +104,11 @@ class FastBuilder:
             entry = (compile_stencil(tree, holes), holes)
             _put(self._stencils, shape, entry, self.cache_size)
         stencil, holes = entry
-        max_size = FDT_MAX_SIZE if placement is None else placement.dtb.size
         try:
-            blob, where = stencil.fill([values[h] for h in holes], max_size=max_size)
+            blob, where = stencil.fill([values[h] for h in holes], max_size=dtb_limit(placement))
         except BlobTooLargeError as e:
-            if placement is None:
-                raise
-            raise PlacementError(
-                f"placement: dtb is {e.size:#x} bytes, over its {max_size:#x}-byte slot at "
-                f"{placement.dtb.base:#x} (template boot.fdt_max_size)"
-            ) from None
-        offsets = dict(zip(holes, where, strict=True))
-        slots = tuple(
-            PatchSlot(
-                f"{CHOSEN}/{p.name}",
-                offsets[(CHOSEN, p.name)],
-                len(p.value),
-                boot.entropy_seed is not None,
-            )
-            for p in entropy
-        )
+            raise dtb_too_large(e, placement) from None
+        slots = patch_slots(entropy, dict(zip(holes, where, strict=True)), boot)
         machine = dataclasses.replace(m, chosen_extra=m.chosen_extra + extra) if extra else m
         return Build(machine, layout, None, blob, placement, slots, boot)
 

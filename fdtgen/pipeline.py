@@ -11,10 +11,11 @@ reported as patch slots, for a loader to fill per boot.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .dtb import FDT_MAX_SIZE, encode_located
-from .errors import BlobTooLargeError, ConfigError, PlacementError
+from .errors import BlobTooLargeError, ConfigError, FdtgenError, PlacementError
 from .image import InputFile, KernelImage
 from .layout import Layout
 from .machine import Machine, machine_layout, machine_tree
@@ -94,17 +95,35 @@ def build(m: Machine, boot: Boot | None = None) -> Build:
     extra = initrd_props + entropy
     machine = dataclasses.replace(m, chosen_extra=m.chosen_extra + extra) if extra else m
     tree = machine_tree(layout, machine)
-    max_size = FDT_MAX_SIZE if placement is None else placement.dtb.size
+    max_size = dtb_limit(placement)
     try:
         blob, offsets = encode_located(tree, [(CHOSEN, p.name) for p in entropy], max_size=max_size)
     except BlobTooLargeError as e:
-        if placement is None:
-            raise
-        raise PlacementError(
-            f"placement: dtb is {e.size:#x} bytes, over its {max_size:#x}-byte slot at "
-            f"{placement.dtb.base:#x} (template boot.fdt_max_size)"
-        ) from None
-    slots = tuple(
+        raise dtb_too_large(e, placement) from None
+    slots = patch_slots(entropy, offsets, boot)
+    return Build(machine, layout, tree, blob, placement, slots, boot)
+
+
+def dtb_limit(placement: Placement | None) -> int:
+    """The most bytes the blob may take: its placement slot, or booting.rst's 2 MiB."""
+    return FDT_MAX_SIZE if placement is None else placement.dtb.size
+
+
+def dtb_too_large(e: BlobTooLargeError, placement: Placement | None) -> FdtgenError:
+    """Over the slot the placement reserved is a placement error; otherwise ``e`` itself."""
+    if placement is None:
+        return e
+    return PlacementError(
+        f"placement: dtb is {e.size:#x} bytes, over its {e.limit:#x}-byte slot at "
+        f"{placement.dtb.base:#x} (template boot.fdt_max_size)"
+    )
+
+
+def patch_slots(
+    entropy: tuple[Prop, ...], offsets: Mapping[tuple[str, str], int], boot: Boot
+) -> tuple[PatchSlot, ...]:
+    """The entropy properties' values as patch slots, from their blob offsets."""
+    return tuple(
         PatchSlot(
             f"{CHOSEN}/{p.name}",
             offsets[(CHOSEN, p.name)],
@@ -113,7 +132,6 @@ def build(m: Machine, boot: Boot | None = None) -> Build:
         )
         for p in entropy
     )
-    return Build(machine, layout, tree, blob, placement, slots, boot)
 
 
 def initrd_chosen_props(placement: Placement | None) -> tuple[Prop, ...]:
