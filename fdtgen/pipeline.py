@@ -13,15 +13,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .dtb import FDT_MAX_SIZE, encode_located
 from .errors import BlobTooLargeError, ConfigError, FdtgenError, PlacementError
-from .image import InputFile, KernelImage
 from .layout import Layout
 from .machine import Machine, machine_layout, machine_tree
-from .placement import Placement, place
 from .templates import load_template
 from .tree import DeviceTree, Prop
+
+if TYPE_CHECKING:  # loaded only for builds that place a kernel
+    from .image import InputFile, KernelImage
+    from .placement import Placement
 
 RNG_SEED_MAX = 1024  # bytes; QEMU writes 32, Firecracker 64, crosvm 256
 KASLR_SEED_SIZE = 8  # chosen.yaml: kaslr-seed is a uint64
@@ -89,6 +92,8 @@ def build(m: Machine, boot: Boot | None = None) -> Build:
     boot = boot or Boot()
     placement = None
     if boot.kernel is not None:
+        from .placement import place
+
         placement = place(layout.ram, template.boot, boot.kernel, boot.initrd_size)
     initrd_props = initrd_chosen_props(placement)
     entropy = entropy_chosen_props(boot)
