@@ -7,6 +7,36 @@ from typing import Any
 
 from .configrules import path_or_declared, size_before
 
+COMMAND_LINE_SIZE = 2048
+
+
+def cmdline_after(v: str) -> str:
+    """``cmdline`` becomes /chosen/bootargs: one NUL-terminated UTF-8 string that fits arm64's
+    COMMAND_LINE_SIZE. Copied into ``_config_schema.py``: builtins only."""
+    if "\0" in v:
+        raise ValueError(
+            f"contains a NUL byte at offset {v.index(chr(0))} (/chosen/bootargs is one "
+            "NUL-terminated string)"
+        )
+    try:
+        n = len(v.encode()) + 1
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8 text (it holds a lone surrogate)") from None
+    if n > COMMAND_LINE_SIZE:
+        raise ValueError(
+            f"is {n} bytes with its NUL, over arm64's COMMAND_LINE_SIZE of "
+            f"{COMMAND_LINE_SIZE} bytes (Linux would silently truncate it)"
+        )
+    return v
+
+
+def path_after(v: str) -> str:
+    """A file path the OS can open. Copied into ``_config_schema.py``: builtins only."""
+    if "\0" in v:
+        raise ValueError(f"contains a NUL byte at offset {v.index(chr(0))} (not a valid file path)")
+    return v
+
+
 SCHEMA: Any = {
     'type': 'typed-dict',
     'fields': {
@@ -60,7 +90,14 @@ SCHEMA: Any = {
             'schema': {
                 'type': 'default',
                 'schema': {
-                    'type': 'str',
+                    'type': 'function-after',
+                    'function': {
+                        'type': 'no-info',
+                        'function': cmdline_after,
+                    },
+                    'schema': {
+                        'type': 'str',
+                    },
                 },
                 'default': 'console=ttyAMA0 earlycon panic=-1',
             },
@@ -254,8 +291,15 @@ SCHEMA: Any = {
                         'type': 'tagged-union',
                         'choices': {
                             'path': {
-                                'type': 'str',
-                                'min_length': 1,
+                                'type': 'function-after',
+                                'function': {
+                                    'type': 'no-info',
+                                    'function': path_after,
+                                },
+                                'schema': {
+                                    'type': 'str',
+                                    'min_length': 1,
+                                },
                             },
                             'declared': {
                                 'type': 'typed-dict',
@@ -353,8 +397,15 @@ SCHEMA: Any = {
                         'type': 'tagged-union',
                         'choices': {
                             'path': {
-                                'type': 'str',
-                                'min_length': 1,
+                                'type': 'function-after',
+                                'function': {
+                                    'type': 'no-info',
+                                    'function': path_after,
+                                },
+                                'schema': {
+                                    'type': 'str',
+                                    'min_length': 1,
+                                },
                             },
                             'declared': {
                                 'type': 'typed-dict',

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -47,17 +48,49 @@ def write_atomic(path: str, data: bytes) -> None:
 
     ``-`` writes to standard output.
     """
-    if path == "-":
+    write_all_atomic([(path, data)])
+
+
+def write_all_atomic(outputs: list[tuple[str, bytes]]) -> None:
+    """Write every output, or none: all temp files are written and synced first,
+    then renamed into place; on any failure the temp files are removed.
+
+    An output replacing an existing file keeps that file's permissions. ``-``
+    writes to standard output, last.
+    """
+    staged: list[tuple[str, str]] = []
+    to_stdout = [data for path, data in outputs if path == "-"]
+    try:
+        for path, data in outputs:
+            if path != "-":
+                staged.append((_stage(path, data), path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException as e:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise FdtgenError(f"output: cannot write {e.filename!r}: {e.strerror}") from None
+        raise
+    for data in to_stdout:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
-        return
+
+
+def _stage(path: str, data: bytes) -> str:
+    """``data`` in a new temp file next to ``path`` (synced); returns its name."""
     if os.path.isdir(path):
         raise ConfigError(f"output: {path!r} is a directory")
     parent, name = os.path.split(path)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = 0o644  # new files: rw-r--r-- less the umask
     for attempt in range(100):
         tmp = os.path.join(parent, f".{name}.{os.getpid()}.{attempt}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             break
         except FileExistsError:
             continue
@@ -68,18 +101,10 @@ def write_atomic(path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
-        raise
-
-
-def write_all_atomic(outputs: list[tuple[str, bytes]]) -> None:
-    """Write several outputs only after all of them were produced."""
-    for path, data in outputs:
-        write_atomic(path, data)
+        raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
+    return tmp

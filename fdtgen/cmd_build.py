@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dts:
         from .dts import to_dts
 
+        assert result.tree is not None  # the generic path always keeps its tree
         outputs.append((args.dts, to_dts(result.tree).encode()))
     if args.manifest:
         from .manifestdata import manifest_json

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from .batch import build_items, items_from_dir, items_from_lines
-    from .cliutil import write_atomic
+    from .cliutil import write_all_atomic
     from .errors import ConfigError
 
     if args.source == "-":
@@ -46,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
             os.makedirs(args.output_dir)
         except OSError as e:
             raise ConfigError(f"output: cannot create {args.output_dir!r}: {e.strerror}") from None
+    files = []
     for out in outputs:
-        write_atomic(os.path.join(args.output_dir, out.name + ".dtb"), out.dtb)
+        files.append((os.path.join(args.output_dir, out.name + ".dtb"), out.dtb))
         if out.manifest is not None:
-            write_atomic(os.path.join(args.output_dir, out.name + ".json"), out.manifest)
+            files.append((os.path.join(args.output_dir, out.name + ".json"), out.manifest))
+    write_all_atomic(files)
     print(f"built {len(outputs)} machines into {args.output_dir}", file=sys.stderr)
     return 0

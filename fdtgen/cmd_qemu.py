@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             qemu_memory = parse_size(args.qemu_memory)
         except ValueError as e:
-            raise ConfigError(f"qemu_memory: {e}") from None
+            raise ConfigError(f"--qemu-memory: {e}") from None
 
     machine = cfg.machine()
     b = build(machine, cfg.boot())

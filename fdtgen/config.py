@@ -8,9 +8,11 @@ file) or declared sizes, for placing files that are not at hand.
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,6 +31,45 @@ if TYPE_CHECKING:
     from .pipeline import Boot
 
 
+# arch/arm64/include/uapi/asm/setup.h: the kernel keeps this many bytes of
+# /chosen/bootargs, its NUL included, and silently drops the rest.
+COMMAND_LINE_SIZE = 2048
+
+
+def cmdline_after(v: str) -> str:
+    """``cmdline`` becomes /chosen/bootargs: one NUL-terminated UTF-8 string that fits arm64's
+    COMMAND_LINE_SIZE. Copied into ``_config_schema.py``: builtins only."""
+    if "\0" in v:
+        raise ValueError(
+            f"contains a NUL byte at offset {v.index(chr(0))} (/chosen/bootargs is one "
+            "NUL-terminated string)"
+        )
+    try:
+        n = len(v.encode()) + 1
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8 text (it holds a lone surrogate)") from None
+    if n > COMMAND_LINE_SIZE:
+        raise ValueError(
+            f"is {n} bytes with its NUL, over arm64's COMMAND_LINE_SIZE of "
+            f"{COMMAND_LINE_SIZE} bytes (Linux would silently truncate it)"
+        )
+    return v
+
+
+def path_after(v: str) -> str:
+    """A file path the OS can open. Copied into ``_config_schema.py``: builtins only."""
+    if "\0" in v:
+        raise ValueError(f"contains a NUL byte at offset {v.index(chr(0))} (not a valid file path)")
+    return v
+
+
+# Validators the compiled schema needs that have no home in fdtgen.configrules:
+# render_compiled() copies their source (and these constants) into _config_schema.py.
+_INLINED = (cmdline_after, path_after)
+_INLINED_CONSTANTS = {"COMMAND_LINE_SIZE": COMMAND_LINE_SIZE}
+
+Cmdline = Annotated[str, AfterValidator(cmdline_after)]
+FilePath = Annotated[str, Field(min_length=1), AfterValidator(path_after)]
 Size = Annotated[int, BeforeValidator(size_before), Field(gt=0, le=U64_MAX)]
 SizeOrZero = Annotated[int, BeforeValidator(size_before), Field(ge=0, le=U64_MAX)]
 
@@ -53,11 +94,11 @@ class DeclaredInitrd(BaseModel):
 
 
 KernelSpec = Annotated[
-    Annotated[str, Tag("path"), Field(min_length=1)] | Annotated[DeclaredKernel, Tag("declared")],
+    Annotated[FilePath, Tag("path")] | Annotated[DeclaredKernel, Tag("declared")],
     Discriminator(path_or_declared),
 ]
 InitrdSpec = Annotated[
-    Annotated[str, Tag("path"), Field(min_length=1)] | Annotated[DeclaredInitrd, Tag("declared")],
+    Annotated[FilePath, Tag("path")] | Annotated[DeclaredInitrd, Tag("declared")],
     Discriminator(path_or_declared),
 ]
 
@@ -81,7 +122,10 @@ class Config(BaseModel):
     template: str = Field("squib", description="built-in template name or path to a .toml")
     vcpus: int = Field(2, ge=1, le=4096, strict=True)
     memory: Size = Field(512 << 20, description="RAM in bytes, or '512MiB', '1GiB'")
-    cmdline: str = DEFAULT_CMDLINE
+    cmdline: Cmdline = Field(
+        DEFAULT_CMDLINE,
+        description=f"/chosen/bootargs: no NUL, at most {COMMAND_LINE_SIZE - 1} bytes of UTF-8",
+    )
     virtio: int = Field(32, ge=0, le=32, strict=True, description="virtio-mmio transports")
     serial: bool = Field(True, strict=True)
     psci_method: Literal["hvc", "smc"] | None = None
@@ -199,7 +243,8 @@ _CONSTRAINTS = {
 
 def render_compiled() -> str:
     """Python source of ``fdtgen/_config_schema.py``."""
-    names = {size_before: "size_before", path_or_declared: "path_or_declared"}
+    names: dict[Any, str] = {size_before: "size_before", path_or_declared: "path_or_declared"}
+    names.update((fn, fn.__name__) for fn in _INLINED)
 
     def render(v: Any, indent: int) -> str:
         pad = "    " * indent
@@ -222,6 +267,9 @@ def render_compiled() -> str:
         '"""\n\n'
         "from typing import Any\n\n"
         "from .configrules import path_or_declared, size_before\n\n"
+        + "".join(f"{k} = {v!r}\n" for k, v in _INLINED_CONSTANTS.items())
+        + "".join(f"\n\n{inspect.getsource(fn)}" for fn in _INLINED)
+        + "\n\n"
         f"SCHEMA: Any = {render(compiled_schema(), 0)}\n"
     )
 

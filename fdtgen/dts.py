@@ -40,7 +40,7 @@ def prop_value(p: Prop) -> str | None:
     if p.kind is Kind.CELLS and p.items:
         return "<" + " ".join(_cell(c) for c in p.items) + ">"
     if p.kind is Kind.U64:
-        return "/bits/ 64 <" + " ".join(f"{v:#x}" for v in p.items) + ">"  # type: ignore[str-format]
+        return "/bits/ 64 <" + " ".join(f"{v:#x}" for v in p.items) + ">"
     if p.value and len(p.value) % 4 == 0 and p.kind is not Kind.BYTES:
         return "<" + " ".join(f"{c:#x}" for c in p.as_cells()) + ">"
     if not p.value:

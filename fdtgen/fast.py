@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 from .dtb import Stencil, compile_stencil
 from .errors import BlobTooLargeError
@@ -37,6 +38,7 @@ from .templates import load_template
 from .tree import DeviceTree, Prop, reg_cells, unit_name
 
 _CACHE_SIZE = 256
+V = TypeVar("V")
 # Machine fields that change a blob's structure; the rest are stencil holes.
 _VALUE_FIELDS = {"cmdline", "memory", "chosen_extra"}
 _SHAPE_FIELDS = tuple(f.name for f in dataclasses.fields(Machine) if f.name not in _VALUE_FIELDS)
@@ -136,18 +138,7 @@ def _blob_order(tree: DeviceTree) -> Callable[[tuple[str, str]], int]:
     return order.__getitem__
 
 
-def _put(cache: OrderedDict[Hashable, object], key: Hashable, value: object, limit: int) -> None:
+def _put(cache: OrderedDict[Hashable, V], key: Hashable, value: V, limit: int) -> None:
     cache[key] = value
     if len(cache) > limit:
         cache.popitem(last=False)
-
-
-_default: FastBuilder | None = None
-
-
-def build_fast(m: Machine, boot: Boot | None = None) -> Build:
-    """:func:`fdtgen.pipeline.build`'s blob, placement and slots through the stencil cache."""
-    global _default
-    if _default is None:
-        _default = FastBuilder()
-    return _default.build(m, boot)

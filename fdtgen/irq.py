@@ -18,7 +18,6 @@ PPI_INTID_BASE = 16
 SPI_INTID_BASE = 32
 SPI_MAX = 987  # arm,gic-v3.yaml: "SPI interrupts are in the range [0-987]"
 PPI_MAX = 15
-GICV2_SPI_MAX = 987  # arm,gic.yaml: INTIDs 32..1019
 
 CELL_TYPE_SPI = 0
 CELL_TYPE_PPI = 1

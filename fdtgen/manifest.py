@@ -5,8 +5,9 @@ and VMMs read: where each file goes, the entry registers, the RAM, every
 device's MMIO range and interrupt, the GIC ranges, and the patch slots for
 per-boot entropy. Field names are a contract; every address and size is an
 integer in bytes, every range ``{address, size}`` with an exclusive end at
-``address + size``. pydantic is imported only by commands that write or read
-a manifest.
+``address + size``. These pydantic models are the schema and validation;
+:mod:`fdtgen.manifestdata` builds the same document without pydantic, which
+is what ``fdtgen build`` and ``build-many`` write.
 """
 
 from __future__ import annotations

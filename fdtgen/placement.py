@@ -143,10 +143,14 @@ def place(
 
 
 def dtb_slot(last: Range, boot: BootSpec) -> Range:
-    """``fdt_max_size`` bytes at the start of the last whole 2 MiB block of ``last``."""
-    base = align_down(last.end - boot.fdt_max_size, DTB_BLOCK)
+    """``fdt_max_size`` bytes at the start of the last whole 2 MiB block of ``last``.
+
+    The whole block, not just the slot, lies in RAM: booting.rst maps the DTB
+    "using blocks of up to 2 megabytes".
+    """
+    base = align_down(last.end, DTB_BLOCK) - DTB_BLOCK
     if base < last.base:
-        need = align_up(last.base, DTB_BLOCK) + boot.fdt_max_size
+        need = align_up(last.base, DTB_BLOCK) + DTB_BLOCK
         raise PlacementError(
             f"placement: dtb ({boot.fdt_max_size:#x}-byte slot in its own 2 MiB block) does not "
             f"fit in RAM {last}: {need - last.end:#x} bytes short"

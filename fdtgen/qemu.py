@@ -171,7 +171,7 @@ def check_machine(layout: Layout, psci_method: str) -> None:
         )
     if layout.uart is not None and t.uart.kind != "pl011":
         raise refuse(f"uart kind {t.uart.kind!r} is not QEMU's PL011")
-    for d in layout.devices:
+    for d in (*layout.devices, *layout.unwired):
         if d.spi is not None and d.trigger not in GIC_SPI_TRIGGERS:
             raise refuse(
                 f"{d.tag!r} {d.spi} trigger {d.trigger.label} is not edge-rising or level-high "
@@ -218,16 +218,16 @@ def qemu_ram(layout: Layout, qemu_memory: int | None) -> int:
     need = ram_end - RAM_BASE
     size = align_up(need, MiB) if qemu_memory is None else qemu_memory
     if size <= 0 or not is_aligned(size, MiB):
-        raise ConfigError(f"qemu_memory: {size:#x} is not a positive multiple of 1 MiB")
+        raise ConfigError(f"--qemu-memory: {size:#x} is not a positive multiple of 1 MiB")
     if size > RAM_LIMIT:
         raise ConfigError(
-            f"qemu_memory: {fmt_size(size)} is over QEMU virt's {fmt_size(RAM_LIMIT)} limit"
+            f"--qemu-memory: {fmt_size(size)} is over QEMU virt's {fmt_size(RAM_LIMIT)} limit"
         )
     qemu = Range(RAM_BASE, size)
     for r in layout.ram:
         if not qemu.contains(r):
             raise ConfigError(
-                f"qemu_memory: the DTB's RAM {r} is not inside QEMU's RAM {qemu} "
+                f"--qemu-memory: the DTB's RAM {r} is not inside QEMU's RAM {qemu} "
                 f"(-m {fmt_size(size)}); give at least {fmt_size(align_up(need, MiB))}"
             )
     return size
@@ -377,6 +377,9 @@ def raw_image(data: bytes, what: str) -> bytes:
     ``drivers/firmware/efi/libstub/zboot-header.S``: ``MZ``, ``zimg`` at 4, the
     payload offset and size as u32 at 8 and 12.
     """
+    from .image import kernel_from_bytes
+
+    kernel_from_bytes(data, what)  # the same checks as placement: truncation, payload type
     try:
         if data[:2] == b"\x1f\x8b":
             return gzip.decompress(data)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -134,6 +135,7 @@ class BootManifest:
     text_offset: int
     image_size: int
     kernel_size: int
+    kernel_reserved: int | None
     initrd: Span | None
     dtb: Span
     registers: tuple[int, int, int, int]
@@ -1538,84 +1540,160 @@ def _template_spi(ctx: _Ctx, t: Template, path: str, what: str, spi: int) -> lis
 
 
 def load_manifest(path: str) -> BootManifest:
-    """Read the boot fields of a placement manifest (JSON) with the stdlib only."""
+    """Read the boot fields of a placement manifest (JSON) with the stdlib only.
+
+    Any problem with the file, its JSON or a field the boot rules read is one
+    :class:`ConfigError` line."""
     try:
         with open(path, "rb") as f:
             data = json.load(f)
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read manifest: {e.strerror}") from None
+        raise ConfigError(f"{path}: cannot read manifest: {e.strerror or e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid JSON: nested too deeply to read") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    except ValueError:
+        raise ConfigError(
+            f"{path}: not valid JSON for a manifest: a number has more than "
+            f"{sys.get_int_max_str_digits()} digits"
+        ) from None
     return manifest_from(data, path)
 
 
+_MANIFEST_HINT = "(a placement manifest from fdtgen build --manifest)"
+_SPAN_KEYS = ("address", "size")
+_ABSENT = object()
+
+
+def _brief(v: Any, limit: int = 60) -> str:
+    """A manifest value for an error line: integers in hex, anything else as repr, cut short."""
+    text = f"{v:#x}" if type(v) is int else repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _u64(v: Any, where: str) -> int:
+    """A manifest number: a JSON integer or an integer string ("0x8000_0000") in 0..2^64-1."""
+    if isinstance(v, str):
+        try:
+            v = int(v, 0)
+        except ValueError:
+            raise ConfigError(f"{where}: {_brief(v)} is not an integer") from None
+    if type(v) is not int or not 0 <= v <= U64_MAX:
+        raise ConfigError(
+            f"{where}: {_brief(v)} is not a 64-bit unsigned integer (0..{U64_MAX:#x})"
+        )
+    return v
+
+
+def _range(base: int, size: int, where: str) -> Span:
+    """A manifest range: at least one byte, ending at or below 2^64."""
+    if size == 0:
+        raise ConfigError(f"{where}.size: 0x0 is empty; a range needs at least one byte")
+    if base + size > U64_MAX + 1:
+        raise ConfigError(
+            f"{where}: address {base:#x} + size {size:#x} ends past 2^64 (the range wraps)"
+        )
+    return Span(base, size)
+
+
 def manifest_from(data: Any, source: str = "manifest") -> BootManifest:
-    """The boot fields of a manifest mapping; a bad field is a :class:`ConfigError`."""
+    """The boot fields of a manifest mapping; a missing or wrong-typed field is a
+    :class:`ConfigError` naming it, its value and the rule."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {_brief(data)} is not a JSON object {_MANIFEST_HINT}")
 
     def get(key: str, optional: bool = False) -> Any:
-        cur = data
+        cur: Any = data
+        walked: list[str] = []
         for part in key.split("."):
-            if not isinstance(cur, dict) or part not in cur:
-                if optional:
-                    return None
+            if not isinstance(cur, dict):
                 raise ConfigError(
-                    f"{source}: {key}: missing (a placement manifest from fdtgen build --manifest)"
+                    f"{source}: {'.'.join(walked)}: {_brief(cur)} is not an object "
+                    f"{_MANIFEST_HINT}"
                 )
+            walked.append(part)
+            if part not in cur:
+                if optional:
+                    return _ABSENT
+                raise ConfigError(f"{source}: {key}: missing {_MANIFEST_HINT}")
             cur = cur[part]
         return cur
 
-    def num(key: str, optional: bool = False) -> int:
-        v = get(key, optional)
-        if v is None and optional:
-            return 0
-        if isinstance(v, str):
-            try:
-                v = int(v, 0)
-            except ValueError:
-                raise ConfigError(f"{source}: {key}: {v!r} is not an integer") from None
-        if type(v) is not int or not 0 <= v <= U64_MAX:
-            raise ConfigError(f"{source}: {key}: {v!r} is not a 64-bit unsigned integer")
-        return v
+    def need(key: str) -> int:
+        return _u64(get(key), f"{source}: {key}")
+
+    def num(key: str) -> int | None:
+        v = get(key, optional=True)
+        return None if v is _ABSENT else _u64(v, f"{source}: {key}")
 
     def span(key: str) -> Span:
-        return Span(num(f"{key}.address"), num(f"{key}.size"))
+        return _range(need(f"{key}.address"), need(f"{key}.size"), f"{source}: {key}")
 
     memory = get("memory")
     if not isinstance(memory, list):
-        raise ConfigError(f"{source}: memory: {memory!r} is not a list of {{address, size}}")
-    spans = []
-    for i, m in enumerate(memory):
-        spans.append(manifest_from_span(m, f"{source}: memory[{i}]"))
+        raise ConfigError(
+            f"{source}: memory: {_brief(memory)} is not a list of {{address, size}} objects"
+        )
+    spans = tuple(manifest_from_span(m, f"{source}: memory[{i}]") for i, m in enumerate(memory))
     initrd = get("initrd", optional=True)
+    if initrd is not None and initrd is not _ABSENT:
+        if not isinstance(initrd, dict):
+            raise ConfigError(
+                f"{source}: initrd: {_brief(initrd)} is not an {{address, size}} object or null"
+            )
+        initrd_span: Span | None = span("initrd")
+    else:
+        initrd_span = None
+    kernel_load = need("kernel.load_address")
+    image_size = need("kernel.image_size")
+    kernel_size = num("kernel.size")
+    kernel_reserved = num("kernel.reserved")
+    if kernel_reserved == 0:
+        raise ConfigError(f"{source}: kernel.reserved: 0x0 is empty; it must cover the Image")
+    footprint = max(image_size, kernel_size or 0, kernel_reserved or 0, 1)
+    _range(kernel_load, footprint, f"{source}: kernel")
     return BootManifest(
-        kernel_load=num("kernel.load_address"),
-        kernel_entry=num("kernel.entry"),
-        text_offset=num("kernel.text_offset"),
-        image_size=num("kernel.image_size"),
-        kernel_size=num("kernel.size", optional=True),
-        initrd=None if initrd is None else span("initrd"),
+        kernel_load=kernel_load,
+        kernel_entry=need("kernel.entry"),
+        text_offset=need("kernel.text_offset"),
+        image_size=image_size,
+        kernel_size=kernel_size or 0,
+        kernel_reserved=kernel_reserved,
+        initrd=initrd_span,
         dtb=span("dtb"),
         registers=(
-            num("registers.x0"),
-            num("registers.x1"),
-            num("registers.x2"),
-            num("registers.x3"),
+            need("registers.x0"),
+            need("registers.x1"),
+            need("registers.x2"),
+            need("registers.x3"),
         ),
-        pc=num("registers.pc"),
-        memory=tuple(spans),
+        pc=need("registers.pc"),
+        memory=spans,
     )
 
 
 def manifest_from_span(m: Any, where: str) -> Span:
-    if not isinstance(m, dict) or set(m) < {"address", "size"}:
-        raise ConfigError(f"{where}: {m!r} is not an {{address, size}} object")
+    """One ``{address, size}`` entry of the manifest's ``memory`` list (exactly those keys)."""
+    if not isinstance(m, dict):
+        raise ConfigError(f"{where}: {_brief(m)} is not an {{address, size}} object")
+    for key in _SPAN_KEYS:
+        if key not in m:
+            raise ConfigError(f"{where}.{key}: missing (an {{address, size}} object)")
+    for key in m:
+        if key not in _SPAN_KEYS:
+            raise ConfigError(
+                f"{where}: unknown key {_brief(key)} (an {{address, size}} object has no other)"
+            )
     values = []
-    for key in ("address", "size"):
+    for key in _SPAN_KEYS:
         v = m[key]
         if type(v) is not int or not 0 <= v <= U64_MAX:
-            raise ConfigError(f"{where}.{key}: {v!r} is not a 64-bit unsigned integer")
+            raise ConfigError(
+                f"{where}.{key}: {_brief(v)} is not a 64-bit unsigned integer (0..{U64_MAX:#x})"
+            )
         values.append(v)
-    return Span(values[0], values[1])
+    return _range(values[0], values[1], where)
 
 
 def boot_findings(ctx: _Ctx, blob: Blob, m: BootManifest) -> list[Finding]:
@@ -1638,13 +1716,28 @@ def boot_findings(ctx: _Ctx, blob: Blob, m: BootManifest) -> list[Finding]:
     def in_ram(s: Span) -> bool:
         return any(r.base <= s.base and s.end <= r.end for r in ram)
 
+    def covered(s: Span, spans: Sequence[Span]) -> bool:
+        """Every byte of ``s`` lies in one of ``spans`` (adjacent ranges join)."""
+        at = s.base
+        for r in sorted(spans, key=lambda r: r.base):
+            if r.base <= at < r.end:
+                at = r.end
+        return at >= s.end
+
     reserved = [Span(b, s) for b, s in ctx.tree.reserve]
     reserved += [Span(r.base, r.size) for r in regions(ctx) if r.kind == "reserved"]
 
     # "4. Call the kernel image"
     text_offset = DEFAULT_TEXT_OFFSET if m.image_size == 0 else m.text_offset
-    footprint = max(m.image_size, m.kernel_size, 1)
-    kernel = Span(m.kernel_load, footprint)
+    needed = max(m.image_size, m.kernel_size, 1)
+    if m.kernel_reserved is not None and m.kernel_reserved < needed:
+        add(
+            "kernel-footprint",
+            f"{m.kernel_reserved:#x}",
+            f"kernel.reserved is less than the Image's image_size/size {needed:#x} "
+            '(booting.rst: "At least image_size bytes from the start of the image must be free")',
+        )
+    kernel = Span(m.kernel_load, max(needed, m.kernel_reserved or 0))
     if m.kernel_load < text_offset or not is_aligned(m.kernel_load - text_offset, KERNEL_ALIGN):
         add(
             "kernel-align",
@@ -1656,7 +1749,8 @@ def boot_findings(ctx: _Ctx, blob: Blob, m: BootManifest) -> list[Finding]:
         add(
             "kernel-ram",
             str(kernel),
-            "the Image's image_size bytes are not inside one /memory range "
+            "the Image's reserved range (image_size, size or kernel.reserved bytes) is not "
+            "inside one /memory range "
             '(booting.rst: "anywhere in usable system RAM", "At least image_size bytes ... free")',
         )
     for r in reserved:
@@ -1702,6 +1796,31 @@ def boot_findings(ctx: _Ctx, blob: Blob, m: BootManifest) -> list[Finding]:
         align_down(dtb.base, DTB_BLOCK),
         align_up(dtb.end, DTB_BLOCK) - align_down(dtb.base, DTB_BLOCK),
     )
+    for what, spans in (("/memory", ram), ("the manifest's memory", m.memory)):
+        if not covered(block, spans):
+            add(
+                "dtb-block-ram",
+                str(dtb),
+                f"the DTB's 2 MiB block {block} is not wholly RAM in {what} "
+                f"{', '.join(str(r) for r in spans) or '(none)'} (booting.rst: the dtb is "
+                '"mapped cacheable using blocks of up to 2 megabytes")',
+            )
+    if kernel.base < block.end and block.base < kernel.end:
+        add(
+            "dtb-block-kernel",
+            str(dtb),
+            f"the DTB's 2 MiB block {block} shares bytes with the kernel's reserved range "
+            f'{kernel} (booting.rst: not "within any 2M region which must be mapped with any '
+            'specific attributes")',
+        )
+    if m.initrd is not None and m.initrd.base < block.end and block.base < m.initrd.end:
+        add(
+            "dtb-block-initrd",
+            str(dtb),
+            f"the DTB's 2 MiB block {block} shares bytes with the initrd {m.initrd} "
+            '(booting.rst: not "within any 2M region which must be mapped with any specific '
+            'attributes")',
+        )
     for dev in regions(ctx):
         if dev.kind == "device" and dev.base < block.end and block.base < dev.end:
             add(

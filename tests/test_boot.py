@@ -427,7 +427,7 @@ def test_qemu_memory_below_the_dtb_memory_is_refused_and_nothing_written(tmp_pat
     err = one_line_error(fdtgen("qemu", "--template", "qemu-virt", "--memory", "1GiB", "--qemu-memory", "512MiB",
                                 "--kernel", str(kernel), "--workdir", str(work), "--print"))  # fmt: skip
     assert (
-        "qemu_memory: the DTB's RAM [0x40000000, 0x80000000) is not inside QEMU's RAM [0x40000000, 0x60000000)"
+        "--qemu-memory: the DTB's RAM [0x40000000, 0x80000000) is not inside QEMU's RAM [0x40000000, 0x60000000)"
         in err
     )
     assert not work.exists()

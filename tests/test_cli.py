@@ -41,8 +41,7 @@ def test_default_config_file_equals_the_embedded_default(tmp_path):
     assert a.read_bytes() == b.read_bytes()
 
 
-def test_cli_overrides_take_precedence_over_the_config(tmp_path):
-    out = tmp_path / "g.dtb"
+def test_cli_overrides_take_precedence_over_the_config():
     r = fdtgen("dts", str(CONFIGS / "default.toml"), "--vcpus", "4", "--memory", "1GiB", "--virtio", "2",
                "--cmdline", "console=ttyAMA0 marker=42")
     assert r.returncode == 0, r.stderr
@@ -50,7 +49,6 @@ def test_cli_overrides_take_precedence_over_the_config(tmp_path):
     assert r.stdout.count("virtio_mmio@") == 2
     assert "0x40000000>" in r.stdout
     assert 'bootargs = "console=ttyAMA0 marker=42";' in r.stdout
-    assert not out.exists()
 
 
 def test_dts_output_compiles_back_to_the_build_output(tmp_path, dtc):
@@ -110,9 +108,32 @@ def test_output_is_identical_across_hash_seeds(tmp_path):
     assert blobs[0] == blobs[1] == blobs[2]
 
 
-def test_console_script_entry_point_is_declared():
-    text = (ROOT / "pyproject.toml").read_text()
-    assert 'fdtgen = "fdtgen.cli:main"' in text
+def test_console_script_entry_point_runs_the_cli():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "fdtgen"]
+    assert ep.value == "fdtgen.cli:main"
+    r = subprocess.run([sys.executable, "-c", "import sys; from importlib.metadata import entry_points; "
+                        "ep = [e for e in entry_points(group='console_scripts') if e.name == 'fdtgen'][0]; "
+                        "sys.exit(ep.load()(['templates']))"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and "squib" in r.stdout
+
+
+def test_several_outputs_are_written_all_or_none(tmp_path):
+    dtb = tmp_path / "g.dtb"
+    r = fdtgen("build", "-o", str(dtb), "--dts", str(tmp_path / "missing" / "g.dts"))
+    assert r.returncode == 2
+    assert "cannot write" in r.stderr and r.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_replacing_an_output_keeps_its_permissions(tmp_path):
+    dtb = tmp_path / "g.dtb"
+    dtb.write_bytes(b"old")
+    dtb.chmod(0o600)
+    assert fdtgen("build", "-o", str(dtb)).returncode == 0
+    assert dtb.stat().st_mode & 0o777 == 0o600
+    assert dtb.read_bytes()[:4] == bytes.fromhex("d00dfeed")
 
 
 def test_templates_command_lists_squib():

@@ -17,7 +17,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from fdtgen import Machine
-from fdtgen.errors import PlacementError
+from fdtgen.errors import ConfigError, PlacementError
 from fdtgen.image import declared_kernel, read_kernel
 from fdtgen.layout import BootSpec, Range
 from fdtgen.manifest import manifest_for, to_json
@@ -81,6 +81,8 @@ def check_booting_rules(
     assert in_ram(dtb["address"], dtb["address"] + dtb["size"])
     dtb_blocks = (down(dtb["address"], 2 * MiB), up(dtb["address"] + dtb["size"], 2 * MiB))
     assert not overlap(dtb_blocks, kernel)
+    # The whole block is RAM: nothing outside RAM (a device) shares the mapping.
+    assert in_ram(*dtb_blocks)
     # x0 = dtb, x1 = x2 = x3 = 0 ("reserved for future use").
     assert regs["x0"] == dtb["address"]
     assert regs["x1"] == regs["x2"] == regs["x3"] == 0
@@ -388,3 +390,33 @@ def test_placement_over_two_ram_ranges_obeys_booting_rst(first, gap, second, ker
         },
     }
     check_booting_rules([(r.base, r.end) for r in ram], (text_offset, image_size, flags), size, man)
+
+
+@given(
+    template=st.sampled_from(builtin_names()),
+    pages=st.integers(64 * 256, 4 * 1024 * 256),  # 64 MiB .. 4 GiB in 4 KiB pages
+    kernel=kernels(),
+    initrd=INITRD,
+)
+def test_every_template_places_per_booting_rst_for_odd_ram_sizes(template, pages, kernel, initrd):
+    size, text_offset, image_size, flags = kernel
+    t = load_template(template)
+    machine = Machine(
+        template=template, vcpus=1, memory=pages * 4096, virtio=min(2, t.virtio.slots)
+    )
+    try:
+        b = build(
+            machine,
+            Boot(kernel=declared_kernel(size, text_offset, image_size, flags), initrd_size=initrd),
+        )
+    except PlacementError as e:
+        assert re.fullmatch(r"placement: (kernel|initrd|dtb) .*0x[0-9a-f]+ bytes short", str(e)), (
+            str(e)
+        )
+        return
+    except ConfigError as e:  # RAM the template cannot hold (e.g. past a hole's limit)
+        assert str(e).startswith("memory:"), str(e)
+        return
+    man = manifest_dict(b)
+    ram = [(r["address"], r["address"] + r["size"]) for r in man["memory"]]
+    check_booting_rules(ram, (text_offset, image_size, flags), size, man, b.blob)
