@@ -5,37 +5,7 @@ Do not edit: regenerate after changing a model (a test checks it is current).
 
 from typing import Any
 
-from .configrules import path_or_declared, size_before
-
-COMMAND_LINE_SIZE = 2048
-
-
-def cmdline_after(v: str) -> str:
-    """``cmdline`` becomes /chosen/bootargs: one NUL-terminated UTF-8 string that fits arm64's
-    COMMAND_LINE_SIZE. Copied into ``_config_schema.py``: builtins only."""
-    if "\0" in v:
-        raise ValueError(
-            f"contains a NUL byte at offset {v.index(chr(0))} (/chosen/bootargs is one "
-            "NUL-terminated string)"
-        )
-    try:
-        n = len(v.encode()) + 1
-    except UnicodeEncodeError:
-        raise ValueError("is not valid UTF-8 text (it holds a lone surrogate)") from None
-    if n > COMMAND_LINE_SIZE:
-        raise ValueError(
-            f"is {n} bytes with its NUL, over arm64's COMMAND_LINE_SIZE of "
-            f"{COMMAND_LINE_SIZE} bytes (Linux would silently truncate it)"
-        )
-    return v
-
-
-def path_after(v: str) -> str:
-    """A file path the OS can open. Copied into ``_config_schema.py``: builtins only."""
-    if "\0" in v:
-        raise ValueError(f"contains a NUL byte at offset {v.index(chr(0))} (not a valid file path)")
-    return v
-
+from .configrules import cmdline_after, path_after, path_or_declared, size_before
 
 SCHEMA: Any = {
     'type': 'typed-dict',

@@ -8,7 +8,6 @@ file) or declared sizes, for placing files that are not at hand.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -23,50 +22,21 @@ from pydantic import (
 )
 
 from . import configrules
-from .configrules import Settings, error_line, path_or_declared, size_before
+from .configrules import (
+    COMMAND_LINE_SIZE,
+    Settings,
+    cmdline_after,
+    error_line,
+    path_after,
+    path_or_declared,
+    size_before,
+)
 from .machine import DEFAULT_CMDLINE, Machine
 from .units import U64_MAX, MiB
 
 if TYPE_CHECKING:
     from .pipeline import Boot
 
-
-# arch/arm64/include/uapi/asm/setup.h: the kernel keeps this many bytes of
-# /chosen/bootargs, its NUL included, and silently drops the rest.
-COMMAND_LINE_SIZE = 2048
-
-
-def cmdline_after(v: str) -> str:
-    """``cmdline`` becomes /chosen/bootargs: one NUL-terminated UTF-8 string that fits arm64's
-    COMMAND_LINE_SIZE. Copied into ``_config_schema.py``: builtins only."""
-    if "\0" in v:
-        raise ValueError(
-            f"contains a NUL byte at offset {v.index(chr(0))} (/chosen/bootargs is one "
-            "NUL-terminated string)"
-        )
-    try:
-        n = len(v.encode()) + 1
-    except UnicodeEncodeError:
-        raise ValueError("is not valid UTF-8 text (it holds a lone surrogate)") from None
-    if n > COMMAND_LINE_SIZE:
-        raise ValueError(
-            f"is {n} bytes with its NUL, over arm64's COMMAND_LINE_SIZE of "
-            f"{COMMAND_LINE_SIZE} bytes (Linux would silently truncate it)"
-        )
-    return v
-
-
-def path_after(v: str) -> str:
-    """A file path the OS can open. Copied into ``_config_schema.py``: builtins only."""
-    if "\0" in v:
-        raise ValueError(f"contains a NUL byte at offset {v.index(chr(0))} (not a valid file path)")
-    return v
-
-
-# Validators the compiled schema needs that have no home in fdtgen.configrules:
-# render_compiled() copies their source (and these constants) into _config_schema.py.
-_INLINED = (cmdline_after, path_after)
-_INLINED_CONSTANTS = {"COMMAND_LINE_SIZE": COMMAND_LINE_SIZE}
 
 Cmdline = Annotated[str, AfterValidator(cmdline_after)]
 FilePath = Annotated[str, Field(min_length=1), AfterValidator(path_after)]
@@ -243,8 +213,7 @@ _CONSTRAINTS = {
 
 def render_compiled() -> str:
     """Python source of ``fdtgen/_config_schema.py``."""
-    names: dict[Any, str] = {size_before: "size_before", path_or_declared: "path_or_declared"}
-    names.update((fn, fn.__name__) for fn in _INLINED)
+    names = {fn: fn.__name__ for fn in (size_before, path_or_declared, cmdline_after, path_after)}
 
     def render(v: Any, indent: int) -> str:
         pad = "    " * indent
@@ -266,10 +235,7 @@ def render_compiled() -> str:
         "Do not edit: regenerate after changing a model (a test checks it is current).\n"
         '"""\n\n'
         "from typing import Any\n\n"
-        "from .configrules import path_or_declared, size_before\n\n"
-        + "".join(f"{k} = {v!r}\n" for k, v in _INLINED_CONSTANTS.items())
-        + "".join(f"\n\n{inspect.getsource(fn)}" for fn in _INLINED)
-        + "\n\n"
+        "from .configrules import cmdline_after, path_after, path_or_declared, size_before\n\n"
         f"SCHEMA: Any = {render(compiled_schema(), 0)}\n"
     )
 

@@ -40,6 +40,38 @@ def size_before(v: Any) -> Any:
     return v
 
 
+# arch/arm64/include/uapi/asm/setup.h: the kernel keeps this many bytes of
+# /chosen/bootargs, its NUL included, and silently drops the rest.
+COMMAND_LINE_SIZE = 2048
+
+
+def cmdline_after(v: str) -> str:
+    """``cmdline`` becomes /chosen/bootargs: one NUL-terminated UTF-8 string that fits arm64's
+    COMMAND_LINE_SIZE."""
+    if "\0" in v:
+        raise ValueError(
+            f"contains a NUL byte at offset {v.index(chr(0))} (/chosen/bootargs is one "
+            "NUL-terminated string)"
+        )
+    try:
+        n = len(v.encode()) + 1
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8 text (it holds a lone surrogate)") from None
+    if n > COMMAND_LINE_SIZE:
+        raise ValueError(
+            f"is {n} bytes with its NUL, over arm64's COMMAND_LINE_SIZE of "
+            f"{COMMAND_LINE_SIZE} bytes (Linux would silently truncate it)"
+        )
+    return v
+
+
+def path_after(v: str) -> str:
+    """A file path the OS can open."""
+    if "\0" in v:
+        raise ValueError(f"contains a NUL byte at offset {v.index(chr(0))} (not a valid file path)")
+    return v
+
+
 def path_or_declared(v: Any) -> str:
     """Discriminator of ``kernel``/``initrd``: a path string, or a declared table."""
     return "path" if isinstance(v, str) else "declared"
@@ -52,6 +84,10 @@ def describe(err: Mapping[str, Any]) -> str:
         shown = f"{value:#x}"
     else:
         shown = repr(value)
+        if len(shown) > 80:  # a 3 kB command line is not worth repeating whole
+            shown = (
+                f"{shown[:60]}... ({len(value) if isinstance(value, str) else len(shown)} chars)"
+            )
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         return f"{loc}: unknown key (value {shown})"
@@ -191,8 +227,14 @@ class Settings:
 _validator: Any = None
 
 
-def validate(data: dict[str, Any], source: str = "config") -> Settings:
-    """Validate a mapping against the compiled schema; a failure is one ConfigError line."""
+def validate(
+    data: dict[str, Any], source: str = "config", from_cli: frozenset[str] = frozenset()
+) -> Settings:
+    """Validate a mapping against the compiled schema; a failure is one ConfigError line.
+
+    The line starts with ``source`` (the config file), or ``command line`` when
+    the offending key is one of ``from_cli``, the keys an option set.
+    """
     global _validator
     from pydantic_core import SchemaValidator, ValidationError
 
@@ -203,15 +245,20 @@ def validate(data: dict[str, Any], source: str = "config") -> Settings:
     try:
         values = _validator.validate_python(data)
     except ValidationError as e:
-        raise error_line(e.errors(), source) from None
+        errors = e.errors()
+        loc = errors[0]["loc"]
+        if loc and loc[0] in from_cli:
+            source = "command line"
+        raise error_line(errors, source) from None
     return Settings(values, data)
 
 
 def load(path: str | None, overrides: dict[str, Any] | None = None) -> Settings:
     """The embedded default, or ``path``, with CLI ``overrides`` applied on top."""
     data: dict[str, Any] = anchor_paths(read_file(path), path) if path else {}
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return validate(data, path or "config")
+    updates = {k: v for k, v in (overrides or {}).items() if v is not None}
+    data.update(updates)
+    return validate(data, path or "config", frozenset(updates))
 
 
 def override(cfg: Settings, overrides: dict[str, Any], source: str = "command line") -> Settings:
@@ -219,4 +266,4 @@ def override(cfg: Settings, overrides: dict[str, Any], source: str = "command li
     updates = {k: v for k, v in overrides.items() if v is not None}
     if not updates:
         return cfg
-    return validate({**cfg.raw, **updates}, source)
+    return validate({**cfg.raw, **updates}, source, frozenset(updates))

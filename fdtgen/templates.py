@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import IrqError, LayoutError, TemplateError
-from .irq import Intid, Ppi, Spi, Trigger
+from .irq import SPI_MAX, Intid, Ppi, Spi, Trigger
 from .layout import (
     DEVICE_KINDS,
+    MAX_ADDRESS_WIDTH,
+    MIN_ADDRESS_WIDTH,
     PAGE_SIZE,
     PLACEMENTS,
     REDIST_ANCHORS,
@@ -42,7 +44,7 @@ from .layout import (
     VirtioSpec,
     check_template,
 )
-from .units import U64_MAX, parse_size
+from .units import U32_MAX, U64_MAX, parse_size
 
 T = TypeVar("T")
 
@@ -173,10 +175,11 @@ class _Reader:
             if default is ...:
                 raise self._fail(key, "missing")
             return default  # type: ignore[no-any-return]
+        raw = self.data[key]
         try:
-            return conv(self.data[key])
+            return conv(raw)
         except (ValueError, TypeError, IrqError, LayoutError) as e:
-            raise self._fail(key, f"{self.data[key]!r}: {e}") from None
+            raise self._fail(key, f"{_shown(raw, conv)}: {e}") from None
 
     def table(self, key: str) -> _Reader:
         self.used.add(key)
@@ -202,6 +205,23 @@ class _Reader:
             raise self._fail(extra[0], "unknown key")
 
 
+_HEX: set[Callable[[Any], Any]] = set()
+
+
+def _hex(conv: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Mark a converter of addresses and byte counts: errors show its integers in hex."""
+    _HEX.add(conv)
+    return conv
+
+
+def _shown(v: Any, conv: Callable[[Any], Any]) -> str:
+    """A rejected value as an error shows it: addresses and large numbers in hex."""
+    if type(v) is int and (conv in _HEX or abs(v) > 0xFFFF):
+        return f"{v:#x}" if v >= 0 else f"-{-v:#x}"
+    return repr(v)
+
+
+@_hex
 def size(v: Any) -> int:
     n = parse_size(v) if isinstance(v, str) else v
     if type(n) is not int or not 0 <= n <= U64_MAX:
@@ -209,6 +229,16 @@ def size(v: Any) -> int:
     return n
 
 
+@_hex
+def region_size(v: Any) -> int:
+    """The size of a region the template pins: a range holds at least one byte."""
+    n = size(v)
+    if n == 0:
+        raise ValueError("must be > 0 (a region holds at least one byte)")
+    return n
+
+
+@_hex
 def address(v: Any) -> int:
     return size(v)
 
@@ -219,9 +249,27 @@ def text(v: Any) -> str:
     return v
 
 
+def dt_text(v: Any) -> str:
+    """A string the device tree carries: NUL-terminated there, so none inside."""
+    s = text(v)
+    if "\0" in s:
+        raise ValueError(
+            f"contains a NUL byte at offset {s.index(chr(0))} "
+            "(a device-tree string ends at its first NUL)"
+        )
+    return s
+
+
 def strings(v: Any) -> tuple[str, ...]:
+    """A device-tree string list (``compatible``): each string without a NUL."""
     if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
         raise TypeError("expected a non-empty list of strings")
+    for i, s in enumerate(v):
+        if "\0" in s:
+            raise ValueError(
+                f"string {i} contains a NUL byte at offset {s.index(chr(0))} "
+                "(a device-tree string ends at its first NUL)"
+            )
     return tuple(v)
 
 
@@ -229,6 +277,40 @@ def integer(v: Any) -> int:
     if type(v) is not int:
         raise TypeError("expected an integer")
     return v
+
+
+def int_in(lo: int, hi: int, why: str) -> Callable[[Any], int]:
+    """An integer in ``lo..hi``; ``why`` names the rule."""
+
+    def conv(v: Any) -> int:
+        n = integer(v)
+        if not lo <= n <= hi:
+            shown = (lambda x: f"{x:#x}") if hi > 0xFFFF else str
+            raise ValueError(f"must be in {shown(lo)}..{shown(hi)} ({why})")
+        return n
+
+    return conv
+
+
+u32 = int_in(0, U32_MAX, "it becomes one 32-bit device-tree cell")
+
+
+def spi(v: Any) -> Spi:
+    return Spi(integer(v))
+
+
+def ppi(v: Any) -> Ppi:
+    return Ppi(integer(v))
+
+
+def intid(v: Any) -> Intid:
+    return Intid(integer(v))
+
+
+def ppis(v: Any) -> tuple[Ppi, ...]:
+    if not isinstance(v, list) or not all(type(n) is int for n in v):
+        raise TypeError("expected a list of integers")
+    return tuple(Ppi(n) for n in v)
 
 
 def trigger(v: Any) -> Trigger:
@@ -269,24 +351,31 @@ def range_of(r: _Reader, base_key: str, end_key: str) -> Range | None:
             base_key if base is None else end_key,
             f"missing (give {base_key} and {end_key} together)",
         )
+    return _span(r, base_key, base, end_key, end)
+
+
+def _span(r: _Reader, base_key: str, base: int, end_key: str, end: int) -> Range:
+    """``[base, end)``; an empty or inverted span is an error naming ``end_key``."""
+    if end <= base:
+        raise r._fail(end_key, f"{end:#x}: must be > {base_key} {base:#x} (the end is exclusive)")
     return Range(base, end - base)
 
 
 def gic_spec(g: _Reader) -> GicSpec:
-    maint = g.get("maintenance_ppi", integer, None)
+    maint = g.get("maintenance_ppi", ppi, None)
     its = g.optional_table("its")
     v2m = g.optional_table("v2m")
     spec = GicSpec(
         version=g.get("version", integer),
-        dist=Range(g.get("dist_base", address), g.get("dist_size", size)),
+        dist=Range(g.get("dist_base", address), g.get("dist_size", region_size)),
         redist_window=range_of(g, "redist_base", "redist_end"),
         redist_stride=g.get("redist_stride", size, 128 * 1024),
-        maintenance_ppi=None if maint is None else Ppi(maint),
+        maintenance_ppi=maint,
         redist_reg=g.get("redist_reg", one_of(*REDIST_REG_KINDS), "vcpus"),
         redist2_window=range_of(g, "redist2_base", "redist2_end"),
         cpu_if=None
         if "cpu_base" not in g.data
-        else Range(g.get("cpu_base", address), g.get("cpu_size", size)),
+        else Range(g.get("cpu_base", address), g.get("cpu_size", region_size)),
         its=None if its is None else its_range(its, g),
         v2m=None if v2m is None else msi_frame(v2m),
         redist_anchor=g.get("redist_anchor", one_of(*REDIST_ANCHORS), "base"),
@@ -305,39 +394,37 @@ def its_range(its: _Reader, g: _Reader) -> Range:
         if "base" in its.data:
             raise its._fail("base", "an ITS below the redistributors takes no base")
         redist_base = g.get("redist_base", address)
-        its_size = its.get("size", size)
+        its_size = its.get("size", region_size)
         if its_size > redist_base:
             raise its._fail(
                 "size", f"{its_size:#x} does not fit below redist_base {redist_base:#x}"
             )
         return Range(redist_base - its_size, its_size)
-    return Range(its.get("base", address), its.get("size", size))
+    return Range(its.get("base", address), its.get("size", region_size))
 
 
 def msi_frame(r: _Reader) -> MsiFrame:
-    base_intid = r.get("base_intid", integer, None)
     return MsiFrame(
-        range=Range(r.get("base", address), r.get("size", size)),
-        base_intid=None if base_intid is None else Intid(base_intid),
-        num_spis=r.get("num_spis", integer, None),
+        range=Range(r.get("base", address), r.get("size", region_size)),
+        base_intid=r.get("base_intid", intid, None),
+        num_spis=r.get("num_spis", u32, None),
     )
 
 
 def device_spec(r: _Reader) -> DeviceSpec:
     base, placement = _base_or_placement(r)
-    spi = r.get("spi", integer, None)
     kind = r.get("kind", one_of(*DEVICE_KINDS))
     d = DeviceSpec(
         tag=r.get("tag", text),
         kind=kind,
         base=base,
-        size=r.get("size", size),
-        spi=None if spi is None else Spi(spi),
+        size=r.get("size", region_size),
+        spi=r.get("spi", spi, None),
         trigger=r.get("trigger", trigger, Trigger.LEVEL_HIGH),
         align=r.get("align", size, PAGE_SIZE),
         placement=placement,
-        power_key=r.get("power_key", integer, None),
-        power_pin=r.get("power_pin", integer, 3),
+        power_key=r.get("power_key", u32, None),
+        power_pin=r.get("power_pin", u32, 3),
     )
     if d.power_key is not None and kind != "pl061":
         raise r._fail("power_key", "only a pl061 GPIO controller has a power button")
@@ -350,19 +437,28 @@ NO_VIRTIO = VirtioSpec(None, 0x200, 0, Spi(0), Trigger.EDGE_RISING, placement="n
 
 def virtio_spec(v: _Reader) -> VirtioSpec:
     base, placement = _base_or_placement(v)
+    first_spi = v.get("first_spi", spi)
+    slots = v.get("slots", int_in(0, SPI_MAX + 1, "one SPI per transport"))
+    last = first_spi.number + slots - 1
+    if last > SPI_MAX:
+        raise v._fail(
+            "slots",
+            f"{slots}: slot {slots - 1} would get SPI {last}, past the binding's last SPI "
+            f"{SPI_MAX} (first_spi {first_spi.number} + slots - 1 must be <= {SPI_MAX})",
+        )
     return VirtioSpec(
         base=base,
         placement=placement,
         stride=v.get("stride", size),
-        slots=v.get("slots", integer),
-        first_spi=Spi(v.get("first_spi", integer)),
+        slots=slots,
+        first_spi=first_spi,
         trigger=v.get("trigger", trigger),
         dma_coherent=v.get("dma_coherent", boolean, True),
     )
 
 
 def hole(r: _Reader) -> Region:
-    h = Region(r.get("tag", text), Range(r.get("base", address), r.get("size", size)))
+    h = Region(r.get("tag", text), Range(r.get("base", address), r.get("size", region_size)))
     r.done()
     return h
 
@@ -388,7 +484,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
         reserved.append(
             Region(
                 r.get("tag", text),
-                Range(r.get("base", address), r.get("size", size)),
+                Range(r.get("base", address), r.get("size", region_size)),
                 align=r.get("align", size, 4096),
             )
         )
@@ -401,33 +497,37 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
         name=top.get("name", text),
         description=top.get("description", text, ""),
         source=top.get("source", text, ""),
-        model=m.get("model", text),
+        model=m.get("model", dt_text),
         compatible=m.get("compatible", strings),
         max_vcpus=m.get("max_vcpus", integer),
         psci_compatible=m.get("psci_compatible", strings),
         psci_method=m.get("psci_method", text),
-        timer_ppis=tuple(Ppi(n) for n in timer.get("ppis", lambda x: [integer(i) for i in x])),
+        timer_ppis=timer.get("ppis", ppis),
         timer_compatible=timer.get("compatible", strings, ("arm,armv8-timer",)),
         timer_names=timer.get("names", strings, ()),
-        cpu_compatible=m.get("cpu_compatible", text, "arm,armv8"),
+        cpu_compatible=m.get("cpu_compatible", dt_text, "arm,armv8"),
         cpu_map=m.get("cpu_map", boolean, False),
-        address_width=m.get("address_width", integer, None),
+        address_width=m.get(
+            "address_width",
+            int_in(MIN_ADDRESS_WIDTH, MAX_ADDRESS_WIDTH, "guest physical address bits"),
+            None,
+        ),
         pmu=None
         if pmu is None
-        else PmuSpec(Ppi(pmu.get("ppi", integer)), pmu.get("trigger", trigger, Trigger.LEVEL_HIGH)),
+        else PmuSpec(pmu.get("ppi", ppi), pmu.get("trigger", trigger, Trigger.LEVEL_HIGH)),
         devices=tuple(device_spec(r) for r in top.tables("device")),
         ram_holes=tuple(hole(r) for r in d.tables("hole")),
         timer_trigger=timer.get("trigger", trigger),
         gic=gic,
         uart=UartSpec(
             base=u.get("base", address),
-            size=u.get("size", size),
-            spi=Spi(u.get("spi", integer)),
+            size=u.get("size", region_size),
+            spi=u.get("spi", spi),
             trigger=u.get("trigger", trigger),
             kind=u.get("kind", one_of(*UART_KINDS), "pl011"),
         ),
         virtio=virtio,
-        dram=Range(d.get("base", address), d.get("max_end", address) - d.get("base", address)),
+        dram=_span(d, "base", d.get("base", address), "max_end", d.get("max_end", address)),
         boot=BootSpec(
             kernel_offset=b.get("kernel_offset", size),
             initrd_offset=b.get("initrd_offset", size),
@@ -436,7 +536,9 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
         ),
         reserved=tuple(reserved),
         rules=tuple(rules),
-        uart_clock_hz=u.get("clock_hz", integer, 24_000_000),
+        uart_clock_hz=u.get(
+            "clock_hz", int_in(1, U32_MAX, "clock-frequency is one 32-bit cell"), 24_000_000
+        ),
         path=path,
     )
     for reader in (top, m, timer, g, u, d, b, *(r for r in (v, pmu) if r is not None)):

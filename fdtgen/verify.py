@@ -1609,8 +1609,7 @@ def manifest_from(data: Any, source: str = "manifest") -> BootManifest:
         for part in key.split("."):
             if not isinstance(cur, dict):
                 raise ConfigError(
-                    f"{source}: {'.'.join(walked)}: {_brief(cur)} is not an object "
-                    f"{_MANIFEST_HINT}"
+                    f"{source}: {'.'.join(walked)}: {_brief(cur)} is not an object {_MANIFEST_HINT}"
                 )
             walked.append(part)
             if part not in cur:
@@ -1796,13 +1795,13 @@ def boot_findings(ctx: _Ctx, blob: Blob, m: BootManifest) -> list[Finding]:
         align_down(dtb.base, DTB_BLOCK),
         align_up(dtb.end, DTB_BLOCK) - align_down(dtb.base, DTB_BLOCK),
     )
-    for what, spans in (("/memory", ram), ("the manifest's memory", m.memory)):
-        if not covered(block, spans):
+    for what, described in (("/memory", ram), ("the manifest's memory", m.memory)):
+        if not covered(block, described):
             add(
                 "dtb-block-ram",
                 str(dtb),
                 f"the DTB's 2 MiB block {block} is not wholly RAM in {what} "
-                f"{', '.join(str(r) for r in spans) or '(none)'} (booting.rst: the dtb is "
+                f"{', '.join(str(r) for r in described) or '(none)'} (booting.rst: the dtb is "
                 '"mapped cacheable using blocks of up to 2 megabytes")',
             )
     if kernel.base < block.end and block.base < kernel.end:

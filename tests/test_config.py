@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from fdtgen import config, configrules
 from fdtgen.errors import ConfigError
 
-from .conftest import ROOT
+from .conftest import FIXTURES, ROOT
 
 
 def test_compiled_schema_is_current():
@@ -66,6 +66,14 @@ CASES = [
     {"address_width": 65},
     {"entropy_seed": ""},
     {"rng_seed": 2000, "vcpus": -1},
+    {"cmdline": "console=ttyAMA0\x00init=/bin/sh"},
+    {"cmdline": "a" * 2047},
+    {"cmdline": "a" * 2048},
+    {"cmdline": "\u00e9" * 1023},
+    {"cmdline": "\u00e9" * 1024},
+    {"cmdline": "\ud800"},
+    {"kernel": "boot/Image\x00"},
+    {"initrd": "\x00"},
 ]
 
 
@@ -79,7 +87,9 @@ VALUES = st.one_of(
     st.booleans(),
     st.integers(-5, 2**65),
     st.floats(allow_nan=False),
-    st.sampled_from(["", "1GiB", "512MiB", "hvc", "smc", "squib", "0x1000", "4", "x"]),
+    st.sampled_from(
+        ["", "1GiB", "512MiB", "hvc", "smc", "squib", "0x1000", "4", "x", "a\x00b", "x" * 2048]
+    ),
     st.dictionaries(
         st.sampled_from(["size", "text_offset", "sockets", "cores", "x"]),
         st.integers(-1, 2**21),
@@ -125,3 +135,85 @@ def test_build_from_a_config_does_not_import_pydantic(tmp_path: Path):
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["0", "False"]
+
+
+# -- /chosen/bootargs: one NUL-terminated string within arm64's COMMAND_LINE_SIZE ----
+
+
+@pytest.mark.parametrize(
+    "validate", [config.validate, configrules.validate], ids=["models", "compiled"]
+)
+@pytest.mark.parametrize(
+    "cmdline, match",
+    [
+        (
+            "console=ttyAMA0\x00init=/bin/sh",
+            r"^config: cmdline: 'console=ttyAMA0\\x00init=/bin/sh': value error, contains a NUL "
+            r"byte at offset 15 \(/chosen/bootargs is one NUL-terminated string\)$",
+        ),
+        (
+            "a" * 2048,
+            r"^config: cmdline: 'a{59}\.\.\. \(2048 chars\): value error, is 2049 bytes with its "
+            r"NUL, over arm64's "
+            r"COMMAND_LINE_SIZE of 2048 bytes \(Linux would silently truncate it\)$",
+        ),
+        ("\u00e9" * 1024, r"cmdline: .*: value error, is 2049 bytes with its NUL"),  # UTF-8 bytes
+        ("\ud800", r"cmdline: '\\ud800': value error, is not valid UTF-8 text"),
+    ],
+    ids=["nul", "2048-bytes", "1024-two-byte-chars", "surrogate"],
+)
+def test_bad_cmdlines_are_rejected_naming_the_rule(validate, cmdline, match):
+    with pytest.raises(ConfigError, match=match):
+        validate({"cmdline": cmdline})
+
+
+@pytest.mark.parametrize(
+    "validate", [config.validate, configrules.validate], ids=["models", "compiled"]
+)
+def test_the_longest_cmdline_arm64_keeps_is_accepted(validate):
+    assert validate({"cmdline": "a" * 2047}).cmdline == "a" * 2047
+    assert validate({"cmdline": "\u00e9" * 1023 + "a"}).machine().cmdline.endswith("a")
+
+
+@pytest.mark.parametrize("key", ["kernel", "initrd"])
+def test_a_nul_in_a_file_path_is_a_config_error(key):
+    with pytest.raises(ConfigError, match=rf"{key}\.path: 'a\\x00b': value error, contains a NUL"):
+        configrules.validate({key: "a\x00b"})
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fdtgen", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            [str(FIXTURES / "configs" / "cmdline-nul-fail.json")],
+            "cmdline-nul-fail.json: cmdline: 'console=ttyAMA0\\x00init=/bin/sh': value error, "
+            "contains a NUL byte at offset 15",
+        ),
+        (
+            ["--cmdline", "x" * 2100],
+            "cmdline: '" + "x" * 59 + "... (2100 chars): value error, is 2101 bytes with its NUL, "
+            "over arm64's COMMAND_LINE_SIZE of 2048 bytes",
+        ),
+    ],
+    ids=["nul-in-config", "too-long-option"],
+)
+def test_cli_rejects_bad_cmdlines_in_one_line_exit_2_and_no_file(tmp_path, args, message):
+    out = tmp_path / "guest.dtb"
+    r = run_cli("build", *args, "-o", str(out), "--dts", str(tmp_path / "guest.dts"))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("fdtgen: error: ")
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert message in r.stderr
+    assert r.stdout == ""
+    assert list(tmp_path.iterdir()) == []

@@ -645,3 +645,215 @@ def test_builtin_template_data_matches_the_toml_files():
     assert current == render_builtin(), (
         "fdtgen/_builtin_templates.py is stale: run `python -m fdtgen.templates`"
     )
+
+
+# -- template values that reach the device tree are checked at load, by key ---------
+
+
+@pytest.mark.parametrize(
+    "name, old, new, message",
+    [
+        pytest.param(
+            "squib",
+            'dist_size = "64KiB"',
+            "dist_size = 0",
+            "gic.dist_size: 0x0: must be > 0 (a region holds at least one byte)",
+            id="dist-size-zero",
+        ),
+        pytest.param(
+            "squib",
+            "max_end = 0x0100_0000_0000",
+            "max_end = 0x4000_0000",
+            "dram.max_end: 0x40000000: must be > base 0x80000000 (the end is exclusive)",
+            id="max-end-below-base",
+        ),
+        pytest.param(
+            "squib",
+            "redist_end = 0x0E0A_0000",
+            "redist_end = 0x080A_0000",
+            "gic.redist_end: 0x80a0000: must be > redist_base 0x80a0000 (the end is exclusive)",
+            id="empty-redist-window",
+        ),
+        pytest.param(
+            "squib",
+            "spi = 1 ",
+            "spi = 1000 ",
+            "uart.spi: 1000: SPI 1000 is outside the binding range 0..987",
+            id="uart-spi",
+        ),
+        pytest.param(
+            "squib",
+            "ppis = [13, 14, 11, 10]",
+            "ppis = [13, 14, 11, 16]",
+            "timer.ppis: [13, 14, 11, 16]: PPI 16 is outside the binding range 0..15",
+            id="timer-ppi",
+        ),
+        pytest.param(
+            "squib",
+            "maintenance_ppi = 9",
+            "maintenance_ppi = -1",
+            "gic.maintenance_ppi: -1: PPI -1 is outside the binding range 0..15",
+            id="maintenance-ppi",
+        ),
+        pytest.param(
+            "squib",
+            "first_spi = 16",
+            "first_spi = 960",
+            "virtio.slots: 32: slot 31 would get SPI 991, past the binding's last SPI 987 "
+            "(first_spi 960 + slots - 1 must be <= 987)",
+            id="virtio-spis-past-987",
+        ),
+        pytest.param(
+            "squib",
+            'model = "squib,microvm"',
+            'model = "squib\\u0000microvm"',
+            "machine.model: 'squib\\x00microvm': contains a NUL byte at offset 5 "
+            "(a device-tree string ends at its first NUL)",
+            id="nul-in-model",
+        ),
+        pytest.param(
+            "squib",
+            '"linux,dummy-virt"]',
+            '"linux,dummy\\u0000virt"]',
+            "machine.compatible: ['linux,squib-microvm', 'linux,dummy\\x00virt']: string 1 "
+            "contains a NUL byte at offset 11",
+            id="nul-in-compatible",
+        ),
+        pytest.param(
+            "squib",
+            '"arm,psci-0.2"]',
+            '"arm,psci\\u0000"]',
+            "machine.psci_compatible: ['arm,psci-1.0', 'arm,psci\\x00']: string 1 contains a NUL",
+            id="nul-in-psci-compatible",
+        ),
+        pytest.param(
+            "qemu-virt",
+            'cpu_compatible = "arm,cortex-a57"',
+            'cpu_compatible = "\\u0000"',
+            "machine.cpu_compatible: '\\x00': contains a NUL byte at offset 0",
+            id="nul-in-cpu-compatible",
+        ),
+        pytest.param(
+            "qemu-virt",
+            '"arm,armv7-timer"]',
+            '"arm,armv7-timer\\u0000"]',
+            "timer.compatible: ['arm,armv8-timer', 'arm,armv7-timer\\x00']: string 1 contains "
+            "a NUL",
+            id="nul-in-timer-compatible",
+        ),
+        pytest.param(
+            "squib",
+            'trigger = "level-high"\n\n[virtio]',
+            'trigger = "level-high"\nclock_hz = 0x1_0000_0000\n\n[virtio]',
+            "uart.clock_hz: 0x100000000: must be in 0x1..0xffffffff "
+            "(clock-frequency is one 32-bit cell)",
+            id="uart-clock-past-u32",
+        ),
+        pytest.param(
+            "squib",
+            'trigger = "level-high"\n\n[virtio]',
+            'trigger = "level-high"\nclock_hz = 0\n\n[virtio]',
+            "uart.clock_hz: 0: must be in 0x1..0xffffffff (clock-frequency is one 32-bit cell)",
+            id="uart-clock-zero",
+        ),
+        pytest.param(
+            "qemu-virt",
+            "power_key = 116",
+            "power_key = 0x1_0000_0000",
+            "device[2].power_key: 0x100000000: must be in 0x0..0xffffffff "
+            "(it becomes one 32-bit device-tree cell)",
+            id="power-key-past-u32",
+        ),
+        pytest.param(
+            "qemu-virt",
+            "power_pin = 3",
+            "power_pin = -1",
+            "device[2].power_pin: -1: must be in 0x0..0xffffffff "
+            "(it becomes one 32-bit device-tree cell)",
+            id="negative-power-pin",
+        ),
+        pytest.param(
+            "qemu-virt",
+            "spi = 7 ",
+            "spi = 988 ",
+            "device[2].spi: 988: SPI 988 is outside the binding range 0..987",
+            id="device-spi",
+        ),
+        pytest.param(
+            "qemu-virt",
+            "size = 0x18",
+            "size = 0",
+            "device[1].size: 0x0: must be > 0",
+            id="device-size-zero",
+        ),
+        pytest.param(
+            "qemu-virt",
+            'size = "128KiB"',
+            'size = "0KiB"',
+            "gic.its.size: '0KiB': must be > 0",
+            id="its-size-zero",
+        ),
+        pytest.param(
+            "qemu-virt",
+            'size = "16MiB"',
+            "size = 0",
+            "reserved[4].size: 0x0: must be > 0",
+            id="reserved-size-zero",
+        ),
+        pytest.param(
+            "qemu-virt",
+            "cpu_map = true",
+            "cpu_map = true\naddress_width = 65",
+            "machine.address_width: 65: must be in 32..64 (guest physical address bits)",
+            id="address-width",
+        ),
+        pytest.param(
+            "qemu-virt-gicv2",
+            'size = "4KiB"',
+            "size = 0",
+            "gic.v2m.size: 0x0: must be > 0",
+            id="v2m-size-zero",
+        ),
+        pytest.param(
+            "qemu-virt-gicv2",
+            "ppi = 7",
+            "ppi = 99",
+            "pmu.ppi: 99: PPI 99 is outside the binding range 0..15",
+            id="pmu-ppi",
+        ),
+    ],
+)
+def test_bad_template_values_name_the_key_value_and_rule(tmp_path, name, old, new, message):
+    text = (templates_dir() / f"{name}.toml").read_text()
+    assert text.count(old) >= 1, old
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(TemplateError) as err:
+        build(Machine(template=str(path)))
+    assert str(err.value).startswith(f"template {path}: {message}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_rejects_a_template_value_past_u32_in_one_line_exit_2_and_no_file(tmp_path):
+    fixture = ROOT / "fixtures" / "templates" / "uart-clock-fail.toml"
+    for args in (
+        ["build", "-o", str(tmp_path / "guest.dtb")],
+        ["dts"],
+        ["templates", str(fixture)],
+    ):
+        if args[0] != "templates":
+            args += ["--template", str(fixture)]
+        r = subprocess.run(
+            [sys.executable, "-m", "fdtgen", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr == (
+            f"fdtgen: error: template {fixture}: uart.clock_hz: 0x100000000: must be in "
+            "0x1..0xffffffff (clock-frequency is one 32-bit cell)\n"
+        )
+        assert r.stdout == ""
+    assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -647,6 +648,182 @@ def test_chosen_initrd_must_be_absent_without_an_initrd():
 def test_a_malformed_manifest_is_a_config_error(data, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         manifest_from(data, "boot.json")
+
+
+# Boot rules against a manifest that fdtgen build wrote, then edited.
+
+RAM_END = 0xA000_0000  # the default 512 MiB from 0x8000_0000
+
+
+def placed_build(tmp: Path, *extra: str) -> tuple[bytes, dict[str, Any]]:
+    """The DTB and manifest of ``fdtgen build --kernel KERNEL --initrd FILE`` (plus ``extra``)."""
+    initrd, out, man = tmp / "initrd.img", tmp / "x.dtb", tmp / "m.json"
+    initrd.write_bytes(bytes(range(256)) * 20)
+    r = fdtgen(
+        "build",
+        "--kernel",
+        str(KERNEL),
+        "--initrd",
+        str(initrd),
+        "-o",
+        str(out),
+        "--manifest",
+        str(man),
+        *extra,
+    )
+    assert r.returncode == 0, r.stderr
+    return out.read_bytes(), json.loads(man.read_text())
+
+
+@pytest.fixture(scope="module")
+def placed(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict[str, Any]]:
+    return placed_build(tmp_path_factory.mktemp("placed"))
+
+
+def edited(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``data`` with each dotted key set (``None``: removed)."""
+    out = json.loads(json.dumps(data))
+    for key, value in changes.items():
+        *parents, last = key.split(".")
+        cur = out
+        for p in parents:
+            cur = cur[int(p)] if isinstance(cur, list) else cur[p]
+        if value is None and isinstance(cur, dict):
+            del cur[last]
+        elif isinstance(cur, list):
+            cur[int(last)] = value
+        else:
+            cur[last] = value
+    return out
+
+
+def boot_rules(blob: bytes, data: dict[str, Any]) -> list[Finding]:
+    return verify(blob, Options(manifest=manifest_from(data, "m.json")))
+
+
+def test_the_built_placement_is_where_the_dtb_block_cases_assume(placed):
+    blob, data = placed
+    assert boot_rules(blob, data) == []
+    assert data["kernel"]["load_address"] == KERNEL_AT
+    assert data["kernel"]["reserved"] == data["kernel"]["image_size"] == 0x1AB_0000
+    assert (data["initrd"]["address"], data["dtb"]["address"]) == (INITRD_AT, DTB_AT)
+    assert data["memory"] == [{"address": 0x8000_0000, "size": RAM_END - 0x8000_0000}]
+
+
+def _dtb_at(address: int, **more: Any) -> dict[str, Any]:
+    return {"dtb.address": address, "registers.x0": address, **more}
+
+
+# Each edit keeps the DTB's own bytes clear of the kernel, the initrd and the
+# end of RAM, so only the 2 MiB block around it breaks the rule.
+DTB_BLOCK_CASES = [
+    # The kernel's image_size ends at 0x81cb0000, inside the block [0x81c00000, 0x81e00000).
+    ("boot.dtb-block-kernel", _dtb_at(0x81D0_0000), {"boot.dtb-block-kernel"}),
+    # kernel.reserved past image_size reaches into the block [0x81e00000, 0x82000000).
+    (
+        "boot.dtb-block-kernel",
+        _dtb_at(0x81F0_0000, **{"kernel.reserved": 0x1C8_0000}),
+        {"boot.dtb-block-kernel"},
+    ),
+    # Without kernel.reserved, image_size is the range.
+    (
+        "boot.dtb-block-kernel",
+        _dtb_at(0x81D0_0000, **{"kernel.reserved": None}),
+        {"boot.dtb-block-kernel"},
+    ),
+    # The initrd [0x90000000, 0x90001400) is in the block [0x90000000, 0x90200000).
+    ("boot.dtb-block-initrd", _dtb_at(0x9010_0000), {"boot.dtb-block-initrd"}),
+    # The manifest's RAM ends 0xf0000 short of the block's end; /memory disagrees too.
+    (
+        "boot.dtb-block-ram",
+        {"memory.0.size": RAM_END - 0x8000_0000 - 0xF_0000},
+        {"boot.dtb-block-ram", "boot.memory"},
+    ),
+    ("boot.kernel-footprint", {"kernel.reserved": 0x1000}, {"boot.kernel-footprint"}),
+]
+
+
+@pytest.mark.parametrize(
+    "rule, changes, expected",
+    [pytest.param(*c, id=f"{c[0]}-{i}") for i, c in enumerate(DTB_BLOCK_CASES)],
+)
+def test_each_dtb_block_rule_fires_on_an_edited_built_manifest(placed, rule, changes, expected):
+    blob, data = placed
+    found = boot_rules(blob, edited(data, changes))
+    assert {f.rule for f in found} == expected, "\n".join(map(str, found))
+    assert rule in expected
+
+
+def test_the_dtb_block_ignores_a_reserved_range_ending_before_it(placed):
+    blob, data = placed
+    assert boot_rules(blob, edited(data, _dtb_at(0x81F0_0000))) == []
+    assert boot_rules(blob, edited(data, _dtb_at(0x9020_0000))) == []
+
+
+def test_the_dtb_block_must_be_ram_in_memory_as_well_as_in_the_manifest(tmp_path):
+    blob, data = placed_build(tmp_path, "--memory", str(512 * MiB + 64 * 1024))
+    assert data["memory"] == [{"address": 0x8000_0000, "size": 512 * MiB + 64 * 1024}]
+    assert boot_rules(blob, data) == []
+    # The blob fits in the 64 KiB of RAM past 0xa0000000; its 2 MiB block does not.
+    found = boot_rules(blob, edited(data, _dtb_at(RAM_END)))
+    assert [(f.rule, f.value) for f in found] == [
+        ("boot.dtb-block-ram", f"[{RAM_END:#x}, {RAM_END + len(blob):#x})")
+    ] * 2, "\n".join(map(str, found))
+    assert "in /memory [0x80000000, 0xa0010000)" in found[0].message
+    assert "in the manifest's memory [0x80000000, 0xa0010000)" in found[1].message
+
+
+BAD_MANIFESTS = [
+    ({"memory.0": {"address": 0x8000_0000, "length": 1}}, "memory[0].size: missing"),
+    ({"memory.0": {"address": 0x8000_0000, "size": 1, "x": 2}}, "memory[0]: unknown key 'x'"),
+    ({"memory.0": 5}, "memory[0]: 0x5 is not an {address, size} object"),
+    ({"memory": {"address": 0}}, "memory: {'address': 0} is not a list"),
+    ({"kernel": [1]}, "kernel: [1] is not an object"),
+    ({"kernel.load_address": -1}, "kernel.load_address: -0x1 is not a 64-bit unsigned integer"),
+    ({"kernel.image_size": 1.5}, "kernel.image_size: 1.5 is not a 64-bit unsigned integer"),
+    ({"kernel.reserved": 0}, "kernel.reserved: 0x0 is empty"),
+    ({"kernel.entry": None}, "kernel.entry: missing"),
+    ({"registers.x1": "zero"}, "registers.x1: 'zero' is not an integer"),
+    ({"registers.pc": True}, "registers.pc: True is not a 64-bit unsigned integer"),
+    ({"initrd": "big"}, "initrd: 'big' is not an {address, size} object or null"),
+    ({"initrd.size": None}, "initrd.size: missing"),
+    ({"dtb.size": 0}, "dtb.size: 0x0 is empty"),
+    ({"dtb.address": 1 << 64}, "dtb.address: 0x10000000000000000 is not a 64-bit unsigned"),
+    ({"dtb.address": (1 << 64) - 8}, "dtb: address 0xfffffffffffffff8 + size"),
+]
+
+
+@pytest.mark.parametrize(
+    "changes, message", [pytest.param(*c, id=c[1].split(":")[0]) for c in BAD_MANIFESTS]
+)
+def test_a_malformed_manifest_field_is_one_error_line_exit_2(placed, tmp_path, changes, message):
+    blob, data = placed
+    (tmp_path / "x.dtb").write_bytes(blob)
+    (tmp_path / "m.json").write_text(json.dumps(edited(data, changes)))
+    r = fdtgen("verify", str(tmp_path / "x.dtb"), "--manifest", str(tmp_path / "m.json"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert r.stderr.startswith(f"fdtgen: error: {tmp_path / 'm.json'}: ")
+    assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[1, 2]", "[1, 2] is not a JSON object"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON: nested too deeply"),
+        ('{"memory": [{"address": ' + "9" * 5000 + ', "size": 1}]}', "a number has more than"),
+        ('{"kernel": 1}', "memory: missing"),
+    ],
+    ids=["list", "deep", "long-number", "no-memory"],
+)
+def test_a_malformed_manifest_document_is_one_error_line_exit_2(placed, tmp_path, text, message):
+    (tmp_path / "x.dtb").write_bytes(placed[0])
+    (tmp_path / "m.json").write_text(text)
+    r = fdtgen("verify", str(tmp_path / "x.dtb"), "--manifest", str(tmp_path / "m.json"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
 
 
 # The command line.
