@@ -13,9 +13,8 @@ path anchoring, and the conversion to :class:`~fdtgen.machine.Machine` and
 
 from __future__ import annotations
 
-import json
+import copy
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +120,9 @@ def error_line(errors: list[Any], source: str) -> ConfigError:
 
 def read_file(path: str) -> dict[str, Any]:
     """A config file as a mapping: JSON if it ends in ``.json``, TOML otherwise."""
+    import json  # only configs read from a file need a parser
+    import tomllib
+
     is_json = path.lower().endswith(".json")
     try:
         with open(path, "rb") as f:
@@ -192,24 +194,25 @@ class Settings:
     ) -> Boot:
         """Kernel, initrd and entropy settings; reads the kernel and initrd files named
         (through the given readers, e.g. caching ones, or :mod:`fdtgen.image`'s)."""
-        from . import image
         from .pipeline import Boot
-
-        read_kernel = read_kernel or image.read_kernel
-        read_initrd = read_initrd or image.read_initrd
-        declared_kernel = image.declared_kernel
 
         v = self.values
         kernel = None
         if isinstance(v["kernel"], str):
-            kernel = read_kernel(v["kernel"])
+            from .image import read_kernel as default_read_kernel
+
+            kernel = (read_kernel or default_read_kernel)(v["kernel"])
         elif v["kernel"] is not None:
+            from .image import declared_kernel
+
             k = v["kernel"]
             kernel = declared_kernel(k["size"], k["text_offset"], k["image_size"], k["flags"])
         initrd = None
         initrd_size = None
         if isinstance(v["initrd"], str):
-            initrd = read_initrd(v["initrd"])
+            from .image import read_initrd as default_read_initrd
+
+            initrd = (read_initrd or default_read_initrd)(v["initrd"])
             initrd_size = initrd.size
         elif v["initrd"] is not None:
             initrd_size = v["initrd"]["size"]
@@ -236,6 +239,8 @@ def validate(
     the offending key is one of ``from_cli``, the keys an option set.
     """
     global _validator
+    if not data:  # nothing to check: the defaults, without loading pydantic_core
+        return Settings(defaults(), data)
     from pydantic_core import SchemaValidator, ValidationError
 
     if _validator is None:
@@ -251,6 +256,19 @@ def validate(
             source = "command line"
         raise error_line(errors, source) from None
     return Settings(values, data)
+
+
+def defaults() -> dict[str, Any]:
+    """Every key's default, as validating ``{}`` gives them (read from the compiled schema)."""
+    from ._config_schema import SCHEMA
+
+    out = {}
+    for name, field in SCHEMA["fields"].items():
+        schema = field["schema"]
+        if schema["type"] != "default":
+            raise AssertionError(f"config key {name!r} has no default")  # a bug, not input
+        out[name] = copy.deepcopy(schema["default"])
+    return out
 
 
 def load(path: str | None, overrides: dict[str, Any] | None = None) -> Settings:

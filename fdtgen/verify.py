@@ -25,7 +25,6 @@ No config is parsed here, so pydantic is never imported.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -1544,6 +1543,8 @@ def load_manifest(path: str) -> BootManifest:
 
     Any problem with the file, its JSON or a field the boot rules read is one
     :class:`ConfigError` line."""
+    import json  # only --manifest needs it
+
     try:
         with open(path, "rb") as f:
             data = json.load(f)
@@ -1883,6 +1884,8 @@ def _cells_value(p: Prop | None) -> int | None:
 
 
 def findings_json(findings: Sequence[Finding], source: str) -> str:
+    import json  # only --json needs it
+
     return (
         json.dumps(
             {"blob": source, "clean": not findings, "findings": [f.as_dict() for f in findings]},

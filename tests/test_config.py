@@ -217,3 +217,13 @@ def test_cli_rejects_bad_cmdlines_in_one_line_exit_2_and_no_file(tmp_path, args,
     assert message in r.stderr
     assert r.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_defaults_are_what_validating_nothing_gives():
+    from pydantic_core import SchemaValidator
+
+    from fdtgen._config_schema import SCHEMA
+
+    assert configrules.defaults() == SchemaValidator(SCHEMA).validate_python({})
+    assert configrules.defaults() == config.Config().model_dump()
+    assert configrules.validate({}).machine() == config.Config().machine()
