@@ -370,32 +370,39 @@ class _FreeList:
     def _descend_first(self, tree: list[int], lo: int, need: int) -> int:
         """The first block index >= ``lo`` whose tree entry is >= ``need``, or -1."""
         size = self.size
-
-        def go(k: int, left: int, right: int) -> int:
-            if right <= lo or tree[k] < need:
-                return -1
-            if k >= size:
-                return k - size
-            mid = (left + right) // 2
-            found = go(2 * k, left, mid)
-            return found if found >= 0 else go(2 * k + 1, mid, right)
-
-        return go(1, 0, size)
+        if lo >= size:
+            return -1
+        k = size + lo
+        if tree[k] < need:
+            # Climb until a right sibling (a range right of lo) may hold it.
+            while True:
+                if k == 1:
+                    return -1
+                if k % 2 == 0 and tree[k + 1] >= need:
+                    k += 1
+                    break
+                k //= 2
+        while k < size:  # descend, leftmost child first
+            k = 2 * k if tree[2 * k] >= need else 2 * k + 1
+        return k - size
 
     def _descend_last(self, tree: list[int], hi: int, need: int) -> int:
         """The last block index <= ``hi`` whose tree entry is >= ``need``, or -1."""
         size = self.size
-
-        def go(k: int, left: int, right: int) -> int:
-            if left > hi or tree[k] < need:
-                return -1
-            if k >= size:
-                return k - size
-            mid = (left + right) // 2
-            found = go(2 * k + 1, mid, right)
-            return found if found >= 0 else go(2 * k, left, mid)
-
-        return go(1, 0, size)
+        if hi < 0:
+            return -1
+        k = size + min(hi, size - 1)
+        if tree[k] < need:
+            while True:
+                if k == 1:
+                    return -1
+                if k % 2 == 1 and tree[k - 1] >= need:
+                    k -= 1
+                    break
+                k //= 2
+        while k < size:  # descend, rightmost child first
+            k = 2 * k + 1 if tree[2 * k + 1] >= need else 2 * k
+        return k - size
 
     def _first(self, tree: list[int], lo: int, need: int, align: int) -> int:
         while True:
