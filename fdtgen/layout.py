@@ -368,6 +368,17 @@ def check_regions(regions: Sequence[Region], context: str = "layout") -> None:
             raise RegionOverlapError(a, b, context)
 
 
+def _one_owner_each(wired: Sequence[tuple[Spi | Ppi, str]], where: str) -> None:
+    """No interrupt is wired to two users (a shared line needs the binding to say so)."""
+    owner: dict[Spi | Ppi, str] = {}
+    for irq, tag in wired:
+        if irq in owner:
+            raise LayoutError(
+                f"{where}: {irq} ({irq.intid}) is wired to both {owner[irq]!r} and {tag!r}"
+            )
+        owner[irq] = tag
+
+
 def check_template(t: Template) -> None:
     """The load-time proofs. Raises :class:`LayoutError` naming regions and ranges."""
     where = f"template {t.name!r}"
@@ -523,25 +534,13 @@ def _check_interrupts(t: Template, where: str) -> None:
         spis = [s for s in spis if not s[1].startswith("virtio-")]
     if t.gic.v2m is not None:
         spis += [(s, "gic-v2m") for s in t.gic.v2m.spis()]
-    owner: dict[Spi, str] = {}
-    for spi, tag in spis:
-        if spi in owner:
-            raise LayoutError(
-                f"{where}: {spi} ({spi.intid}) is wired to both {owner[spi]!r} and {tag!r}"
-            )
-        owner[spi] = tag
+    _one_owner_each(spis, where)
     ppis: list[tuple[Ppi, str]] = [(p, "timer") for p in t.timer_ppis]
     if t.gic.maintenance_ppi is not None:
         ppis.append((t.gic.maintenance_ppi, "gic maintenance"))
     if t.pmu is not None:
         ppis.append((t.pmu.ppi, "pmu"))
-    seen: dict[Ppi, str] = {}
-    for ppi, what in ppis:
-        if ppi in seen:
-            raise LayoutError(
-                f"{where}: {ppi} ({ppi.intid}) is used by both {seen[ppi]} and {what}"
-            )
-        seen[ppi] = what
+    _one_owner_each(ppis, where)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, bytes], None]:
         assert actual == path.read_bytes(), f"{name} changed; rerun with --update-goldens if intended"
 
     return check
+
+
+def run_fdtgen(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it, in a fresh interpreter (text output, never raises)."""
+    return subprocess.run(
+        [sys.executable, "-m", "fdtgen", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 class Dtc:

@@ -33,6 +33,7 @@ from fdtgen.trampoline import TRAMPOLINE_SIZE
 
 from .bootkit import debian, guest, initramfs, modinfo
 from .conftest import ROOT
+from .conftest import run_fdtgen as fdtgen
 from .treeview import via_libfdt
 
 MiB = 1 << 20
@@ -40,16 +41,6 @@ GiB = 1 << 30
 QEMU = shutil.which("qemu-system-aarch64")
 DISK_MARKER_OFFSET = 1024 * 512  # the guest reads this sector (dd skip=1024)
 MODULES = ["virtio_mmio", "virtio_blk", "virtio_rng"]
-
-
-def fdtgen(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fdtgen", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def require_qemu() -> str:

@@ -14,6 +14,7 @@ from fdtgen import config, configrules
 from fdtgen.errors import ConfigError
 
 from .conftest import FIXTURES, ROOT
+from .conftest import run_fdtgen as run_cli
 
 
 def test_compiled_schema_is_current():
@@ -179,16 +180,6 @@ def test_the_longest_cmdline_arm64_keeps_is_accepted(validate):
 def test_a_nul_in_a_file_path_is_a_config_error(key):
     with pytest.raises(ConfigError, match=rf"{key}\.path: 'a\\x00b': value error, contains a NUL"):
         configrules.validate({key: "a\x00b"})
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fdtgen", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(

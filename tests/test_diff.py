@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import libfdt
 import pytest
@@ -17,7 +15,8 @@ from fdtgen.dts import to_dts
 from fdtgen.parse import parse, with_labels
 from fdtgen.tree import DeviceTree, Node, Prop
 
-from .conftest import FIXTURES, ROOT
+from .conftest import FIXTURES
+from .conftest import run_fdtgen as fdtgen
 from .test_parse import NOP, header, raw_blob, relayout, u32
 from .test_verify import add_child, drop_prop, edit, remove, set_prop
 
@@ -205,16 +204,6 @@ def test_qemu_dump_and_fdtgen_qemu_virt_differ_only_where_expected():
     for c in changes:
         if c.path.startswith(modelled):
             assert c.kind == "node-renamed", c
-
-
-def fdtgen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fdtgen", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def test_cli_exit_codes_are_0_same_1_different_2_unreadable(tmp_path):

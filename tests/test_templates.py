@@ -586,7 +586,7 @@ def test_a_topology_that_does_not_add_up_is_rejected():
             "[pmu]\nppi = 7",
             "[pmu]\nppi = 13",
             LayoutError,
-            r"PPI 13 \(INTID 29\) is used by both timer and pmu",
+            r"PPI 13 \(INTID 29\) is wired to both 'timer' and 'pmu'",
             id="ppi-collision",
         ),
         pytest.param(
