@@ -6,8 +6,9 @@ Do not edit: change the TOML and regenerate (a test checks this matches it).
 from typing import Any
 
 TEMPLATES: dict[str, Any] = {'cloud-hypervisor': {'name': 'cloud-hypervisor',
-                      'description': 'Cloud Hypervisor: GICv3 + ITS, PL011, PL031, PL061 power '
-                                     'key, RAM at 1 GiB split around 0xFC00_0000..4 GiB',
+                      'vmm': 'Cloud Hypervisor',
+                      'description': 'GICv3 + ITS, PL011, PL031, PL061 power key, RAM at 1 GiB '
+                                     'split around 0xFC00_0000..4 GiB',
                       'source': 'cloud-hypervisor arch/src/aarch64/layout.rs, fdt.rs; '
                                 'vmm/src/device_manager.rs',
                       'machine': {'model': 'linux,dummy-virt',
@@ -59,8 +60,9 @@ TEMPLATES: dict[str, Any] = {'cloud-hypervisor': {'name': 'cloud-hypervisor',
                       'rule': [{'kind': 'abuts', 'lower': 'gic-dist', 'upper': 'uart0'},
                                {'kind': 'abuts', 'lower': 'pci-ecam', 'upper': 'dram'}]},
  'crosvm': {'name': 'crosvm',
-            'description': 'crosvm: GICv3 + ITS at 1 GiB, 16550 at 0x3F8, PMU, DRAM at 2 GiB '
-                           '(virtio-pci, no virtio-mmio)',
+            'vmm': 'crosvm',
+            'description': 'GICv3 + ITS at 1 GiB, 16550 at 0x3F8, PMU, DRAM at 2 GiB (virtio-pci, '
+                           'no virtio-mmio)',
             'source': 'crosvm aarch64/src/lib.rs, aarch64/src/fdt.rs, devices/src/serial_device.rs',
             'machine': {'model': 'linux,dummy-virt',
                         'compatible': ['linux,dummy-virt'],
@@ -93,8 +95,9 @@ TEMPLATES: dict[str, Any] = {'cloud-hypervisor': {'name': 'cloud-hypervisor',
             'rule': [{'kind': 'abuts', 'lower': 'gic-dist', 'upper': 'gic-its'},
                      {'kind': 'below', 'lower': 'gic-its', 'upper': 'dram'}]},
  'firecracker': {'name': 'firecracker',
-                 'description': 'Firecracker: GICv3 + ITS below 1 GiB, 16550 UART, PL031 RTC, '
-                                'virtio-mmio from 0x4000_3000, DRAM at 2 GiB',
+                 'vmm': 'Firecracker',
+                 'description': 'GICv3 + ITS below 1 GiB, 16550 UART, PL031 RTC, virtio-mmio from '
+                                '0x4000_3000, DRAM at 2 GiB',
                  'source': 'firecracker src/vmm/src/arch/aarch64/layout.rs, gic/gicv3/mod.rs, '
                            'fdt.rs',
                  'machine': {'model': 'linux,dummy-virt',
@@ -134,8 +137,9 @@ TEMPLATES: dict[str, Any] = {'cloud-hypervisor': {'name': 'cloud-hypervisor',
                           {'kind': 'below', 'lower': 'virtio', 'upper': 'pci-ecam'},
                           {'kind': 'abuts', 'lower': 'system-mem', 'upper': 'dram'}]},
  'kvmtool': {'name': 'kvmtool',
-             'description': 'kvmtool: GICv3 + ITS below 1 GiB, 16550 at 0x0100_0000, virtio-mmio '
-                            'from 0x0300_0000, DRAM at 2 GiB',
+             'vmm': 'kvmtool',
+             'description': 'GICv3 + ITS below 1 GiB, 16550 at 0x0100_0000, virtio-mmio from '
+                            '0x0300_0000, DRAM at 2 GiB',
              'source': 'kvmtool arm/include/arm-common/kvm-arch.h, arm/gic.c, arm/fdt.c, '
                        'hw/serial.c',
              'machine': {'model': 'linux,dummy-virt',
@@ -176,7 +180,8 @@ TEMPLATES: dict[str, Any] = {'cloud-hypervisor': {'name': 'cloud-hypervisor',
              'rule': [{'kind': 'abuts', 'lower': 'gic-dist', 'upper': 'pci-ecam'},
                       {'kind': 'below', 'lower': 'virtio', 'upper': 'gic-its'}]},
  'libkrun': {'name': 'libkrun',
-             'description': 'libkrun (KVM): GICv3 below 0x0A00_0000, PL011 and virtio-mmio from '
+             'vmm': 'libkrun',
+             'description': 'KVM backend: GICv3 below 0x0A00_0000, PL011 and virtio-mmio from '
                             '0x0A00_0000, DRAM at 2 GiB',
              'source': 'libkrun src/arch/src/aarch64/layout.rs, linux/gicv3.rs, fdt.rs',
              'machine': {'model': 'linux,dummy-virt',
@@ -205,8 +210,9 @@ TEMPLATES: dict[str, Any] = {'cloud-hypervisor': {'name': 'cloud-hypervisor',
              'rule': [{'kind': 'abuts', 'lower': 'gic-dist', 'upper': 'uart0'},
                       {'kind': 'abuts', 'lower': 'uart0', 'upper': 'virtio'}]},
  'openvmm': {'name': 'openvmm',
-             'description': 'openvmm: GICv3 + ITS at the top of 4 GiB, PL011, virtio-mmio placed '
-                            'below 4 GiB, RAM at 1 GiB',
+             'vmm': 'OpenVMM',
+             'description': 'GICv3 + ITS at the top of 4 GiB, PL011, virtio-mmio placed below 4 '
+                            'GiB, RAM at 1 GiB',
              'source': 'openvmm openvmm_core/src/worker/memory_layout.rs, '
                        'vm_topology/src/layout.rs, loader/src/linux.rs',
              'machine': {'model': 'microsoft,openvmm',
@@ -237,7 +243,8 @@ TEMPLATES: dict[str, Any] = {'cloud-hypervisor': {'name': 'cloud-hypervisor',
                           {'tag': 'uart1', 'base': 4026445824, 'size': '4KiB'}],
              'rule': [{'kind': 'abuts', 'lower': 'gic-redist', 'upper': 'gic-dist'}]},
  'qemu-virt-gicv2': {'name': 'qemu-virt-gicv2',
-                     'description': 'QEMU virt (gic-version=2): GICv2 + v2m, PL011, PL031, PL061, '
+                     'vmm': 'QEMU',
+                     'description': 'virt, gic-version=2: GICv2 + v2m, PL011, PL031, PL061, '
                                     'fw-cfg, 32 virtio-mmio, RAM at 1 GiB',
                      'source': 'qemu hw/arm/virt.c (v7.2) base_memmap, extended_memmap, a15irqmap',
                      'machine': {'model': 'linux,dummy-virt',
@@ -296,8 +303,9 @@ TEMPLATES: dict[str, Any] = {'cloud-hypervisor': {'name': 'cloud-hypervisor',
                      'rule': [{'kind': 'abuts', 'lower': 'gicv3-frames', 'upper': 'uart0'},
                               {'kind': 'below', 'lower': 'virtio', 'upper': 'dram'}]},
  'qemu-virt': {'name': 'qemu-virt',
-               'description': 'QEMU virt (gic-version=3): GICv3 + ITS, PL011, PL031, PL061, '
-                              'fw-cfg, 32 virtio-mmio, RAM at 1 GiB',
+               'vmm': 'QEMU',
+               'description': 'virt, gic-version=3: GICv3 + ITS, PL011, PL031, PL061, fw-cfg, 32 '
+                              'virtio-mmio, RAM at 1 GiB',
                'source': 'qemu hw/arm/virt.c (v7.2) base_memmap, extended_memmap, a15irqmap',
                'machine': {'model': 'linux,dummy-virt',
                            'compatible': ['linux,dummy-virt'],
@@ -357,8 +365,9 @@ TEMPLATES: dict[str, Any] = {'cloud-hypervisor': {'name': 'cloud-hypervisor',
                         {'kind': 'below', 'lower': 'virtio', 'upper': 'dram'},
                         {'kind': 'abuts', 'lower': 'dram', 'upper': 'gic-redist2'}]},
  'squib': {'name': 'squib',
-           'description': 'squib microVM (Hypervisor.framework): GICv3, PL011, 32 virtio-mmio '
-                          'slots, DRAM at 2 GiB',
+           'vmm': 'squib',
+           'description': 'MicroVM on Hypervisor.framework: GICv3, PL011, 32 virtio-mmio slots, '
+                          'DRAM at 2 GiB',
            'source': 'squib_arch/src/layout.rs',
            'machine': {'model': 'squib,microvm',
                        'compatible': ['linux,squib-microvm', 'linux,dummy-virt'],

@@ -77,7 +77,8 @@ def path_or_declared(v: Any) -> str:
 
 
 def describe(err: Mapping[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "config"
+    """One pydantic error as ``key.path: value: rule``, teaching what is allowed."""
+    loc, node = _located(err["loc"])
     value = err.get("input")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 0xFFFF:
         shown = f"{value:#x}"
@@ -88,20 +89,95 @@ def describe(err: Mapping[str, Any]) -> str:
                 f"{shown[:60]}... ({len(value) if isinstance(value, str) else len(shown)} chars)"
             )
     msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown key (value {shown})"
-    if err["type"] in ("dict_type", "model_type", "model_attributes_type"):
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key (value {shown}){_suggest(err['loc'])}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        parent = _located(err["loc"][:-1])[1] if err["loc"] else {}
+        if parent.get("type") == "tagged-union":  # kernel/initrd: a path, or a table
+            keys = ", ".join(node.get("fields", {}))
+            return f"{loc}: {shown}: must be a file path or a table with keys {keys}"
         return f"{loc}: {shown}: must be a table of keys and values"
-    bound = _BOUNDS.get(err["type"])
+    allowed = _allowed(node)
+    bound = _BOUNDS.get(kind)
     if bound is not None:
         op, key = bound
         limit = int((err.get("ctx") or {})[key])
-        return (
-            f"{loc}: {shown}: must be {op} {limit:#x}"
-            if limit > 0xFFFF
-            else f"{loc}: {shown}: must be {op} {limit}"
-        )
-    return f"{loc}: {shown}: {msg[0].lower() + msg[1:]}"
+        text = f"{limit:#x}" if limit > 0xFFFF else str(limit)
+        return f"{loc}: {shown}: must be {op} {text}{allowed}"
+    if not kind.startswith("int_"):
+        allowed = ""
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    return f"{loc}: {shown}: {msg[0].lower() + msg[1:]}{allowed}"
+
+
+def _bare(node: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A schema node without its wrappers (default, nullable, validators, field)."""
+    while node.get("type") in (
+        "default",
+        "nullable",
+        "function-before",
+        "function-after",
+        "function-wrap",
+        "typed-dict-field",
+    ):
+        node = node["schema"]
+    return node
+
+
+def _located(loc: tuple[Any, ...]) -> tuple[str, Mapping[str, Any]]:
+    """An error location as the user writes the key (``kernel.size``, ``list[3]``; the
+    tags of kernel/initrd's path-or-table union dropped) and the schema node it names."""
+    from ._config_schema import SCHEMA
+
+    node: Mapping[str, Any] = SCHEMA
+    shown = ""
+    for part in loc:
+        node = _bare(node)
+        if node.get("type") == "tagged-union" and part in node["choices"]:
+            node = node["choices"][part]
+            continue
+        if isinstance(part, int):
+            shown += f"[{part}]"
+            node = node.get("items_schema", {})
+            continue
+        shown += f".{part}" if shown else str(part)
+        fields = node.get("fields", {}) if node.get("type") == "typed-dict" else {}
+        node = fields.get(part, {})
+    return shown or "config", _bare(node)
+
+
+def _suggest(loc: tuple[Any, ...]) -> str:
+    """``; did you mean 'vcpus'?`` for a mistyped key, else the keys that table takes."""
+    import difflib
+
+    key = str(loc[-1])
+    table = _located(loc[:-1])[1]
+    keys = list(table.get("fields", {})) if table.get("type") == "typed-dict" else []
+    if not keys:
+        return ""
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; valid keys: {', '.join(keys)}"
+
+
+def _allowed(node: Mapping[str, Any]) -> str:
+    """`` (allowed: 0..32)`` for an integer key with bounds."""
+    if node.get("type") != "int":
+        return ""
+    lo = node["ge"] if "ge" in node else node["gt"] + 1 if "gt" in node else None
+    hi = node["le"] if "le" in node else node["lt"] - 1 if "lt" in node else None
+    if "lt" in node and "le" in node:
+        hi = min(node["le"], node["lt"] - 1)
+    if lo is None or hi is None:
+        return ""
+
+    def text(n: int) -> str:
+        return f"{n:#x}" if n > 0xFFFF else str(n)
+
+    return f" (allowed: {text(lo)}..{text(hi)})"
 
 
 # Bound violations are worded here (pydantic's own text prints 2**64-1 as a float).
@@ -135,6 +211,8 @@ def read_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'TOML'}: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a table/object")
+    if isinstance(data.get("$schema"), str):  # an editor's pointer to the JSON Schema
+        del data["$schema"]
     return data
 
 

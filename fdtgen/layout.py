@@ -309,6 +309,7 @@ class Template:
     address_width: int | None = None
     cpu_map: bool = False
     timer_names: tuple[str, ...] = ()
+    vmm: str = ""
 
     def dram_ranges(self) -> tuple[Range, ...]:
         """The DRAM window without its holes, in address order."""

@@ -169,11 +169,18 @@ class _Reader:
     def _fail(self, key: str, msg: str) -> TemplateError:
         return TemplateError(f"template {self.path}: {self.where}{key}: {msg}")
 
+    def _typo_of(self, key: str) -> str:
+        """`` (is 'dist_bas' a typo of it?)`` when an unread key in the table is close."""
+        import difflib
+
+        close = difflib.get_close_matches(key, sorted(set(self.data) - self.used), n=1, cutoff=0.6)
+        return f" (is {close[0]!r} a typo of it?)" if close else ""
+
     def get(self, key: str, conv: Callable[[Any], T], default: Any = ...) -> T:
         self.used.add(key)
         if key not in self.data:
             if default is ...:
-                raise self._fail(key, "missing")
+                raise self._fail(key, "missing" + self._typo_of(key))
             return default  # type: ignore[no-any-return]
         raw = self.data[key]
         try:
@@ -185,7 +192,9 @@ class _Reader:
         self.used.add(key)
         value = self.data.get(key)
         if not isinstance(value, dict):
-            raise self._fail(key, "missing table" if value is None else "must be a table")
+            raise self._fail(
+            key, "missing table" + self._typo_of(key) if value is None else "must be a table"
+        )
         return _Reader(value, f"{self.where}{key}.", self.path)
 
     def optional_table(self, key: str) -> _Reader | None:
@@ -202,7 +211,13 @@ class _Reader:
     def done(self) -> None:
         extra = sorted(set(self.data) - self.used)
         if extra:
-            raise self._fail(extra[0], "unknown key")
+            import difflib
+
+            close = difflib.get_close_matches(extra[0], sorted(self.used), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else (
+                f"; valid keys: {', '.join(sorted(self.used))}" if self.used else ""
+            )
+            raise self._fail(extra[0], "unknown key" + hint)
 
 
 _HEX: set[Callable[[Any], Any]] = set()
@@ -497,6 +512,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
         name=top.get("name", text),
         description=top.get("description", text, ""),
         source=top.get("source", text, ""),
+        vmm=top.get("vmm", text, ""),
         model=m.get("model", dt_text),
         compatible=m.get("compatible", strings),
         max_vcpus=m.get("max_vcpus", integer),

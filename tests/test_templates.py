@@ -600,8 +600,23 @@ def test_a_topology_that_does_not_add_up_is_rejected():
             'size = "4KiB"\nspi = 7',
             'size = "4KiB"\nspi = 7\nbogus = 1',
             TemplateError,
-            r"device\[2\]\.bogus: unknown key",
+            r"device\[2\]\.bogus: unknown key; valid keys: align, base, kind, placement, "
+            r"power_key, power_pin, size, spi, tag, trigger$",
             id="unknown-key",
+        ),
+        pytest.param(
+            'size = "4KiB"\nspi = 7',
+            'size = "4KiB"\nspi = 7\ntriger = "edge-rising"',
+            TemplateError,
+            r"device\[2\]\.triger: unknown key; did you mean 'trigger'\?$",
+            id="misspelt-optional-key",
+        ),
+        pytest.param(
+            "max_vcpus = ",
+            "max_vcpu = ",
+            TemplateError,
+            r"machine\.max_vcpus: missing \(is 'max_vcpu' a typo of it\?\)$",
+            id="misspelt-required-key",
         ),
     ],
 )
