@@ -1,13 +1,21 @@
-"""``fdtgen schema``: the JSON Schema of the manifest ``fdtgen build --manifest`` writes."""
+"""``fdtgen schema config|manifest``: the JSON Schemas of the config and of the manifest."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "print the JSON Schema of the placement manifest"
+HELP = "print the JSON Schema of the machine config or of the placement manifest"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "which",
+        nargs="?",
+        choices=("config", "manifest"),
+        default="manifest",
+        help="config: what a machine config may hold; manifest (default): what "
+        "fdtgen build --manifest writes",
+    )
     p.add_argument(
         "-o", "--output", default="-", metavar="JSON", help="output path (default: stdout)"
     )
@@ -15,7 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .cliutil import write_atomic
-    from .manifest import schema_json
 
+    if args.which == "config":
+        from .config import schema_json
+    else:
+        from .manifest import schema_json
     write_atomic(args.output, schema_json())
     return 0

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    WithJsonSchema,
 )
 
 from . import configrules
@@ -40,8 +41,25 @@ if TYPE_CHECKING:
 
 Cmdline = Annotated[str, AfterValidator(cmdline_after)]
 FilePath = Annotated[str, Field(min_length=1), AfterValidator(path_after)]
-Size = Annotated[int, BeforeValidator(size_before), Field(gt=0, le=U64_MAX)]
-SizeOrZero = Annotated[int, BeforeValidator(size_before), Field(ge=0, le=U64_MAX)]
+# What units.parse_size accepts, as an ECMA-262 pattern for editors (a test keeps
+# the two in step): a decimal or 0x number, underscores allowed, and a binary unit.
+SIZE_PATTERN = r"^\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*)\s*([bB]|[kKmMgGtT]([iI]?[bB])?)?\s*$"
+
+
+def _size_json(minimum: int) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": minimum, "maximum": U64_MAX},
+                {"type": "string", "pattern": SIZE_PATTERN},
+            ],
+            "examples": ["512MiB", "1GiB", "0x2000_0000", 4096],
+        }
+    )
+
+
+Size = Annotated[int, BeforeValidator(size_before), Field(gt=0, le=U64_MAX), _size_json(1)]
+SizeOrZero = Annotated[int, BeforeValidator(size_before), Field(ge=0, le=U64_MAX), _size_json(0)]
 
 
 class DeclaredKernel(BaseModel):
@@ -142,6 +160,30 @@ def validate(data: dict[str, Any], source: str = "config") -> Config:
         return Config.model_validate(data)
     except ValidationError as e:
         raise error_line(e.errors(), source) from None
+
+
+def schema() -> dict[str, Any]:
+    """The config's JSON Schema (draft 2020-12), for editors and CI linting of configs.
+
+    Size keys take an integer or a size string (``SIZE_PATTERN``). A JSON config
+    may name this schema in a top-level ``"$schema"`` key, which fdtgen ignores.
+    """
+    s = Config.model_json_schema()
+    s["properties"] = {
+        "$schema": {"type": "string", "description": "the schema this file follows (ignored)"},
+        **s["properties"],
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "fdtgen config",
+        **s,
+    }
+
+
+def schema_json() -> bytes:
+    import json
+
+    return (json.dumps(schema(), indent=2) + "\n").encode()
 
 
 # The run-time path (no pydantic import): fdtgen.configrules.

@@ -193,8 +193,8 @@ class _Reader:
         value = self.data.get(key)
         if not isinstance(value, dict):
             raise self._fail(
-            key, "missing table" + self._typo_of(key) if value is None else "must be a table"
-        )
+                key, "missing table" + self._typo_of(key) if value is None else "must be a table"
+            )
         return _Reader(value, f"{self.where}{key}.", self.path)
 
     def optional_table(self, key: str) -> _Reader | None:
@@ -214,8 +214,10 @@ class _Reader:
             import difflib
 
             close = difflib.get_close_matches(extra[0], sorted(self.used), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else (
-                f"; valid keys: {', '.join(sorted(self.used))}" if self.used else ""
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else (f"; valid keys: {', '.join(sorted(self.used))}" if self.used else "")
             )
             raise self._fail(extra[0], "unknown key" + hint)
 

@@ -28,7 +28,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-goldens",
         action="store_true",
-        help="rewrite fixtures/golden/* from the current output instead of comparing",
+        help="rewrite fixtures/golden/*, schemas/*.json and docs pictures from the current "
+        "output instead of comparing",
     )
 
 
@@ -37,12 +38,16 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, bytes], None]:
     update = request.config.getoption("--update-goldens")
 
     def check(name: str, actual: bytes) -> None:
-        path = FIXTURES / "golden" / name
+        """Compare with ``fixtures/golden/NAME``, or with ``ROOT/NAME`` for a path that
+        has a directory (the shipped schemas, the README's picture)."""
+        path = ROOT / name if "/" in name else FIXTURES / "golden" / name
         if update:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(actual)
         assert path.exists(), f"{path} missing; create it with pytest --update-goldens"
-        assert actual == path.read_bytes(), f"{name} changed; rerun with --update-goldens if intended"
+        assert actual == path.read_bytes(), (
+            f"{name} changed; rerun with --update-goldens if intended"
+        )
 
     return check
 

@@ -223,12 +223,17 @@ def test_defaults_are_what_validating_nothing_gives():
 # --- errors that teach: the key path, the value, what is allowed, the key meant ---
 
 
-@pytest.mark.parametrize("validate", [config.validate, configrules.validate], ids=["models", "core"])
+@pytest.mark.parametrize(
+    "validate", [config.validate, configrules.validate], ids=["models", "core"]
+)
 @pytest.mark.parametrize(
     ("data", "line"),
     [
         ({"vcpu": 4}, "config: vcpu: unknown key (value 4); did you mean 'vcpus'?"),
-        ({"templte": "squib"}, "config: templte: unknown key (value 'squib'); did you mean 'template'?"),
+        (
+            {"templte": "squib"},
+            "config: templte: unknown key (value 'squib'); did you mean 'template'?",
+        ),
         (
             {"topology": {"socket": 1}},
             "config: topology.socket: unknown key (value 1); did you mean 'sockets'?",
@@ -239,7 +244,10 @@ def test_defaults_are_what_validating_nothing_gives():
         ),
         ({"virtio": 40}, "config: virtio: 40: must be <= 32 (allowed: 0..32)"),
         ({"vcpus": 0}, "config: vcpus: 0: must be >= 1 (allowed: 1..4096)"),
-        ({"vcpus": "four"}, "config: vcpus: 'four': input should be a valid integer (allowed: 1..4096)"),
+        (
+            {"vcpus": "four"},
+            "config: vcpus: 'four': input should be a valid integer (allowed: 1..4096)",
+        ),
         (
             {"kernel": {"size": 4096, "text_offset": "4MiB"}},
             "config: kernel.text_offset: 0x400000: must be < 0x200000 (allowed: 0..0x1fffff)",
@@ -249,7 +257,10 @@ def test_defaults_are_what_validating_nothing_gives():
             "config: kernel: 5: must be a file path or a table with keys size, text_offset, "
             "image_size, flags",
         ),
-        ({"memory": "1XB"}, "config: memory: '1XB': '1XB' has unknown unit 'XB' (use B, KiB, MiB, GiB, TiB)"),
+        (
+            {"memory": "1XB"},
+            "config: memory: '1XB': '1XB' has unknown unit 'XB' (use B, KiB, MiB, GiB, TiB)",
+        ),
     ],
 )
 def test_config_errors_name_the_key_value_and_what_is_allowed(validate, data, line):
@@ -258,7 +269,9 @@ def test_config_errors_name_the_key_value_and_what_is_allowed(validate, data, li
     assert str(e.value) == line
 
 
-@pytest.mark.parametrize("validate", [config.validate, configrules.validate], ids=["models", "core"])
+@pytest.mark.parametrize(
+    "validate", [config.validate, configrules.validate], ids=["models", "core"]
+)
 def test_an_unknown_key_far_from_any_lists_the_valid_keys(validate):
     with pytest.raises(ConfigError) as e:
         validate({"xyzzy": 1})
