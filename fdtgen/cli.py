@@ -38,9 +38,9 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             continue
         mod = importlib.import_module(f"fdtgen.cmd_{name}")
-        sp = sub.add_parser(
-            name.replace("_", "-"), help=mod.HELP, description=mod.HELP.capitalize() + "."
-        )
+        # The one-line help, as a sentence (str.capitalize would lowercase "DTB").
+        sentence = mod.HELP[0].upper() + mod.HELP[1:] + "."
+        sp = sub.add_parser(name.replace("_", "-"), help=mod.HELP, description=sentence)
         mod.add_arguments(sp)
         sp.set_defaults(_run=mod.run)
     return p
