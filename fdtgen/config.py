@@ -43,7 +43,10 @@ Cmdline = Annotated[str, AfterValidator(cmdline_after)]
 FilePath = Annotated[str, Field(min_length=1), AfterValidator(path_after)]
 # What units.parse_size accepts, as an ECMA-262 pattern for editors (a test keeps
 # the two in step): a decimal or 0x number, underscores allowed, and a binary unit.
-SIZE_PATTERN = r"^\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*)\s*([bB]|[kKmMgGtT]([iI]?[bB])?)?\s*$"
+SIZE_PATTERN = (
+    r"^\s*(0[xX]_*[0-9a-fA-F][0-9a-fA-F_]*|[0-9][0-9_]*)"
+    r"\s*([bB]|[kKmMgGtT]([iI]?[bB])?)?\s*$"
+)
 
 
 def _size_json(minimum: int) -> WithJsonSchema:

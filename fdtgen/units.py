@@ -32,7 +32,7 @@ _UNITS = {
     "tb": TiB,
     "tib": TiB,
 }
-_SIZE_RE = re.compile(r"\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*)\s*([a-zA-Z]*)\s*")
+_SIZE_RE = re.compile(r"\s*(0[xX]_*[0-9a-fA-F][0-9a-fA-F_]*|[0-9][0-9_]*)\s*([a-zA-Z]*)\s*")
 
 
 def is_pow2(value: int) -> bool:
@@ -66,7 +66,10 @@ def parse_size(text: str) -> int:
     factor = _UNITS.get(unit.lower())
     if factor is None:
         raise ValueError(f"{text!r} has unknown unit {unit!r} (use B, KiB, MiB, GiB, TiB)")
-    return int(number.replace("_", ""), 0) * factor
+    digits = number.replace("_", "")
+    if digits[:2] in ("0x", "0X"):
+        return int(digits[2:], 16) * factor
+    return int(digits, 10) * factor  # "010" is ten, not an error
 
 
 def fmt_size(size: int) -> str:
