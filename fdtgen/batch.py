@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from ._value import frozen
 from .configrules import anchor_paths, read_file, validate
 from .errors import ConfigError, FdtgenError
 from .fast import FastBuilder
@@ -30,14 +30,14 @@ class BatchItemError(FdtgenError):
         self.item, self.cause = item, cause
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Item:
     name: str
     data: dict[str, Any]
     source: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Output:
     name: str
     dtb: bytes

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from ._value import frozen
 from .dts import prop_value
 from .parse import phandle_uses
 from .tree import DeviceTree, Node, Prop
@@ -28,7 +28,7 @@ VALUE_LIMIT = 200  # characters of a rendered value before it is cut
 PHANDLE_PROPS = frozenset({"phandle", "linux,phandle"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """One difference. ``kind`` is ``node-added``, ``node-removed``,
     ``node-renamed``, ``property-added``, ``property-removed``,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
+from ._value import frozen
 from .errors import BlobTooLargeError, EncodeError
 from .tree import DeviceTree, Node
 from .units import U64_MAX, MiB
@@ -140,7 +140,7 @@ def encode_located(
     return header + rsv + struct_block + strings, found
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Stencil:
     """An encoded tree with holes where some property values go.
 

@@ -49,9 +49,7 @@ class RegionOverlapError(LayoutError):
 
 class AlignmentError(LayoutError):
     def __init__(self, tag: str, what: str, value: int, align: int) -> None:
-        super().__init__(
-            f"layout: region {tag!r} {what} {value:#x} is not aligned to {align:#x}"
-        )
+        super().__init__(f"layout: region {tag!r} {what} {value:#x} is not aligned to {align:#x}")
         self.tag, self.what, self.value, self.align = tag, what, value, align
 
 

@@ -14,11 +14,11 @@ machines.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
+from ._value import fields, replace
 from .dtb import Stencil, compile_stencil
 from .errors import BlobTooLargeError
 from .layout import Layout, Template
@@ -41,7 +41,7 @@ _CACHE_SIZE = 256
 V = TypeVar("V")
 # Machine fields that change a blob's structure; the rest are stencil holes.
 _VALUE_FIELDS = {"cmdline", "memory", "chosen_extra"}
-_SHAPE_FIELDS = tuple(f.name for f in dataclasses.fields(Machine) if f.name not in _VALUE_FIELDS)
+_SHAPE_FIELDS = tuple(f for f in fields(Machine) if f not in _VALUE_FIELDS)
 
 
 class FastBuilder:
@@ -100,7 +100,7 @@ class FastBuilder:
         )
         entry = self._stencils.get(shape)
         if entry is None:
-            machine = dataclasses.replace(m, chosen_extra=m.chosen_extra + extra)
+            machine = replace(m, chosen_extra=m.chosen_extra + extra)
             tree = machine_tree(layout, machine)
             holes = tuple(sorted(values, key=_blob_order(tree)))
             entry = (compile_stencil(tree, holes), holes)
@@ -111,7 +111,7 @@ class FastBuilder:
         except BlobTooLargeError as e:
             raise dtb_too_large(e, placement) from None
         slots = patch_slots(entropy, dict(zip(holes, where, strict=True)), boot)
-        machine = dataclasses.replace(m, chosen_extra=m.chosen_extra + extra) if extra else m
+        machine = replace(m, chosen_extra=m.chosen_extra + extra) if extra else m
         return Build(machine, layout, None, blob, placement, slots, boot)
 
 

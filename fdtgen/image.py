@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 
+from ._value import frozen
 from .errors import ImageError
 from .units import KiB, MiB
 
@@ -50,7 +50,7 @@ _ZBOOT_HEADER = struct.Struct("<2s2x4sII8x32s")  # magic, type, offset, size, co
 _CHUNK = 4 * MiB
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InputFile:
     """A file a build read: what it is for, where it was, and its bytes' identity."""
 
@@ -60,7 +60,7 @@ class InputFile:
     sha256: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KernelImage:
     """What placement needs to know about a kernel.
 

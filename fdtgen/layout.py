@@ -26,12 +26,11 @@ The other built-in templates and their sources are described in
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ._value import field, frozen, replace
 from .errors import (
     AlignmentError,
     AllocationExhaustedError,
@@ -61,7 +60,7 @@ DEVICE_KINDS = ("pl031", "pl061", "fw-cfg")
 PLACEMENTS = ("fixed", "below-4g")  # how a template region gets its base
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@frozen(order=True)
 class Range:
     """Half-open guest-physical range ``[base, end)``, in bytes."""
 
@@ -100,7 +99,7 @@ def subtract(ranges: Sequence[Range], taken: Range) -> list[Range]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Region:
     """A tagged range of the map (``"gic-dist"``, ``"uart0"``, ``"virtio-7"``)."""
 
@@ -109,7 +108,7 @@ class Region:
     align: int = PAGE_SIZE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rule:
     """An ordering proof between two pinned regions.
 
@@ -121,7 +120,7 @@ class Rule:
     upper: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MsiFrame:
     """A GICv2m MSI frame: the ``v2m@`` child of the GIC node (arm,gic.yaml).
 
@@ -141,7 +140,7 @@ class MsiFrame:
         return tuple(Intid(self.base_intid.value + i).spi() for i in range(self.num_spis))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GicSpec:
     """The interrupt controller (arm,gic-v3.yaml; arm,gic.yaml for version 2).
 
@@ -174,7 +173,7 @@ class GicSpec:
         return tuple(w for w in (self.redist_window, self.redist2_window) if w is not None)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UartSpec:
     """The console UART: ``pl011`` (serial/pl011.yaml) or ``ns16550a`` (serial/8250.yaml)."""
 
@@ -185,7 +184,7 @@ class UartSpec:
     kind: str = "pl011"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class VirtioSpec:
     """``slots`` virtio-mmio transports, ``stride`` bytes apart; slot i gets SPI first_spi+i.
 
@@ -213,7 +212,7 @@ class VirtioSpec:
         return Range(self.base, self.size)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DeviceSpec:
     """A platform device of the template: ``pl031`` RTC, ``pl061`` GPIO, ``fw-cfg``.
 
@@ -239,7 +238,7 @@ class DeviceSpec:
         return Range(self.base, self.size)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PmuSpec:
     """The PMU overflow interrupt (arm/pmu.yaml): a PPI, 7 (INTID 23) on every VMM that has one."""
 
@@ -247,7 +246,7 @@ class PmuSpec:
     trigger: Trigger = Trigger.LEVEL_HIGH
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BootSpec:
     """A template's boot placement policy (see :mod:`fdtgen.placement`).
 
@@ -278,7 +277,7 @@ class BootSpec:
                 raise LayoutError(f"boot.{name}: {getattr(self, name):#x} is not a 64-bit size")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Template:
     """A machine's pinned map and its fixed device description, loaded from data."""
 
@@ -544,7 +543,7 @@ def _check_interrupts(t: Template, where: str) -> None:
     _one_owner_each(ppis, where)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Device:
     """A device the VMM must wire: its MMIO range and its interrupt (if any)."""
 
@@ -561,7 +560,7 @@ def _natural_align(r: Range) -> int:
     return min(low, PAGE_SIZE)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Layout:
     """A template with one machine's numbers applied.
 
@@ -734,7 +733,7 @@ def resolve(
         its=its,
         unwired=unwired,
     )
-    return dataclasses.replace(layout, ram=_place_ram(layout, memory, base))
+    return replace(layout, ram=_place_ram(layout, memory, base))
 
 
 def _place_ram(layout: Layout, memory: int, base: int) -> tuple[Range, ...]:

@@ -22,9 +22,9 @@ template's pinned map. The renderers take rows and return text:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
+from ._value import frozen
 from .irq import Spi, Trigger
 from .layout import Device, Layout, Range, Template, subtract
 from .placement import Placement
@@ -36,7 +36,7 @@ SPARE = "spare"
 BOOT = "boot"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Row:
     """One region of a map.
 
@@ -231,7 +231,7 @@ def table(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Box:
     """One drawn box: a region, a run of regions drawn as one, or a gap (``rows`` empty)."""
 

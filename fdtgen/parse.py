@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
 
+from ._value import frozen
 from .dtb import (
     FDT_BEGIN_NODE,
     FDT_END,
@@ -70,7 +70,7 @@ _U32 = struct.Struct(">I")
 _PROP_HEAD = struct.Struct(">II")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Header:
     """The header fields (DT spec "Header"); ``size_dt_struct`` is ``None`` before v17."""
 
@@ -89,7 +89,7 @@ class Header:
         return HEADER_SIZE if self.version >= 17 else V16_HEADER_SIZE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Block:
     """One of the blob's blocks: ``[base, end)`` in blob offsets."""
 
@@ -102,7 +102,7 @@ class Block:
         return self.base + self.size
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Blob:
     """A parsed blob: the tree plus what the encoding looked like.
 
@@ -453,7 +453,7 @@ SINGLE_PHANDLE = frozenset({"interrupt-parent", "next-level-cache"})
 NO_PHANDLE = (0, 0xFFFF_FFFF)  # dtc: "a cell value 0 or -1 to skip over optional entries"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PhandleUse:
     """One phandle cell in a property: ``cell`` indexes the property's cells.
 
@@ -469,11 +469,15 @@ class PhandleUse:
     problem: str = ""
 
 
-@dataclass(slots=True)
 class _Index:
-    nodes: dict[str, Node] = field(default_factory=dict)
-    parents: dict[str, str] = field(default_factory=dict)
-    by_phandle: dict[int, str] = field(default_factory=dict)
+    """Nodes by path, each path's parent, and the path each phandle names."""
+
+    __slots__ = ("nodes", "parents", "by_phandle")
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.parents: dict[str, str] = {}
+        self.by_phandle: dict[int, str] = {}
 
 
 def node_phandle(node: Node) -> int | None:

@@ -10,11 +10,10 @@ reported as patch slots, for a loader to fill per boot.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._value import frozen, replace
 from .dtb import FDT_MAX_SIZE, encode_located
 from .errors import BlobTooLargeError, ConfigError, FdtgenError, PlacementError
 from .layout import Layout
@@ -31,7 +30,7 @@ KASLR_SEED_SIZE = 8  # chosen.yaml: kaslr-seed is a uint64
 CHOSEN = "/chosen"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Boot:
     """What a build places besides the DTB, and the entropy it reserves.
 
@@ -60,7 +59,7 @@ class Boot:
             )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PatchSlot:
     """Bytes of a property value in the blob that a loader may overwrite per boot.
 
@@ -74,7 +73,7 @@ class PatchSlot:
     derived: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Build:
     machine: Machine
     layout: Layout
@@ -98,7 +97,7 @@ def build(m: Machine, boot: Boot | None = None) -> Build:
     initrd_props = initrd_chosen_props(placement)
     entropy = entropy_chosen_props(boot)
     extra = initrd_props + entropy
-    machine = dataclasses.replace(m, chosen_extra=m.chosen_extra + extra) if extra else m
+    machine = replace(m, chosen_extra=m.chosen_extra + extra) if extra else m
     tree = machine_tree(layout, machine)
     max_size = dtb_limit(placement)
     try:

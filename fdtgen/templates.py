@@ -14,12 +14,12 @@ window, RAM is split around it, as openvmm places its virtio-mmio block.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._value import replace
 from .errors import IrqError, LayoutError, TemplateError
 from .irq import SPI_MAX, Intid, Ppi, Spi, Trigger
 from .layout import (
@@ -146,14 +146,11 @@ def place_dynamic(t: Template) -> Template:
     holes = [
         Region(f"{tag}-gap", where[tag]) for tag, _, _ in dynamic if where[tag].overlaps(t.dram)
     ]
-    return dataclasses.replace(
+    return replace(
         t,
-        virtio=dataclasses.replace(t.virtio, base=where["virtio"].base)
-        if "virtio" in where
-        else t.virtio,
+        virtio=replace(t.virtio, base=where["virtio"].base) if "virtio" in where else t.virtio,
         devices=tuple(
-            dataclasses.replace(d, base=where[d.tag].base) if d.base is None else d
-            for d in t.devices
+            replace(d, base=where[d.tag].base) if d.base is None else d for d in t.devices
         ),
         ram_holes=tuple(sorted((*t.ram_holes, *holes), key=lambda h: (h.range, h.tag))),
     )

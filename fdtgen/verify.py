@@ -29,9 +29,9 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._value import frozen
 from .dtb import FDT_MAX_SIZE, NODE_NAME_RE, PROP_NAME_RE
 from .dts import prop_value
 from .errors import ConfigError
@@ -84,7 +84,7 @@ DEVICE_COMPATIBLE = {"pl031": "arm,pl031", "pl061": "arm,pl061", "fw-cfg": "qemu
 _DTC_LINE = re.compile(r"^(?:.*?: )?(Warning|ERROR) \(([\w-]+)\): (.*)$")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Finding:
     """One broken rule: ``rule`` id, node ``path``, property ``prop`` (or ``""``),
     the offending ``value`` as DTS text (or ``""``) and the ``message``."""
@@ -110,7 +110,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Span:
     """A guest-physical range ``[base, end)`` from the manifest."""
 
@@ -125,7 +125,7 @@ class Span:
         return f"[{self.base:#x}, {self.end:#x})"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BootManifest:
     """The fields of a placement manifest the boot rules read (``fdtgen build --manifest``)."""
 
@@ -142,7 +142,7 @@ class BootManifest:
     memory: tuple[Span, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Options:
     """What to check beyond the blob itself.
 
@@ -1259,7 +1259,7 @@ def _gic_specifier(
 # Regions.
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Region:
     path: str
     index: int

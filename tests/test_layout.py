@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
 from fdtgen import Machine, build
+from fdtgen._value import replace
 from fdtgen.errors import ConfigError, LayoutError, RegionOverlapError, TemplateError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger, gic_cells, irq_from_cells
 from fdtgen.layout import Range, Region, check_regions, check_template, resolve
@@ -52,7 +52,7 @@ def test_squib_template_equals_the_layout_rs_constants():
     assert t.boot.kernel_offset == KERNEL_LOAD_OFFSET
     assert t.boot.initrd_offset == INITRD_FALLBACK_OFFSET
     assert t.boot.fdt_max_size == FDT_MAX_SIZE
-    assert GICR_RESERVED_END - GICR_BASE == 96 * MiB  # d22_reserved_window_has_correct_size
+    assert 96 * MiB == GICR_RESERVED_END - GICR_BASE  # d22_reserved_window_has_correct_size
 
 
 def _cells(node, name):
@@ -115,12 +115,12 @@ def test_interrupt_types_reject_out_of_range_numbers():
 
 
 def _with(t, **changes):
-    return dataclasses.replace(t, **changes)
+    return replace(t, **changes)
 
 
 def test_overlapping_regions_name_both_regions_in_hex():
     t = squib()
-    bad = _with(t, uart=dataclasses.replace(t.uart, base=0x0E00_0000))
+    bad = _with(t, uart=replace(t.uart, base=0x0E00_0000))
     with pytest.raises(RegionOverlapError) as e:
         check_template(bad)
     msg = str(e.value)
@@ -129,14 +129,14 @@ def test_overlapping_regions_name_both_regions_in_hex():
 
 def test_uart_must_abut_the_redistributor_window():
     t = squib()
-    bad = _with(t, uart=dataclasses.replace(t.uart, base=0x0E0B_0000))
+    bad = _with(t, uart=replace(t.uart, base=0x0E0B_0000))
     with pytest.raises(LayoutError, match=r"'uart0' .* must abut region 'gic-redist'.*0xe0a0000"):
         check_template(bad)
 
 
 def test_virtio_must_stay_below_dram():
     t = squib()
-    bad = _with(t, virtio=dataclasses.replace(t.virtio, base=0x7FFF_0000))
+    bad = _with(t, virtio=replace(t.virtio, base=0x7FFF_0000))
     with pytest.raises(LayoutError, match="overlaps|below"):
         check_template(bad)
 
