@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cliutil import add_config_arguments, load_config, write_atomic
+from .cliutil import add_config_arguments, write_atomic
 from .errors import ConfigError
 
 HELP = "print the DTS of a machine config (or the embedded default), or of any DTB file"
 
 _OVERRIDES = ("template", "vcpus", "memory", "cmdline", "virtio")
+_BOOT = ("kernel", "initrd", "rng_seed", "kaslr_seed", "entropy_seed")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .cmd_build import add_boot_arguments
+
     add_config_arguments(p)
+    add_boot_arguments(p)
     p.add_argument(
         "-o", "--output", default="-", metavar="DTS", help="output path (default: stdout)"
     )
@@ -40,17 +44,19 @@ def run(args: argparse.Namespace) -> int:
         from .cmd_verify import load_blob
         from .parse import with_labels
 
-        given = [name for name in _OVERRIDES if getattr(args, name) is not None]
+        given = [name for name in (*_OVERRIDES, *_BOOT) if getattr(args, name) is not None]
         if given:
-            raise ConfigError(
-                f"--{given[0]}: machine overrides do not apply to a DTB ({args.config})"
-            )
+            option = given[0].replace("_", "-")
+            raise ConfigError(f"--{option}: machine options do not apply to a DTB ({args.config})")
         _, blob = load_blob(args.config)
         text = to_dts(with_labels(blob.tree))
     else:
+        from .cmd_build import load_boot_config
         from .pipeline import build
 
-        tree = build(load_config(args).machine()).tree
+        # The tree fdtgen build writes: with the config's kernel, initrd and seeds.
+        cfg = load_boot_config(args)
+        tree = build(cfg.machine(), cfg.boot()).tree
         if tree is None:
             raise RuntimeError("dts: the build kept no tree")  # build() always keeps it
         text = to_dts(tree)

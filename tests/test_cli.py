@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, ROOT
 from .conftest import run_fdtgen as fdtgen
 
 CONFIGS = FIXTURES / "configs"
@@ -46,6 +46,20 @@ def test_dts_output_compiles_back_to_the_build_output(tmp_path, dtc):
     compiled, warnings = dtc.dts_to_dtb(text)
     assert warnings == ""
     assert compiled == out.read_bytes()
+
+
+def test_dts_of_a_config_with_a_kernel_is_the_tree_build_writes(tmp_path, dtc):
+    """The config's kernel, initrd and seeds shape /chosen in dts exactly as in build."""
+    out = tmp_path / "g.dtb"
+    config = str(ROOT / "examples" / "placed.toml")
+    assert fdtgen("build", config, "-o", str(out)).returncode == 0
+    text = fdtgen("dts", config).stdout
+    assert "linux,initrd-start" in text and "kaslr-seed" in text
+    compiled, warnings = dtc.dts_to_dtb(text)
+    assert warnings == "" and compiled == out.read_bytes()
+    assert fdtgen("dts", config, "--rng-seed", "0").stdout.count("rng-seed") == 0
+    r = fdtgen("dts", str(out), "--kernel", config)
+    assert r.returncode == 2 and "--kernel: machine options do not apply to a DTB" in r.stderr
 
 
 @pytest.mark.parametrize(
