@@ -57,3 +57,12 @@ def test_the_shared_options_are_real():
     named = set(re.findall(r"`(--[a-z][a-z-]*)", shared))
     every = set().union(*(options(c) for c in ("build", "place", "layout")))
     assert named and named <= every
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
