@@ -31,7 +31,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_config(args: argparse.Namespace) -> Settings:
-    from . import configrules as config  # pydantic_core only, not pydantic
+    from . import configrules as config  # neither pydantic nor pydantic_core
 
     overrides = {
         "template": args.template,

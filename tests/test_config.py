@@ -125,17 +125,19 @@ def test_models_and_compiled_schema_agree_on_generated_input(data):
     assert outcome_via_compiled(data) == outcome_via_models(data)
 
 
-def test_build_from_a_config_does_not_import_pydantic(tmp_path: Path):
+def test_build_from_a_config_imports_neither_pydantic_nor_pydantic_core(tmp_path: Path):
+    cfg = tmp_path / "vm.toml"
+    cfg.write_text('vcpus = 4\nmemory = "1GiB"\nkernel = { size = "20MiB" }\n')
     code = (
         "import sys\n"
         "from fdtgen.cli import main\n"
-        f"rc = main(['build', '--vcpus', '4', '-o', {str(tmp_path / 'g.dtb')!r}])\n"
-        "print(rc, 'pydantic' in sys.modules)\n"
+        f"rc = main(['build', {str(cfg)!r}, '--vcpus', '3', '-o', {str(tmp_path / 'g.dtb')!r}])\n"
+        "print(rc, 'pydantic' in sys.modules, 'pydantic_core' in sys.modules)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert out.stdout.split() == ["0", "False"]
+    assert out.stdout.split() == ["0", "False", "False"]
 
 
 # -- /chosen/bootargs: one NUL-terminated string within arm64's COMMAND_LINE_SIZE ----

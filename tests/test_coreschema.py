@@ -1,0 +1,96 @@
+"""fdtgen.coreschema runs the compiled config schema as pydantic_core does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic_core import SchemaValidator, ValidationError
+
+from fdtgen import coreschema
+from fdtgen._config_schema import SCHEMA
+
+from .test_config import CASES, KEYS, VALUES
+
+CORE = SchemaValidator(SCHEMA)
+
+
+def comparable(errors: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    out = []
+    for e in errors:
+        ctx = {k: v for k, v in (e.get("ctx") or {}).items() if k != "error"}
+        out.append((e["type"], tuple(e["loc"]), e["msg"], repr(e["input"]), ctx))
+    return out
+
+
+def both(schema_validator: SchemaValidator, schema: Any, data: Any) -> None:
+    try:
+        expected = ("ok", schema_validator.validate_python(data))
+    except ValidationError as e:
+        expected = ("error", comparable(e.errors()))
+    try:
+        actual = ("ok", coreschema.validate(schema, data))
+    except coreschema.SchemaErrors as e:
+        actual = ("error", comparable(e.errors()))
+    assert actual == expected
+
+
+EXTRA = [
+    {"memory": 2.0},
+    {"memory": 1.5},
+    {"memory": float("inf")},
+    {"memory": float("nan")},
+    {"memory": 2.0**63},
+    {"memory": 2.0**63 - 1024},
+    {"memory": -0.0},
+    {"memory": None},
+    {"memory": []},
+    {"zz": 1, "memory": "x", "vcpus": 0, "aa": 2},
+    {"topology": {"zz": 1, "sockets": 0}},
+    {"kernel": {"zz": 1}},
+    {"kernel": {"size": 1, "text_offset": 2**64}},
+    {"kernel": 5},
+    {"kernel": None},
+    {"template": b"x"},
+    {"template": b"\xff"},
+    {"template": 5},
+    {"psci_method": None},
+    {"vcpus": True},
+    {"rng_seed": 2**70},
+    [],
+    "vm",
+]
+
+
+@pytest.mark.parametrize("data", CASES + EXTRA, ids=[repr(c)[:40] for c in CASES + EXTRA])
+def test_fixed_inputs_validate_as_pydantic_core_does(data):
+    both(CORE, SCHEMA, data)
+
+
+@given(data=st.dictionaries(KEYS, VALUES, max_size=5))
+def test_generated_configs_validate_as_pydantic_core_does(data):
+    both(CORE, SCHEMA, data)
+
+
+LAX_INT = {"type": "int"}
+
+
+@given(
+    st.one_of(
+        st.integers(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        st.text(alphabet=" +-_.0123456789ax\u0663", max_size=6),
+        st.binary(max_size=4),
+        st.none(),
+    )
+)
+def test_lax_integers_match_pydantic_core(value):
+    both(SchemaValidator(LAX_INT), LAX_INT, value)
+
+
+def test_an_unknown_node_type_is_a_type_error():
+    with pytest.raises(TypeError, match="'float' is not supported"):
+        coreschema.validate({"type": "float"}, 1.0)
