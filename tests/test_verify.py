@@ -443,6 +443,32 @@ def test_dtc_warnings_become_findings(dtc):
     assert [f for f in check(T, dtc=dtc.exe) if f.rule.startswith("dtc.")] == []
 
 
+def test_dtc_reads_a_blob_bigger_than_a_pipe_without_deadlock(dtc):
+    big = edit(T, "/chosen", set_prop(Prop.bytes_("padding", bytes(1 << 20))))
+    assert len(encode(big)) > 1 << 20
+    found = check(big, dtc=dtc.exe)
+    assert [f for f in found if f.rule.startswith("dtc.")] == [], found
+
+
+def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path, monkeypatch):
+    from fdtgen import verify as verify_module
+
+    assert [f.rule for f in verify_module.dtc_findings(str(tmp_path / "no-dtc"), BASE.blob)] == [
+        "dtc.run"
+    ]
+    failing = tmp_path / "failing-dtc"
+    failing.write_text("#!/bin/sh\ncat >/dev/null\necho 'FATAL ERROR: nope' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    (only,) = verify_module.dtc_findings(str(failing), BASE.blob)
+    assert (only.rule, only.message) == ("dtc.error", "dtc rejects the blob: FATAL ERROR: nope")
+    hanging = tmp_path / "hanging-dtc"
+    hanging.write_text("#!/bin/sh\nexec sleep 60\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr(verify_module._DtcRun, "TIMEOUT", 0.3)
+    (only,) = verify_module.dtc_findings(str(hanging), BASE.blob)
+    assert only.rule == "dtc.run" and "took more than" in only.message
+
+
 def test_a_blob_that_does_not_parse_raises_instead_of_reporting():
     with pytest.raises(BlobError, match="totalsize"):
         verify(BASE.blob[:-1])
