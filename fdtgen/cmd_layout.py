@@ -3,10 +3,44 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .cliutil import add_config_arguments
 
+if TYPE_CHECKING:
+    from .mapview import Row
+
 HELP = "show a machine's guest-physical map: table, address-map diagram, SVG picture"
+
+
+def add_view_arguments(p: argparse.ArgumentParser, when: str = "") -> None:
+    """``--table | --diagram`` and ``--svg FILE`` (shared with ``templates show``)."""
+    show = p.add_mutually_exclusive_group()
+    show.add_argument("--table", action="store_true", help=f"{when}print only the table")
+    show.add_argument("--diagram", action="store_true", help=f"{when}print only the diagram")
+    p.add_argument(
+        "--svg", metavar="FILE", help=f"{when}also write the map as an SVG picture (- for stdout)"
+    )
+
+
+def show_map(args: argparse.Namespace, rows: Sequence[Row], title: str, head: list[str]) -> None:
+    """Write the SVG if asked, then print ``head``, the table and the diagram as asked."""
+    from .cliutil import write_atomic
+    from .mapview import diagram, svg, table
+
+    if args.svg:
+        write_atomic(args.svg, svg(rows, title).encode())
+        if args.svg == "-":
+            return
+    if args.diagram:  # the heading sits right on top of the picture
+        print("\n".join([*head, *diagram(rows)]))
+        return
+    parts = ["\n".join(head)] if head else []
+    parts.append("\n".join(table(rows)))
+    if not args.table:
+        parts.append("\n".join(diagram(rows)))
+    print("\n\n".join(parts))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,38 +48,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_config_arguments(p)
     add_boot_arguments(p)
-    show = p.add_mutually_exclusive_group()
-    show.add_argument("--table", action="store_true", help="print only the table")
-    show.add_argument("--diagram", action="store_true", help="print only the diagram")
-    p.add_argument(
-        "--svg", metavar="FILE", help="also write the diagram as an SVG picture (- for stdout)"
-    )
+    add_view_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cliutil import write_atomic
     from .cmd_build import load_boot_config
-    from .mapview import diagram, layout_rows, svg, table
+    from .mapview import human_size, layout_rows
     from .pipeline import build
 
     cfg = load_boot_config(args)
     b = build(cfg.machine(), cfg.boot())
-    rows = layout_rows(b.layout, b.placement)
     lay = b.layout
-    ram = sum(r.size for r in lay.ram)
-    from .mapview import human_size
-
-    title = f"{lay.template.name}: {lay.vcpus} vCPUs, {human_size(ram)} RAM"
+    title = (
+        f"{lay.template.name}: {lay.vcpus} vCPUs, {human_size(sum(r.size for r in lay.ram))} RAM"
+    )
     if b.placement is not None:
         title += ", kernel placed"
-    if args.svg:
-        write_atomic(args.svg, svg(rows, title).encode())
-        if args.svg == "-":
-            return 0
-    parts = []
-    if not args.diagram:
-        parts.append("\n".join([title, "", *table(rows)]))
-    if not args.table:
-        parts.append("\n".join(diagram(rows, "" if parts else title)))
-    print("\n\n".join(parts))
+    show_map(args, layout_rows(lay, b.placement), title, [title])
     return 0

@@ -16,10 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="show NAME",
         help="template name or path to a template .toml: print its pinned map",
     )
-    show = p.add_mutually_exclusive_group()
-    show.add_argument("--table", action="store_true", help="with show: only the table")
-    show.add_argument("--diagram", action="store_true", help="with show: only the diagram")
-    p.add_argument("--svg", metavar="FILE", help="with show: also write the map as SVG")
+    from .cmd_layout import add_view_arguments
+
+    add_view_arguments(p, when="with show: ")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,24 +39,14 @@ def run(args: argparse.Namespace) -> int:
         for t in listed:
             print(f"{t.name:{nw}}  {t.vmm:{vw}}  {t.description}")
         return 0
-    from .cliutil import write_atomic
-    from .mapview import diagram, svg, table, template_rows
+    from .cmd_layout import show_map
+    from .mapview import template_rows
 
     t = load_template(words[0])
-    rows = template_rows(t)
     title = f"template {t.name}" + (f" ({t.vmm})" if t.vmm else "")
-    if args.svg:
-        write_atomic(args.svg, svg(rows, title).encode())
-        if args.svg == "-":
-            return 0
     head = [title, t.description]
     if t.source:
         head.append(f"source: {t.source}")
     head.append(f"max_vcpus {t.max_vcpus}, GICv{t.gic.version}, {t.uart.kind} console")
-    parts = ["\n".join(head)]
-    if not args.diagram:
-        parts.append("\n".join(table(rows)))
-    if not args.table:
-        parts.append("\n".join(diagram(rows)))
-    print("\n\n".join(parts))
+    show_map(args, template_rows(t), title, head)
     return 0
