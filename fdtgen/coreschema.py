@@ -294,21 +294,23 @@ def _int_lax(strict: bool, value: Any, loc: Loc, errors: list[dict[str, Any]]) -
 
 
 def _int_text(value: str | bytes | bytearray) -> int | None:
-    """A decimal integer in text (sign, underscores, surrounding space, a ``.0`` tail)."""
+    """``[sign]digits`` in ASCII text with blanks around it, else ``None``.
+
+    pydantic_core's lax mode reads more than this (underscores, a ``.0`` tail,
+    and some malformed strings: ``"0-0"`` is 0). No string reaches a lax
+    integer from fdtgen's schema — each sits behind ``size_before``, which
+    parses sizes itself, and a test holds the schema to that — so this reader
+    only has to be safe, not a copy of those rules.
+    """
     try:
         text = value.decode() if isinstance(value, (bytes, bytearray)) else value
     except UnicodeDecodeError:
         return None
-    text = text.strip()
-    if not text.isascii() or not text:
+    text = text.strip(" \t\n\r\x0b\x0c")
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits.isascii() or not digits.isdigit():
         return None
-    whole, dot, tail = text.partition(".")
-    if dot and tail.strip("0"):
-        return None
-    try:
-        return int(whole, 10)
-    except ValueError:
-        return None
+    return int(text, 10)
 
 
 def _str(node: Mapping[str, Any]) -> Check:

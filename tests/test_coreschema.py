@@ -82,13 +82,34 @@ LAX_INT = {"type": "int"}
         st.integers(),
         st.floats(allow_nan=True, allow_infinity=True),
         st.booleans(),
-        st.text(alphabet=" +-_.0123456789ax\u0663", max_size=6),
-        st.binary(max_size=4),
+        st.from_regex(r"\A[ \t]?[+-]?[0-9]{1,5}[ \t]?\Z"),
         st.none(),
+        st.lists(st.integers(), max_size=1),
     )
 )
 def test_lax_integers_match_pydantic_core(value):
     both(SchemaValidator(LAX_INT), LAX_INT, value)
+
+
+def lax_ints(node: Any, behind: Any = None) -> list[Any]:
+    """Every lax int node of a schema, with the before-validator right above it."""
+    if isinstance(node, list):
+        return [x for n in node for x in lax_ints(n, behind)]
+    if not isinstance(node, dict):
+        return []
+    if node.get("type") == "int" and not node.get("strict"):
+        return [behind]
+    above = node["function"]["function"] if node.get("type") == "function-before" else None
+    return [x for k, v in node.items() if k != "function" for x in lax_ints(v, above)]
+
+
+def test_no_string_reaches_a_lax_integer_of_the_config_schema():
+    from fdtgen.configrules import size_before
+
+    found = lax_ints(SCHEMA)
+    assert found and all(fn is size_before for fn in found), found
+    for text in ("4096", " 12 ", "0x10", "1_000", "2MiB"):
+        assert type(size_before(text)) is int
 
 
 def test_an_unknown_node_type_is_a_type_error():
