@@ -34,10 +34,12 @@ from __future__ import annotations
 import bisect
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
 
+from ._value import frozen
 from .errors import AllocationExhaustedError, LayoutError, RegionOverlapError
-from .layout import PAGE_SIZE, Range, Region, subtract
+from .layout import PAGE_SIZE, Range, Region
 from .units import U64_MAX, GiB, align_down, align_up, is_aligned, is_pow2
 
 FOUR_GIB = 4 * GiB
@@ -52,7 +54,7 @@ class Placement(enum.Enum):
     AFTER_RAM = "after-ram"
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@frozen(order=True)
 class Placed:
     """One allocated range: ``kind`` is ``fixed``, ``ram`` or a :class:`Placement` value."""
 
@@ -61,7 +63,7 @@ class Placed:
     kind: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Dynamic:
     tag: str
     size: int
@@ -69,7 +71,7 @@ class _Dynamic:
     placement: Placement
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Ram:
     tag: str
     size: int
@@ -199,19 +201,30 @@ class Allocator:
         phase and the free space left when a request finds no room.
         """
         self._validate()
-        free_ranges = [Range(0, self.limit)]
-        for r in (*self._reserved, *self._fixed):
-            free_ranges = subtract(free_ranges, r.range)
-        free = _FreeList(free_ranges)
+        free = _FreeList(
+            _complement((r.range for r in (*self._reserved, *self._fixed)), self.limit)
+        )
         placed = [Placed(r.range, r.tag, "fixed") for r in self._fixed]
-
-        def key(d: _Dynamic) -> tuple[int, int]:
-            return (-d.align, -d.size)
 
         def exhausted(d: _Dynamic | _Ram, phase: str, window: list[Range]) -> Exception:
             return AllocationExhaustedError(d.tag, d.size, d.align, phase, describe_free(window))
 
-        low = sorted((d for d in self._dynamic if d.placement is Placement.BELOW_4G), key=key)
+        low: list[_Dynamic] = []
+        high: list[_Dynamic] = []
+        after: list[_Dynamic] = []
+        for d in self._dynamic:
+            if d.placement is Placement.BELOW_4G:
+                low.append(d)
+            elif d.placement is Placement.ABOVE_4G:
+                high.append(d)
+            elif d.placement is Placement.AFTER_RAM:
+                after.append(d)
+        for todo in (low, high):
+            # By alignment, then size, both descending; the sorts are stable,
+            # even reversed, so equal requests keep the caller's order.
+            todo.sort(key=_size, reverse=True)
+            todo.sort(key=_align, reverse=True)
+
         for d in low:
             got = free.top_down(d.size, d.align, min(FOUR_GIB, self.limit))
             if got is None:
@@ -224,7 +237,7 @@ class Allocator:
         for m in self._ram:
             cursor = max(m.min_base, ram_end)
             ceiling = self.limit if m.max_end is None else min(m.max_end, self.limit)
-            pieces = _bottom_up_split(free.ranges(), m.size, m.align, cursor, ceiling)
+            pieces = _bottom_up_split(free.spans(cursor), m.size, m.align, cursor, ceiling)
             if pieces is None:
                 window = [r for r in free.ranges() if r.end > cursor and r.base < ceiling]
                 raise exhausted(m, "ram", window)
@@ -233,7 +246,6 @@ class Allocator:
                 placed.append(Placed(piece, f"{m.tag}{i or ''}", "ram"))
             ram_end = pieces[-1].end
 
-        high = sorted((d for d in self._dynamic if d.placement is Placement.ABOVE_4G), key=key)
         cursor = max(ram_end, FOUR_GIB)
         for d in high:
             got = free.bottom_up(d.size, d.align, cursor, self.limit)
@@ -243,248 +255,408 @@ class Allocator:
             placed.append(Placed(got, d.tag, d.placement.value))
 
         cursor = max((p.range.end for p in placed), default=0)
-        for d in self._dynamic:
-            if d.placement is not Placement.AFTER_RAM:
-                continue
+        for d in after:
             got = free.bottom_up(d.size, d.align, cursor, self.limit)
             if got is None:
                 raise exhausted(d, d.placement.value, [r for r in free.ranges() if r.end > cursor])
             free.take(got)
             placed.append(Placed(got, d.tag, d.placement.value))
             cursor = got.end
-        return tuple(sorted(placed, key=lambda p: (p.range.base, p.range.size, p.tag, p.kind)))
+        # Placed ranges are disjoint and never empty, so their bases alone order them.
+        placed.sort(key=_base)
+        return tuple(placed)
+
+
+_size = attrgetter("size")
+_align = attrgetter("align")
+_base = attrgetter("range.base")
+
+
+def _complement(taken: Iterable[Range], limit: int) -> list[Range]:
+    """``[0, limit)`` less every range of ``taken`` (each ending at or below ``limit``),
+    as sorted, disjoint, maximal ranges."""
+    free: list[Range] = []
+    cursor = 0
+    for r in sorted(taken, key=lambda r: r.base):
+        if r.base > cursor:
+            free.append(Range(cursor, r.base - cursor))
+        cursor = max(cursor, r.base + r.size)
+    if cursor < limit:
+        free.append(Range(cursor, limit - cursor))
+    return free
+
+
+_NONE = -1  # a search found nothing under a node: look further
+_STOP = -2  # a search reached its ceiling: nothing further can fit
+
+
+class _Node:
+    """An inner node of :class:`_FreeList`'s tree.
+
+    ``kids`` are all leaves or all inner nodes, in address order, and never
+    empty. A leaf is a flat list ``[base0, end0, base1, end1, ...]`` of free
+    ranges: they are sorted and disjoint, so the list is sorted and a bisect
+    over it lands on a range boundary (see :meth:`_FreeList.take`).
+
+    ``seps[k]`` is at most every base under ``kids[k]`` and at least every end
+    under ``kids[:k]``, so a bisect over ``seps`` finds the kid that holds an
+    address. ``caps[align][k]`` is at least the longest ``align``-aligned
+    run, ``end - align_up(base, align)``, of any range under ``kids[k]``.
+    Free ranges only shrink, so every bound stays true as ranges are taken;
+    searches tighten them as they go.
+    """
+
+    __slots__ = ("caps", "kids", "seps")
+
+    def __init__(self, kids: list[Any], seps: list[int], caps: dict[int, list[int]]) -> None:
+        self.kids = kids
+        self.seps = seps
+        self.caps = caps
+
+
+def _leaf_cap(leaf: list[int], align: int) -> int:
+    """The longest ``align``-aligned run in ``leaf`` (negative if none)."""
+    mask = align - 1
+    return max(e - ((b + mask) & ~mask) for b, e in zip(leaf[::2], leaf[1::2], strict=True))
+
+
+def _scan_up(leaf: list[int], size: int, align: int, floor: int, ceiling: int, start: int) -> int:
+    """The lowest fitting base in ``leaf`` among its ranges ending after ``start``,
+    ``_NONE``, or ``_STOP`` at a range starting at or above ``ceiling``."""
+    mask = align - 1
+    i = bisect.bisect_right(leaf, start) & ~1
+    for b, e in zip(leaf[i::2], leaf[i + 1 :: 2], strict=True):
+        if b >= ceiling:
+            return _STOP
+        base = ((b if b > floor else floor) + mask) & ~mask
+        if base + size <= (e if e < ceiling else ceiling):
+            return base
+    return _NONE
+
+
+def _scan_down(leaf: list[int], size: int, align: int, ceiling: int, upto: int) -> int:
+    """The highest fitting base in ``leaf`` among its ranges starting below ``upto``,
+    or ``_NONE``."""
+    down = ~(align - 1)
+    for i in range((bisect.bisect_left(leaf, upto) - 1) & ~1, -1, -2):
+        b = leaf[i]
+        top = leaf[i + 1]
+        if top > ceiling:
+            top = ceiling
+        if top - b >= size:
+            base = (top - size) & down
+            if base >= b:
+                return base
+    return _NONE
 
 
 class _FreeList:
-    """Sorted, disjoint free ranges, kept in blocks for first-fit search.
+    """Sorted, disjoint free ranges in a B+tree, for first-fit search.
 
     First fit over a plain list costs the whole list per request, and
     alignment gaps make the list grow with the requests: quadratic. Here the
-    ranges sit in blocks, and for each alignment asked for, a max-tree over
-    the blocks holds the largest aligned run each block can give
-    (``end - align_up(base, align)``). A search descends the tree to the first
-    (or last) block that can hold the request, then scans that block only.
-    The result is exactly plain first fit's, found in logarithmic time.
+    ranges sit in leaves of up to ``2 * LEAF`` ranges, under inner nodes of up
+    to ``2 * FANOUT`` kids (see :class:`_Node`). For each alignment asked for,
+    every inner node keeps an upper bound on the longest aligned run under
+    each kid, so a search skips every subtree that cannot hold the request
+    and scans only the leaves that may.
+
+    Taking a range only shrinks free space, so the bounds stay upper bounds
+    and a take does not recompute them; a search that enters a kid in vain
+    tightens that kid's bound instead (exact for a leaf, the largest of its
+    own bounds for a node). A leaf or node that overflows splits in two, and
+    an emptied leaf is unlinked: either touches one root-to-leaf path. With
+    ``n`` ranges, a take costs ``O(log n)``, a search ``O(log n)`` amortized
+    over the takes, and the first search with a new alignment ``O(n)`` to
+    set up its bounds.
+
+    Free space only shrinking also means that where a search found room,
+    the next search for the same request may resume (see :meth:`bottom_up`
+    and :meth:`top_down`): a run of equal requests does not rescan ranges
+    already too small for it. And the leaf of the last hit is kept as a
+    finger: a take, or a search starting inside that leaf, begins there
+    without descending the tree, and goes on in the tree only if the leaf
+    has no room. Every result is exactly plain first fit's.
     """
 
-    BLOCK = 16
+    LEAF = 16  # ranges per leaf when built; a leaf over 2 * LEAF splits in two
+    FANOUT = 16  # kids per inner node when built (at least 2); a node over 2 * FANOUT splits
 
     def __init__(self, ranges: Iterable[Range]) -> None:
-        spans = [(r.base, r.end) for r in ranges]
-        self.blocks: list[list[tuple[int, int]]] = [
-            spans[i : i + self.BLOCK] for i in range(0, len(spans), self.BLOCK)
-        ]
-        self.firsts = [b[0][0] for b in self.blocks]
-        self.caps: list[dict[int, int]] = [{} for _ in self.blocks]  # per block: align -> cap
-        self.trees: dict[int, list[int]] = {}  # alignment -> max-tree over block capacities
-        self.size = 1
+        flat = [x for r in ranges for x in (r.base, r.end)]
+        step, fanout = 2 * self.LEAF, self.FANOUT
+        level: list[Any] = [flat[i : i + step] for i in range(0, len(flat), step)]
+        seps = [kid[0] for kid in level]
+        height = 1
+        while True:
+            nodes = [
+                _Node(level[i : i + fanout], seps[i : i + fanout], {})
+                for i in range(0, len(level), fanout)
+            ]
+            if len(nodes) <= 1:
+                break
+            level, seps = nodes, [node.seps[0] for node in nodes]
+            height += 1
+        self.root: _Node = nodes[0] if nodes else _Node([], [], {})
+        self.height = height  # inner levels: root.kids are leaves at height 1
+        self.aligns: set[int] = set()  # the alignments every node keeps bounds for
+        # Where the last search for a (size, align, ceiling) succeeded, with its floor.
+        self.lows: dict[tuple[int, int, int], tuple[int, int]] = {}
+        # Where the last search for a (size, align) succeeded, with its ceiling.
+        self.highs: dict[tuple[int, int], tuple[int, int]] = {}
+        # The leaf of the last hit or take. An emptied leaf is unlinked and
+        # stays empty, so a non-empty finger is always in the tree.
+        self.finger: list[int] = []
+
+    # -- reading -----------------------------------------------------------
+
+    def spans(self, floor: int = 0) -> Iterable[tuple[int, int]]:
+        """``(base, end)`` of every free range that ends after ``floor``, in order."""
+        return self._spans(self.root, self.height, floor)
+
+    def _spans(self, node: _Node, height: int, floor: int) -> Iterable[tuple[int, int]]:
+        k = max(bisect.bisect_right(node.seps, floor) - 1, 0)
+        for kid in node.kids[k:]:
+            if height > 1:
+                yield from self._spans(kid, height - 1, floor)
+            else:
+                i = bisect.bisect_right(kid, floor) & ~1
+                yield from zip(kid[i::2], kid[i + 1 :: 2], strict=True)
 
     def ranges(self) -> list[Range]:
-        return [Range(b, e - b) for block in self.blocks for b, e in block]
+        return [Range(b, e - b) for b, e in self.spans()]
 
-    @staticmethod
-    def _block_cap(block: list[tuple[int, int]], align: int) -> int:
-        mask = align - 1
-        return max(e - ((b + mask) & ~mask) for b, e in block)
+    def _bounds(self, align: int) -> None:
+        """Make sure every node keeps bounds for ``align``."""
+        if align not in self.aligns:
+            self.aligns.add(align)
+            self._fill(self.root, self.height, align)
 
-    def _tree(self, align: int) -> list[int]:
-        """The max-tree for ``align``: leaves at ``[size, 2 * size)``, node ``k``'s
-        children at ``2k`` and ``2k + 1``; built level by level."""
-        tree = self.trees.get(align)
-        if tree is None:
-            n = len(self.blocks)
-            size = self.size
-            if not self.trees:  # every tree shares one size; the first one sets it
-                size = 1
-                while size < n:
-                    size *= 2
-                self.size = size
-            leaves = []
-            for caps, block in zip(self.caps, self.blocks, strict=True):
-                cap = caps.get(align)
-                if cap is None:
-                    cap = caps[align] = self._block_cap(block, align)
-                leaves.append(cap)
-            tree = [-1] * (2 * size)
-            tree[size : size + n] = leaves
-            width = size // 2
-            while width:
-                tree[width : 2 * width] = map(
-                    max, tree[2 * width : 4 * width : 2], tree[2 * width + 1 : 4 * width : 2]
-                )
-                width //= 2
-            self.trees[align] = tree
-        return tree
+    def _fill(self, node: _Node, height: int, align: int) -> int:
+        if height > 1:
+            caps = [self._fill(kid, height - 1, align) for kid in node.kids]
+        else:
+            caps = [_leaf_cap(kid, align) for kid in node.kids]
+        node.caps[align] = caps
+        return max(caps, default=-1)
 
-    def _reshape(self, i: int, fresh: list[int]) -> None:
-        """Blocks changed at index ``i`` (one removed, or one split into ``fresh``):
-        shift every tree's leaves after it and refill the internal nodes."""
-        n = len(self.blocks)
-        if n > self.size or n <= self.size // 4:
-            self.trees.clear()  # rebuilt at the next search, at the new size
-            return
-        size = self.size
-        for align, tree in self.trees.items():
-            if fresh:
-                tree[size + i + 1 : size + n] = tree[size + i : size + n - 1]
-                for j in fresh:
-                    tree[size + j] = self.caps[j][align] = self._block_cap(self.blocks[j], align)
-            else:
-                tree[size + i : size + n + 1] = [*tree[size + i + 1 : size + n + 1], -1]
-            width = size // 2
-            while width:
-                tree[width : 2 * width] = map(
-                    max, tree[2 * width : 4 * width : 2], tree[2 * width + 1 : 4 * width : 2]
-                )
-                width //= 2
-
-    def _update(self, i: int, removed: tuple[int, int]) -> None:
-        """Block ``i`` lost free range ``removed`` (its pieces, if any, stayed).
-
-        Capacities only shrink, so a stale tree entry is an upper bound: where
-        ``removed`` may have been block ``i``'s largest run, its cached capacity
-        is dropped and the tree keeps the old value until a search reaches it.
-        """
-        b, e = removed
-        caps = self.caps[i]
-        for align in self.trees:
-            mask = align - 1
-            cap = caps.get(align)
-            if cap is not None and e - ((b + mask) & ~mask) >= cap:
-                del caps[align]
-
-    def _settle(self, tree: list[int], i: int, align: int) -> int:
-        """Block ``i``'s exact capacity for ``align``, written back up the tree."""
-        caps = self.caps[i]
-        cap = caps.get(align)
-        if cap is None:
-            cap = caps[align] = self._block_cap(self.blocks[i], align)
-            k = self.size + i
-            tree[k] = cap
-            k //= 2
-            while k:
-                tree[k] = max(tree[2 * k], tree[2 * k + 1])
-                k //= 2
-        return cap
-
-    def _descend_first(self, tree: list[int], lo: int, need: int) -> int:
-        """The first block index >= ``lo`` whose tree entry is >= ``need``, or -1."""
-        size = self.size
-        if lo >= size:
-            return -1
-        k = size + lo
-        if tree[k] < need:
-            # Climb until a right sibling (a range right of lo) may hold it.
-            while True:
-                if k == 1:
-                    return -1
-                if k % 2 == 0 and tree[k + 1] >= need:
-                    k += 1
-                    break
-                k //= 2
-        while k < size:  # descend, leftmost child first
-            k = 2 * k if tree[2 * k] >= need else 2 * k + 1
-        return k - size
-
-    def _descend_last(self, tree: list[int], hi: int, need: int) -> int:
-        """The last block index <= ``hi`` whose tree entry is >= ``need``, or -1."""
-        size = self.size
-        if hi < 0:
-            return -1
-        k = size + min(hi, size - 1)
-        if tree[k] < need:
-            while True:
-                if k == 1:
-                    return -1
-                if k % 2 == 1 and tree[k - 1] >= need:
-                    k -= 1
-                    break
-                k //= 2
-        while k < size:  # descend, rightmost child first
-            k = 2 * k + 1 if tree[2 * k + 1] >= need else 2 * k
-        return k - size
-
-    def _first(self, tree: list[int], lo: int, need: int, align: int) -> int:
-        while True:
-            i = self._descend_first(tree, lo, need)
-            if i < 0 or self._settle(tree, i, align) >= need:
-                return i
-            lo = i + 1
-
-    def _last(self, tree: list[int], hi: int, need: int, align: int) -> int:
-        while True:
-            i = self._descend_last(tree, hi, need)
-            if i < 0 or self._settle(tree, i, align) >= need:
-                return i
-            hi = i - 1
+    # -- searching ---------------------------------------------------------
 
     def bottom_up(self, size: int, align: int, floor: int, ceiling: int) -> Range | None:
-        """The lowest aligned ``size`` bytes within ``[floor, ceiling)``."""
-        tree = self._tree(align)
-        i = max(bisect.bisect_right(self.firsts, floor) - 1, 0)
-        while True:
-            i = self._first(tree, i, size, align)
-            if i < 0 or self.firsts[i] >= ceiling:
-                return None
-            block = self.blocks[i]
-            start = max(bisect.bisect_right(block, (floor, U64_MAX + 1)) - 1, 0)
-            for b, e in block[start:]:
-                base = align_up(max(b, floor), align)
-                if base + size <= min(e, ceiling):
-                    return Range(base, size)
-            i += 1  # the capacity was below floor or past ceiling: try the next block
+        """The lowest aligned ``size`` bytes within ``[floor, ceiling)``.
+
+        Once a search for ``(size, align, ceiling)`` from ``floor`` found
+        ``got``, no free range ending at or below ``got.base`` can hold that
+        request from that floor or above, now or later: the next such search
+        starts at ``got.base``.
+        """
+        key = (size, align, ceiling)
+        start = floor
+        last = self.lows.get(key)
+        if last is not None and last[0] <= floor < last[1]:
+            start = last[1]
+        leaf = self.finger
+        if leaf and leaf[0] <= start < leaf[-1]:  # the first range ending after start is here
+            base = _scan_up(leaf, size, align, floor, ceiling, start)
+            if base == _NONE:
+                start = leaf[-1]
+        else:
+            base = _NONE
+        if base == _NONE:
+            self._bounds(align)
+            base = self._first(self.root, self.height, size, align, floor, ceiling, start)
+        if base < 0:
+            return None
+        self.lows[key] = (floor, base)
+        return Range(base, size)
+
+    def _first(
+        self,
+        node: _Node,
+        height: int,
+        size: int,
+        align: int,
+        floor: int,
+        ceiling: int,
+        start: int,
+    ) -> int:
+        """The lowest fitting base under ``node``, ``_NONE`` or ``_STOP``.
+
+        Ranges ending at or below ``start`` (at least ``floor``) are skipped
+        by bisection, kids whose bound is below ``size`` by their bound; a kid
+        entered in vain gets a tighter bound (exact for a leaf, the largest of
+        its own bounds for a node).
+        """
+        kids, seps, caps = node.kids, node.seps, node.caps[align]
+        for k in range(max(bisect.bisect_right(seps, start) - 1, 0), len(kids)):
+            if seps[k] >= ceiling:
+                return _STOP
+            if caps[k] < size:
+                continue
+            kid = kids[k]
+            if height > 1:
+                got = self._first(kid, height - 1, size, align, floor, ceiling, start)
+                if got != _NONE:
+                    return got
+                caps[k] = max(kid.caps[align])
+                continue
+            got = _scan_up(kid, size, align, floor, ceiling, start)
+            if got != _NONE:
+                self.finger = kid
+                return got
+            caps[k] = _leaf_cap(kid, align)
+        return _NONE
 
     def top_down(self, size: int, align: int, ceiling: int) -> Range | None:
-        """The highest aligned ``size`` bytes ending at or below ``ceiling``."""
-        tree = self._tree(align)
-        i = bisect.bisect_left(self.firsts, ceiling) - 1
-        while i >= 0:
-            i = self._last(tree, i, size, align)
-            if i < 0:
-                return None
-            for b, e in reversed(self.blocks[i]):
-                top = min(e, ceiling)
-                if top - b < size:
-                    continue
-                base = align_down(top - size, align)
-                if base >= b:
-                    return Range(base, size)
-            i -= 1
-        return None
+        """The highest aligned ``size`` bytes ending at or below ``ceiling``.
+
+        As in :meth:`bottom_up`, once a search for ``(size, align)`` below
+        ``ceiling`` found ``got``, no free range starting at or above
+        ``got.end`` can hold that request below that ceiling or a lower one.
+        """
+        key = (size, align)
+        upto = ceiling
+        last = self.highs.get(key)
+        if last is not None and last[1] < ceiling <= last[0]:
+            upto = last[1]
+        leaf = self.finger
+        if leaf and leaf[0] < upto <= leaf[-1]:  # the last range starting below upto is here
+            base = _scan_down(leaf, size, align, ceiling, upto)
+            if base == _NONE:
+                upto = leaf[0]
+        else:
+            base = _NONE
+        if base == _NONE:
+            self._bounds(align)
+            base = self._last(self.root, self.height, size, align, ceiling, upto)
+        if base < 0:
+            return None
+        self.highs[key] = (ceiling, base + size)
+        return Range(base, size)
+
+    def _last(
+        self, node: _Node, height: int, size: int, align: int, ceiling: int, upto: int
+    ) -> int:
+        """The highest fitting base under ``node``, or ``_NONE``: as :meth:`_first`,
+        from the last range starting below ``upto`` (at most ``ceiling``) down."""
+        kids, seps, caps = node.kids, node.seps, node.caps[align]
+        for k in range(bisect.bisect_left(seps, upto) - 1, -1, -1):
+            if caps[k] < size:
+                continue
+            kid = kids[k]
+            if height > 1:
+                got = self._last(kid, height - 1, size, align, ceiling, upto)
+                if got != _NONE:
+                    return got
+                caps[k] = max(kid.caps[align])
+                continue
+            got = _scan_down(kid, size, align, ceiling, upto)
+            if got != _NONE:
+                self.finger = kid
+                return got
+            caps[k] = _leaf_cap(kid, align)
+        return _NONE
+
+    # -- taking ------------------------------------------------------------
 
     def take(self, got: Range) -> None:
-        """Remove ``got``, which lies inside one free range."""
-        i = bisect.bisect_right(self.firsts, got.base) - 1
-        block = self.blocks[i]
-        j = bisect.bisect_right(block, (got.base, U64_MAX + 1)) - 1
-        b, e = block[j]
-        if not (b <= got.base and got.end <= e):
+        """Remove ``got``, which lies inside one free range.
+
+        In a leaf, ``bisect_right(leaf, addr)`` is odd exactly when ``addr``
+        lies inside a range, and is then the index of that range's end.
+        """
+        start = got.base
+        end = start + got.size
+        leaf = self.finger
+        if not (leaf and leaf[0] <= start < leaf[-1]):  # a range holding start is not here
+            leaf = self.finger = self._leaf(start)
+        i = bisect.bisect_right(leaf, start)
+        if not i & 1 or end > leaf[i]:
             raise AssertionError(f"allocator: {got} is not free")  # a bug, not input
-        block[j : j + 1] = [p for p in ((b, got.base), (got.end, e)) if p[0] < p[1]]
-        # A block removed or split shifts the tree's leaves after it.
-        if not block:
-            del self.blocks[i], self.firsts[i], self.caps[i]
-            self._reshape(i, [])
-        elif len(block) > 2 * self.BLOCK:
-            half = len(block) // 2
-            self.blocks[i : i + 1] = [block[:half], block[half:]]
-            self.firsts[i : i + 1] = [block[0][0], block[half][0]]
-            self.caps[i : i + 1] = [{}, {}]
-            self._reshape(i, [i, i + 1])
+        if leaf[i - 1] < start:
+            if end < leaf[i]:
+                leaf[i:i] = (start, end)
+                if len(leaf) > 4 * self.LEAF:
+                    self._split(self._path(start), leaf)
+            else:
+                leaf[i] = start
+        elif end < leaf[i]:
+            leaf[i - 1] = end
         else:
-            self.firsts[i] = block[0][0]
-            self._update(i, (b, e))
+            del leaf[i - 1 : i + 1]
+            if not leaf:
+                self._unlink(self._path(start))
+
+    def _leaf(self, addr: int) -> list[int]:
+        """The leaf that would hold a range holding ``addr`` (empty if none could)."""
+        node: Any = self.root
+        for _ in range(self.height):
+            k = bisect.bisect_right(node.seps, addr) - 1
+            if k < 0:
+                return []
+            node = node.kids[k]
+        leaf: list[int] = node
+        return leaf
+
+    def _path(self, addr: int) -> list[tuple[_Node, int]]:
+        """The inner nodes from the root to the leaf holding ``addr``, each with the kid taken."""
+        path = []
+        node: Any = self.root
+        for _ in range(self.height):
+            k = bisect.bisect_right(node.seps, addr) - 1
+            path.append((node, k))
+            node = node.kids[k]
+        return path
+
+    def _split(self, path: list[tuple[_Node, int]], leaf: list[int]) -> None:
+        """Split the overfull ``leaf`` at the end of ``path``, and any node that overflows."""
+        half = len(leaf) // 4 * 2
+        kid: list[int] | _Node = leaf[half:]
+        sep = leaf[half]
+        del leaf[half:]
+        for node, k in reversed(path):
+            node.kids.insert(k + 1, kid)
+            node.seps.insert(k + 1, sep)
+            for caps in node.caps.values():
+                caps.insert(k + 1, caps[k])  # each half's run is at most the whole's
+            if len(node.kids) <= 2 * self.FANOUT:
+                return
+            half = len(node.kids) // 2
+            kid = right = _Node(
+                node.kids[half:], node.seps[half:], {a: c[half:] for a, c in node.caps.items()}
+            )
+            sep = node.seps[half]
+            del node.kids[half:], node.seps[half:]
+            for caps in node.caps.values():
+                del caps[half:]
+        # The root itself split: a new root above it and its right half.
+        old = self.root
+        self.root = _Node(
+            [old, right],
+            [old.seps[0], sep],
+            {a: [max(c), max(right.caps[a])] for a, c in old.caps.items()},
+        )
+        self.height += 1
+
+    def _unlink(self, path: list[tuple[_Node, int]]) -> None:
+        """Drop the emptied leaf at the end of ``path``, and any node left empty."""
+        for node, k in reversed(path):
+            del node.kids[k], node.seps[k]
+            for caps in node.caps.values():
+                del caps[k]
+            if node.kids:
+                return
 
 
 def _bottom_up_split(
-    free: list[Range], size: int, align: int, floor: int, ceiling: int
+    free: Iterable[tuple[int, int]], size: int, align: int, floor: int, ceiling: int
 ) -> list[Range] | None:
     """``size`` bytes of ``free`` in ``[floor, ceiling)``, lowest first, in aligned fragments."""
     pieces: list[Range] = []
     remaining = size
-    for r in free:
-        base = align_up(max(r.base, floor), align)
-        end = align_down(min(r.end, ceiling), PAGE_SIZE)
+    for b, e in free:
+        base = align_up(max(b, floor), align)
+        end = align_down(min(e, ceiling), PAGE_SIZE)
         if end <= base:
             continue
         take = min(remaining, end - base)
