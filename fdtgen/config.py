@@ -176,9 +176,9 @@ def schema() -> dict[str, Any]:
         "$schema": {"type": "string", "description": "the schema this file follows (ignored)"},
         **s["properties"],
     }
+    s["title"] = "fdtgen machine config"
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "fdtgen config",
         **s,
     }
 
