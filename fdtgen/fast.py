@@ -33,7 +33,7 @@ from .pipeline import (
     initrd_chosen_props,
     patch_slots,
 )
-from .placement import place
+from .placement import Placement, place
 from .templates import load_template
 from .tree import DeviceTree, Prop, reg_cells, unit_name
 
@@ -56,6 +56,7 @@ class FastBuilder:
         self._stencils: OrderedDict[Hashable, tuple[Stencil, tuple[tuple[str, str], ...]]] = (
             OrderedDict()
         )
+        self._placements: OrderedDict[Hashable, Placement] = OrderedDict()
         self.cache_size = cache_size
 
     def template(self, name: str) -> Template:
@@ -82,6 +83,17 @@ class FastBuilder:
             _put(self._layouts, key, layout, self.cache_size)
         return layout
 
+    def placement(self, layout: Layout, t: Template, boot: Boot) -> Placement:
+        """:func:`~fdtgen.placement.place`, remembered: a fleet boots few kernels."""
+        k = boot.kernel
+        assert k is not None
+        key = (layout.ram, t.boot, k.text_offset, k.image_size, k.flags, k.size, boot.initrd_size)
+        p = self._placements.get(key)
+        if p is None:
+            p = place(layout.ram, t.boot, k, boot.initrd_size)
+            _put(self._placements, key, p, self.cache_size)
+        return p
+
     def build(self, m: Machine, boot: Boot | None = None) -> Build:
         """Same result as :func:`fdtgen.pipeline.build` except ``tree`` is ``None``."""
         t = self.template(m.template)
@@ -89,7 +101,7 @@ class FastBuilder:
         boot = boot or Boot()
         placement = None
         if boot.kernel is not None:
-            placement = place(layout.ram, t.boot, boot.kernel, boot.initrd_size)
+            placement = self.placement(layout, t, boot)
         entropy = entropy_chosen_props(boot)
         extra = initrd_chosen_props(placement) + entropy
         values = _hole_values(m, layout, extra)

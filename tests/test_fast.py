@@ -80,3 +80,27 @@ def test_same_shape_reuses_one_stencil():
     for i in range(5):
         b.build(Machine(cmdline=f"console=ttyAMA0 n={i}" * (i + 1), memory=(256 + i) * MiB))
     assert len(b._stencils) == 1
+
+
+def test_remembered_placements_are_the_generic_ones_and_errors_are_not_remembered():
+    builder = FastBuilder(cache_size=2)
+    kernel = declared_kernel(30 * MiB, text_offset=0, image_size=40 * MiB)
+    small = Machine(memory=64 * MiB)
+    cases = [
+        (Machine(), Boot(kernel=kernel, initrd_size=8 * MiB)),
+        (Machine(), Boot(kernel=kernel, initrd_size=8 * MiB)),  # remembered
+        (Machine(), Boot(kernel=kernel, initrd_size=9 * MiB)),
+        (Machine(memory=1024 * MiB), Boot(kernel=kernel, initrd_size=8 * MiB)),
+        (small, Boot(kernel=kernel, initrd_size=40 * MiB)),  # does not fit
+        (small, Boot(kernel=kernel, initrd_size=40 * MiB)),  # still does not fit
+        (Machine(), Boot(kernel=kernel, initrd_size=8 * MiB)),  # evicted, placed again
+    ]
+    for m, boot in cases:
+        try:
+            generic = build(m, boot)
+        except FdtgenError as e:
+            with pytest.raises(type(e), match="initrd"):
+                builder.build(m, boot)
+            continue
+        fast = builder.build(m, boot)
+        assert (fast.placement, fast.blob) == (generic.placement, generic.blob)
