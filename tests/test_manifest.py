@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import random
 import struct
 import subprocess
@@ -24,7 +23,7 @@ from fdtgen.image import declared_kernel, read_kernel
 from fdtgen.manifest import manifest_for, schema, to_json
 from fdtgen.pipeline import Boot, build
 
-from .conftest import FIXTURES, ROOT
+from .conftest import FIXTURES, ROOT, run_fdtgen
 from .test_placement import check_booting_rules
 
 KERNEL = FIXTURES / "kernel" / "vmlinuz-6.1.0-56-cloud-arm64.head"
@@ -34,14 +33,8 @@ MiB = 1 << 20
 def fdtgen(
     *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fdtgen", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        check=False,
-    )
+    """The CLI from any working directory: the checkout stays importable."""
+    return run_fdtgen(*args, cwd=cwd, env={"PYTHONPATH": str(ROOT), **(env or {})})
 
 
 def sha256sum(path: Path) -> str:
