@@ -31,10 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from .cliutil import write_all_atomic
     from .errors import ConfigError
 
-    if args.source == "-":
-        items = list(items_from_lines(sys.stdin))
-    else:
-        items = items_from_dir(args.source)
+    items = list(items_from_lines(sys.stdin)) if args.source == "-" else items_from_dir(args.source)
     defaults = {"kernel": args.kernel, "initrd": args.initrd, "template": args.template}
     defaults = {k: (os.path.abspath(v) if k != "template" else v) for k, v in defaults.items() if v}
     for item in items:  # command-line defaults fill what a config leaves out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from operator import attrgetter
 from typing import TypeVar
 
 from ._value import fields, replace
@@ -33,7 +34,7 @@ from .pipeline import (
     initrd_chosen_props,
     patch_slots,
 )
-from .placement import Placement, place
+from .placement import Placement, place_initrd, place_kernel
 from .templates import load_template
 from .tree import DeviceTree, Prop, reg_cells, unit_name
 
@@ -43,20 +44,37 @@ V = TypeVar("V")
 _VALUE_FIELDS = {"cmdline", "memory", "chosen_extra"}
 _SHAPE_FIELDS = tuple(f for f in fields(Machine) if f not in _VALUE_FIELDS)
 
+Hole = tuple[str, str]  # (node path, property name)
+_LayoutEntry = tuple[Layout, dict[Hole, bytes], tuple[int, ...]]
+_layout_key = attrgetter(
+    "template",
+    "vcpus",
+    "memory",
+    "virtio",
+    "serial",
+    "redist_stride",
+    "ram_base",
+    "address_width",
+    "topology",
+)
+_shape = attrgetter(*_SHAPE_FIELDS)
+
 
 class FastBuilder:
     """Builds blobs through per-shape stencils; one instance per process is plenty.
 
-    Not thread-safe (the caches are plain dicts); give each thread its own.
+    Besides the stencils it remembers layouts (with their RAM ``reg`` values
+    encoded) and placements (with their initrd ``/chosen`` properties): a fleet
+    has few shapes, few RAM sizes and few kernels. Not thread-safe (the caches
+    are plain dicts); give each thread its own.
     """
 
     def __init__(self, cache_size: int = _CACHE_SIZE) -> None:
         self._templates: dict[str, Template] = {}
-        self._layouts: OrderedDict[Hashable, Layout] = OrderedDict()
-        self._stencils: OrderedDict[Hashable, tuple[Stencil, tuple[tuple[str, str], ...]]] = (
-            OrderedDict()
-        )
-        self._placements: OrderedDict[Hashable, Placement] = OrderedDict()
+        self._layouts: OrderedDict[Hashable, _LayoutEntry] = OrderedDict()
+        self._stencils: OrderedDict[Hashable, tuple[Stencil, tuple[Hole, ...]]] = OrderedDict()
+        self._kernels: OrderedDict[Hashable, Placement] = OrderedDict()
+        self._placements: OrderedDict[Hashable, tuple[Placement, tuple[Prop, ...]]] = OrderedDict()
         self.cache_size = cache_size
 
     def template(self, name: str) -> Template:
@@ -66,50 +84,59 @@ class FastBuilder:
         return t
 
     def layout(self, m: Machine, t: Template) -> Layout:
-        key = (
-            m.template,
-            m.vcpus,
-            m.memory,
-            m.virtio,
-            m.serial,
-            m.redist_stride,
-            m.ram_base,
-            m.address_width,
-            m.topology,
-        )
-        layout = self._layouts.get(key)
-        if layout is None:
+        return self._layout(m, t)[0]
+
+    def _layout(self, m: Machine, t: Template) -> _LayoutEntry:
+        """The layout, the encoded ``reg`` of each ``/memory`` node, and the RAM bases
+        (which name those nodes, so they are part of a stencil's shape)."""
+        key = _layout_key(m)
+        hit = self._layouts.get(key)
+        if hit is None:
             layout = machine_layout(m, t)
-            _put(self._layouts, key, layout, self.cache_size)
-        return layout
+            hit = (layout, _memory_values(layout), tuple(r.base for r in layout.ram))
+            _put(self._layouts, key, hit, self.cache_size)
+        return hit
 
     def placement(self, layout: Layout, t: Template, boot: Boot) -> Placement:
         """:func:`~fdtgen.placement.place`, remembered: a fleet boots few kernels."""
+        return self._placement(layout, t, boot)[0]
+
+    def _placement(
+        self, layout: Layout, t: Template, boot: Boot
+    ) -> tuple[Placement, tuple[Prop, ...]]:
+        """The placement and its initrd properties; the kernel's part is remembered on
+        its own, so a fleet with a different initrd size per VM places only initrds."""
         k = boot.kernel
         assert k is not None
-        key = (layout.ram, t.boot, k.text_offset, k.image_size, k.flags, k.size, boot.initrd_size)
-        p = self._placements.get(key)
-        if p is None:
-            p = place(layout.ram, t.boot, k, boot.initrd_size)
-            _put(self._placements, key, p, self.cache_size)
-        return p
+        kernel_key = (layout.ram, t.boot, k.text_offset, k.image_size, k.flags, k.size)
+        key = (kernel_key, boot.initrd_size)
+        hit = self._placements.get(key)
+        if hit is None:
+            p = self._kernels.get(kernel_key)
+            if p is None:
+                p = place_kernel(layout.ram, t.boot, k)
+                _put(self._kernels, kernel_key, p, self.cache_size)
+            if boot.initrd_size is not None:
+                p = place_initrd(p, layout.ram, t.boot, k, boot.initrd_size)
+            hit = (p, initrd_chosen_props(p))
+            _put(self._placements, key, hit, self.cache_size)
+        return hit
 
     def build(self, m: Machine, boot: Boot | None = None) -> Build:
         """Same result as :func:`fdtgen.pipeline.build` except ``tree`` is ``None``."""
         t = self.template(m.template)
-        layout = self.layout(m, t)
+        layout, ram_values, ram_bases = self._layout(m, t)
         boot = boot or Boot()
         placement = None
+        extra: tuple[Prop, ...] = ()
         if boot.kernel is not None:
-            placement = self.placement(layout, t, boot)
+            placement, extra = self._placement(layout, t, boot)
         entropy = entropy_chosen_props(boot)
-        extra = initrd_chosen_props(placement) + entropy
-        values = _hole_values(m, layout, extra)
-        shape = (
-            tuple(getattr(m, f) for f in _SHAPE_FIELDS),
-            tuple(r.base for r in layout.ram),
-            tuple(p.name for p in (*m.chosen_extra, *extra)),
-        )
+        extra += entropy
+        values = {**ram_values, (CHOSEN, "bootargs"): Prop.strings("bootargs", m.cmdline).value}
+        for p in extra:
+            values[(CHOSEN, p.name)] = p.value
+        shape = (_shape(m), ram_bases, tuple(p.name for p in (*m.chosen_extra, *extra)))
         entry = self._stencils.get(shape)
         if entry is None:
             machine = replace(m, chosen_extra=m.chosen_extra + extra)
@@ -122,28 +149,24 @@ class FastBuilder:
             blob, where = stencil.fill([values[h] for h in holes], max_size=dtb_limit(placement))
         except BlobTooLargeError as e:
             raise dtb_too_large(e, placement) from None
-        slots = patch_slots(entropy, dict(zip(holes, where, strict=True)), boot)
+        slots = patch_slots(entropy, dict(zip(holes, where, strict=True)), boot) if entropy else ()
         machine = replace(m, chosen_extra=m.chosen_extra + extra) if extra else m
         return Build(machine, layout, None, blob, placement, slots, boot)
 
 
-def _hole_values(
-    m: Machine, layout: Layout, extra: tuple[Prop, ...]
-) -> dict[tuple[str, str], bytes]:
-    """Encoded bytes of every value that varies within a shape."""
-    values = {(CHOSEN, "bootargs"): Prop.strings("bootargs", m.cmdline).value}
-    for r in layout.ram:
-        values[("/" + unit_name("memory", r.base), "reg")] = Prop.cells(
+def _memory_values(layout: Layout) -> dict[Hole, bytes]:
+    """The encoded ``reg`` of every ``/memory`` node: the layout's holed values."""
+    return {
+        ("/" + unit_name("memory", r.base), "reg"): Prop.cells(
             "reg", *reg_cells(r.base, r.size)
         ).value
-    for p in extra:
-        values[(CHOSEN, p.name)] = p.value
-    return values
+        for r in layout.ram
+    }
 
 
-def _blob_order(tree: DeviceTree) -> Callable[[tuple[str, str]], int]:
+def _blob_order(tree: DeviceTree) -> Callable[[Hole], int]:
     """Sort key putting (node path, property) pairs in the order the blob holds them."""
-    order: dict[tuple[str, str], int] = {}
+    order: dict[Hole, int] = {}
     for path, node in tree.root.walk():
         for p in node.props:
             order[(path, p.name)] = len(order)

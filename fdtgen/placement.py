@@ -130,16 +130,34 @@ def place(
     Raises :class:`PlacementError` saying what does not fit, where, and by how
     many bytes.
     """
+    placed = place_kernel(ram, boot, kernel)
+    if initrd_size is None:
+        return placed
+    return place_initrd(placed, ram, boot, kernel, initrd_size)
+
+
+def place_kernel(ram: Sequence[Range], boot: BootSpec, kernel: KernelImage) -> Placement:
+    """The DTB slot and the kernel: :func:`place` without an initrd."""
     if not ram:
         raise PlacementError("placement: the machine has no RAM")
     ranges = sorted(ram)
     dtb = dtb_slot(ranges[-1], boot)
-    block = Range(align_down(dtb.base, DTB_BLOCK), DTB_BLOCK)
-    kernel_range = kernel_slot(ranges, boot, kernel, block)
-    initrd = None
-    if initrd_size is not None:
-        initrd = initrd_slot(ranges, boot, kernel, kernel_range, block, initrd_size)
-    return Placement(kernel=kernel_range, text_offset=kernel.text_offset, dtb=dtb, initrd=initrd)
+    kernel_range = kernel_slot(ranges, boot, kernel, _dtb_block(dtb))
+    return Placement(kernel=kernel_range, text_offset=kernel.text_offset, dtb=dtb)
+
+
+def place_initrd(
+    placed: Placement, ram: Sequence[Range], boot: BootSpec, kernel: KernelImage, size: int
+) -> Placement:
+    """``placed`` (from :func:`place_kernel` with the same arguments) with the initrd added."""
+    block = _dtb_block(placed.dtb)
+    initrd = initrd_slot(sorted(ram), boot, kernel, placed.kernel, block, size)
+    return Placement(placed.kernel, placed.text_offset, placed.dtb, initrd)
+
+
+def _dtb_block(dtb: Range) -> Range:
+    """The 2 MiB block whose start holds the DTB slot, which nothing else may share."""
+    return Range(align_down(dtb.base, DTB_BLOCK), DTB_BLOCK)
 
 
 def dtb_slot(last: Range, boot: BootSpec) -> Range:

@@ -49,6 +49,7 @@ def same(m, boot) -> None:
     assert fast.slots == generic.slots
     assert fast.placement == generic.placement
     assert fast.layout == generic.layout
+    assert fast.machine == generic.machine
 
 
 @given(m=squib_machines(), boot=boots())
