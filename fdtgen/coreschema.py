@@ -207,11 +207,27 @@ def _typed_dict(node: Mapping[str, Any]) -> Check:
             )
         )
     known = frozenset(node["fields"])
+    # When every field has a default (the config's top level), a dict with only
+    # known keys is validated key by key over what it holds, on a copy of the
+    # defaults (already in field order). Errors are reported in field order, as
+    # pydantic_core does, so an input with any error is validated again the
+    # long way, which lists them in that order.
+    defaults = {name: default for name, _, has_default, default, _ in fields if has_default}
+    runs = {name: run for name, run, *_ in fields}
+    all_defaulted = len(defaults) == len(fields)
 
     def check(value: Any, loc: Loc, errors: list[dict[str, Any]]) -> Any:
         if not isinstance(value, dict):
             return _error(errors, "dict_type", loc, "Input should be a valid dictionary", value)
-        out: dict[str, Any] = {}
+        if all_defaulted and len(value) <= len(known) and known.issuperset(value):
+            mark = len(errors)
+            out = defaults.copy()
+            for name, item in value.items():
+                out[name] = runs[name](item, (*loc, name), errors)
+            if len(errors) == mark:
+                return out
+            del errors[mark:]
+        out = {}
         for name, run, has_default, default, required in fields:
             if name in value:
                 result = run(value[name], (*loc, name), errors)
@@ -239,10 +255,24 @@ def _int(node: Mapping[str, Any]) -> Check:
         if key in node
     ]
 
+    # The bounds as one closed interval (exact for int bounds, inside them
+    # otherwise): the common, passing case is two comparisons, and the loop
+    # below, which has the last word, words the error.
+    low = max(
+        [b for k, b, *_ in bounds if k == "ge"] + [b + 1 for k, b, *_ in bounds if k == "gt"],
+        default=-math.inf,
+    )
+    high = min(
+        [b for k, b, *_ in bounds if k == "le"] + [b - 1 for k, b, *_ in bounds if k == "lt"],
+        default=math.inf,
+    )
+
     def check(value: Any, loc: Loc, errors: list[dict[str, Any]]) -> Any:
         number = value if type(value) is int else _int_lax(strict, value, loc, errors)
         if number is _SKIP:
             return _SKIP
+        if low <= number <= high:
+            return number
         for key, bound, fails, kind, words in bounds:
             if fails(number, bound):
                 msg = f"Input should be {words} {bound}"
