@@ -244,7 +244,7 @@ def main() -> int:
         )
 
     print("== allocator: dynamic requests, 3 phases (below 4G, above 4G, after RAM)")
-    a = allocator_scaling(3 if args.quick else 5)
+    a = allocator_scaling(3 if args.quick else 9)
     results["allocator_s"] = {k: {str(n): v for n, v in d.items()} for k, d in a.items()}
     for kind, d in a.items():
         prev = None

@@ -39,7 +39,7 @@ from typing import Any
 
 from ._value import frozen
 from .errors import AllocationExhaustedError, LayoutError, RegionOverlapError
-from .layout import PAGE_SIZE, Range, Region
+from .layout import PAGE_SIZE, Range, Region, by_address
 from .units import U64_MAX, GiB, align_down, align_up, is_aligned, is_pow2
 
 FOUR_GIB = 4 * GiB
@@ -181,7 +181,7 @@ class Allocator:
                     f"allocator: {m.tag!r}: RAM window from {m.min_base:#x} to "
                     f"{m.max_end if m.max_end is None else hex(m.max_end)} is empty"
                 )
-        ordered = sorted(self._fixed, key=lambda r: (r.range, r.tag))
+        ordered = sorted(self._fixed, key=by_address)
         for i, a in enumerate(ordered):
             # Compare with every later range that starts before a ends (not
             # only the neighbour): a long range can overlap several.

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from ._value import field, frozen, replace
@@ -97,6 +98,12 @@ def subtract(ranges: Sequence[Range], taken: Range) -> list[Range]:
         if taken.end < r.end:
             out.append(Range(taken.end, r.end - taken.end))
     return out
+
+
+# Sort keys in Range's own order (base, then size), read in C rather than
+# through Range's comparison methods: maps are sorted on every build.
+by_range = attrgetter("base", "size")
+by_address = attrgetter("range.base", "range.size", "tag")  # Region, Device, hole
 
 
 @frozen
@@ -348,7 +355,7 @@ class Template:
         ]
         if self.virtio.base is not None and self.virtio.slots:
             regions.append(Region("virtio", self.virtio.window, align=PAGE_SIZE))
-        return tuple(sorted(regions, key=lambda r: (r.range, r.tag)))
+        return tuple(sorted(regions, key=by_address))
 
 
 def check_regions(regions: Sequence[Region], context: str = "layout") -> None:
@@ -362,7 +369,7 @@ def check_regions(regions: Sequence[Region], context: str = "layout") -> None:
             raise AlignmentError(r.tag, "base", r.range.base, r.align)
         if not is_aligned(r.range.size, r.align):
             raise AlignmentError(r.tag, "size", r.range.size, r.align)
-    ordered = sorted(regions, key=lambda r: (r.range, r.tag))
+    ordered = sorted(regions, key=by_address)
     for a, b in itertools.pairwise(ordered):
         if a.range.overlaps(b.range):
             raise RegionOverlapError(a, b, context)
@@ -451,7 +458,7 @@ def _check_holes(t: Template, where: str) -> None:
             )
         if not is_aligned(h.range.base, PAGE_SIZE) or not is_aligned(h.range.size, PAGE_SIZE):
             raise AlignmentError(h.tag, "range", h.range.base, PAGE_SIZE)
-    holes = sorted(t.ram_holes, key=lambda h: (h.range, h.tag))
+    holes = sorted(t.ram_holes, key=by_address)
     for a, b in itertools.pairwise(holes):
         if a.range.overlaps(b.range):
             raise RegionOverlapError(a, b, where)
@@ -606,7 +613,7 @@ class Layout:
             out.append(Region("gic-its", self.its))
         if g.v2m is not None:
             out.append(Region("gic-v2m", g.v2m.range))
-        return tuple(sorted(out, key=lambda r: (r.range, r.tag)))
+        return tuple(sorted(out, key=by_address))
 
 
 def _redistributors(t: Template, vcpus: int, stride: int) -> tuple[Range, ...]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .errors import ConfigError
 from .image import InputFile, KernelImage
-from .layout import Layout, Region
+from .layout import Layout, Region, by_address
 from .pipeline import Build
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def _layout_parts(layout: Layout) -> tuple[Any, Any, Any]:
             "intid": None if d.spi is None else d.spi.intid.value,
             "trigger": None if d.spi is None else d.trigger.label,
         }
-        for d in sorted((*layout.devices, *layout.unwired), key=lambda d: (d.range, d.tag))
+        for d in sorted((*layout.devices, *layout.unwired), key=by_address)
     ]
     parts = (gic, devices, [_region(r) for r in regions])
     if len(_parts) >= 256:

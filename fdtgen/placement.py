@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from ._value import frozen
 from .errors import PlacementError
 from .image import KernelImage
-from .layout import PAGE_SIZE, BootSpec, Range, Region
+from .layout import PAGE_SIZE, BootSpec, Range, Region, by_address, by_range
 from .units import GiB, MiB, align_down, align_up
 
 KERNEL_BASE_ALIGN = 2 * MiB  # booting.rst: "a 2MB aligned base address"
@@ -114,7 +114,7 @@ class Placement:
         ]
         if self.initrd is not None:
             out.append(Region("initrd", self.initrd))
-        return tuple(sorted(out, key=lambda r: (r.range, r.tag)))
+        return tuple(sorted(out, key=by_address))
 
 
 def initrd_window(kernel: Range) -> Range:
@@ -140,7 +140,7 @@ def place_kernel(ram: Sequence[Range], boot: BootSpec, kernel: KernelImage) -> P
     """The DTB slot and the kernel: :func:`place` without an initrd."""
     if not ram:
         raise PlacementError("placement: the machine has no RAM")
-    ranges = sorted(ram)
+    ranges = sorted(ram, key=by_range)
     dtb = dtb_slot(ranges[-1], boot)
     kernel_range = kernel_slot(ranges, boot, kernel, _dtb_block(dtb))
     return Placement(kernel=kernel_range, text_offset=kernel.text_offset, dtb=dtb)
@@ -151,7 +151,7 @@ def place_initrd(
 ) -> Placement:
     """``placed`` (from :func:`place_kernel` with the same arguments) with the initrd added."""
     block = _dtb_block(placed.dtb)
-    initrd = initrd_slot(sorted(ram), boot, kernel, placed.kernel, block, size)
+    initrd = initrd_slot(sorted(ram, key=by_range), boot, kernel, placed.kernel, block, size)
     return Placement(placed.kernel, placed.text_offset, placed.dtb, initrd)
 
 
@@ -258,4 +258,4 @@ def free_spans(ranges: Sequence[Range], floor: int, block: Range, window: Range)
         for a, b in ((lo, min(hi, block.base)), (max(lo, block.end), hi)):
             if a < b:
                 spans.append(Range(a, b - a))
-    return sorted(spans)
+    return sorted(spans, key=by_range)

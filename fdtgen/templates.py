@@ -42,6 +42,7 @@ from .layout import (
     Template,
     UartSpec,
     VirtioSpec,
+    by_address,
     check_template,
 )
 from .units import U32_MAX, U64_MAX, parse_size
@@ -152,7 +153,7 @@ def place_dynamic(t: Template) -> Template:
         devices=tuple(
             replace(d, base=where[d.tag].base) if d.base is None else d for d in t.devices
         ),
-        ram_holes=tuple(sorted((*t.ram_holes, *holes), key=lambda h: (h.range, h.tag))),
+        ram_holes=tuple(sorted((*t.ram_holes, *holes), key=by_address)),
     )
 
 
