@@ -19,13 +19,18 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .coreschema import SchemaErrors
+from .coreschema import validate as run_schema
 from .errors import ConfigError
+from .image import declared_kernel
+from .image import read_initrd as default_read_initrd
+from .image import read_kernel as default_read_kernel
+from .machine import Machine, Topology
+from .pipeline import Boot
 from .units import parse_size
 
 if TYPE_CHECKING:
     from .image import InputFile, KernelImage
-    from .machine import Machine
-    from .pipeline import Boot
 
 
 def size_before(v: Any) -> Any:
@@ -252,8 +257,6 @@ class Settings:
             raise AttributeError(name) from None
 
     def machine(self) -> Machine:
-        from .machine import Machine, Topology
-
         v = self.values
         topology = v["topology"]
         return Machine(
@@ -277,24 +280,16 @@ class Settings:
     ) -> Boot:
         """Kernel, initrd and entropy settings; reads the kernel and initrd files named
         (through the given readers, e.g. caching ones, or :mod:`fdtgen.image`'s)."""
-        from .pipeline import Boot
-
         v = self.values
         kernel = None
         if isinstance(v["kernel"], str):
-            from .image import read_kernel as default_read_kernel
-
             kernel = (read_kernel or default_read_kernel)(v["kernel"])
         elif v["kernel"] is not None:
-            from .image import declared_kernel
-
             k = v["kernel"]
             kernel = declared_kernel(k["size"], k["text_offset"], k["image_size"], k["flags"])
         initrd = None
         initrd_size = None
         if isinstance(v["initrd"], str):
-            from .image import read_initrd as default_read_initrd
-
             initrd = (read_initrd or default_read_initrd)(v["initrd"])
             initrd_size = initrd.size
         elif v["initrd"] is not None:
@@ -310,6 +305,15 @@ class Settings:
         )
 
 
+@functools.cache
+def _schema() -> dict[str, Any]:
+    """The compiled config schema, loaded on first use (its module imports this one)."""
+    from ._config_schema import SCHEMA
+
+    schema: dict[str, Any] = SCHEMA
+    return schema
+
+
 def validate(
     data: dict[str, Any], source: str = "config", from_cli: frozenset[str] = frozenset()
 ) -> Settings:
@@ -320,12 +324,8 @@ def validate(
     """
     if not data:  # nothing to check: the defaults
         return Settings(defaults(), data)
-    from ._config_schema import SCHEMA
-    from .coreschema import SchemaErrors
-    from .coreschema import validate as run_schema
-
     try:
-        values = run_schema(SCHEMA, data)
+        values = run_schema(_schema(), data)
     except SchemaErrors as e:
         errors = e.errors()
         loc = errors[0]["loc"]
@@ -337,10 +337,8 @@ def validate(
 
 def defaults() -> dict[str, Any]:
     """Every key's default, as validating ``{}`` gives them (read from the compiled schema)."""
-    from ._config_schema import SCHEMA
-
     out = {}
-    for name, field in SCHEMA["fields"].items():
+    for name, field in _schema()["fields"].items():
         schema = field["schema"]
         if schema["type"] != "default":
             raise AssertionError(f"config key {name!r} has no default")  # a bug, not input
