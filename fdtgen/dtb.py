@@ -39,6 +39,8 @@ _BEGIN = struct.pack(">I", FDT_BEGIN_NODE)
 _END_NODE = struct.pack(">I", FDT_END_NODE)
 _END = struct.pack(">I", FDT_END)
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
+_HEADER = struct.Struct(">10I").pack
+_PROP_HEAD = struct.Struct(">III").pack  # FDT_PROP, value length, name offset
 
 
 def encode(tree: DeviceTree, *, max_size: int = FDT_MAX_SIZE) -> bytes:
@@ -160,32 +162,28 @@ class Stencil:
         self, values: Sequence[bytes], *, max_size: int = FDT_MAX_SIZE
     ) -> tuple[bytes, tuple[int, ...]]:
         """The blob, and the blob offset of each hole's value."""
-        if len(values) != len(self.name_offsets):
-            raise ValueError(
-                f"stencil has {len(self.name_offsets)} holes, got {len(values)} values"
-            )
+        names = self.name_offsets
+        if len(values) != len(names):
+            raise ValueError(f"stencil has {len(names)} holes, got {len(values)} values")
         segments = self.segments
-        parts: list[bytes] = [b"", self.rsv, segments[0]]
-        off_struct = HEADER_SIZE + len(self.rsv)
+        rsv = self.rsv
+        off_struct = HEADER_SIZE + len(rsv)
         pos = off_struct + len(segments[0])
+        parts: list[bytes] = [b"", rsv, segments[0]]
+        add = parts.extend
         where = []
-        for i, value in enumerate(values):
+        for value, nameoff, seg in zip(values, names, segments[1:]):
             n = len(value)
-            pad = _PAD[n % 4]
-            parts.append(struct.pack(">III", FDT_PROP, n, self.name_offsets[i]))
+            pad = _PAD[n & 3]
             where.append(pos + 12)
-            parts.append(value)
-            parts.append(pad)
-            seg = segments[i + 1]
-            parts.append(seg)
+            add((_PROP_HEAD(FDT_PROP, n, nameoff), value, pad, seg))
             pos += 12 + n + len(pad) + len(seg)
-        size_struct = pos - off_struct
-        total = pos + len(self.strings)
+        strings = self.strings
+        total = pos + len(strings)
         if total > max_size:
             raise BlobTooLargeError(total, max_size)
-        parts.append(self.strings)
-        parts[0] = struct.pack(
-            ">10I",
+        parts.append(strings)
+        parts[0] = _HEADER(
             FDT_MAGIC,
             total,
             off_struct,
@@ -194,8 +192,8 @@ class Stencil:
             FDT_VERSION,
             FDT_LAST_COMP_VERSION,
             self.boot_cpuid,
-            len(self.strings),
-            size_struct,
+            len(strings),
+            pos - off_struct,
         )
         return b"".join(parts), tuple(where)
 

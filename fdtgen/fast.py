@@ -46,6 +46,8 @@ _SHAPE_FIELDS = tuple(f for f in fields(Machine) if f not in _VALUE_FIELDS)
 
 Hole = tuple[str, str]  # (node path, property name)
 _LayoutEntry = tuple[Layout, dict[Hole, bytes], tuple[int, ...]]
+# What machine_layout reads of a Machine (topology: it checks it): with the
+# template, named here and loaded once per builder, this fixes the layout.
 _layout_key = attrgetter(
     "template",
     "vcpus",
@@ -83,13 +85,9 @@ class FastBuilder:
             t = self._templates[name] = load_template(name)
         return t
 
-    def layout(self, m: Machine, t: Template) -> Layout:
-        return self._layout(m, t)[0]
-
-    def _layout(self, m: Machine, t: Template) -> _LayoutEntry:
+    def _layout(self, key: Hashable, m: Machine, t: Template) -> _LayoutEntry:
         """The layout, the encoded ``reg`` of each ``/memory`` node, and the RAM bases
         (which name those nodes, so they are part of a stencil's shape)."""
-        key = _layout_key(m)
         hit = self._layouts.get(key)
         if hit is None:
             layout = machine_layout(m, t)
@@ -97,18 +95,16 @@ class FastBuilder:
             _put(self._layouts, key, hit, self.cache_size)
         return hit
 
-    def placement(self, layout: Layout, t: Template, boot: Boot) -> Placement:
-        """:func:`~fdtgen.placement.place`, remembered: a fleet boots few kernels."""
-        return self._placement(layout, t, boot)[0]
-
     def _placement(
-        self, layout: Layout, t: Template, boot: Boot
+        self, layout_key: Hashable, layout: Layout, t: Template, boot: Boot
     ) -> tuple[Placement, tuple[Prop, ...]]:
-        """The placement and its initrd properties; the kernel's part is remembered on
-        its own, so a fleet with a different initrd size per VM places only initrds."""
+        """:func:`~fdtgen.placement.place` and the initrd properties, remembered: a
+        fleet boots few kernels. The kernel's part is remembered on its own, so a
+        fleet with a different initrd size per VM places only initrds. (Keys are
+        the layout's key, not the layout: hashing plain values is cheaper.)"""
         k = boot.kernel
         assert k is not None
-        kernel_key = (layout.ram, t.boot, k.text_offset, k.image_size, k.flags, k.size)
+        kernel_key = (layout_key, k.text_offset, k.image_size, k.flags, k.size)
         key = (kernel_key, boot.initrd_size)
         hit = self._placements.get(key)
         if hit is None:
@@ -125,12 +121,13 @@ class FastBuilder:
     def build(self, m: Machine, boot: Boot | None = None) -> Build:
         """Same result as :func:`fdtgen.pipeline.build` except ``tree`` is ``None``."""
         t = self.template(m.template)
-        layout, ram_values, ram_bases = self._layout(m, t)
+        layout_key = _layout_key(m)
+        layout, ram_values, ram_bases = self._layout(layout_key, m, t)
         boot = boot or Boot()
         placement = None
         extra: tuple[Prop, ...] = ()
         if boot.kernel is not None:
-            placement, extra = self._placement(layout, t, boot)
+            placement, extra = self._placement(layout_key, layout, t, boot)
         entropy = entropy_chosen_props(boot)
         extra += entropy
         values = {**ram_values, (CHOSEN, "bootargs"): Prop.strings("bootargs", m.cmdline).value}
