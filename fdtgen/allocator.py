@@ -220,10 +220,9 @@ class Allocator:
             elif d.placement is Placement.AFTER_RAM:
                 after.append(d)
         for todo in (low, high):
-            # By alignment, then size, both descending; the sorts are stable,
+            # By alignment, then size, both descending; the sort is stable,
             # even reversed, so equal requests keep the caller's order.
-            todo.sort(key=_size, reverse=True)
-            todo.sort(key=_align, reverse=True)
+            todo.sort(key=_align_size, reverse=True)
 
         for d in low:
             got = free.top_down(d.size, d.align, min(FOUR_GIB, self.limit))
@@ -267,8 +266,7 @@ class Allocator:
         return tuple(placed)
 
 
-_size = attrgetter("size")
-_align = attrgetter("align")
+_align_size = attrgetter("align", "size")
 _base = attrgetter("range.base")
 
 
