@@ -1,9 +1,11 @@
 """Many machines in one process: the fleet path behind ``fdtgen build-many``.
 
-Each item is a config mapping with a name. Everything is validated and built
-in memory first (through :mod:`fdtgen.configrules` and the stencil fast path
-of :mod:`fdtgen.fast`), so a bad item means nothing is written; kernel and
-initrd files shared by many items are read once.
+Each item is a config mapping with a name (and, when it came from a file,
+that file as a manifest input, as ``fdtgen build CONFIG`` records it).
+Everything is validated and built in memory first (through
+:mod:`fdtgen.configrules` and the stencil fast path of :mod:`fdtgen.fast`),
+so a bad item means nothing is written; kernel and initrd files shared by
+many items are read once.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._value import frozen
-from .configrules import anchor_paths, read_file, validate
+from .configrules import anchor_paths, parse_file, read_bytes, validate
 from .errors import ConfigError, FdtgenError
 from .fast import FastBuilder
-from .image import InputFile, KernelImage, read_initrd, read_kernel
+from .image import InputFile, KernelImage, input_file, read_initrd, read_kernel
 from .manifestdata import manifest_json
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -34,7 +36,8 @@ class BatchItemError(FdtgenError):
 class Item:
     name: str
     data: dict[str, Any]
-    source: str
+    source: str  # where errors say the item came from
+    inputs: tuple[InputFile, ...] = ()  # files besides kernel and initrd, for the manifest
 
 
 @frozen
@@ -57,7 +60,9 @@ def items_from_dir(path: str) -> list[Item]:
         stem, dot, ext = name.rpartition(".")
         if dot and ext.lower() in ("toml", "json"):
             full = os.path.join(path, name)
-            out.append(Item(stem, anchor_paths(read_file(full), full), full))
+            raw = read_bytes(full)
+            data = anchor_paths(parse_file(raw, full), full)
+            out.append(Item(stem, data, full, (input_file("config", full, raw),)))
     if not out:
         raise ConfigError(f"{path}: no *.toml or *.json configs")
     return out
@@ -119,6 +124,8 @@ def build_items(
             b = builder.build(settings.machine(), boot)
         except FdtgenError as e:
             raise BatchItemError(item, e) from None
-        manifest = manifest_json(b, compact=True) if manifests and b.placement is not None else None
+        manifest = None
+        if manifests and b.placement is not None:
+            manifest = manifest_json(b, item.inputs, compact=True)
         out.append(Output(item.name, b.blob, manifest))
     return out

@@ -206,15 +206,24 @@ def error_line(errors: list[Any], source: str) -> ConfigError:
 
 def read_file(path: str) -> dict[str, Any]:
     """A config file as a mapping: JSON if it ends in ``.json``, TOML otherwise."""
+    return parse_file(read_bytes(path), path)
+
+
+def read_bytes(path: str) -> bytes:
+    """A config file's bytes (a config error if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
+
+
+def parse_file(raw: bytes, path: str) -> dict[str, Any]:
+    """The bytes of config file ``path`` as a mapping (see :func:`read_file`)."""
     import json  # only configs read from a file need a parser
     import tomllib
 
     is_json = path.lower().endswith(".json")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
     try:
         data = json.loads(raw) if is_json else tomllib.loads(raw.decode())
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -172,7 +172,7 @@ class Stencil:
         parts: list[bytes] = [b"", rsv, segments[0]]
         add = parts.extend
         where = []
-        for value, nameoff, seg in zip(values, names, segments[1:]):
+        for value, nameoff, seg in zip(values, names, segments[1:], strict=True):
             n = len(value)
             pad = _PAD[n & 3]
             where.append(pos + 12)
