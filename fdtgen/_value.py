@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
+
+# typing.TYPE_CHECKING without importing typing, whose import is a noticeable
+# part of a command's start (mypy reads the name as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    T = TypeVar("T")
 
 __all__ = ["FrozenInstanceError", "field", "fields", "frozen", "replace"]
-
-T = TypeVar("T")
 
 _MISSING: Any = object()
 
@@ -60,20 +65,26 @@ def replace(obj: T, /, **changes: Any) -> T:
     return type(obj)(**{n: changes[n] if n in changes else getattr(obj, n) for n in names})
 
 
-@overload
-def frozen(cls: type[T], /) -> type[T]: ...
-@overload
-def frozen(*, order: bool = False) -> Callable[[type[T]], type[T]]: ...
-
-
-@dataclass_transform(frozen_default=True, field_specifiers=(field,))
-def frozen(cls: type[T] | None = None, /, *, order: bool = False) -> Any:
+def _frozen(cls: type[T] | None = None, /, *, order: bool = False) -> Any:
     """Make ``cls`` a frozen, slotted value class (``@frozen``, ``@frozen(order=True)``)."""
 
     def wrap(c: type[T]) -> type[T]:
         return _make(c, order)
 
     return wrap if cls is None else wrap(cls)
+
+
+if TYPE_CHECKING:  # what type checkers see: a dataclass-like decorator
+
+    @overload
+    def frozen(cls: type[T], /) -> type[T]: ...
+    @overload
+    def frozen(*, order: bool = False) -> Callable[[type[T]], type[T]]: ...
+    @dataclass_transform(frozen_default=True, field_specifiers=(field,))
+    def frozen(cls: type[T] | None = None, /, *, order: bool = False) -> Any: ...
+
+else:
+    frozen = _frozen
 
 
 def _make(cls: type[T], order: bool) -> type[T]:

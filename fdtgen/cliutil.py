@@ -6,10 +6,10 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from .errors import ConfigError, FdtgenError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
 if TYPE_CHECKING:
     from .configrules import Settings
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from .cliutil import add_config_arguments, load_config, write_all_atomic
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
 if TYPE_CHECKING:
     from .configrules import Settings
     from .image import InputFile

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import BlobError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
 if TYPE_CHECKING:
     from .parse import Blob
 
@@ -52,13 +51,32 @@ def load_blob(path: str) -> tuple[bytes, Blob]:
     from .parse import parse_blob
 
     try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
     except OSError as e:
         raise BlobError(f"{path}: cannot read: {e.strerror}") from None
     try:
         return data, parse_blob(data)
     except BlobError as e:
         raise BlobError(f"{path}: {e}{_libfdt_opinion(data)}") from None
+
+
+def which(name: str) -> str | None:
+    """``shutil.which(name)`` for a bare command name, without importing ``shutil``
+    (which brings ``zlib``, ``bz2`` and ``lzma``): the first executable file
+    named ``name`` in a ``$PATH`` directory."""
+    seen = set()
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        if directory in seen:
+            continue
+        seen.add(directory)
+        path = os.path.join(directory, name)
+        if os.path.exists(path) and os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
 
 
 def _libfdt_opinion(data: bytes) -> str:
@@ -92,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     options = Options(
         manifest=manifest,
         template=template,
-        dtc=None if args.no_dtc else shutil.which("dtc"),
+        dtc=None if args.no_dtc else which("dtc"),
         shared_spis=frozenset(args.shared_spi),
         address_bits=args.address_bits,
     )

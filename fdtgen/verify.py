@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
 from ._value import frozen
 from .dtb import FDT_MAX_SIZE, NODE_NAME_RE, PROP_NAME_RE
@@ -39,7 +38,10 @@ from .parse import Blob, PhandleUse, node_phandle, parse_blob, phandle_uses
 from .tree import DeviceTree, Node, Prop
 from .units import U64_MAX, GiB, MiB, align_down, align_up, is_aligned
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .layout import Template
 
 DEFAULT_ADDRESS_BITS = 48  # booting.rst flags bit 3: "48-bit addressable range"

@@ -30,8 +30,18 @@ def test_default_config_file_equals_the_embedded_default(tmp_path):
 
 
 def test_cli_overrides_take_precedence_over_the_config():
-    r = fdtgen("dts", str(CONFIGS / "default.toml"), "--vcpus", "4", "--memory", "1GiB", "--virtio", "2",
-               "--cmdline", "console=ttyAMA0 marker=42")
+    r = fdtgen(
+        "dts",
+        str(CONFIGS / "default.toml"),
+        "--vcpus",
+        "4",
+        "--memory",
+        "1GiB",
+        "--virtio",
+        "2",
+        "--cmdline",
+        "console=ttyAMA0 marker=42",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("cpu@") == 4
     assert r.stdout.count("virtio_mmio@") == 2
@@ -70,7 +80,10 @@ def test_dts_of_a_config_with_a_kernel_is_the_tree_build_writes(tmp_path, dtc):
         ("stride-overflow-fail.toml", "past the 'gic-redist' window [0x80a0000, 0xe0a0000)"),
         ("unknown-key-fail.toml", "vcpu: unknown key"),
         ("bad-memory-fail.json", "memory: 'lots'"),
-        ("template-overlap-fail.toml", "region 'uart0' [0xe0a0000, 0xe0a1000) overlaps region 'virtio'"),
+        (
+            "template-overlap-fail.toml",
+            "region 'uart0' [0xe0a0000, 0xe0a1000) overlaps region 'virtio'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, config, message):
@@ -115,9 +128,18 @@ def test_console_script_entry_point_runs_the_cli():
 
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "fdtgen"]
     assert ep.value == "fdtgen.cli:main"
-    r = subprocess.run([sys.executable, "-c", "import sys; from importlib.metadata import entry_points; "
-                        "ep = [e for e in entry_points(group='console_scripts') if e.name == 'fdtgen'][0]; "
-                        "sys.exit(ep.load()(['templates']))"], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlib.metadata import entry_points; "
+            "ep = [e for e in entry_points(group='console_scripts') if e.name == 'fdtgen'][0]; "
+            "sys.exit(ep.load()(['templates']))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0 and "squib" in r.stdout
 
 
@@ -142,3 +164,81 @@ def test_templates_command_lists_squib():
     r = fdtgen("templates")
     assert r.returncode == 0
     assert r.stdout.startswith("squib") or "\nsquib" in r.stdout
+
+
+# Standard-library modules a blob-only command has no use for, each several
+# milliseconds of start-up (shutil brings zlib, bz2 and lzma; pathlib brings
+# urllib.parse and ipaddress), and the config path's pydantic.
+HEAVY = (
+    "typing",
+    "shutil",
+    "pathlib",
+    "subprocess",
+    "tempfile",
+    "inspect",
+    "dataclasses",
+    "pydantic",
+    "pydantic_core",
+    "lzma",
+    "bz2",
+    "ipaddress",
+)
+
+
+@pytest.mark.parametrize("command", [["verify"], ["dts"], ["verify", "--json"]])
+def test_blob_commands_import_no_heavy_modules(tmp_path, command):
+    """Run without ``site`` (whose ``.pth`` hooks may import some of these first)
+    and list what the command itself imports."""
+    import site
+
+    blob = tmp_path / "g.dtb"
+    assert fdtgen("build", "-o", str(blob)).returncode == 0
+    code = (
+        "import sys\n"
+        f"sys.path[:0] = [{str(ROOT)!r}, *{site.getsitepackages()!r}]\n"
+        "before = set(sys.modules)\n"
+        "from fdtgen.cli import main\n"
+        f"rc = main([{command[0]!r}, {str(blob)!r}, *{command[1:]!r}])\n"
+        "print(rc, *sorted(set(sys.modules) - before), file=sys.stderr)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False
+    )
+    rc, *imported = run.stderr.split()
+    assert rc == "0", run.stderr
+    assert "fdtgen.verify" in imported or command == ["dts"]
+    assert sorted(set(HEAVY) & set(imported)) == []
+
+
+def test_the_help_formatter_sizes_like_shutil(monkeypatch):
+    import shutil
+
+    from fdtgen.cli import _terminal_columns
+
+    for columns in ("132", "0", "x", None):
+        if columns is None:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        else:
+            monkeypatch.setenv("COLUMNS", columns)
+        assert _terminal_columns() == shutil.get_terminal_size().columns
+
+
+def test_which_finds_what_shutil_finds(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from fdtgen.cmd_verify import which
+
+    for name, mode in (("runnable", 0o755), ("plain", 0o644)):
+        (tmp_path / "a" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "a" / name).write_text("#!/bin/sh\n")
+        (tmp_path / "a" / name).chmod(mode)
+    (tmp_path / "b" / "runnable").mkdir(parents=True)  # a directory is not a command
+    (tmp_path / "b" / "plain").write_text("#!/bin/sh\n")
+    (tmp_path / "b" / "plain").chmod(0o755)
+    for path in ("b:a", "a:b", "", str(tmp_path / "none"), "a::b"):
+        monkeypatch.setenv(
+            "PATH", os.pathsep.join(str(tmp_path / p) if p else p for p in path.split(":"))
+        )
+        for name in ("runnable", "plain", "dtc"):
+            assert which(name) == shutil.which(name), (path, name)
