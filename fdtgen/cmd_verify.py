@@ -93,7 +93,7 @@ def _libfdt_opinion(data: bytes) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .verify import Options, findings_json, load_manifest, verify_parsed
+    from .verify import Options, findings_json, verify_parsed
 
     if not 1 <= args.address_bits <= 64:
         raise ConfigError(f"--address-bits: {args.address_bits} is outside 1..64")
@@ -105,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
         from .templates import load_template
 
         template = load_template(args.template)
-    manifest = load_manifest(args.manifest) if args.manifest else None
+    manifest = None
+    if args.manifest:
+        from .verify_boot import load_manifest
+
+        manifest = load_manifest(args.manifest)
     data, blob = load_blob(args.blob)
     options = Options(
         manifest=manifest,

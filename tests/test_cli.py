@@ -208,6 +208,8 @@ def test_blob_commands_import_no_heavy_modules(tmp_path, command):
     assert rc == "0", run.stderr
     assert "fdtgen.verify" in imported or command == ["dts"]
     assert sorted(set(HEAVY) & set(imported)) == []
+    # the template and manifest rules load only with --template / --manifest
+    assert not {"fdtgen.verify_boot", "fdtgen.verify_template"} & set(imported)
 
 
 def test_the_help_formatter_sizes_like_shutil(monkeypatch):

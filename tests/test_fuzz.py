@@ -27,7 +27,8 @@ from fdtgen.errors import BlobError
 from fdtgen.parse import parse, parse_blob, with_labels
 from fdtgen.templates import load_template
 from fdtgen.tree import DeviceTree
-from fdtgen.verify import Options, manifest_from, verify_parsed
+from fdtgen.verify import Options, verify_parsed
+from fdtgen.verify_boot import manifest_from
 
 from .conftest import FIXTURES, ROOT
 from .test_parse import BEGIN, END_NODE, NOP, PROP, begin, header, raw_blob, relayout, u32

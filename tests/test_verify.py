@@ -23,7 +23,8 @@ from fdtgen.errors import BlobError, ConfigError
 from fdtgen.templates import builtin_names, load_template
 from fdtgen.tree import DeviceTree, Node, Prop
 from fdtgen.units import GiB, MiB
-from fdtgen.verify import Finding, Options, manifest_from, verify
+from fdtgen.verify import Finding, Options, verify
+from fdtgen.verify_boot import manifest_from
 
 from .conftest import FIXTURES, ROOT
 from .test_parse import END_NODE, begin, header, raw_blob, u32
