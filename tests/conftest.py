@@ -53,12 +53,13 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, bytes], None]:
 
 
 def run_fdtgen(
-    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it, in a fresh interpreter (text output, never raises)."""
     return subprocess.run(
         [sys.executable, "-m", "fdtgen", *args],
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
