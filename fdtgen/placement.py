@@ -94,8 +94,7 @@ class Placement:
     @property
     def dtb_block(self) -> Range:
         """The 2 MiB block(s) holding the DTB slot, shared with nothing else."""
-        base = align_down(self.dtb.base, DTB_BLOCK)
-        return Range(base, align_up(self.dtb.end, DTB_BLOCK) - base)
+        return _dtb_block(self.dtb)
 
     @property
     def window(self) -> Range:
@@ -150,14 +149,15 @@ def place_initrd(
     placed: Placement, ram: Sequence[Range], boot: BootSpec, kernel: KernelImage, size: int
 ) -> Placement:
     """``placed`` (from :func:`place_kernel` with the same arguments) with the initrd added."""
-    block = _dtb_block(placed.dtb)
+    block = placed.dtb_block
     initrd = initrd_slot(sorted(ram, key=by_range), boot, kernel, placed.kernel, block, size)
     return Placement(placed.kernel, placed.text_offset, placed.dtb, initrd)
 
 
 def _dtb_block(dtb: Range) -> Range:
-    """The 2 MiB block whose start holds the DTB slot, which nothing else may share."""
-    return Range(align_down(dtb.base, DTB_BLOCK), DTB_BLOCK)
+    """The 2 MiB block(s) holding the DTB slot ``dtb``, which nothing else may share."""
+    base = align_down(dtb.base, DTB_BLOCK)
+    return Range(base, align_up(dtb.end, DTB_BLOCK) - base)
 
 
 def dtb_slot(last: Range, boot: BootSpec) -> Range:
