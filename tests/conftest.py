@@ -53,9 +53,14 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, bytes], None]:
 
 
 def run_fdtgen(
-    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, stdin: str | None = None
+    *args: str,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user runs it, in a fresh interpreter (text output, never raises)."""
+    """The CLI as a user runs it, in a fresh interpreter (text output; raises only
+    on ``timeout``)."""
     return subprocess.run(
         [sys.executable, "-m", "fdtgen", *args],
         cwd=cwd,
@@ -64,6 +69,7 @@ def run_fdtgen(
         text=True,
         env={**os.environ, **(env or {})},
         check=False,
+        timeout=timeout,
     )
 
 

@@ -13,7 +13,6 @@ import random
 import re
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from fdtgen.tree import DeviceTree
 from fdtgen.verify import Options, verify_parsed
 from fdtgen.verify_boot import manifest_from
 
-from .conftest import FIXTURES, ROOT
+from .conftest import FIXTURES, run_fdtgen
 from .test_parse import BEGIN, END_NODE, NOP, PROP, begin, header, raw_blob, relayout, u32
 from .treeview import ours
 
@@ -289,14 +288,7 @@ def test_corrupted_blobs_are_parsed_or_rejected_never_crash(shard, dtc):
 
 
 def _run_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fdtgen", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return run_fdtgen(*args, timeout=60)
 
 
 @pytest.mark.parametrize("shard", range(CLI_SHARDS))
