@@ -31,13 +31,13 @@ and no range escapes the width check.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import bisect
 import enum
 from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any
 
-from ._value import frozen
 from .errors import AllocationExhaustedError, LayoutError, RegionOverlapError
 from .layout import PAGE_SIZE, Range, Region, by_address
 from .units import U64_MAX, GiB, align_down, align_up, is_aligned, is_pow2
@@ -54,7 +54,7 @@ class Placement(enum.Enum):
     AFTER_RAM = "after-ram"
 
 
-@frozen(order=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Placed:
     """One allocated range: ``kind`` is ``fixed``, ``ram`` or a :class:`Placement` value."""
 
@@ -63,7 +63,7 @@ class Placed:
     kind: str
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class _Dynamic:
     tag: str
     size: int
@@ -71,7 +71,7 @@ class _Dynamic:
     placement: Placement
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class _Ram:
     tag: str
     size: int

@@ -2,22 +2,21 @@
 
 Each item is a config mapping with a name (and, when it came from a file,
 that file as a manifest input, as ``fdtgen build CONFIG`` records it).
-Everything is validated and built in memory first (through
-:mod:`fdtgen.configrules` and the stencil fast path of :mod:`fdtgen.fast`),
-so a bad item means nothing is written; kernel and initrd files shared by
+Everything is validated and built in memory first, so a bad item means
+nothing is written; kernel and initrd files shared by
 many items are read once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ._value import frozen
 from .configrules import anchor_paths, parse_file, read_bytes, validate
 from .errors import ConfigError, FdtgenError
-from .fast import FastBuilder
+from .pipeline import build
 from .image import InputFile, KernelImage, input_file, read_initrd, read_kernel
 from .manifestdata import manifest_json
 
@@ -32,7 +31,7 @@ class BatchItemError(FdtgenError):
         self.item, self.cause = item, cause
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Item:
     name: str
     data: dict[str, Any]
@@ -40,7 +39,7 @@ class Item:
     inputs: tuple[InputFile, ...] = ()  # files besides kernel and initrd, for the manifest
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Output:
     name: str
     dtb: bytes
@@ -90,7 +89,6 @@ def build_items(
     items: Iterable[Item], overrides: dict[str, Any] | None = None, manifests: bool = True
 ) -> list[Output]:
     """Build every item (with ``overrides`` applied); raises on the first bad one."""
-    builder = FastBuilder()
     kernels: dict[str, KernelImage] = {}
     initrds: dict[str, InputFile] = {}
 
@@ -121,7 +119,7 @@ def build_items(
         settings = validate({**item.data, **extra}, item.source)
         try:
             boot = settings.boot(kernel, initrd)
-            b = builder.build(settings.machine(), boot)
+            b = build(settings.machine(), boot)
         except FdtgenError as e:
             raise BatchItemError(item, e) from None
         manifest = None

@@ -16,10 +16,10 @@ Values are shown as DTS: strings, cells or bytes, as dtc would print them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import json
 from collections.abc import Sequence
 
-from ._value import frozen
 from .dts import prop_value
 from .parse import phandle_uses
 from .tree import DeviceTree, Node, Prop
@@ -28,7 +28,7 @@ VALUE_LIMIT = 200  # characters of a rendered value before it is cut
 PHANDLE_PROPS = frozenset({"phandle", "linux,phandle"})
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Change:
     """One difference. ``kind`` is ``node-added``, ``node-removed``,
     ``node-renamed``, ``property-added``, ``property-removed``,

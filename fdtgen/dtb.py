@@ -11,11 +11,11 @@ name (``method`` inside ``enable-method``), reuses that offset
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import re
 import struct
 from collections.abc import Collection, Sequence
 
-from ._value import frozen
 from .errors import BlobTooLargeError, EncodeError
 from .tree import DeviceTree, Node
 from .units import U64_MAX, MiB
@@ -140,90 +140,3 @@ def encode_located(
     for key, rel in pending_offsets.items():
         found[key] = off_struct + rel
     return header + rsv + struct_block + strings, found
-
-
-@frozen
-class Stencil:
-    """An encoded tree with holes where some property values go.
-
-    :func:`compile_stencil` flattens a tree once; :meth:`fill` then writes a
-    blob with new values for the holed properties (any length) in a few
-    microseconds. The bytes equal :func:`encode` of the same tree with those
-    values, because every other byte, the string table included, is reused.
-    """
-
-    segments: tuple[bytes, ...]  # struct block pieces around the holes
-    name_offsets: tuple[int, ...]  # string-table offset of each hole's name
-    rsv: bytes
-    strings: bytes
-    boot_cpuid: int
-
-    def fill(
-        self, values: Sequence[bytes], *, max_size: int = FDT_MAX_SIZE
-    ) -> tuple[bytes, tuple[int, ...]]:
-        """The blob, and the blob offset of each hole's value."""
-        names = self.name_offsets
-        if len(values) != len(names):
-            raise ValueError(f"stencil has {len(names)} holes, got {len(values)} values")
-        segments = self.segments
-        rsv = self.rsv
-        off_struct = HEADER_SIZE + len(rsv)
-        pos = off_struct + len(segments[0])
-        parts: list[bytes] = [b"", rsv, segments[0]]
-        add = parts.extend
-        where = []
-        for value, nameoff, seg in zip(values, names, segments[1:], strict=True):
-            n = len(value)
-            pad = _PAD[n & 3]
-            where.append(pos + 12)
-            add((_PROP_HEAD(FDT_PROP, n, nameoff), value, pad, seg))
-            pos += 12 + n + len(pad) + len(seg)
-        strings = self.strings
-        total = pos + len(strings)
-        if total > max_size:
-            raise BlobTooLargeError(total, max_size)
-        parts.append(strings)
-        parts[0] = _HEADER(
-            FDT_MAGIC,
-            total,
-            off_struct,
-            pos,
-            HEADER_SIZE,
-            FDT_VERSION,
-            FDT_LAST_COMP_VERSION,
-            self.boot_cpuid,
-            len(strings),
-            pos - off_struct,
-        )
-        return b"".join(parts), tuple(where)
-
-
-def compile_stencil(tree: DeviceTree, holes: Sequence[tuple[str, str]]) -> Stencil:
-    """Flatten ``tree`` leaving out the values of ``holes`` (``(node path, property)``,
-    in blob order); every hole must exist in the tree."""
-    blob, where = encode_located(tree, holes, max_size=1 << 32)
-    off_struct, off_strings = struct.unpack_from(">II", blob, 8)
-    (size_strings,) = struct.unpack_from(">I", blob, 32)
-    segments: list[bytes] = []
-    name_offsets: list[int] = []
-    cursor = off_struct
-    for key in holes:
-        if key not in where:
-            raise ValueError(f"stencil hole {key[0]}:{key[1]} is not in the tree")
-        value_at = where[key]
-        header_at = value_at - 12
-        if header_at < cursor:
-            raise ValueError("stencil holes must be listed in blob order")
-        length, nameoff = struct.unpack_from(">II", blob, header_at + 4)
-        segments.append(blob[cursor:header_at])
-        name_offsets.append(nameoff)
-        cursor = value_at + length + len(_PAD[length % 4])
-    segments.append(blob[cursor:off_strings])
-    rsv = blob[HEADER_SIZE:off_struct]
-    return Stencil(
-        tuple(segments),
-        tuple(name_offsets),
-        rsv,
-        blob[off_strings : off_strings + size_strings],
-        tree.boot_cpuid(),
-    )

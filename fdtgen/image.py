@@ -25,10 +25,10 @@ is unpacked here, any other type is reported.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import struct
 import zlib
 
-from ._value import frozen
 from .errors import ImageError
 from .units import KiB, MiB
 
@@ -50,7 +50,7 @@ _ZBOOT_HEADER = struct.Struct("<2s2x4sII8x32s")  # magic, type, offset, size, co
 _CHUNK = 4 * MiB
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class InputFile:
     """A file a build read: what it is for, where it was, and its bytes' identity."""
 
@@ -60,7 +60,7 @@ class InputFile:
     sha256: str
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class KernelImage:
     """What placement needs to know about a kernel.
 

@@ -9,9 +9,9 @@ used: a value is an :class:`Spi`, a :class:`Ppi` or an :class:`Intid`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import enum
 
-from ._value import frozen
 from .errors import IrqError
 
 PPI_INTID_BASE = 16
@@ -44,7 +44,7 @@ class Trigger(enum.IntEnum):
             raise IrqError(f"trigger {text!r} is not one of {names}") from None
 
 
-@frozen(order=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Intid:
     """A GIC interrupt ID: 16..31 are PPIs, 32..1019 SPIs."""
 
@@ -64,7 +64,7 @@ class Intid:
         return f"INTID {self.value}"
 
 
-@frozen(order=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Spi:
     """A shared peripheral interrupt as written in the specifier's 2nd cell."""
 
@@ -82,7 +82,7 @@ class Spi:
         return f"SPI {self.number}"
 
 
-@frozen(order=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Ppi:
     """A private peripheral interrupt as written in the specifier's 2nd cell."""
 

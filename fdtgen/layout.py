@@ -26,12 +26,12 @@ The other built-in templates and their sources are described in
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 import itertools
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from ._value import field, frozen, replace
 from .errors import (
     AlignmentError,
     AllocationExhaustedError,
@@ -61,7 +61,7 @@ DEVICE_KINDS = ("pl031", "pl061", "fw-cfg")
 PLACEMENTS = ("fixed", "below-4g")  # how a template region gets its base
 
 
-@frozen(order=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Range:
     """Half-open guest-physical range ``[base, end)``, in bytes."""
 
@@ -106,7 +106,7 @@ by_range = attrgetter("base", "size")
 by_address = attrgetter("range.base", "range.size", "tag")  # Region, Device, hole
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Region:
     """A tagged range of the map (``"gic-dist"``, ``"uart0"``, ``"virtio-7"``)."""
 
@@ -115,7 +115,7 @@ class Region:
     align: int = PAGE_SIZE
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Rule:
     """An ordering proof between two pinned regions.
 
@@ -127,7 +127,7 @@ class Rule:
     upper: str
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class MsiFrame:
     """A GICv2m MSI frame: the ``v2m@`` child of the GIC node (arm,gic.yaml).
 
@@ -147,7 +147,7 @@ class MsiFrame:
         return tuple(Intid(self.base_intid.value + i).spi() for i in range(self.num_spis))
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class GicSpec:
     """The interrupt controller (arm,gic-v3.yaml; arm,gic.yaml for version 2).
 
@@ -180,7 +180,7 @@ class GicSpec:
         return tuple(w for w in (self.redist_window, self.redist2_window) if w is not None)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class UartSpec:
     """The console UART: ``pl011`` (serial/pl011.yaml) or ``ns16550a`` (serial/8250.yaml)."""
 
@@ -191,7 +191,7 @@ class UartSpec:
     kind: str = "pl011"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class VirtioSpec:
     """``slots`` virtio-mmio transports, ``stride`` bytes apart; slot i gets SPI first_spi+i.
 
@@ -219,7 +219,7 @@ class VirtioSpec:
         return Range(self.base, self.size)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class DeviceSpec:
     """A platform device of the template: ``pl031`` RTC, ``pl061`` GPIO, ``fw-cfg``.
 
@@ -245,7 +245,7 @@ class DeviceSpec:
         return Range(self.base, self.size)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class PmuSpec:
     """The PMU overflow interrupt (arm/pmu.yaml): a PPI, 7 (INTID 23) on every VMM that has one."""
 
@@ -253,7 +253,7 @@ class PmuSpec:
     trigger: Trigger = Trigger.LEVEL_HIGH
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class BootSpec:
     """A template's boot placement policy (see :mod:`fdtgen.placement`).
 
@@ -284,7 +284,7 @@ class BootSpec:
                 raise LayoutError(f"boot.{name}: {getattr(self, name):#x} is not a 64-bit size")
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Template:
     """A machine's pinned map and its fixed device description, loaded from data."""
 
@@ -550,7 +550,7 @@ def _check_interrupts(t: Template, where: str) -> None:
     _one_owner_each(ppis, where)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Device:
     """A device the VMM must wire: its MMIO range and its interrupt (if any)."""
 
@@ -567,7 +567,7 @@ def _natural_align(r: Range) -> int:
     return min(low, PAGE_SIZE)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Layout:
     """A template with one machine's numbers applied.
 

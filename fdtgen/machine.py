@@ -10,9 +10,9 @@ depends on hashing or the host.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import enum
 
-from ._value import field, frozen
 from .errors import ConfigError
 from .irq import Ppi, Spi, Trigger, gic_cells
 from .layout import DeviceSpec, Layout, Template, resolve
@@ -52,7 +52,7 @@ def cpu_ref(index: int) -> Ref:
     return Ref(f"cpu{index}", Phandle.CPU0 + index)
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Topology:
     """``sockets x clusters x cores x threads`` vCPUs, described by ``/cpus/cpu-map``.
 
@@ -76,7 +76,7 @@ class Topology:
         return self.sockets * self.clusters * self.cores * self.threads
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Machine:
     """One VM's numbers, validated by :func:`fdtgen.layout.resolve` against its template.
 

@@ -21,10 +21,10 @@ template's pinned map. The renderers take rows and return text:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
-from ._value import frozen
 from .irq import Spi, Trigger
 from .layout import Device, Layout, Range, Template, subtract
 from .placement import Placement
@@ -36,7 +36,7 @@ SPARE = "spare"
 BOOT = "boot"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Row:
     """One region of a map.
 
@@ -231,7 +231,7 @@ def table(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class _Box:
     """One drawn box: a region, a run of regions drawn as one, or a gap (``rows`` empty)."""
 

@@ -30,10 +30,10 @@ parsed blob reads like source and compiles without phandle warnings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import re
 import struct
 
-from ._value import frozen
 from .dtb import (
     FDT_BEGIN_NODE,
     FDT_END,
@@ -70,7 +70,7 @@ _U32 = struct.Struct(">I")
 _PROP_HEAD = struct.Struct(">II")
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Header:
     """The header fields (DT spec "Header"); ``size_dt_struct`` is ``None`` before v17."""
 
@@ -89,7 +89,7 @@ class Header:
         return HEADER_SIZE if self.version >= 17 else V16_HEADER_SIZE
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Block:
     """One of the blob's blocks: ``[base, end)`` in blob offsets."""
 
@@ -102,7 +102,7 @@ class Block:
         return self.base + self.size
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Blob:
     """A parsed blob: the tree plus what the encoding looked like.
 
@@ -453,7 +453,7 @@ SINGLE_PHANDLE = frozenset({"interrupt-parent", "next-level-cache"})
 NO_PHANDLE = (0, 0xFFFF_FFFF)  # dtc: "a cell value 0 or -1 to skip over optional entries"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class PhandleUse:
     """One phandle cell in a property: ``cell`` indexes the property's cells.
 

@@ -10,10 +10,10 @@ reported as patch slots, for a loader to fill per boot.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ._value import frozen, replace
 from .dtb import FDT_MAX_SIZE, encode_located
 from .errors import BlobTooLargeError, ConfigError, FdtgenError, PlacementError
 from .layout import Layout
@@ -30,7 +30,7 @@ KASLR_SEED_SIZE = 8  # chosen.yaml: kaslr-seed is a uint64
 CHOSEN = "/chosen"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Boot:
     """What a build places besides the DTB, and the entropy it reserves.
 
@@ -59,7 +59,7 @@ class Boot:
             )
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class PatchSlot:
     """Bytes of a property value in the blob that a loader may overwrite per boot.
 
@@ -73,11 +73,11 @@ class PatchSlot:
     derived: bool
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Build:
     machine: Machine
     layout: Layout
-    tree: DeviceTree | None  # None from the fast path (fdtgen.fast)
+    tree: DeviceTree
     blob: bytes
     placement: Placement | None = None
     slots: tuple[PatchSlot, ...] = ()

@@ -39,9 +39,9 @@ The policy (template data), in this order:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from collections.abc import Sequence
 
-from ._value import frozen
 from .errors import PlacementError
 from .image import KernelImage
 from .layout import PAGE_SIZE, BootSpec, Range, Region, by_address, by_range
@@ -56,7 +56,7 @@ INITRD_WINDOW_SIZE = 32 * GiB  # booting.rst: "of up to 32 GB in size"
 PA_48BIT_END = 1 << 48  # flags bit 3: "within the 48-bit addressable range"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Registers:
     """The primary CPU's registers at kernel entry (booting.rst "Call the kernel image")."""
 
@@ -67,7 +67,7 @@ class Registers:
     pc: int
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Placement:
     """Where a loader puts each file.
 

@@ -33,13 +33,13 @@ refuses a layout that differs. Two more facts shape the command:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import gzip
 import shlex
 import struct
 import zlib
 from collections.abc import Sequence
 
-from ._value import frozen
 from .errors import ConfigError, ImageError, PlacementError
 from .irq import Ppi, Spi, Trigger
 from .layout import Layout, Range
@@ -69,7 +69,7 @@ PSCI_METHOD = "hvc"
 GIC_SPI_TRIGGERS = (Trigger.EDGE_RISING, Trigger.LEVEL_HIGH)  # arm,gic-v3.yaml: 1 or 4
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class FixedDevice:
     """A QEMU virt device at one address, with its SPI (``None``: no interrupt)."""
 
@@ -101,7 +101,7 @@ _REFUSED_OPTIONS = {
 _VIRTIO_BUS = "virtio-mmio-bus."
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Load:
     """A file QEMU's generic loader copies to guest-physical ``base`` (``size`` bytes)."""
 

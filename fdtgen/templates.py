@@ -13,13 +13,13 @@ window, RAM is split around it, as openvmm places its virtio-mmio block.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import copy
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._value import replace
 from .errors import IrqError, LayoutError, TemplateError
 from .irq import SPI_MAX, Intid, Ppi, Spi, Trigger
 from .layout import (

@@ -8,11 +8,11 @@ and dtc compiles it back to the same bytes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import enum
 import struct
 from collections.abc import Iterator
 
-from ._value import field, frozen
 from .units import U32_MAX, U64_MAX
 
 
@@ -24,7 +24,7 @@ class Kind(enum.Enum):
     BYTES = "bytes"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Ref:
     """A phandle reference: rendered ``&label`` in DTS, encoded as the number."""
 
@@ -35,7 +35,7 @@ class Ref:
 Cell = int | Ref
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Prop:
     """A property. Build it with the class methods, which validate and encode."""
 
@@ -92,7 +92,7 @@ class Prop:
         return tuple(s.decode(errors="replace") for s in self.value[:-1].split(b"\0"))
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Node:
     """A node: properties first, then children (DT spec "Structure Block")."""
 
@@ -127,7 +127,7 @@ class Node:
             yield from c.walk(f"{path.rstrip('/')}/{c.name}")
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class DeviceTree:
     """A whole blob's content: the root, the reservation map, the boot CPU.
 

@@ -28,10 +28,10 @@ No config is parsed here, so pydantic is never imported.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import re
 from collections.abc import Sequence
 
-from ._value import frozen
 from .dtb import FDT_MAX_SIZE, NODE_NAME_RE, PROP_NAME_RE
 from .dts import prop_value
 from .irq import PPI_MAX, SPI_MAX, Trigger
@@ -75,7 +75,7 @@ TIMER_COMPATIBLE = frozenset({"arm,armv8-timer", "arm,armv7-timer"})
 _DTC_LINE = re.compile(r"^(?:.*?: )?(Warning|ERROR) \(([\w-]+)\): (.*)$")
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One broken rule: ``rule`` id, node ``path``, property ``prop`` (or ``""``),
     the offending ``value`` as DTS text (or ``""``) and the ``message``."""
@@ -101,7 +101,7 @@ class Finding:
         }
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Options:
     """What to check beyond the blob itself.
 
@@ -1331,7 +1331,7 @@ def _gic_specifier(
 # Regions.
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class _Region:
     path: str
     index: int

@@ -7,10 +7,10 @@ manifest), loaded only when a manifest is given. :func:`load_manifest` and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import sys
 from collections.abc import Sequence
 
-from ._value import frozen
 from .dtb import FDT_MAX_SIZE
 from .errors import ConfigError
 from .tree import Prop
@@ -33,7 +33,7 @@ INITRD_WINDOW_ALIGN = 1 * GiB  # booting.rst: "a 1 GB aligned physical memory wi
 INITRD_WINDOW_MAX = 32 * GiB  # booting.rst: "of up to 32 GB in size"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class Span:
     """A guest-physical range ``[base, end)`` from the manifest."""
 
@@ -48,7 +48,7 @@ class Span:
         return f"[{self.base:#x}, {self.end:#x})"
 
 
-@frozen
+@dataclass(frozen=True, slots=True)
 class BootManifest:
     """The fields of a placement manifest the boot rules read (``fdtgen build --manifest``)."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fdtgen import Machine, build
-from fdtgen._value import replace
+from dataclasses import replace
 from fdtgen.errors import ConfigError, LayoutError, RegionOverlapError, TemplateError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger, gic_cells, irq_from_cells
 from fdtgen.layout import Range, Region, check_regions, check_template, resolve
