@@ -653,15 +653,6 @@ def test_the_docs_describe_every_builtin_template_and_its_source():
         assert t.source.split()[0] in text, name
 
 
-def test_builtin_template_data_matches_the_toml_files():
-    from fdtgen.templates import render_builtin
-
-    current = (ROOT / "fdtgen" / "_builtin_templates.py").read_text()
-    assert current == render_builtin(), (
-        "fdtgen/_builtin_templates.py is stale: run `python -m fdtgen.templates`"
-    )
-
-
 # -- template values that reach the device tree are checked at load, by key ---------
 
 
