@@ -10,7 +10,7 @@ import subprocess
 import warnings
 from collections.abc import Callable
 
-from fdtgen.tree import DeviceTree, Kind, Node
+from fdtgen.fdt.tree import DeviceTree, Kind, Node
 
 Op = tuple[str, object, object]
 

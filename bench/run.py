@@ -58,8 +58,8 @@ def interleaved(
 
 
 def in_process(rounds: int) -> dict[str, float]:
-    from fdtgen import configrules
-    from fdtgen.dts import to_dts
+    from fdtgen.config import rules as configrules
+    from fdtgen.fdt.dts import to_dts
     from fdtgen.pipeline import build
 
     settings = configrules.validate(dict(MACHINE))

@@ -4,7 +4,7 @@ The public names below are imported on first use, so ``import fdtgen`` (and
 every CLI command) pays only for the modules it actually needs.
 """
 
-__version__ = "0.1.0"
+from fdtgen.version import __version__
 
 __all__ = [
     "FDT_MAX_SIZE",
@@ -21,16 +21,16 @@ __all__ = [
 ]
 
 _LAZY = {
-    "FDT_MAX_SIZE": "dtb",
-    "encode": "dtb",
-    "to_dts": "dts",
+    "FDT_MAX_SIZE": "spec",
+    "encode": "fdt.encode",
+    "to_dts": "fdt.dts",
     "FdtgenError": "errors",
-    "Machine": "machine",
+    "Machine": "devicetree.machine",
     "Build": "pipeline",
     "build": "pipeline",
-    "DeviceTree": "tree",
-    "Node": "tree",
-    "Prop": "tree",
+    "DeviceTree": "fdt.tree",
+    "Node": "fdt.tree",
+    "Prop": "fdt.tree",
 }
 
 

@@ -31,19 +31,19 @@ and no range escapes the width check.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import bisect
 import enum
 from collections.abc import Iterable
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from .errors import AllocationExhaustedError, LayoutError, RegionOverlapError
-from .layout import PAGE_SIZE, Range, Region, by_address
-from .units import U64_MAX, GiB, align_down, align_up, is_aligned, is_pow2
+from fdtgen.errors import AllocationExhaustedError, LayoutError, RegionOverlapError
+from fdtgen.ranges import Range, Region, by_address
+from fdtgen.spec import MAX_ADDRESS_WIDTH, PAGE_SIZE
+from fdtgen.units import U64_MAX, GiB, align_down, align_up, is_aligned, is_pow2
 
 FOUR_GIB = 4 * GiB
-MAX_ADDRESS_WIDTH = 64
 
 
 class Placement(enum.Enum):

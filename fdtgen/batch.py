@@ -9,16 +9,16 @@ many items are read once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from .configrules import anchor_paths, parse_file, read_bytes, validate
-from .errors import ConfigError, FdtgenError
-from .pipeline import build
-from .image import InputFile, KernelImage, input_file, read_initrd, read_kernel
-from .manifestdata import manifest_json
+from fdtgen.boot.image import InputFile, KernelImage, input_file, read_initrd, read_kernel
+from fdtgen.config.rules import anchor_paths, parse_file, read_bytes, validate
+from fdtgen.errors import ConfigError, FdtgenError
+from fdtgen.manifestdata import manifest_json
+from fdtgen.pipeline import build
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 

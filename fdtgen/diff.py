@@ -16,13 +16,13 @@ Values are shown as DTS: strings, cells or bytes, as dtc would print them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from .dts import prop_value
-from .parse import phandle_uses
-from .tree import DeviceTree, Node, Prop
+from fdtgen.fdt.dts import prop_value
+from fdtgen.fdt.phandles import phandle_uses
+from fdtgen.fdt.tree import DeviceTree, Node, Prop
 
 VALUE_LIMIT = 200  # characters of a rendered value before it is cut
 PHANDLE_PROPS = frozenset({"phandle", "linux,phandle"})

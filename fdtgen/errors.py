@@ -17,9 +17,7 @@
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
-if TYPE_CHECKING:
-    from .layout import Region
+from typing import Any
 
 
 class FdtgenError(Exception):
@@ -39,7 +37,8 @@ class LayoutError(FdtgenError):
 
 
 class RegionOverlapError(LayoutError):
-    def __init__(self, a: Region, b: Region, context: str = "layout") -> None:
+    def __init__(self, a: Any, b: Any, context: str = "layout") -> None:
+        # a and b are fdtgen.ranges.Region values (a higher layer than this one)
         super().__init__(
             f"{context}: region {a.tag!r} {a.range} overlaps region {b.tag!r} {b.range}"
         )
@@ -70,10 +69,10 @@ class EncodeError(FdtgenError):
 
 
 class BlobTooLargeError(EncodeError):
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, size: int, limit: int, rule: str = "") -> None:
         super().__init__(
-            f"dtb: blob is {size} bytes ({size:#x}), over the {limit:#x}-byte limit "
-            "(booting.rst: the dtb must not exceed 2 megabytes)"
+            f"dtb: blob is {size} bytes ({size:#x}), over the {limit:#x}-byte limit"
+            + (f" ({rule})" if rule else "")
         )
         self.size, self.limit = size, limit
 

@@ -9,10 +9,10 @@ used: a value is an :class:`Spi`, a :class:`Ppi` or an :class:`Intid`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import enum
+from dataclasses import dataclass
 
-from .errors import IrqError
+from fdtgen.errors import IrqError
 
 PPI_INTID_BASE = 16
 SPI_INTID_BASE = 32

@@ -18,9 +18,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .image import InputFile
-from .manifestdata import MANIFEST_VERSION, manifest_data
-from .pipeline import Build
+from fdtgen.boot.image import InputFile
+from fdtgen.manifestdata import MANIFEST_VERSION, manifest_data
+from fdtgen.pipeline import Build
 
 Address = Annotated[int, Field(ge=0, lt=1 << 64)]
 

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .errors import ConfigError
-from .image import InputFile, KernelImage
-from .layout import Layout, Region, by_address
-from .pipeline import Build
+from fdtgen.boot.image import InputFile, KernelImage
+from fdtgen.errors import ConfigError
+from fdtgen.layout import Layout
+from fdtgen.pipeline import Build
+from fdtgen.ranges import Region, by_address
+from fdtgen.version import __version__
 
 if TYPE_CHECKING:
-    from .placement import Placement
+    from fdtgen.boot.placement import Placement
 
 MANIFEST_VERSION = 1
 

@@ -10,23 +10,22 @@ reported as patch slots, for a loader to fill per boot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .dtb import FDT_MAX_SIZE, encode_located
-from .errors import BlobTooLargeError, ConfigError, FdtgenError, PlacementError
-from .layout import Layout
-from .machine import Machine, machine_layout, machine_tree
-from .templates import load_template
-from .tree import DeviceTree, Prop
+from fdtgen.devicetree.machine import Machine, machine_layout, machine_tree
+from fdtgen.errors import BlobTooLargeError, ConfigError, FdtgenError, PlacementError
+from fdtgen.fdt.encode import encode_located
+from fdtgen.fdt.tree import DeviceTree, Prop
+from fdtgen.layout import Layout
+from fdtgen.spec import FDT_MAX_SIZE, KASLR_SEED_SIZE, RNG_SEED_MAX
+from fdtgen.template.load import load_template
 
 if TYPE_CHECKING:  # loaded only for builds that place a kernel
-    from .image import InputFile, KernelImage
-    from .placement import Placement
+    from fdtgen.boot.image import InputFile, KernelImage
+    from fdtgen.boot.placement import Placement
 
-RNG_SEED_MAX = 1024  # bytes; QEMU writes 32, Firecracker 64, crosvm 256
-KASLR_SEED_SIZE = 8  # chosen.yaml: kaslr-seed is a uint64
 CHOSEN = "/chosen"
 
 
@@ -91,7 +90,7 @@ def build(m: Machine, boot: Boot | None = None) -> Build:
     boot = boot or Boot()
     placement = None
     if boot.kernel is not None:
-        from .placement import place
+        from fdtgen.boot.placement import place
 
         placement = place(layout.ram, template.boot, boot.kernel, boot.initrd_size)
     initrd_props = initrd_chosen_props(placement)
@@ -116,7 +115,9 @@ def dtb_limit(placement: Placement | None) -> int:
 def dtb_too_large(e: BlobTooLargeError, placement: Placement | None) -> FdtgenError:
     """Over the slot the placement reserved is a placement error; otherwise ``e`` itself."""
     if placement is None:
-        return e
+        return BlobTooLargeError(
+            e.size, e.limit, "booting.rst: the dtb must not exceed 2 megabytes"
+        )
     return PlacementError(
         f"placement: dtb is {e.size:#x} bytes, over its {e.limit:#x}-byte slot at "
         f"{placement.dtb.base:#x} (template boot.fdt_max_size)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from fdtgen.machine import Machine
+from fdtgen.devicetree.machine import Machine
 from fdtgen.units import MiB
 
 CMDLINE_CHARS = st.characters(min_codepoint=0x20, max_codepoint=0x7E)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fdtgen.allocator import FOUR_GIB, Allocator, Placed, Placement
 from fdtgen.errors import AllocationExhaustedError, LayoutError, RegionOverlapError
-from fdtgen.layout import Range
+from fdtgen.ranges import Range
 from fdtgen.units import GiB, KiB, MiB
 
 PAGE = 4 * KiB

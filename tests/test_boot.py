@@ -27,9 +27,9 @@ from pathlib import Path
 import libfdt
 import pytest
 
-from fdtgen import qemu
-from fdtgen.templates import templates_dir
-from fdtgen.trampoline import TRAMPOLINE_SIZE
+from fdtgen.qemu import command as qemu
+from fdtgen.qemu.trampoline import TRAMPOLINE_SIZE
+from fdtgen.template.load import templates_dir
 
 from .bootkit import debian, guest, initramfs, modinfo
 from .conftest import ROOT

@@ -194,27 +194,14 @@ def test_blob_commands_import_no_heavy_modules(tmp_path, command):
     assert "fdtgen.verify" in imported or command == ["dts"]
     assert sorted(set(HEAVY) & set(imported)) == []
     # the template and manifest rules load only with --template / --manifest
-    assert not {"fdtgen.verify_boot", "fdtgen.verify_template"} & set(imported)
-
-
-def test_the_help_formatter_sizes_like_shutil(monkeypatch):
-    import shutil
-
-    from fdtgen.cli import _terminal_columns
-
-    for columns in ("132", "0", "x", None):
-        if columns is None:
-            monkeypatch.delenv("COLUMNS", raising=False)
-        else:
-            monkeypatch.setenv("COLUMNS", columns)
-        assert _terminal_columns() == shutil.get_terminal_size().columns
+    assert not {"fdtgen.verify.boot", "fdtgen.verify.template"} & set(imported)
 
 
 def test_which_finds_what_shutil_finds(tmp_path, monkeypatch):
     import os
     import shutil
 
-    from fdtgen.cmd_verify import which
+    from fdtgen.cli.verify import which
 
     for name, mode in (("runnable", 0o755), ("plain", 0o644)):
         (tmp_path / "a" / name).parent.mkdir(exist_ok=True)

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from fdtgen.cli import _commands, parser
+from fdtgen.cli import COMMANDS as MODULES
+from fdtgen.cli import parser
 
 from .conftest import ROOT
 
@@ -29,7 +30,7 @@ def options(name: str) -> set[str]:
     return {s for a in cmd._actions for s in a.option_strings if s not in ("-h", "--help")}
 
 
-COMMANDS = [c.replace("_", "-") for c in _commands()]
+COMMANDS = [c.replace("_", "-") for c in MODULES]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

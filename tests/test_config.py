@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fdtgen import config, configrules
+from fdtgen.config import model as config
+from fdtgen.config import rules as configrules
 from fdtgen.errors import ConfigError
 
 from .conftest import FIXTURES, ROOT
@@ -18,7 +19,7 @@ from .conftest import run_fdtgen as run_cli
 
 
 def test_compiled_schema_is_current():
-    current = (ROOT / "fdtgen" / "_config_schema.py").read_text()
+    current = (ROOT / "fdtgen" / "config" / "_schema.py").read_text()
     assert current == config.render_compiled(), (
         "fdtgen/_config_schema.py is stale: run `python -m fdtgen.config`"
     )
@@ -215,7 +216,7 @@ def test_cli_rejects_bad_cmdlines_in_one_line_exit_2_and_no_file(tmp_path, args,
 def test_defaults_are_what_validating_nothing_gives():
     from pydantic_core import SchemaValidator
 
-    from fdtgen._config_schema import SCHEMA
+    from fdtgen.config._schema import SCHEMA
 
     assert configrules.defaults() == SchemaValidator(SCHEMA).validate_python({})
     assert configrules.defaults() == config.Config().model_dump()

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic_core import SchemaValidator, ValidationError
 
-from fdtgen import coreschema
-from fdtgen._config_schema import SCHEMA
+from fdtgen.config import coreschema
+from fdtgen.config._schema import SCHEMA
 
 from .test_config import CASES, KEYS, VALUES
 
@@ -108,7 +108,7 @@ def lax_ints(node: Any, behind: Any = None) -> list[Any]:
 
 
 def test_no_string_reaches_a_lax_integer_of_the_config_schema():
-    from fdtgen.configrules import size_before
+    from fdtgen.config.rules import size_before
 
     found = lax_ints(SCHEMA)
     assert found and all(fn is size_before for fn in found), found

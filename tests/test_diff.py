@@ -8,12 +8,14 @@ import re
 import libfdt
 import pytest
 
-from fdtgen import Machine, build
+from fdtgen.devicetree.machine import Machine
 from fdtgen.diff import Change, diff_trees
-from fdtgen.dtb import encode
-from fdtgen.dts import to_dts
-from fdtgen.parse import parse, with_labels
-from fdtgen.tree import DeviceTree, Node, Prop
+from fdtgen.fdt.dts import to_dts
+from fdtgen.fdt.encode import encode
+from fdtgen.fdt.parse import parse
+from fdtgen.fdt.phandles import with_labels
+from fdtgen.fdt.tree import DeviceTree, Node, Prop
+from fdtgen.pipeline import build
 
 from .conftest import FIXTURES
 from .conftest import run_fdtgen as fdtgen

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from fdtgen import Machine
-from fdtgen.machine import machine_layout
-from fdtgen.templates import load_template, templates_dir
+from fdtgen.devicetree.machine import Machine, machine_layout
+from fdtgen.template.load import load_template, templates_dir
 
 from .conftest import ROOT
 from .conftest import run_fdtgen as run

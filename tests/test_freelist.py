@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fdtgen.allocator import _FreeList
-from fdtgen.layout import Range, subtract
+from fdtgen.ranges import Range, subtract
 from fdtgen.units import align_down, align_up
 
 PAGE = 0x1000

@@ -19,15 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fdtgen import Machine, build
+from fdtgen.devicetree.machine import Machine
 from fdtgen.diff import diff_trees
-from fdtgen.dts import to_dts
 from fdtgen.errors import BlobError
-from fdtgen.parse import parse, parse_blob, with_labels
-from fdtgen.templates import load_template
-from fdtgen.tree import DeviceTree
-from fdtgen.verify import Options, verify_parsed
-from fdtgen.verify_boot import manifest_from
+from fdtgen.fdt.dts import to_dts
+from fdtgen.fdt.parse import parse, parse_blob
+from fdtgen.fdt.phandles import with_labels
+from fdtgen.fdt.tree import DeviceTree
+from fdtgen.pipeline import build
+from fdtgen.template.load import load_template
+from fdtgen.verify.boot import manifest_from
+from fdtgen.verify.core import Options, verify_parsed
 
 from .conftest import FIXTURES, run_fdtgen
 from .test_parse import BEGIN, END_NODE, NOP, PROP, begin, header, raw_blob, relayout, u32

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fdtgen
-from fdtgen import Machine, build, to_dts
+from fdtgen.devicetree.machine import Machine
+from fdtgen.fdt.dts import to_dts
+from fdtgen.pipeline import build
 
 
 def test_default_machine_matches_the_golden_files(golden, dtc):

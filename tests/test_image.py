@@ -11,8 +11,8 @@ import zlib
 
 import pytest
 
+from fdtgen.boot.image import declared_kernel, kernel_from_bytes, read_initrd, read_kernel
 from fdtgen.errors import ImageError
-from fdtgen.image import declared_kernel, kernel_from_bytes, read_initrd, read_kernel
 
 from .conftest import FIXTURES
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from fdtgen import Machine, build
-from dataclasses import replace
+from fdtgen.devicetree.machine import Machine
 from fdtgen.errors import ConfigError, LayoutError, RegionOverlapError, TemplateError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger, gic_cells, irq_from_cells
-from fdtgen.layout import Range, Region, check_regions, check_template, resolve
-from fdtgen.templates import load_template, templates_dir
+from fdtgen.layout import resolve
+from fdtgen.pipeline import build
+from fdtgen.ranges import Range, Region
+from fdtgen.template.load import load_template, templates_dir
+from fdtgen.template.proofs import check_regions, check_template
 from fdtgen.units import KiB, MiB
 
 # squib_arch/src/layout.rs, retyped from the seed so the template is checked
@@ -63,7 +66,16 @@ def test_default_tree_addresses_and_intids_equal_the_seed():
     b = build(Machine(vcpus=32))
     root = b.tree.root
     gic = root.find(f"/interrupt-controller@{GICD_BASE:x}")
-    assert _cells(gic, "reg") == (0, GICD_BASE, 0, GICD_RESERVED_SIZE, 0, GICR_BASE, 0, 32 * 128 * KiB)
+    assert _cells(gic, "reg") == (
+        0,
+        GICD_BASE,
+        0,
+        GICD_RESERVED_SIZE,
+        0,
+        GICR_BASE,
+        0,
+        32 * 128 * KiB,
+    )
     assert _cells(gic, "interrupts") == (1, 9, 4)  # maintenance PPI 9 = INTID 25
     uart = root.find(f"/serial@{PL011_BASE:x}")
     assert _cells(uart, "reg") == (0, PL011_BASE, 0, PL011_SIZE)

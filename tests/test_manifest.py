@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fdtgen import Machine
-from fdtgen.dts import to_dts
-from fdtgen.image import declared_kernel, read_kernel
+from fdtgen.boot.image import declared_kernel, read_kernel
+from fdtgen.devicetree.machine import Machine
+from fdtgen.fdt.dts import to_dts
 from fdtgen.manifest import manifest_for, schema, to_json
 from fdtgen.pipeline import Boot, build
 
@@ -216,7 +216,7 @@ def test_without_a_kernel_the_dtb_is_unchanged_and_has_no_initrd():
 
 def test_the_pipeline_does_not_import_pydantic():
     code = (
-        "import sys, fdtgen.pipeline, fdtgen.placement, fdtgen.image\n"
+        "import sys, fdtgen.pipeline, fdtgen.boot.placement, fdtgen.boot.image\n"
         "print('pydantic' in sys.modules)"
     )
     out = subprocess.run(
@@ -430,7 +430,7 @@ def test_compact_manifest_is_json_dumps_of_the_same_document(
 ):
     """The compact writer spells the document exactly as ``json.dumps`` would,
     escapes (quotes, control characters, non-ASCII) included."""
-    from fdtgen.image import InputFile
+    from fdtgen.boot.image import InputFile
     from fdtgen.manifestdata import manifest_data, manifest_json
 
     rng, kaslr, seed = entropy
@@ -439,7 +439,7 @@ def test_compact_manifest_is_json_dumps_of_the_same_document(
     if isinstance(initrd, str):  # a file name with whatever characters
         initrd_file = InputFile("initrd", initrd, 4096, "ab" * 32)
         initrd = 4096
-    from fdtgen.templates import load_template
+    from fdtgen.template.load import load_template
 
     virtio = min(virtio, load_template(template).virtio.slots)
     b = build(

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from fdtgen import Machine
-from fdtgen.machine import machine_layout as _machine_layout
-from fdtgen.mapview import BOOT, SPARE, diagram, human_size, layout_rows, svg, table
-from fdtgen.templates import builtin_names, load_template
+from fdtgen.devicetree.machine import Machine
+from fdtgen.devicetree.machine import machine_layout as _machine_layout
+from fdtgen.pictures import BOOT, SPARE, diagram, human_size, layout_rows, svg, table
+from fdtgen.template.load import builtin_names, load_template
 
 from .conftest import ROOT
 from .conftest import run_fdtgen as run

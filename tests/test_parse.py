@@ -13,11 +13,13 @@ import libfdt
 import pytest
 from hypothesis import given
 
-from fdtgen import Machine, build
-from fdtgen.dts import to_dts
+from fdtgen.devicetree.machine import Machine
 from fdtgen.errors import BlobError
-from fdtgen.parse import MAX_DEPTH, parse, parse_blob, phandle_uses, with_labels
-from fdtgen.tree import Ref
+from fdtgen.fdt.dts import to_dts
+from fdtgen.fdt.parse import MAX_DEPTH, parse, parse_blob
+from fdtgen.fdt.phandles import phandle_uses, with_labels
+from fdtgen.fdt.tree import Ref
+from fdtgen.pipeline import build
 
 from .conftest import FIXTURES
 from .strategies import squib_machines

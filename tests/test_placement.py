@@ -16,14 +16,15 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from fdtgen import Machine
+from fdtgen.boot.image import declared_kernel, read_kernel
+from fdtgen.boot.placement import place
+from fdtgen.devicetree.machine import Machine
 from fdtgen.errors import ConfigError, PlacementError
-from fdtgen.image import declared_kernel, read_kernel
-from fdtgen.layout import BootSpec, Range
 from fdtgen.manifest import manifest_for, to_json
 from fdtgen.pipeline import Boot, build
-from fdtgen.placement import place
-from fdtgen.templates import builtin_names, load_template
+from fdtgen.ranges import Range
+from fdtgen.template.load import builtin_names, load_template
+from fdtgen.template.model import BootSpec
 
 from .conftest import FIXTURES
 

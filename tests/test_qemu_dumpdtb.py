@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from fdtgen import Machine, build
+from fdtgen.devicetree.machine import Machine
+from fdtgen.pipeline import build
 from fdtgen.units import GiB, MiB
 
 from .conftest import ROOT

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fdtgen.config import SIZE_PATTERN
+from fdtgen.config.model import SIZE_PATTERN
 from fdtgen.units import parse_size
 
 from .conftest import ROOT
@@ -76,7 +76,7 @@ def test_every_example_config_validates_and_builds(path: Path, tmp_path: Path):
 
 
 def test_manifests_of_every_template_validate(tmp_path: Path):
-    from fdtgen.templates import builtin_names
+    from fdtgen.template.load import builtin_names
 
     v = validator("manifest")
     for name in builtin_names():

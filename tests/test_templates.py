@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from fdtgen import Machine, build, to_dts
+from fdtgen.devicetree.machine import Machine, Topology
 from fdtgen.errors import ConfigError, FdtgenError, LayoutError, TemplateError
+from fdtgen.fdt.dts import to_dts
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
-from fdtgen.layout import Range
-from fdtgen.machine import Topology
-from fdtgen.templates import builtin_names, load_template, templates_dir
+from fdtgen.pipeline import build
+from fdtgen.ranges import Range
+from fdtgen.template.load import builtin_names, load_template, templates_dir
 from fdtgen.units import GiB, KiB, MiB
 
 from .conftest import ROOT

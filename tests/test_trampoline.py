@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fdtgen.errors import PlacementError
-from fdtgen.trampoline import TRAMPOLINE_SIZE, trampoline
+from fdtgen.qemu.trampoline import TRAMPOLINE_SIZE, trampoline
 
 PREFIX = 0x4010_0000
 STUB = 0x4020_0000

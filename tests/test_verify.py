@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from fdtgen import Machine, build
-from fdtgen.dtb import encode
+from fdtgen.devicetree.machine import Machine
 from fdtgen.errors import BlobError, ConfigError
-from fdtgen.templates import builtin_names, load_template
-from fdtgen.tree import DeviceTree, Node, Prop
+from fdtgen.fdt.encode import encode
+from fdtgen.fdt.tree import DeviceTree, Node, Prop
+from fdtgen.pipeline import build
+from fdtgen.template.load import builtin_names, load_template
 from fdtgen.units import GiB, MiB
-from fdtgen.verify import Finding, Options, verify
-from fdtgen.verify_boot import manifest_from
+from fdtgen.verify.boot import manifest_from
+from fdtgen.verify.core import Finding, Options, verify
 
 from .conftest import FIXTURES, ROOT
 from .test_parse import END_NODE, begin, header, raw_blob, u32
@@ -452,7 +453,7 @@ def test_dtc_reads_a_blob_bigger_than_a_pipe_without_deadlock(dtc):
 
 
 def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path, monkeypatch):
-    from fdtgen import verify as verify_module
+    from fdtgen.verify import core as verify_module
 
     assert [f.rule for f in verify_module.dtc_findings(str(tmp_path / "no-dtc"), BASE.blob)] == [
         "dtc.run"

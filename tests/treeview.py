@@ -7,7 +7,7 @@ import warnings
 
 import libfdt
 
-from fdtgen.tree import DeviceTree
+from fdtgen.fdt.tree import DeviceTree
 
 Flat = dict[str, list[tuple[str, bytes]]]
 

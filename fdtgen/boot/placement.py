@@ -1,0 +1,265 @@
+"""Kernel, initrd and DTB addresses per arm64 booting.rst, from a template's policy.
+
+Pure: the RAM ranges, the template's :class:`~fdtgen.layout.BootSpec`, the
+kernel's header facts and the initrd size in; a :class:`Placement` out.
+
+The rules, Linux ``Documentation/arch/arm64/booting.rst``:
+
+* "Setup the device tree": "The device tree blob (dtb) must be placed on an
+  8-byte boundary and must not exceed 2 megabytes in size. Since the dtb will
+  be mapped cacheable using blocks of up to 2 megabytes in size, it must not
+  be placed within any 2M region which must be mapped with any specific
+  attributes."
+* "Call the kernel image": "The Image must be placed text_offset bytes from a
+  2MB aligned base address anywhere in usable system RAM and called there
+  ... At least image_size bytes from the start of the image must be free for
+  use by the kernel." An initrd "must reside entirely within a 1 GB aligned
+  physical memory window of up to 32 GB in size that fully covers the kernel
+  Image as well."
+* Primary CPU registers: "x0 = physical address of device tree blob (dtb) in
+  system RAM", x1 = x2 = x3 = 0.
+
+The policy (template data), in this order:
+
+1. **DTB**: a ``fdt_max_size`` slot at the start of the last whole 2 MiB
+   block of the highest RAM range. Nothing else is placed in that block.
+2. **Kernel**: the lowest 2 MiB-aligned base at or above DRAM base +
+   ``kernel_offset`` whose ``[base + text_offset, + max(file size,
+   image_size))`` lies in one RAM range, below the DTB block. (squib computes
+   ``max(DRAM + text_offset, DRAM + 2 MiB)``, which for a text_offset of
+   0x80000 is not text_offset above a 2 MiB-aligned base.)
+3. **initrd**: preferably at ``max(DRAM + initrd_offset, align_up(kernel_end
+   + initrd_gap, 2 MiB))``; where it does not fit there, at the lowest legal
+   place: after the kernel's reserved end (and ``initrd_gap`` beyond it when
+   ``image_size`` is zero, since the kernel's BSS size is then unknown), 2 MiB
+   aligned if that fits, else page aligned. Always wholly inside one RAM
+   range, inside the 1 GiB-aligned 32 GiB window that starts at or below the
+   kernel, and outside the DTB's block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fdtgen.boot.image import KernelImage
+from fdtgen.errors import PlacementError
+from fdtgen.ranges import Range, Region, by_address, by_range
+from fdtgen.spec import (
+    DTB_ALIGN,
+    DTB_BLOCK,
+    INITRD_WINDOW_ALIGN,
+    INITRD_WINDOW_SIZE,
+    KERNEL_BASE_ALIGN,
+    PA_48BIT_END,
+    PAGE_SIZE,
+)
+from fdtgen.template.model import BootSpec
+from fdtgen.units import MiB, align_down, align_up
+
+INITRD_ALIGN = 2 * MiB  # preferred initrd alignment (squib's 2 MiB grain)
+
+
+@dataclass(frozen=True, slots=True)
+class Registers:
+    """The primary CPU's registers at kernel entry (booting.rst "Call the kernel image")."""
+
+    x0: int
+    x1: int
+    x2: int
+    x3: int
+    pc: int
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a loader puts each file.
+
+    ``kernel`` is ``[load address, + max(file size, image_size))``: the load
+    address is the entry point, ``text_offset`` above a 2 MiB-aligned base.
+    ``dtb`` is the slot reserved for the blob (``fdt_max_size`` bytes, at the
+    start of its own 2 MiB block). ``initrd`` is ``None`` without an initrd.
+    """
+
+    kernel: Range
+    text_offset: int
+    dtb: Range
+    initrd: Range | None = None
+
+    @property
+    def entry(self) -> int:
+        return self.kernel.base
+
+    @property
+    def kernel_base(self) -> int:
+        """The 2 MiB-aligned base the Image sits ``text_offset`` bytes above."""
+        return self.kernel.base - self.text_offset
+
+    @property
+    def dtb_block(self) -> Range:
+        """The 2 MiB block(s) holding the DTB slot, shared with nothing else."""
+        return _dtb_block(self.dtb)
+
+    @property
+    def window(self) -> Range:
+        """The 1 GiB-aligned 32 GiB window that covers the kernel and the initrd."""
+        return initrd_window(self.kernel)
+
+    @property
+    def registers(self) -> Registers:
+        return Registers(x0=self.dtb.base, x1=0, x2=0, x3=0, pc=self.entry)
+
+    def regions(self) -> tuple[Region, ...]:
+        """The placed files as tagged regions, sorted by address."""
+        out = [
+            Region("kernel", self.kernel, align=KERNEL_BASE_ALIGN),
+            Region("dtb", self.dtb, align=DTB_ALIGN),
+        ]
+        if self.initrd is not None:
+            out.append(Region("initrd", self.initrd))
+        return tuple(sorted(out, key=by_address))
+
+
+def initrd_window(kernel: Range) -> Range:
+    """The 1 GiB-aligned window of 32 GiB starting at or just below ``kernel``."""
+    return Range(align_down(kernel.base, INITRD_WINDOW_ALIGN), INITRD_WINDOW_SIZE)
+
+
+def place(
+    ram: Sequence[Range], boot: BootSpec, kernel: KernelImage, initrd_size: int | None = None
+) -> Placement:
+    """Place the DTB slot, the kernel and the initrd; see the module docstring for the policy.
+
+    Raises :class:`PlacementError` saying what does not fit, where, and by how
+    many bytes.
+    """
+    placed = place_kernel(ram, boot, kernel)
+    if initrd_size is None:
+        return placed
+    return place_initrd(placed, ram, boot, kernel, initrd_size)
+
+
+def place_kernel(ram: Sequence[Range], boot: BootSpec, kernel: KernelImage) -> Placement:
+    """The DTB slot and the kernel: :func:`place` without an initrd."""
+    if not ram:
+        raise PlacementError("placement: the machine has no RAM")
+    ranges = sorted(ram, key=by_range)
+    dtb = dtb_slot(ranges[-1], boot)
+    kernel_range = kernel_slot(ranges, boot, kernel, _dtb_block(dtb))
+    return Placement(kernel=kernel_range, text_offset=kernel.text_offset, dtb=dtb)
+
+
+def place_initrd(
+    placed: Placement, ram: Sequence[Range], boot: BootSpec, kernel: KernelImage, size: int
+) -> Placement:
+    """``placed`` (from :func:`place_kernel` with the same arguments) with the initrd added."""
+    block = placed.dtb_block
+    initrd = initrd_slot(sorted(ram, key=by_range), boot, kernel, placed.kernel, block, size)
+    return Placement(placed.kernel, placed.text_offset, placed.dtb, initrd)
+
+
+def _dtb_block(dtb: Range) -> Range:
+    """The 2 MiB block(s) holding the DTB slot ``dtb``, which nothing else may share."""
+    base = align_down(dtb.base, DTB_BLOCK)
+    return Range(base, align_up(dtb.end, DTB_BLOCK) - base)
+
+
+def dtb_slot(last: Range, boot: BootSpec) -> Range:
+    """``fdt_max_size`` bytes at the start of the last whole 2 MiB block of ``last``.
+
+    The whole block, not just the slot, lies in RAM: booting.rst maps the DTB
+    "using blocks of up to 2 megabytes".
+    """
+    base = align_down(last.end, DTB_BLOCK) - DTB_BLOCK
+    if base < last.base:
+        need = align_up(last.base, DTB_BLOCK) + DTB_BLOCK
+        raise PlacementError(
+            f"placement: dtb ({boot.fdt_max_size:#x}-byte slot in its own 2 MiB block) does not "
+            f"fit in RAM {last}: {need - last.end:#x} bytes short"
+        )
+    return Range(base, boot.fdt_max_size)
+
+
+def kernel_slot(
+    ranges: Sequence[Range], boot: BootSpec, kernel: KernelImage, block: Range
+) -> Range:
+    """The lowest legal ``[load address, + reserve)`` for the kernel."""
+    floor = ranges[0].base + boot.kernel_offset
+    misses: list[tuple[Range, int, int, int]] = []
+    for r in ranges:
+        base = align_up(max(r.base, floor), KERNEL_BASE_ALIGN)
+        load = base + kernel.text_offset
+        end = load + kernel.reserve
+        limit = min(r.end, block.base) if r.base <= block.base < r.end else r.end
+        if end <= limit:
+            if kernel.placement_anywhere and end > PA_48BIT_END:
+                raise PlacementError(
+                    f"placement: kernel [{load:#x}, {end:#x}) ends past the 48-bit physical range "
+                    f"{PA_48BIT_END:#x} (booting.rst flags bit 3)"
+                )
+            return Range(load, kernel.reserve)
+        misses.append((r, load, end, limit))
+    r, load, end, limit = misses[0]
+    where = "the DTB block at" if limit == block.base else "RAM ending at"
+    raise PlacementError(
+        f"placement: kernel does not fit: it needs [{load:#x}, {end:#x}) (text_offset "
+        f"{kernel.text_offset:#x} above a 2 MiB-aligned base at or above {floor:#x}, "
+        f"{kernel.reserve:#x} bytes reserved) in RAM {r}, below {where} {limit:#x}: "
+        f"{end - limit:#x} bytes short"
+    )
+
+
+def initrd_slot(
+    ranges: Sequence[Range],
+    boot: BootSpec,
+    kernel: KernelImage,
+    kernel_range: Range,
+    block: Range,
+    size: int,
+) -> Range:
+    """The initrd: at the policy's preferred address, else at the lowest legal one."""
+    if size <= 0:
+        raise PlacementError(f"placement: initrd size {size:#x} must be positive")
+    window = initrd_window(kernel_range)
+    if kernel_range.end > window.end:
+        raise PlacementError(
+            f"placement: kernel [{kernel_range.base:#x}, {kernel_range.end:#x}) does not fit the "
+            f"1 GiB-aligned 32 GiB window {window} an initrd must share with it (booting.rst): "
+            f"{kernel_range.end - window.end:#x} bytes short"
+        )
+    spans = free_spans(ranges, kernel_range.end, block, window)
+    preferred = align_up(
+        max(
+            ranges[0].base + boot.initrd_offset,
+            align_up(kernel_range.end + boot.initrd_gap, INITRD_ALIGN),
+        ),
+        PAGE_SIZE,
+    )
+    if any(s.base <= preferred and preferred + size <= s.end for s in spans):
+        return Range(preferred, size)
+    floor = kernel_range.end + (boot.initrd_gap if kernel.image_size == 0 else 0)
+    largest = 0
+    for s in spans:
+        for align in (INITRD_ALIGN, PAGE_SIZE):
+            start = align_up(max(s.base, floor), align)
+            if start + size <= s.end:
+                return Range(start, size)
+        largest = max(largest, s.end - align_up(max(s.base, floor), PAGE_SIZE))
+    raise PlacementError(
+        f"placement: initrd ({size:#x} bytes) does not fit: it must start at or above "
+        f"{floor:#x} (after "
+        f"the kernel), inside RAM and the 1 GiB-aligned 32 GiB window {window} that covers the "
+        f"kernel, outside the DTB block {block}; the largest free span is {largest:#x} bytes: "
+        f"{size - largest:#x} bytes short"
+    )
+
+
+def free_spans(ranges: Sequence[Range], floor: int, block: Range, window: Range) -> list[Range]:
+    """RAM at or above ``floor`` and inside ``window``, minus the DTB ``block``, by address."""
+    spans: list[Range] = []
+    for r in ranges:
+        lo, hi = max(r.base, floor, window.base), min(r.end, window.end)
+        for a, b in ((lo, min(hi, block.base)), (max(lo, block.end), hi)):
+            if a < b:
+                spans.append(Range(a, b - a))
+    return sorted(spans, key=by_range)

@@ -1,0 +1,53 @@
+"""``fdtgen build-many``: a DTB (and manifest) for each of many configs, in one process."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "build many machines in one process (a directory of configs, or JSON lines on stdin)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "source",
+        metavar="DIR|-",
+        help="directory of *.toml/*.json configs, or - for JSON lines on stdin "
+        '(one config object per line, optional "name")',
+    )
+    p.add_argument(
+        "-o", "--output-dir", required=True, metavar="DIR", help="where NAME.dtb and NAME.json go"
+    )
+    p.add_argument("--kernel", metavar="IMAGE", help="kernel for every config that names none")
+    p.add_argument("--initrd", metavar="FILE", help="initrd for every config that names none")
+    p.add_argument("--template", help="template for every config that names none")
+    p.add_argument("--no-manifest", action="store_true", help="write only the DTBs")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from fdtgen.batch import build_items, items_from_dir, items_from_lines
+    from fdtgen.cli.common import write_all_atomic
+    from fdtgen.errors import ConfigError
+
+    items = list(items_from_lines(sys.stdin)) if args.source == "-" else items_from_dir(args.source)
+    defaults = {"kernel": args.kernel, "initrd": args.initrd, "template": args.template}
+    defaults = {k: (os.path.abspath(v) if k != "template" else v) for k, v in defaults.items() if v}
+    for item in items:  # command-line defaults fill what a config leaves out
+        for key, value in defaults.items():
+            item.data.setdefault(key, value)
+    outputs = build_items(items, manifests=not args.no_manifest)
+    if not os.path.isdir(args.output_dir):
+        try:
+            os.makedirs(args.output_dir)
+        except OSError as e:
+            raise ConfigError(f"output: cannot create {args.output_dir!r}: {e.strerror}") from None
+    files = []
+    for out in outputs:
+        files.append((os.path.join(args.output_dir, out.name + ".dtb"), out.dtb))
+        if out.manifest is not None:
+            files.append((os.path.join(args.output_dir, out.name + ".json"), out.manifest))
+    write_all_atomic(files)
+    print(f"built {len(outputs)} machines into {args.output_dir}", file=sys.stderr)
+    return 0

@@ -1,0 +1,110 @@
+"""What the commands share: machine options, config loading, atomic output."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+
+from fdtgen.errors import ConfigError, FdtgenError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
+if TYPE_CHECKING:
+    from fdtgen.config.rules import Settings
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """``[CONFIG]`` plus the overrides every machine-building command takes."""
+    p.add_argument(
+        "config",
+        nargs="?",
+        metavar="CONFIG",
+        help="TOML or JSON machine config (default: the embedded squib machine)",
+    )
+    g = p.add_argument_group("machine overrides (take precedence over CONFIG)")
+    g.add_argument("--template", help="built-in template name or path to a template .toml")
+    g.add_argument("--vcpus", type=int, help="number of vCPUs")
+    g.add_argument("--memory", help="RAM size, e.g. 512MiB, 2GiB, or bytes")
+    g.add_argument("--cmdline", help="kernel command line (/chosen/bootargs)")
+    g.add_argument("--virtio", type=int, help="number of virtio-mmio transports (0..32)")
+
+
+def load_config(args: argparse.Namespace) -> Settings:
+    from fdtgen.config import rules as config
+
+    overrides = {
+        "template": args.template,
+        "vcpus": args.vcpus,
+        "memory": args.memory,
+        "cmdline": args.cmdline,
+        "virtio": args.virtio,
+    }
+    return config.load(args.config, overrides)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (temp file + rename).
+
+    ``-`` writes to standard output.
+    """
+    write_all_atomic([(path, data)])
+
+
+def write_all_atomic(outputs: list[tuple[str, bytes]]) -> None:
+    """Write every output, or none: all temp files are written and synced first,
+    then renamed into place; on any failure the temp files are removed.
+
+    An output replacing an existing file keeps that file's permissions. ``-``
+    writes to standard output, last.
+    """
+    staged: list[tuple[str, str]] = []
+    to_stdout = [data for path, data in outputs if path == "-"]
+    try:
+        for path, data in outputs:
+            if path != "-":
+                staged.append((_stage(path, data), path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException as e:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise FdtgenError(f"output: cannot write {e.filename!r}: {e.strerror}") from None
+        raise
+    for data in to_stdout:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
+def _stage(path: str, data: bytes) -> str:
+    """``data`` in a new temp file next to ``path`` (synced); returns its name."""
+    if os.path.isdir(path):
+        raise ConfigError(f"output: {path!r} is a directory")
+    parent, name = os.path.split(path)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = 0o644  # new files: rw-r--r-- less the umask
+    for attempt in range(100):
+        tmp = os.path.join(parent, f".{name}.{os.getpid()}.{attempt}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
+    else:
+        raise FdtgenError(f"output: cannot create a temporary file next to {path!r}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
+    return tmp

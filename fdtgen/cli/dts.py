@@ -1,0 +1,67 @@
+"""``fdtgen dts``: the DTS text of a machine config, or of any DTB."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fdtgen.cli.common import add_config_arguments, write_atomic
+from fdtgen.errors import ConfigError
+
+HELP = "print the DTS of a machine config (or the embedded default), or of any DTB file"
+
+_OVERRIDES = ("template", "vcpus", "memory", "cmdline", "virtio")
+_BOOT = ("kernel", "initrd", "rng_seed", "kaslr_seed", "entropy_seed")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fdtgen.cli.build import add_boot_arguments
+
+    add_config_arguments(p)
+    add_boot_arguments(p)
+    p.add_argument(
+        "-o", "--output", default="-", metavar="DTS", help="output path (default: stdout)"
+    )
+
+
+def _is_blob_file(path: str | None) -> bool:
+    """Whether ``path`` is a file starting with the FDT magic ``0xd00dfeed``."""
+    from fdtgen.fdt.parse import is_blob
+
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return is_blob(f.read(4))
+    except OSError:
+        return False  # the config path reports the error
+
+
+def run(args: argparse.Namespace) -> int:
+    from fdtgen.fdt.dts import to_dts
+
+    if _is_blob_file(args.config):
+        from fdtgen.cli.verify import load_blob
+        from fdtgen.fdt.phandles import with_labels
+
+        given = [name for name in (*_OVERRIDES, *_BOOT) if getattr(args, name) is not None]
+        if given:
+            option = given[0].replace("_", "-")
+            raise ConfigError(f"--{option}: machine options do not apply to a DTB ({args.config})")
+        _, blob = load_blob(args.config)
+        text = to_dts(with_labels(blob.tree))
+    else:
+        from fdtgen.cli.build import load_boot_config
+        from fdtgen.pipeline import build
+
+        # The tree fdtgen build writes: with the config's kernel, initrd and seeds.
+        cfg = load_boot_config(args)
+        tree = build(cfg.machine(), cfg.boot()).tree
+        if tree is None:
+            raise RuntimeError("dts: the build kept no tree")  # build() always keeps it
+        text = to_dts(tree)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        write_atomic(args.output, text.encode())
+    return 0

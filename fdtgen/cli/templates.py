@@ -1,0 +1,52 @@
+"""``fdtgen templates``: list the built-in templates; ``templates show NAME`` draws one's map."""
+
+from __future__ import annotations
+
+import argparse
+
+from fdtgen.errors import ConfigError
+
+HELP = "list built-in templates, or show one template's pinned map (templates show NAME)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "words",
+        nargs="*",
+        metavar="show NAME",
+        help="template name or path to a template .toml: print its pinned map",
+    )
+    from fdtgen.cli.layout import add_view_arguments
+
+    add_view_arguments(p, when="with show: ")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fdtgen.template.load import builtin_names, load_template
+
+    words = list(args.words)
+    if words[:1] == ["show"]:
+        words = words[1:]
+    if len(words) > 1:
+        raise ConfigError(f"templates: give one template to show, not {len(words)}: {words}")
+    if not words:
+        if args.svg or args.table or args.diagram:
+            raise ConfigError("templates: --svg, --table and --diagram need a template to show")
+        listed = [load_template(name) for name in builtin_names()]
+        nw = max(len(t.name) for t in listed)
+        vw = max(len(t.vmm) for t in listed)
+        print(f"{'NAME':{nw}}  {'VMM':{vw}}  DESCRIPTION")
+        for t in listed:
+            print(f"{t.name:{nw}}  {t.vmm:{vw}}  {t.description}")
+        return 0
+    from fdtgen.cli.layout import show_map
+    from fdtgen.pictures import template_rows
+
+    t = load_template(words[0])
+    title = f"template {t.name}" + (f" ({t.vmm})" if t.vmm else "")
+    head = [title, t.description]
+    if t.source:
+        head.append(f"source: {t.source}")
+    head.append(f"max_vcpus {t.max_vcpus}, GICv{t.gic.version}, {t.uart.kind} console")
+    show_map(args, template_rows(t), title, head)
+    return 0

@@ -1,0 +1,50 @@
+"""The numbers fdtgen takes from specifications, each defined once.
+
+Sources are named by document and section title (section numbers move
+between versions): Linux ``Documentation/arch/arm64/booting.rst``, the
+Devicetree Specification, and the dt-schema / Linux bindings of the nodes
+fdtgen writes.
+"""
+
+from __future__ import annotations
+
+from fdtgen.units import GiB, KiB, MiB
+
+# -- booting.rst, "Setup the device tree" ------------------------------------------------
+FDT_MAX_SIZE = 2 * MiB  # "must not exceed 2 megabytes in size"
+DTB_ALIGN = 8  # "placed on an 8-byte boundary"
+DTB_BLOCK = 2 * MiB  # mapped "using blocks of up to 2 megabytes"
+
+# -- booting.rst, "Call the kernel image" ------------------------------------------------
+KERNEL_BASE_ALIGN = 2 * MiB  # "a 2MB aligned base address"
+DEFAULT_TEXT_OFFSET = (
+    0x80000  # "Where image_size is zero, text_offset can be assumed to be 0x80000"
+)
+TEXT_OFFSET_LIMIT = 2 * MiB  # the Image sits text_offset bytes above a 2 MiB-aligned base
+INITRD_WINDOW_ALIGN = 1 * GiB  # "a 1 GB aligned physical memory window"
+INITRD_WINDOW_SIZE = 32 * GiB  # "of up to 32 GB in size"
+PA_48BIT_END = 1 << 48  # Image flags bit 3: "within the 48-bit addressable range"
+
+# -- arm64 architecture ------------------------------------------------------------------
+PAGE_SIZE = 4 * KiB  # the smallest arm64 translation granule
+RAM_ALIGN = 2 * MiB  # RAM pieces keep the Image's 2 MiB-aligned base possible
+MIN_ADDRESS_WIDTH = 32  # ID_AA64MMFR0_EL1.PARange: 32 bits is the smallest
+MAX_ADDRESS_WIDTH = 64
+DEFAULT_ADDRESS_WIDTH = 48  # what a blob that names no width is checked against (booting.rst)
+
+# -- arm,gic-v3.yaml / arm,gic.yaml ------------------------------------------------------
+GICV3_REDIST_STRIDE = 128 * KiB  # RD_base + SGI_base frames, 64 KiB each
+GICV2_MAX_VCPUS = 8  # arm,gic.yaml: the PPI CPU mask (flags bits 15:8) has 8 bits
+GICV2M_MAX_INTID = 1019  # the last SPI INTID a v2m frame may signal
+
+# -- arm,arch_timer.yaml -----------------------------------------------------------------
+TIMER_NAMES = ("sec-phys", "phys", "virt", "hyp-phys", "hyp-virt")  # interrupt-names, in order
+
+# -- arch/arm64/include/uapi/asm/setup.h -------------------------------------------------
+# The kernel keeps this many bytes of /chosen/bootargs, its NUL included, and
+# silently drops the rest.
+COMMAND_LINE_SIZE = 2048
+
+# -- chosen.yaml -------------------------------------------------------------------------
+RNG_SEED_MAX = 1024  # bytes fdtgen reserves at most; QEMU writes 32, Firecracker 64, crosvm 256
+KASLR_SEED_SIZE = 8  # kaslr-seed is a uint64

@@ -1,0 +1,267 @@
+"""A template as values: pinned regions, the GIC, UART, virtio and device specs, boot policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fdtgen.errors import (
+    LayoutError,
+)
+from fdtgen.irq import Intid, Ppi, Spi, Trigger
+from fdtgen.ranges import Range, Region, by_address, subtract
+from fdtgen.spec import PAGE_SIZE
+from fdtgen.units import U64_MAX, KiB, is_aligned
+
+if TYPE_CHECKING:
+    pass
+
+
+REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole window
+REDIST_ANCHORS = ("base", "end")  # live redistributors start at the window base / end at its end
+UART_KINDS = ("pl011", "ns16550a")
+DEVICE_KINDS = ("pl031", "pl061", "fw-cfg")
+PLACEMENTS = ("fixed", "below-4g")  # how a template region gets its base
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An ordering proof between two pinned regions.
+
+    ``abuts``: ``lower.end == upper.base``; ``below``: ``lower.end <= upper.base``.
+    """
+
+    kind: str
+    lower: str
+    upper: str
+
+
+@dataclass(frozen=True, slots=True)
+class MsiFrame:
+    """A GICv2m MSI frame: the ``v2m@`` child of the GIC node (arm,gic.yaml).
+
+    ``base_intid``/``num_spis`` become ``arm,msi-base-spi``/``arm,msi-num-spis``,
+    which the binding applies "when the MSI_TYPER register contains an
+    incorrect value"; Linux reads the base as an INTID (32..1019). Under a
+    GICv3 this is how Hypervisor.framework's MSI region and MSHV are described.
+    """
+
+    range: Range
+    base_intid: Intid | None = None
+    num_spis: int | None = None
+
+    def spis(self) -> tuple[Spi, ...]:
+        if self.base_intid is None or self.num_spis is None:
+            return ()
+        return tuple(Intid(self.base_intid.value + i).spi() for i in range(self.num_spis))
+
+
+@dataclass(frozen=True, slots=True)
+class GicSpec:
+    """The interrupt controller (arm,gic-v3.yaml; arm,gic.yaml for version 2).
+
+    GICv3 ``reg`` order is GICD, then one range per redistributor region.
+    ``redist_reg = "window"`` describes each whole window, as QEMU does: Linux
+    walks the frames until ``GICR_TYPER.Last``, so a window sized from the DT's
+    own CPU count crashes when the VMM creates more vCPUs. ``redist2_window`` is
+    a second redistributor region (QEMU's for vCPUs past the first 123).
+    ``redist_anchor = "end"``: the live frames end at the window's end, as
+    Firecracker, Cloud Hypervisor, crosvm, kvmtool and libkrun put
+    ``vcpus x 128 KiB`` right below the distributor; ``its_below_redist``: the
+    ITS sits right below the live frames (the pinned ``its`` range is where it
+    lands with ``max_vcpus``). GICv2 ``reg`` is GICD then GICC (``cpu_if``).
+    """
+
+    version: int
+    dist: Range
+    redist_window: Range | None
+    redist_stride: int
+    maintenance_ppi: Ppi | None
+    redist_reg: str = "vcpus"
+    redist2_window: Range | None = None
+    cpu_if: Range | None = None
+    its: Range | None = None
+    v2m: MsiFrame | None = None
+    redist_anchor: str = "base"
+    its_below_redist: bool = False
+
+    def redist_windows(self) -> tuple[Range, ...]:
+        return tuple(w for w in (self.redist_window, self.redist2_window) if w is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class UartSpec:
+    """The console UART: ``pl011`` (serial/pl011.yaml) or ``ns16550a`` (serial/8250.yaml)."""
+
+    base: int
+    size: int
+    spi: Spi
+    trigger: Trigger
+    kind: str = "pl011"
+
+
+@dataclass(frozen=True, slots=True)
+class VirtioSpec:
+    """``slots`` virtio-mmio transports, ``stride`` bytes apart; slot i gets SPI first_spi+i.
+
+    ``base`` is ``None`` until a ``below-4g`` window is placed at load time,
+    and for a template without transports (``slots = 0``: the VMM uses
+    virtio-pci, which fdtgen does not describe).
+    """
+
+    base: int | None
+    stride: int
+    slots: int
+    first_spi: Spi
+    trigger: Trigger
+    dma_coherent: bool = True
+    placement: str = "fixed"
+
+    @property
+    def size(self) -> int:
+        return self.stride * self.slots
+
+    @property
+    def window(self) -> Range:
+        if self.base is None or not self.slots:
+            raise LayoutError("virtio window is not placed yet (or has no slots)")
+        return Range(self.base, self.size)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """A platform device of the template: ``pl031`` RTC, ``pl061`` GPIO, ``fw-cfg``.
+
+    A ``pl061`` with ``power_key`` also gets a ``gpio-keys`` button reporting
+    that Linux input code (116 = KEY_POWER) on GPIO ``power_pin``.
+    """
+
+    tag: str
+    kind: str
+    base: int | None
+    size: int
+    spi: Spi | None = None
+    trigger: Trigger = Trigger.LEVEL_HIGH
+    align: int = PAGE_SIZE
+    placement: str = "fixed"
+    power_key: int | None = None
+    power_pin: int = 3
+
+    @property
+    def range(self) -> Range:
+        if self.base is None:
+            raise LayoutError(f"region {self.tag!r} is not placed yet")
+        return Range(self.base, self.size)
+
+
+@dataclass(frozen=True, slots=True)
+class PmuSpec:
+    """The PMU overflow interrupt (arm/pmu.yaml): a PPI, 7 (INTID 23) on every VMM that has one."""
+
+    ppi: Ppi
+    trigger: Trigger = Trigger.LEVEL_HIGH
+
+
+@dataclass(frozen=True, slots=True)
+class BootSpec:
+    """A template's boot placement policy (see :mod:`fdtgen.placement`).
+
+    ``kernel_offset``: the kernel's 2 MiB-aligned base is searched from DRAM
+    base + this (bytes below it stay free for the VMM). ``initrd_offset``: the
+    initrd's preferred lowest address is DRAM base + this. ``initrd_gap``: free
+    bytes kept after the kernel's reserved end before a preferred initrd.
+    ``fdt_max_size``: bytes reserved for the DTB, which sits alone in its own
+    2 MiB block (booting.rst "Setup the device tree": 8-byte aligned, at most
+    2 megabytes).
+    """
+
+    DEFAULT_INITRD_GAP = 16 * 1024 * KiB
+
+    kernel_offset: int
+    initrd_offset: int
+    fdt_max_size: int
+    initrd_gap: int = DEFAULT_INITRD_GAP
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fdt_max_size <= 2 * 1024 * KiB or not is_aligned(self.fdt_max_size, 8):
+            raise LayoutError(
+                f"boot.fdt_max_size: {self.fdt_max_size:#x} must be a multiple of 8 in "
+                "1..0x200000 (booting.rst: the dtb must not exceed 2 megabytes)"
+            )
+        for name in ("kernel_offset", "initrd_offset", "initrd_gap"):
+            if not 0 <= getattr(self, name) <= U64_MAX:
+                raise LayoutError(f"boot.{name}: {getattr(self, name):#x} is not a 64-bit size")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A machine's pinned map and its fixed device description, loaded from data."""
+
+    name: str
+    description: str
+    source: str
+    model: str
+    compatible: tuple[str, ...]
+    max_vcpus: int
+    psci_compatible: tuple[str, ...]
+    psci_method: str
+    timer_ppis: tuple[Ppi, ...]
+    timer_trigger: Trigger
+    gic: GicSpec
+    uart: UartSpec
+    virtio: VirtioSpec
+    dram: Range
+    boot: BootSpec
+    reserved: tuple[Region, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    uart_clock_hz: int = 24_000_000
+    path: str = field(default="", compare=False)
+    cpu_compatible: str = "arm,armv8"
+    timer_compatible: tuple[str, ...] = ("arm,armv8-timer",)
+    pmu: PmuSpec | None = None
+    devices: tuple[DeviceSpec, ...] = ()
+    ram_holes: tuple[Region, ...] = ()
+    address_width: int | None = None
+    cpu_map: bool = False
+    timer_names: tuple[str, ...] = ()
+    vmm: str = ""
+
+    def dram_ranges(self) -> tuple[Range, ...]:
+        """The DRAM window without its holes, in address order."""
+        pieces = [self.dram]
+        for hole in self.ram_holes:
+            pieces = subtract(pieces, hole.range)
+        return tuple(pieces)
+
+    def gic_regions(self) -> tuple[Region, ...]:
+        g = self.gic
+        out = [Region("gic-dist", g.dist)]
+        if g.cpu_if is not None:
+            out.append(Region("gic-cpu", g.cpu_if))
+        if g.redist_window is not None:
+            out.append(Region("gic-redist", g.redist_window))
+        if g.redist2_window is not None:
+            out.append(Region("gic-redist2", g.redist2_window))
+        if g.its is not None:
+            out.append(Region("gic-its", g.its))
+        if g.v2m is not None:
+            out.append(Region("gic-v2m", g.v2m.range))
+        return tuple(out)
+
+    def pinned_regions(self) -> tuple[Region, ...]:
+        """Every region the template pins (or placed at load time), sorted by address."""
+        regions = [
+            *self.reserved,
+            *self.gic_regions(),
+            Region(
+                "uart0", Range(self.uart.base, self.uart.size), align=min(PAGE_SIZE, self.uart.size)
+            ),
+            *(Region(d.tag, d.range, align=d.align) for d in self.devices if d.base is not None),
+            *(
+                Region(f"dram{i or ''}", r, align=PAGE_SIZE)
+                for i, r in enumerate(self.dram_ranges())
+            ),
+        ]
+        if self.virtio.base is not None and self.virtio.slots:
+            regions.append(Region("virtio", self.virtio.window, align=PAGE_SIZE))
+        return tuple(sorted(regions, key=by_address))

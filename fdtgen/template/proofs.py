@@ -1,0 +1,220 @@
+"""The load-time proofs of a template, the Python form of squib's ``layout.rs`` const assertions."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from fdtgen.errors import (
+    AlignmentError,
+    LayoutError,
+    RegionOverlapError,
+)
+from fdtgen.irq import Ppi, Spi
+from fdtgen.ranges import Region, by_address
+from fdtgen.spec import (
+    GICV2_MAX_VCPUS,
+    GICV2M_MAX_INTID,
+    MAX_ADDRESS_WIDTH,
+    MIN_ADDRESS_WIDTH,
+    PAGE_SIZE,
+    TIMER_NAMES,
+)
+from fdtgen.template.model import REDIST_ANCHORS, REDIST_REG_KINDS, Template
+from fdtgen.units import KiB, is_aligned, is_pow2
+
+if TYPE_CHECKING:
+    pass
+
+
+def check_regions(regions: Sequence[Region], context: str = "layout") -> None:
+    """No two regions overlap; each base and size is aligned to its ``align``."""
+    for r in regions:
+        if not is_pow2(r.align):
+            raise LayoutError(
+                f"{context}: region {r.tag!r} alignment {r.align:#x} is not a power of 2"
+            )
+        if not is_aligned(r.range.base, r.align):
+            raise AlignmentError(r.tag, "base", r.range.base, r.align)
+        if not is_aligned(r.range.size, r.align):
+            raise AlignmentError(r.tag, "size", r.range.size, r.align)
+    ordered = sorted(regions, key=by_address)
+    for a, b in itertools.pairwise(ordered):
+        if a.range.overlaps(b.range):
+            raise RegionOverlapError(a, b, context)
+
+
+def _one_owner_each(wired: Sequence[tuple[Spi | Ppi, str]], where: str) -> None:
+    """No interrupt is wired to two users (a shared line needs the binding to say so)."""
+    owner: dict[Spi | Ppi, str] = {}
+    for irq, tag in wired:
+        if irq in owner:
+            raise LayoutError(
+                f"{where}: {irq} ({irq.intid}) is wired to both {owner[irq]!r} and {tag!r}"
+            )
+        owner[irq] = tag
+
+
+def check_template(t: Template) -> None:
+    """The load-time proofs. Raises :class:`LayoutError` naming regions and ranges."""
+    where = f"template {t.name!r}"
+    virtio_base = t.virtio.base if t.virtio.slots else 0
+    unplaced = [
+        tag
+        for tag, base in (("virtio", virtio_base), *((d.tag, d.base) for d in t.devices))
+        if base is None
+    ]
+    if unplaced:
+        raise LayoutError(f"{where}: region {unplaced[0]!r} has no address (place it first)")
+    regions = t.pinned_regions()
+    check_regions(regions, where)
+    by_tag = {r.tag: r for r in regions}
+    tags = [r.tag for r in regions] + [h.tag for h in t.ram_holes]
+    dup = next((tag for tag in tags if tags.count(tag) > 1), None)
+    if dup is not None:
+        raise LayoutError(f"{where}: region tag {dup!r} is used twice")
+    _check_holes(t, where)
+    if t.virtio.stride < 0x200 or not is_pow2(t.virtio.stride):
+        raise LayoutError(
+            f"{where}: virtio stride {t.virtio.stride:#x} must be a power of 2 >= 0x200 "
+            "(virtio-mmio register block)"
+        )
+    if t.virtio.slots < 0:
+        raise LayoutError(f"{where}: virtio slots {t.virtio.slots} is negative")
+    if t.virtio.slots and not is_aligned(t.virtio.window.base, t.virtio.stride):
+        raise AlignmentError("virtio", "base", t.virtio.window.base, t.virtio.stride)
+    if t.timer_names and (
+        len(t.timer_names) != len(t.timer_ppis) or any(n not in TIMER_NAMES for n in t.timer_names)
+    ):
+        raise LayoutError(
+            f"{where}: timer names {list(t.timer_names)} must name each of the {len(t.timer_ppis)} "
+            f"timer PPIs with one of {', '.join(TIMER_NAMES)}"
+        )
+    _check_gic(t, where)
+    for rule in t.rules:
+        lo, hi = by_tag.get(rule.lower), by_tag.get(rule.upper)
+        if lo is None or hi is None:
+            missing = rule.lower if lo is None else rule.upper
+            raise LayoutError(f"{where}: rule {rule.kind} names unknown region {missing!r}")
+        if rule.kind == "abuts" and lo.range.end != hi.range.base:
+            raise LayoutError(
+                f"{where}: region {hi.tag!r} {hi.range} must abut region {lo.tag!r} "
+                f"{lo.range} (expected base {lo.range.end:#x})"
+            )
+        if rule.kind == "below" and lo.range.end > hi.range.base:
+            raise LayoutError(
+                f"{where}: region {lo.tag!r} {lo.range} must lie below region {hi.tag!r} {hi.range}"
+            )
+        if rule.kind not in ("abuts", "below"):
+            raise LayoutError(f"{where}: unknown rule kind {rule.kind!r} (use abuts, below)")
+    _check_interrupts(t, where)
+    if (
+        t.address_width is not None
+        and not MIN_ADDRESS_WIDTH <= t.address_width <= MAX_ADDRESS_WIDTH
+    ):
+        raise LayoutError(
+            f"{where}: address_width {t.address_width} is outside "
+            f"{MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits"
+        )
+
+
+def _check_holes(t: Template, where: str) -> None:
+    """Holes lie inside the DRAM window and do not overlap one another."""
+    for h in t.ram_holes:
+        if not t.dram.contains(h.range):
+            raise LayoutError(
+                f"{where}: DRAM hole {h.tag!r} {h.range} is not inside the DRAM window {t.dram}"
+            )
+        if not is_aligned(h.range.base, PAGE_SIZE) or not is_aligned(h.range.size, PAGE_SIZE):
+            raise AlignmentError(h.tag, "range", h.range.base, PAGE_SIZE)
+    holes = sorted(t.ram_holes, key=by_address)
+    for a, b in itertools.pairwise(holes):
+        if a.range.overlaps(b.range):
+            raise RegionOverlapError(a, b, where)
+    if not t.dram_ranges():
+        raise LayoutError(f"{where}: the DRAM holes cover the whole DRAM window {t.dram}")
+
+
+def _check_gic(t: Template, where: str) -> None:
+    g = t.gic
+    if g.version == 3:
+        if g.redist_window is None:
+            raise LayoutError(
+                f"{where}: gic version 3 needs a redistributor window (redist_base, redist_end)"
+            )
+        if g.cpu_if is not None:
+            raise LayoutError(f"{where}: gic cpu_base (GICC) is a GICv2 region; a GICv3 has none")
+        if g.redist_reg not in REDIST_REG_KINDS:
+            raise LayoutError(
+                f"{where}: gic redist_reg {g.redist_reg!r} is not one of "
+                f"{', '.join(REDIST_REG_KINDS)}"
+            )
+        if g.redist_anchor not in REDIST_ANCHORS:
+            raise LayoutError(
+                f"{where}: gic redist_anchor {g.redist_anchor!r} is not one of "
+                f"{', '.join(REDIST_ANCHORS)}"
+            )
+        if g.redist_anchor == "end" and g.redist2_window is not None:
+            raise LayoutError(
+                f"{where}: gic redist_anchor 'end' allows only one redistributor window"
+            )
+        if g.its_below_redist and (g.its is None or g.its.end != g.redist_window.base):
+            raise LayoutError(
+                f"{where}: an ITS that follows the redistributors must be pinned right below the "
+                f"'gic-redist' window {g.redist_window} (its position with max_vcpus)"
+            )
+        if g.redist_stride <= 0 or not is_aligned(g.redist_stride, 64 * KiB):
+            raise LayoutError(
+                f"{where}: gic redist_stride {g.redist_stride:#x} must be a multiple of 0x10000 "
+                "(arm,gic-v3.yaml redistributor-stride)"
+            )
+        capacity = sum(w.size // g.redist_stride for w in g.redist_windows())
+        if t.max_vcpus > capacity:
+            live_max = t.max_vcpus * g.redist_stride
+            windows = " + ".join(f"{w} ({w.size:#x})" for w in g.redist_windows())
+            raise LayoutError(
+                f"{where}: the redistributors of max_vcpus {t.max_vcpus} need {live_max:#x} bytes "
+                f"({t.max_vcpus} x {g.redist_stride:#x}), more than the 'gic-redist' window "
+                f"{windows} holds ({capacity} frames)"
+            )
+    elif g.version == 2:
+        if g.cpu_if is None:
+            raise LayoutError(f"{where}: gic version 2 needs a CPU interface (cpu_base, cpu_size)")
+        if g.redist_windows() or g.its is not None:
+            raise LayoutError(f"{where}: a GICv2 has no redistributors and no ITS")
+        if t.max_vcpus > GICV2_MAX_VCPUS:
+            raise LayoutError(
+                f"{where}: max_vcpus {t.max_vcpus} is more than {GICV2_MAX_VCPUS}, the GICv2 limit "
+                "(arm,gic.yaml: the PPI CPU mask has 8 bits)"
+            )
+    else:
+        raise LayoutError(f"{where}: gic version {g.version} is not 2 or 3")
+    if g.v2m is not None and (g.v2m.base_intid is None) != (g.v2m.num_spis is None):
+        raise LayoutError(f"{where}: gic v2m needs both base_intid and num_spis, or neither")
+    if g.v2m is not None and g.v2m.base_intid is not None and g.v2m.num_spis is not None:
+        last = g.v2m.base_intid.value + g.v2m.num_spis - 1
+        if g.v2m.base_intid.value < 32 or g.v2m.num_spis < 1 or last > GICV2M_MAX_INTID:
+            raise LayoutError(
+                f"{where}: gic v2m SPIs INTID {g.v2m.base_intid.value}..{last} leave the "
+                f"SPI range 32..{GICV2M_MAX_INTID}"
+            )
+
+
+def _check_interrupts(t: Template, where: str) -> None:
+    """No SPI and no PPI is wired to two sources."""
+    Spi(t.virtio.first_spi.number + max(t.virtio.slots - 1, 0))  # last slot stays in range
+    spis: list[tuple[Spi, str]] = [(t.uart.spi, "uart0")]
+    spis += [(Spi(t.virtio.first_spi.number + i), f"virtio-{i}") for i in range(t.virtio.slots)]
+    spis += [(d.spi, d.tag) for d in t.devices if d.spi is not None]
+    if not t.virtio.slots:
+        spis = [s for s in spis if not s[1].startswith("virtio-")]
+    if t.gic.v2m is not None:
+        spis += [(s, "gic-v2m") for s in t.gic.v2m.spis()]
+    _one_owner_each(spis, where)
+    ppis: list[tuple[Ppi, str]] = [(p, "timer") for p in t.timer_ppis]
+    if t.gic.maintenance_ppi is not None:
+        ppis.append((t.gic.maintenance_ppi, "gic maintenance"))
+    if t.pmu is not None:
+        ppis.append((t.pmu.ppi, "pmu"))
+    _one_owner_each(ppis, where)
