@@ -11,51 +11,20 @@ reported as patch slots, for a loader to fill per boot.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+from fdtgen.boot.placement import Placement, place
+from fdtgen.boot.request import Boot
+from fdtgen.devicetree.chosen import CHOSEN, entropy_names
 from fdtgen.devicetree.machine import Machine, machine_layout, machine_tree
-from fdtgen.errors import BlobTooLargeError, ConfigError, FdtgenError, PlacementError
+from fdtgen.errors import BlobTooLargeError, FdtgenError, PlacementError
 from fdtgen.fdt.encode import encode_located
-from fdtgen.fdt.tree import DeviceTree, Prop
+from fdtgen.fdt.tree import DeviceTree
 from fdtgen.layout import Layout
-from fdtgen.spec import FDT_MAX_SIZE, KASLR_SEED_SIZE, RNG_SEED_MAX
+from fdtgen.spec import FDT_MAX_SIZE
 from fdtgen.template.load import load_template
 
-if TYPE_CHECKING:  # loaded only for builds that place a kernel
-    from fdtgen.boot.image import InputFile, KernelImage
-    from fdtgen.boot.placement import Placement
-
-CHOSEN = "/chosen"
-
-
-@dataclass(frozen=True, slots=True)
-class Boot:
-    """What a build places besides the DTB, and the entropy it reserves.
-
-    ``initrd_size`` is the initrd's byte count (``initrd`` the file it came
-    from, if any). ``rng_seed`` is the byte count of ``/chosen/rng-seed`` (0:
-    none); ``kaslr_seed`` adds the 64-bit ``/chosen/kaslr-seed``. With
-    ``entropy_seed`` their bytes are derived from it; without, they are zero.
-    """
-
-    kernel: KernelImage | None = None
-    initrd_size: int | None = None
-    initrd: InputFile | None = None
-    rng_seed: int = 0
-    kaslr_seed: bool = False
-    entropy_seed: bytes | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.rng_seed <= RNG_SEED_MAX:
-            raise ConfigError(f"rng_seed: {self.rng_seed} bytes is outside 0..{RNG_SEED_MAX}")
-        if self.initrd is not None and self.initrd_size is None:
-            raise ConfigError(f"initrd: {self.initrd.path!r} was read but no initrd size was given")
-        if self.initrd_size is not None and self.kernel is None:
-            raise ConfigError(
-                f"initrd: {self.initrd_size:#x} bytes given without a kernel; placement needs "
-                "the kernel (--kernel, or kernel = ... in the config)"
-            )
+__all__ = ["Boot", "Build", "PatchSlot", "build"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +59,17 @@ def build(m: Machine, boot: Boot | None = None) -> Build:
     boot = boot or Boot()
     placement = None
     if boot.kernel is not None:
-        from fdtgen.boot.placement import place
-
         placement = place(layout.ram, template.boot, boot.kernel, boot.initrd_size)
-    initrd_props = initrd_chosen_props(placement)
-    entropy = entropy_chosen_props(boot)
-    extra = initrd_props + entropy
-    machine = replace(m, chosen_extra=m.chosen_extra + extra) if extra else m
-    tree = machine_tree(layout, machine)
-    max_size = dtb_limit(placement)
+    tree = machine_tree(layout, m, placement, boot)
+    entropy = entropy_names(boot)
     try:
-        blob, offsets = encode_located(tree, [(CHOSEN, p.name) for p in entropy], max_size=max_size)
+        blob, offsets = encode_located(
+            tree, [(CHOSEN, name) for name, _ in entropy], max_size=dtb_limit(placement)
+        )
     except BlobTooLargeError as e:
         raise dtb_too_large(e, placement) from None
     slots = patch_slots(entropy, offsets, boot)
-    return Build(machine, layout, tree, blob, placement, slots, boot)
+    return Build(m, layout, tree, blob, placement, slots, boot)
 
 
 def dtb_limit(placement: Placement | None) -> int:
@@ -125,54 +90,10 @@ def dtb_too_large(e: BlobTooLargeError, placement: Placement | None) -> FdtgenEr
 
 
 def patch_slots(
-    entropy: tuple[Prop, ...], offsets: Mapping[tuple[str, str], int], boot: Boot
+    entropy: list[tuple[str, int]], offsets: Mapping[tuple[str, str], int], boot: Boot
 ) -> tuple[PatchSlot, ...]:
     """The entropy properties' values as patch slots, from their blob offsets."""
     return tuple(
-        PatchSlot(
-            f"{CHOSEN}/{p.name}",
-            offsets[(CHOSEN, p.name)],
-            len(p.value),
-            boot.entropy_seed is not None,
-        )
-        for p in entropy
+        PatchSlot(f"{CHOSEN}/{name}", offsets[(CHOSEN, name)], size, boot.entropy_seed is not None)
+        for name, size in entropy
     )
-
-
-def initrd_chosen_props(placement: Placement | None) -> tuple[Prop, ...]:
-    """``linux,initrd-start`` / ``-end`` as 64-bit values.
-
-    chosen.yaml: "linux,initrd-start is inclusive, but linux,initrd-end is
-    exclusive". 64-bit cells keep initrds above 4 GiB intact.
-    """
-    if placement is None or placement.initrd is None:
-        return ()
-    return (
-        Prop.u64("linux,initrd-start", placement.initrd.base),
-        Prop.u64("linux,initrd-end", placement.initrd.end),
-    )
-
-
-def entropy_chosen_props(boot: Boot) -> tuple[Prop, ...]:
-    """``rng-seed`` (bytes) and ``kaslr-seed`` (uint64), per dt-schema chosen.yaml."""
-    props = []
-    if boot.rng_seed:
-        props.append(
-            Prop.bytes_("rng-seed", entropy_bytes(boot.entropy_seed, "rng-seed", boot.rng_seed))
-        )
-    if boot.kaslr_seed:
-        value = int.from_bytes(
-            entropy_bytes(boot.entropy_seed, "kaslr-seed", KASLR_SEED_SIZE), "big"
-        )
-        props.append(Prop.u64("kaslr-seed", value))
-    return tuple(props)
-
-
-def entropy_bytes(seed: bytes | None, label: str, size: int) -> bytes:
-    """``size`` bytes for property ``label``: SHAKE-256 of the seed under a per-property
-    domain label, or zeros when there is no seed (a slot for the loader)."""
-    if seed is None:
-        return bytes(size)
-    import hashlib  # OpenSSL's import is not free; only seeded builds need it
-
-    return hashlib.shake_256(b"fdtgen " + label.encode() + b"\0" + seed).digest(size)

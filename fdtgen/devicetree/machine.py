@@ -11,8 +11,14 @@ depends on hashing or the host.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from fdtgen.boot.placement import Placement
+    from fdtgen.boot.request import Boot
+
+from fdtgen.devicetree.chosen import chosen_node, uart_path
 from fdtgen.errors import ConfigError
 from fdtgen.fdt.tree import DeviceTree, Node, Prop, Ref, reg_cells, unit_name
 from fdtgen.irq import Ppi, Spi, Trigger, gic_cells
@@ -94,7 +100,6 @@ class Machine:
     serial: bool = True
     psci_method: str | None = None  # None: the template's
     redist_stride: int | None = None  # None: the template's
-    chosen_extra: tuple[Prop, ...] = field(default=())
     ram_base: int | None = None
     address_width: int | None = None
     topology: Topology | None = None
@@ -129,20 +134,6 @@ def ppi_cells(layout: Layout, ppi: Ppi, trigger: Trigger) -> tuple[int, int, int
     """A PPI specifier; on a GICv2 the flags carry the CPU mask (arm,gic.yaml bits 15:8)."""
     mask = (1 << layout.vcpus) - 1 if layout.template.gic.version == 2 else 0
     return gic_cells(ppi, trigger, cpu_mask=mask)
-
-
-def uart_path(layout: Layout) -> str | None:
-    uart = layout.uart
-    return None if uart is None else "/" + unit_name("serial", uart.range.base)
-
-
-def chosen_node(layout: Layout, m: Machine) -> Node:
-    props = [Prop.strings("bootargs", m.cmdline)]
-    path = uart_path(layout)
-    if path:
-        props.append(Prop.strings("stdout-path", path))
-    props.extend(m.chosen_extra)
-    return Node("chosen", tuple(props))
 
 
 def aliases_node(layout: Layout) -> Node | None:
@@ -452,7 +443,14 @@ def virtio_nodes(layout: Layout) -> list[Node]:
     return nodes
 
 
-def machine_tree(layout: Layout, m: Machine) -> DeviceTree:
+def machine_tree(
+    layout: Layout, m: Machine, placement: Placement | None = None, boot: Boot | None = None
+) -> DeviceTree:
+    """The whole tree: fixed root children first, then MMIO devices by address.
+
+    ``placement`` and ``boot`` add the initrd range and the entropy properties to
+    ``/chosen``; nothing passed in is changed.
+    """
     t = layout.template
     mmio: list[tuple[int, Node]] = [(layout.gic_dist.base, gic_node(layout))]
     uart = uart_node(layout)
@@ -464,7 +462,7 @@ def machine_tree(layout: Layout, m: Machine) -> DeviceTree:
     optional = (aliases_node(layout), pmu_node(layout), clock_node(t), gpio_keys_node(t))
     aliases, pmu, clock, keys = optional
     children = [
-        chosen_node(layout, m),
+        chosen_node(layout, m.cmdline, placement, boot),
         *([aliases] if aliases else []),
         *memory_nodes(layout),
         cpus_node(layout, cpu_topology(layout, m)),
