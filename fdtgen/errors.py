@@ -1,7 +1,10 @@
 """fdtgen's exception hierarchy.
 
 * FdtgenError                  base; the CLI catches this and only this (exit 2)
-  + ConfigError                user input rejected (field, value, rule)
+  + ConfigError                a machine config value rejected (file, key, value, rule)
+  + UsageError                 command-line options that do not fit together
+  + OutputError                an output path that cannot be written (or would clobber an input)
+  + ManifestError              a manifest file that is not one fdtgen can read
   + TemplateError              a template file is malformed
   + LayoutError                address map inconsistent
     - RegionOverlapError       two regions share bytes
@@ -26,6 +29,18 @@ class FdtgenError(Exception):
 
 class ConfigError(FdtgenError):
     """A configuration value was rejected."""
+
+
+class UsageError(FdtgenError):
+    """Command-line options that do not fit together or are out of range."""
+
+
+class OutputError(FdtgenError):
+    """An output path cannot be written whole."""
+
+
+class ManifestError(FdtgenError):
+    """A manifest file is malformed (file, key, value, rule)."""
 
 
 class TemplateError(FdtgenError):
