@@ -14,6 +14,8 @@ from fdtgen.errors import AllocationExhaustedError, LayoutError, RegionOverlapEr
 from fdtgen.ranges import Range
 from fdtgen.units import GiB, KiB, MiB
 
+from .strategies import allocator_scenarios
+
 PAGE = 4 * KiB
 BELOW, ABOVE, AFTER = Placement.BELOW_4G, Placement.ABOVE_4G, Placement.AFTER_RAM
 
@@ -236,42 +238,8 @@ def test_sizes_near_two_to_the_64_do_not_wrap():
 
 # -- properties -------------------------------------------------------------
 
-ALIGNS = st.sampled_from([PAGE, 16 * KiB, 64 * KiB, 2 * MiB, 1 * GiB])
 
-
-@st.composite
-def scenarios(draw: st.DrawFn) -> dict:
-    width = draw(st.integers(33, 40))
-    # Non-overlapping fixed ranges by construction: distinct page slots of a grid.
-    grid = 1 << (width - 6)
-    slots = draw(st.lists(st.integers(0, 63), unique=True, max_size=6))
-    fixed = [
-        (f"fixed{i}", Range(s * grid, draw(st.integers(1, grid // PAGE)) * PAGE))
-        for i, s in enumerate(sorted(slots))
-    ]
-    requests = [
-        (
-            f"dyn{i}",
-            draw(st.integers(1, 4096)) * PAGE,
-            draw(ALIGNS),
-            draw(st.sampled_from([BELOW, ABOVE, AFTER])),
-        )
-        for i in range(draw(st.integers(0, 12)))
-    ]
-    rams = [
-        (
-            f"ram{i}n",
-            draw(st.integers(1, 1 << 18)) * PAGE,
-            draw(st.sampled_from([PAGE, 2 * MiB])),
-            draw(st.sampled_from([0, 1 * GiB, 2 * GiB])),
-            None,
-        )
-        for i in range(draw(st.integers(0, 2)))
-    ]
-    return {"width": width, "fixed": fixed, "requests": requests, "rams": rams}
-
-
-@given(s=scenarios())
+@given(s=allocator_scenarios())
 def test_placements_never_overlap_respect_alignment_and_stay_below_4_gib(s):
     try:
         placed = allocate(**s)
@@ -298,7 +266,7 @@ def test_placements_never_overlap_respect_alignment_and_stay_below_4_gib(s):
         assert all(r.base >= min_base and r.base % align == 0 for r in pieces)
 
 
-@given(s=scenarios(), seed=st.integers(0, 2**32 - 1))
+@given(s=allocator_scenarios(), seed=st.integers(0, 2**32 - 1))
 def test_allocation_is_repeatable_and_independent_of_dynamic_request_order(s, seed):
     try:
         first = allocate(**s)
