@@ -6,13 +6,15 @@ import itertools
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fdtgen.allocator import FOUR_GIB, Allocator, Placed, Placement
 from fdtgen.errors import AllocationExhaustedError, LayoutError, RegionOverlapError
-from fdtgen.ranges import Range
-from fdtgen.units import GiB, KiB, MiB
+from fdtgen.ranges import Range, subtract
+from fdtgen.units import GiB, KiB, MiB, align_down, align_up
+
+from .strategies import allocator_scenarios, fragmented_scenarios
 
 PAGE = 4 * KiB
 BELOW, ABOVE, AFTER = Placement.BELOW_4G, Placement.ABOVE_4G, Placement.AFTER_RAM
@@ -236,42 +238,8 @@ def test_sizes_near_two_to_the_64_do_not_wrap():
 
 # -- properties -------------------------------------------------------------
 
-ALIGNS = st.sampled_from([PAGE, 16 * KiB, 64 * KiB, 2 * MiB, 1 * GiB])
 
-
-@st.composite
-def scenarios(draw: st.DrawFn) -> dict:
-    width = draw(st.integers(33, 40))
-    # Non-overlapping fixed ranges by construction: distinct page slots of a grid.
-    grid = 1 << (width - 6)
-    slots = draw(st.lists(st.integers(0, 63), unique=True, max_size=6))
-    fixed = [
-        (f"fixed{i}", Range(s * grid, draw(st.integers(1, grid // PAGE)) * PAGE))
-        for i, s in enumerate(sorted(slots))
-    ]
-    requests = [
-        (
-            f"dyn{i}",
-            draw(st.integers(1, 4096)) * PAGE,
-            draw(ALIGNS),
-            draw(st.sampled_from([BELOW, ABOVE, AFTER])),
-        )
-        for i in range(draw(st.integers(0, 12)))
-    ]
-    rams = [
-        (
-            f"ram{i}n",
-            draw(st.integers(1, 1 << 18)) * PAGE,
-            draw(st.sampled_from([PAGE, 2 * MiB])),
-            draw(st.sampled_from([0, 1 * GiB, 2 * GiB])),
-            None,
-        )
-        for i in range(draw(st.integers(0, 2)))
-    ]
-    return {"width": width, "fixed": fixed, "requests": requests, "rams": rams}
-
-
-@given(s=scenarios())
+@given(s=allocator_scenarios())
 def test_placements_never_overlap_respect_alignment_and_stay_below_4_gib(s):
     try:
         placed = allocate(**s)
@@ -298,7 +266,7 @@ def test_placements_never_overlap_respect_alignment_and_stay_below_4_gib(s):
         assert all(r.base >= min_base and r.base % align == 0 for r in pieces)
 
 
-@given(s=scenarios(), seed=st.integers(0, 2**32 - 1))
+@given(s=allocator_scenarios(), seed=st.integers(0, 2**32 - 1))
 def test_allocation_is_repeatable_and_independent_of_dynamic_request_order(s, seed):
     try:
         first = allocate(**s)
@@ -341,3 +309,77 @@ def test_exhaustion_is_a_clear_error_never_a_partial_result(size_pages, width):
         assert "exceeds the" in str(e) and size_pages * 64 > limit_pages
         return
     assert placed[0].range.end <= 1 << width
+
+
+def highest_fit(free, size, align, ceiling):
+    """The highest ``align``-aligned ``size`` bytes of ``free`` ending at or below ``ceiling``."""
+    for r in reversed(free):
+        base = align_down(min(r.end, ceiling) - size, align)
+        if base >= r.base:
+            return Range(base, size)
+    return None
+
+
+def lowest_fit(free, size, align, floor, ceiling):
+    """The lowest ``align``-aligned ``size`` bytes of ``free`` within ``[floor, ceiling)``."""
+    for r in free:
+        base = align_up(max(r.base, floor), align)
+        if base + size <= min(r.end, ceiling):
+            return Range(base, size)
+    return None
+
+
+def first_fit(s, ram):
+    """The dynamic requests of scenario ``s`` placed as the module docstring says,
+    one at a time over a plain list, with ``ram`` taken as placed: (tag, range)
+    in placement order, and the tag of the first request that found no room."""
+    limit = 1 << s["width"]
+    free = [Range(0, limit)]
+    for _, r in (*s["fixed"], *s.get("reserved", ())):
+        free = subtract(free, r)
+    requests = {p: [r for r in s["requests"] if r[3] is p] for p in Placement}
+    done = []
+
+    def take(tag, got):
+        nonlocal free
+        if got is None:
+            return tag
+        done.append((tag, got))
+        free = subtract(free, got)
+        return None
+
+    for tag, size, align, _ in sorted(requests[BELOW], key=lambda r: (r[2], r[1]), reverse=True):
+        if take(tag, highest_fit(free, size, align, min(FOUR_GIB, limit))):
+            return done, tag
+    for r in ram:
+        free = subtract(free, r)
+    cursor = max([FOUR_GIB, *(r.end for r in ram)])
+    for tag, size, align, _ in sorted(requests[ABOVE], key=lambda r: (r[2], r[1]), reverse=True):
+        if take(tag, lowest_fit(free, size, align, cursor, limit)):
+            return done, tag
+    cursor = max([0, *(r.end for _, r in (*s["fixed"], *done)), *(r.end for r in ram)])
+    for tag, size, align, _ in requests[AFTER]:
+        if take(tag, lowest_fit(free, size, align, cursor, limit)):
+            return done, tag
+        cursor = done[-1][1].end
+    return done, None
+
+
+@settings(max_examples=100)
+@given(s=st.one_of(allocator_scenarios(), fragmented_scenarios()))
+def test_dynamic_requests_take_the_first_fit_of_their_phase_in_sort_order(s):
+    ram_tags = {r[0] for r in s["rams"]}
+    try:
+        placed = allocate(**s)
+    except AllocationExhaustedError as e:
+        if e.tag in ram_tags:
+            return  # RAM is the subject of other tests
+        placed, failed = (), e.tag
+    else:
+        failed = None
+    ram = [p.range for p in placed if p.kind == "ram"]
+    want, want_failed = first_fit(s, ram)
+    assert failed == want_failed
+    if failed is None:
+        got = by_tag(placed)
+        assert [(tag, got[tag]) for tag, _ in want] == want
