@@ -452,7 +452,7 @@ def test_dtc_reads_a_blob_bigger_than_a_pipe_without_deadlock(dtc):
     assert [f for f in found if f.rule.startswith("dtc.")] == [], found
 
 
-def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path, monkeypatch):
+def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path):
     from fdtgen.verify import core as verify_module
 
     assert [f.rule for f in verify_module.dtc_findings(str(tmp_path / "no-dtc"), BASE.blob)] == [
@@ -466,8 +466,7 @@ def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path, monkeypatch
     hanging = tmp_path / "hanging-dtc"
     hanging.write_text("#!/bin/sh\nexec sleep 60\n")
     hanging.chmod(0o755)
-    monkeypatch.setattr(verify_module._DtcRun, "TIMEOUT", 0.3)
-    (only,) = verify_module.dtc_findings(str(hanging), BASE.blob)
+    (only,) = verify_module.dtc_findings(str(hanging), BASE.blob, timeout=0.3)
     assert only.rule == "dtc.run" and "took more than" in only.message
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import sys
 
 from fdtgen.errors import BlobError
@@ -64,21 +64,6 @@ def load_blob(path: str) -> tuple[bytes, Blob]:
         raise BlobError(f"{path}: {e}{_libfdt_opinion(data)}") from None
 
 
-def which(name: str) -> str | None:
-    """``shutil.which(name)`` for a bare command name, without importing ``shutil``
-    (which brings ``zlib``, ``bz2`` and ``lzma``): the first executable file
-    named ``name`` in a ``$PATH`` directory."""
-    seen = set()
-    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        if directory in seen:
-            continue
-        seen.add(directory)
-        path = os.path.join(directory, name)
-        if os.path.exists(path) and os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
-            return path
-    return None
-
-
 def _libfdt_opinion(data: bytes) -> str:
     """libfdt's verdict when it disagrees with the parser's rejection."""
     try:
@@ -114,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     options = Options(
         manifest=manifest,
         template=template,
-        dtc=None if args.no_dtc else which("dtc"),
+        dtc=None if args.no_dtc else shutil.which("dtc"),
         shared_spis=frozenset(args.shared_spi),
         address_bits=args.address_bits,
     )

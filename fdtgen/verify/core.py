@@ -28,7 +28,9 @@ No config is parsed here, so pydantic is never imported.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -123,19 +125,10 @@ def verify(buf: bytes, options: Options = Options()) -> list[Finding]:
 
 
 def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[Finding]:
-    # dtc runs while the checks below do; its findings are read where they belong.
-    dtc = _DtcRun(options.dtc, buf) if options.dtc else None
-    try:
-        return _verify_parsed(blob, buf, options, dtc)
-    finally:
-        if dtc is not None:
-            dtc.close()
-
-
-def _verify_parsed(blob: Blob, buf: bytes, options: Options, dtc: _DtcRun | None) -> list[Finding]:
+    """Every finding for ``blob``, parsed from the bytes ``buf``."""
     ctx = _Ctx(blob.tree)
     out: list[Finding] = []
-    out += structure_findings(blob, buf, options, dtc)
+    out += structure_findings(blob, buf, options)
     out += binding_findings(ctx)
     out += interrupt_findings(ctx, options.shared_spis)
     out += region_findings(ctx, options.address_bits)
@@ -360,9 +353,7 @@ def _show(p: Prop | None, limit: int = 96) -> str:
 # Structure: header, blocks, names, libfdt and dtc.
 
 
-def structure_findings(
-    blob: Blob, buf: bytes, options: Options, dtc: _DtcRun | None = None
-) -> list[Finding]:
+def structure_findings(blob: Blob, buf: bytes, options: Options) -> list[Finding]:
     """DT spec "Flattened Devicetree (DTB) Format" rules the parser tolerates,
     booting.rst's size cap, and the opinions of libfdt and dtc."""
     hdr = blob.header
@@ -438,7 +429,7 @@ def structure_findings(
     if options.libfdt:
         out += _libfdt_findings(buf)
     if options.dtc:
-        out += (dtc or _DtcRun(options.dtc, buf)).findings()
+        out += dtc_findings(options.dtc, buf)
     return out
 
 
@@ -490,129 +481,42 @@ def _libfdt_findings(buf: bytes) -> list[Finding]:
     ]
 
 
-def dtc_findings(dtc: str, buf: bytes) -> list[Finding]:
-    """dtc's checks on the blob (``dtc -I dtb -O dtb -o /dev/null``), one finding per line."""
-    return _DtcRun(dtc, buf).findings()
+DTC_TIMEOUT = 30.0  # seconds: dtc reads at most 2 MiB and answers in milliseconds
 
 
-class _DtcRun:
-    """``dtc -I dtb -O dtb -o /dev/null -`` started now, its verdict read later.
-
-    Started with ``os.posix_spawnp`` and two pipes rather than the
-    ``subprocess`` module, whose import costs more than dtc's whole run, and
-    started first so that dtc checks the blob while fdtgen's own rules do.
-    The blob goes to dtc's standard input as far as the pipe takes it now,
-    the rest when the findings are read (dtc reads all its input before it
-    writes a word, so the two pipes cannot block each other).
-    """
-
-    TIMEOUT = 30.0  # seconds: dtc reads at most 2 MiB
-
-    def __init__(self, dtc: str, buf: bytes) -> None:
-        import os
-
-        self.dtc, self.pid, self.error = dtc, 0, ""
-        self.rest = memoryview(buf)
-        self.to_dtc = self.from_dtc = -1
-        argv = [dtc, "-I", "dtb", "-O", "dtb", "-o", os.devnull, "-"]
-        r_in = w_in = r_err = w_err = -1
-        try:
-            r_in, w_in = os.pipe()
-            r_err, w_err = os.pipe()
-            actions = [
-                (os.POSIX_SPAWN_DUP2, r_in, 0),
-                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                (os.POSIX_SPAWN_DUP2, w_err, 2),
-            ]
-            self.pid = os.posix_spawnp(dtc, argv, os.environ, file_actions=actions)
-        except OSError as e:
-            self.error = f"could not run {dtc}: {e}"
-            for fd in (w_in, r_err):
-                if fd >= 0:
-                    os.close(fd)
-            w_in = r_err = -1
-        finally:
-            for fd in (r_in, w_err):
-                if fd >= 0:
-                    os.close(fd)
-        self.to_dtc, self.from_dtc = w_in, r_err
-        if self.pid:
-            os.set_blocking(w_in, False)
-            self._feed()
-
-    def _feed(self) -> None:
-        import os
-
-        while self.rest:
-            try:
-                n = os.write(self.to_dtc, self.rest)
-            except BlockingIOError:
-                return  # the pipe is full: the rest goes when the findings are read
-            except BrokenPipeError:
-                self.rest = self.rest[:0]
-                break
-            self.rest = self.rest[n:]
-        os.close(self.to_dtc)
-        self.to_dtc = -1
-
-    def _verdict(self) -> tuple[int, str]:
-        """dtc's exit status and standard error."""
-        import os
-        import select
-        import time
-
-        if self.to_dtc >= 0:
-            os.set_blocking(self.to_dtc, True)
-            self._feed()
-        deadline = time.monotonic() + self.TIMEOUT
-        chunks = []
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.from_dtc], [], [], left)[0]:
-                self.close()
-                raise TimeoutError(f"{self.dtc} took more than {self.TIMEOUT:.0f} s")
-            chunk = os.read(self.from_dtc, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(self.from_dtc)
-        self.from_dtc = -1
-        _, status = os.waitpid(self.pid, 0)
-        return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
-
-    def close(self) -> None:
-        """Stop dtc if its verdict was never read (a check raised): no stray process."""
-        import os
-
-        if self.pid and self.from_dtc >= 0:
-            for fd in (self.to_dtc, self.from_dtc):
-                if fd >= 0:
-                    os.close(fd)
-            self.to_dtc = self.from_dtc = -1
-            os.kill(self.pid, 9)
-            os.waitpid(self.pid, 0)
-
-    def findings(self) -> list[Finding]:
-        if self.error:
-            return [Finding("dtc.run", "/", "", "", self.error)]
-        try:
-            rc, stderr = self._verdict()
-        except (OSError, TimeoutError) as e:
-            return [Finding("dtc.run", "/", "", "", f"could not run {self.dtc}: {e}")]
-        out: list[Finding] = []
-        lines = [ln for ln in stderr.splitlines() if ln.strip()]
-        for line in lines:
-            m = _DTC_LINE.match(line)
-            if m is None:
-                continue
-            check, text = m.group(2), m.group(3)
-            path, _, message = text.partition(": ") if text.startswith("/") else ("/", "", text)
-            node, _, prop = path.partition(":")
-            out.append(Finding(f"dtc.{check}", node, prop, "", message or text))
-        if rc != 0 and not out:
-            first = lines[0] if lines else f"exit status {rc}"
-            out.append(Finding("dtc.error", "/", "", "", f"dtc rejects the blob: {first}"))
-        return out
+def dtc_findings(dtc: str, buf: bytes, timeout: float = DTC_TIMEOUT) -> list[Finding]:
+    """dtc's checks on the blob (``dtc -I dtb -O dtb -o /dev/null -``), one finding
+    per warning or error line; a dtc that cannot run, fails silently or takes
+    longer than ``timeout`` seconds is one finding."""
+    argv = [dtc, "-I", "dtb", "-O", "dtb", "-o", os.devnull, "-"]
+    try:
+        done = subprocess.run(
+            argv,
+            input=buf,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        message = f"could not run {dtc}: {dtc} took more than {timeout:g} s"
+        return [Finding("dtc.run", "/", "", "", message)]
+    except OSError as e:
+        return [Finding("dtc.run", "/", "", "", f"could not run {dtc}: {e}")]
+    out: list[Finding] = []
+    lines = [ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.strip()]
+    for line in lines:
+        m = _DTC_LINE.match(line)
+        if m is None:
+            continue
+        check, text = m.group(2), m.group(3)
+        path, _, message = text.partition(": ") if text.startswith("/") else ("/", "", text)
+        node, _, prop = path.partition(":")
+        out.append(Finding(f"dtc.{check}", node, prop, "", message or text))
+    if done.returncode != 0 and not out:
+        first = lines[0] if lines else f"exit status {done.returncode}"
+        out.append(Finding("dtc.error", "/", "", "", f"dtc rejects the blob: {first}"))
+    return out
 
 
 # ---------------------------------------------------------------------------
