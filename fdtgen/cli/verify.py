@@ -6,11 +6,7 @@ import argparse
 import shutil
 import sys
 
-from fdtgen.errors import BlobError
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
-if TYPE_CHECKING:
-    from fdtgen.fdt.parse import Blob
+from fdtgen.cli.common import load_blob
 
 HELP = "check any DTB against the format, the bindings and booting.rst (exit 1 on findings)"
 
@@ -44,36 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SPI",
         help="an SPI number several nodes may share (repeatable)",
     )
-
-
-def load_blob(path: str) -> tuple[bytes, Blob]:
-    """Read and strictly parse the DTB at ``path``; any problem is one :class:`BlobError` line."""
-    from fdtgen.fdt.parse import parse_blob
-
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-    except OSError as e:
-        raise BlobError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        return data, parse_blob(data)
-    except BlobError as e:
-        raise BlobError(f"{path}: {e}{_libfdt_opinion(data)}") from None
-
-
-def _libfdt_opinion(data: bytes) -> str:
-    """libfdt's verdict when it disagrees with the parser's rejection."""
-    try:
-        import libfdt  # type: ignore[import-untyped]
-    except ImportError:
-        return ""
-    buf = bytearray(data)
-    if len(buf) >= 4 and libfdt.fdt_check_full(buf, len(buf)) == 0:
-        return " (libfdt's fdt_check_full accepts it)"
-    return ""
 
 
 def run(args: argparse.Namespace) -> int:
