@@ -24,8 +24,8 @@ from fdtgen.fdt.tree import DeviceTree, Node, Prop
 from fdtgen.pipeline import build
 from fdtgen.template.load import builtin_names, load_template
 from fdtgen.units import GiB, MiB
-from fdtgen.verify.boot import manifest_from
-from fdtgen.verify.core import Finding, Options, verify
+from fdtgen.verify import Finding, Options, verify
+from fdtgen.verify.manifest import manifest_from
 
 from .conftest import FIXTURES, ROOT
 from .test_parse import END_NODE, begin, header, raw_blob, u32
@@ -453,20 +453,18 @@ def test_dtc_reads_a_blob_bigger_than_a_pipe_without_deadlock(dtc):
 
 
 def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path):
-    from fdtgen.verify import core as verify_module
+    from fdtgen.verify.structure import dtc_findings
 
-    assert [f.rule for f in verify_module.dtc_findings(str(tmp_path / "no-dtc"), BASE.blob)] == [
-        "dtc.run"
-    ]
+    assert [f.rule for f in dtc_findings(str(tmp_path / "no-dtc"), BASE.blob)] == ["dtc.run"]
     failing = tmp_path / "failing-dtc"
     failing.write_text("#!/bin/sh\ncat >/dev/null\necho 'FATAL ERROR: nope' >&2\nexit 1\n")
     failing.chmod(0o755)
-    (only,) = verify_module.dtc_findings(str(failing), BASE.blob)
+    (only,) = dtc_findings(str(failing), BASE.blob)
     assert (only.rule, only.message) == ("dtc.error", "dtc rejects the blob: FATAL ERROR: nope")
     hanging = tmp_path / "hanging-dtc"
     hanging.write_text("#!/bin/sh\nexec sleep 60\n")
     hanging.chmod(0o755)
-    (only,) = verify_module.dtc_findings(str(hanging), BASE.blob, timeout=0.3)
+    (only,) = dtc_findings(str(hanging), BASE.blob, timeout=0.3)
     assert only.rule == "dtc.run" and "took more than" in only.message
 
 
