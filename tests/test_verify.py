@@ -25,6 +25,7 @@ from fdtgen.pipeline import build
 from fdtgen.template.load import builtin_names, load_template
 from fdtgen.units import GiB, MiB
 from fdtgen.verify import Finding, Options, verify
+from fdtgen.verify.index import TreeIndex
 from fdtgen.verify.manifest import manifest_from
 
 from .conftest import FIXTURES, ROOT
@@ -365,6 +366,46 @@ def test_the_address_width_is_configurable():
     found = check(T, address_bits=31)
     assert ("regions.address-width", "/memory@80000000", "reg") in keys(found)
     assert check(T, address_bits=32) == []
+
+
+# The tree index every rule reads.
+
+
+def test_the_index_translates_reg_through_each_bus_and_stops_at_pci():
+    dev = Node("dev@1000", (Prop.cells("reg", 0x1000, 0x100),))
+    bus = Node(
+        "soc",
+        (
+            Prop.cells("#address-cells", 1),
+            Prop.cells("#size-cells", 1),
+            Prop.cells("ranges", 0, 0, 0x1000_0000, 0x10_0000),
+        ),
+        (dev,),
+    )
+    pci = Node(
+        "pcie@0",
+        (Prop.strings("device_type", "pci"), Prop.empty("ranges")),
+        (Node("ep@0", (Prop.cells("reg", 0, 0, 0x10),)),),
+    )
+    tree = DeviceTree(Node("", (), (bus, pci)))
+    index = TreeIndex(tree)
+    assert index.parents["/soc/dev@1000"] == "/soc"
+    # The root names no cells: the DT spec's defaults, 2 address and 1 size.
+    assert (index.address_cells("/"), index.size_cells("/")) == (2, 1)
+    assert index.reg("/soc/dev@1000") == [(0x1000, 0x100)]
+    assert index.cpu_reg("/soc/dev@1000") == [(0x1000_1000, 0x100)]
+    assert index.translate("/pcie@0/ep@0", 0) is None
+    assert [(r.path, r.base, r.kind) for r in index.regions()] == [
+        ("/soc/dev@1000", 0x1000_1000, "device")
+    ]
+
+
+def test_the_index_decodes_interrupts_against_their_controller():
+    index = TreeIndex(T)
+    assert index.interrupt_parent(VIRTIO0) == GIC and index.gic_version(GIC) == 3
+    assert index.specifiers(VIRTIO0) == (GIC, [(0, 16, 1)])
+    assert index.cpus() == ["/cpus/cpu@0", "/cpus/cpu@1"]
+    assert index.memory() == [("/memory@80000000", 0x8000_0000, 512 * MiB)]
 
 
 # Structure rules: the blob's bytes are edited after encoding.

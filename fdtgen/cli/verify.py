@@ -7,6 +7,7 @@ import shutil
 import sys
 
 from fdtgen.cli.common import load_blob
+from fdtgen.spec import DEFAULT_ADDRESS_WIDTH, MAX_ADDRESS_WIDTH
 
 HELP = "check any DTB against the format, the bindings and booting.rst (exit 1 on findings)"
 
@@ -28,9 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address-bits",
         type=int,
-        default=48,
+        default=DEFAULT_ADDRESS_WIDTH,
         metavar="N",
-        help="guest physical address width every reg must fit (default: 48)",
+        help=f"guest physical address width every reg must fit (default: {DEFAULT_ADDRESS_WIDTH})",
     )
     p.add_argument(
         "--shared-spi",
@@ -46,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from fdtgen.errors import ConfigError
     from fdtgen.verify import Options, findings_json, verify_parsed
 
-    if not 1 <= args.address_bits <= 64:
-        raise ConfigError(f"--address-bits: {args.address_bits} is outside 1..64")
+    if not 1 <= args.address_bits <= MAX_ADDRESS_WIDTH:
+        raise ConfigError(f"--address-bits: {args.address_bits} is outside 1..{MAX_ADDRESS_WIDTH}")
     for spi in args.shared_spi:
         if spi < 0:
             raise ConfigError(f"--shared-spi: {spi} is not an SPI number")
