@@ -37,6 +37,9 @@ GICV3_REDIST_STRIDE = 128 * KiB  # RD_base + SGI_base frames, 64 KiB each
 GICV2_MAX_VCPUS = 8  # arm,gic.yaml: the PPI CPU mask (flags bits 15:8) has 8 bits
 GICV2M_MAX_INTID = 1019  # the last SPI INTID a v2m frame may signal
 
+# -- virtio spec, "MMIO Device Register Layout" -----------------------------------------
+VIRTIO_MMIO_MIN_SIZE = 0x200  # registers up to 0x0fc, device-specific config from 0x100
+
 # -- arm,arch_timer.yaml -----------------------------------------------------------------
 TIMER_NAMES = ("sec-phys", "phys", "virt", "hyp-phys", "hyp-virt")  # interrupt-names, in order
 

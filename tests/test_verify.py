@@ -24,8 +24,9 @@ from fdtgen.fdt.tree import DeviceTree, Node, Prop
 from fdtgen.pipeline import build
 from fdtgen.template.load import builtin_names, load_template
 from fdtgen.units import GiB, MiB
-from fdtgen.verify.boot import manifest_from
-from fdtgen.verify.core import Finding, Options, verify
+from fdtgen.verify import Finding, Options, verify
+from fdtgen.verify.index import TreeIndex
+from fdtgen.verify.manifest import manifest_from
 
 from .conftest import FIXTURES, ROOT
 from .test_parse import END_NODE, begin, header, raw_blob, u32
@@ -367,6 +368,46 @@ def test_the_address_width_is_configurable():
     assert check(T, address_bits=32) == []
 
 
+# The tree index every rule reads.
+
+
+def test_the_index_translates_reg_through_each_bus_and_stops_at_pci():
+    dev = Node("dev@1000", (Prop.cells("reg", 0x1000, 0x100),))
+    bus = Node(
+        "soc",
+        (
+            Prop.cells("#address-cells", 1),
+            Prop.cells("#size-cells", 1),
+            Prop.cells("ranges", 0, 0, 0x1000_0000, 0x10_0000),
+        ),
+        (dev,),
+    )
+    pci = Node(
+        "pcie@0",
+        (Prop.strings("device_type", "pci"), Prop.empty("ranges")),
+        (Node("ep@0", (Prop.cells("reg", 0, 0, 0x10),)),),
+    )
+    tree = DeviceTree(Node("", (), (bus, pci)))
+    index = TreeIndex(tree)
+    assert index.parents["/soc/dev@1000"] == "/soc"
+    # The root names no cells: the DT spec's defaults, 2 address and 1 size.
+    assert (index.address_cells("/"), index.size_cells("/")) == (2, 1)
+    assert index.reg("/soc/dev@1000") == [(0x1000, 0x100)]
+    assert index.cpu_reg("/soc/dev@1000") == [(0x1000_1000, 0x100)]
+    assert index.translate("/pcie@0/ep@0", 0) is None
+    assert [(r.path, r.base, r.kind) for r in index.regions()] == [
+        ("/soc/dev@1000", 0x1000_1000, "device")
+    ]
+
+
+def test_the_index_decodes_interrupts_against_their_controller():
+    index = TreeIndex(T)
+    assert index.interrupt_parent(VIRTIO0) == GIC and index.gic_version(GIC) == 3
+    assert index.specifiers(VIRTIO0) == (GIC, [(0, 16, 1)])
+    assert index.cpus() == ["/cpus/cpu@0", "/cpus/cpu@1"]
+    assert index.memory() == [("/memory@80000000", 0x8000_0000, 512 * MiB)]
+
+
 # Structure rules: the blob's bytes are edited after encoding.
 
 
@@ -452,22 +493,19 @@ def test_dtc_reads_a_blob_bigger_than_a_pipe_without_deadlock(dtc):
     assert [f for f in found if f.rule.startswith("dtc.")] == [], found
 
 
-def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path, monkeypatch):
-    from fdtgen.verify import core as verify_module
+def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path):
+    from fdtgen.verify.structure import dtc_findings
 
-    assert [f.rule for f in verify_module.dtc_findings(str(tmp_path / "no-dtc"), BASE.blob)] == [
-        "dtc.run"
-    ]
+    assert [f.rule for f in dtc_findings(str(tmp_path / "no-dtc"), BASE.blob)] == ["dtc.run"]
     failing = tmp_path / "failing-dtc"
     failing.write_text("#!/bin/sh\ncat >/dev/null\necho 'FATAL ERROR: nope' >&2\nexit 1\n")
     failing.chmod(0o755)
-    (only,) = verify_module.dtc_findings(str(failing), BASE.blob)
+    (only,) = dtc_findings(str(failing), BASE.blob)
     assert (only.rule, only.message) == ("dtc.error", "dtc rejects the blob: FATAL ERROR: nope")
     hanging = tmp_path / "hanging-dtc"
     hanging.write_text("#!/bin/sh\nexec sleep 60\n")
     hanging.chmod(0o755)
-    monkeypatch.setattr(verify_module._DtcRun, "TIMEOUT", 0.3)
-    (only,) = verify_module.dtc_findings(str(hanging), BASE.blob)
+    (only,) = dtc_findings(str(hanging), BASE.blob, timeout=0.3)
     assert only.rule == "dtc.run" and "took more than" in only.message
 
 

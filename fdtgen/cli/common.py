@@ -108,3 +108,39 @@ def _stage(path: str, data: bytes) -> str:
             os.unlink(tmp)
         raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
     return tmp
+
+
+if TYPE_CHECKING:
+    from fdtgen.fdt.parse import Blob
+
+
+def load_blob(path: str) -> tuple[bytes, Blob]:
+    """Read and strictly parse the DTB at ``path`` (``-``: standard input).
+
+    Any problem is one :class:`BlobError` line; when the parser rejects a blob
+    that libfdt's ``fdt_check_full`` accepts, the line says so.
+    """
+    from fdtgen.errors import BlobError
+    from fdtgen.fdt.parse import parse_blob
+
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+    except OSError as e:
+        raise BlobError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return data, parse_blob(data)
+    except BlobError as e:
+        opinion = ""
+        try:
+            import libfdt  # type: ignore[import-untyped]
+        except ImportError:
+            pass
+        else:
+            buf = bytearray(data)
+            if len(buf) >= 4 and libfdt.fdt_check_full(buf, len(buf)) == 0:
+                opinion = " (libfdt's fdt_check_full accepts it)"
+        raise BlobError(f"{path}: {e}{opinion}") from None

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fdtgen.cli.verify import load_blob
+    from fdtgen.cli.common import load_blob
     from fdtgen.diff import changes_json, diff_trees
 
     _, a = load_blob(args.a)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from fdtgen.fdt.dts import to_dts
 
     if _is_blob_file(args.config):
-        from fdtgen.cli.verify import load_blob
+        from fdtgen.cli.common import load_blob
         from fdtgen.fdt.phandles import with_labels
 
         given = [name for name in (*_OVERRIDES, *_BOOT) if getattr(args, name) is not None]

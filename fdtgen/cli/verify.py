@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import sys
 
-from fdtgen.errors import BlobError
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
-if TYPE_CHECKING:
-    from fdtgen.fdt.parse import Blob
+from fdtgen.cli.common import load_blob
+from fdtgen.spec import DEFAULT_ADDRESS_WIDTH, MAX_ADDRESS_WIDTH
 
 HELP = "check any DTB against the format, the bindings and booting.rst (exit 1 on findings)"
 
@@ -32,9 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address-bits",
         type=int,
-        default=48,
+        default=DEFAULT_ADDRESS_WIDTH,
         metavar="N",
-        help="guest physical address width every reg must fit (default: 48)",
+        help=f"guest physical address width every reg must fit (default: {DEFAULT_ADDRESS_WIDTH})",
     )
     p.add_argument(
         "--shared-spi",
@@ -46,57 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_blob(path: str) -> tuple[bytes, Blob]:
-    """Read and strictly parse the DTB at ``path``; any problem is one :class:`BlobError` line."""
-    from fdtgen.fdt.parse import parse_blob
-
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-    except OSError as e:
-        raise BlobError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        return data, parse_blob(data)
-    except BlobError as e:
-        raise BlobError(f"{path}: {e}{_libfdt_opinion(data)}") from None
-
-
-def which(name: str) -> str | None:
-    """``shutil.which(name)`` for a bare command name, without importing ``shutil``
-    (which brings ``zlib``, ``bz2`` and ``lzma``): the first executable file
-    named ``name`` in a ``$PATH`` directory."""
-    seen = set()
-    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        if directory in seen:
-            continue
-        seen.add(directory)
-        path = os.path.join(directory, name)
-        if os.path.exists(path) and os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
-            return path
-    return None
-
-
-def _libfdt_opinion(data: bytes) -> str:
-    """libfdt's verdict when it disagrees with the parser's rejection."""
-    try:
-        import libfdt  # type: ignore[import-untyped]
-    except ImportError:
-        return ""
-    buf = bytearray(data)
-    if len(buf) >= 4 and libfdt.fdt_check_full(buf, len(buf)) == 0:
-        return " (libfdt's fdt_check_full accepts it)"
-    return ""
-
-
 def run(args: argparse.Namespace) -> int:
     from fdtgen.errors import ConfigError
-    from fdtgen.verify.core import Options, findings_json, verify_parsed
+    from fdtgen.verify import Options, findings_json, verify_parsed
 
-    if not 1 <= args.address_bits <= 64:
-        raise ConfigError(f"--address-bits: {args.address_bits} is outside 1..64")
+    if not 1 <= args.address_bits <= MAX_ADDRESS_WIDTH:
+        raise ConfigError(f"--address-bits: {args.address_bits} is outside 1..{MAX_ADDRESS_WIDTH}")
     for spi in args.shared_spi:
         if spi < 0:
             raise ConfigError(f"--shared-spi: {spi} is not an SPI number")
@@ -107,14 +59,14 @@ def run(args: argparse.Namespace) -> int:
         template = load_template(args.template)
     manifest = None
     if args.manifest:
-        from fdtgen.verify.boot import load_manifest
+        from fdtgen.verify.manifest import load_manifest
 
         manifest = load_manifest(args.manifest)
     data, blob = load_blob(args.blob)
     options = Options(
         manifest=manifest,
         template=template,
-        dtc=None if args.no_dtc else which("dtc"),
+        dtc=None if args.no_dtc else shutil.which("dtc"),
         shared_spis=frozenset(args.shared_spi),
         address_bits=args.address_bits,
     )

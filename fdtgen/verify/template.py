@@ -1,26 +1,29 @@
 """``template.*`` findings: a blob against the template it claims to follow.
 
-Part of :mod:`fdtgen.verify` (whose :class:`~fdtgen.verify.Options` names the
-template), loaded only when a template is given.
+Loaded by :mod:`fdtgen.verify` only when a template is given: every node sits
+in the region the template pins for it, at the pinned base, with the pinned
+SPI, and the timers use the template's PPIs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from fdtgen.verify.core import TIMER_COMPATIBLE, Finding, _Ctx, _show, regions
+from fdtgen.irq import PPI_INTID_BASE, SPI_INTID_BASE
+from fdtgen.verify.index import TIMER_COMPATIBLE, Finding, TreeIndex, show, show_specifier
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
 if TYPE_CHECKING:
-    from typing import Any
-
+    from fdtgen.ranges import Range
     from fdtgen.template.model import Template
 
+# The compatible of each device kind fdtgen emits, as the template names it:
+# the node a pinned region or SPI belongs to is found by this string.
 UART_COMPATIBLE = {"pl011": "arm,pl011", "ns16550a": "ns16550a"}
 DEVICE_COMPATIBLE = {"pl031": "arm,pl031", "pl061": "arm,pl061", "fw-cfg": "qemu,fw-cfg-mmio"}
 
 
-def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
+def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
     """Each node sits in the region the template pins for it (``pinned_regions``
     tags), at the pinned base, with the pinned SPI. A reserved region may hold
     nodes that describe what it reserves (QEMU's flash), but none may straddle it."""
@@ -30,7 +33,7 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
     dram = [rng for tag, rng in pinned.items() if tag.startswith("dram")]
 
     def inside(
-        path: str, tag: str, base: int, size: int, ranges: Sequence[Any], exact: bool = False
+        path: str, tag: str, base: int, size: int, ranges: Sequence[Range], exact: bool = False
     ) -> None:
         if not ranges:
             return
@@ -50,14 +53,14 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
                 )
             )
 
-    anchor = getattr(t.gic, "redist_anchor", "base")
-    its_follows = getattr(t.gic, "its_below_redist", False)
+    anchor = t.gic.redist_anchor
+    its_follows = t.gic.its_below_redist
     first_gicr: int | None = None
-    for path in ctx.order:
-        version = ctx.gic_version(path)
+    for path in index.order:
+        version = index.gic_version(path)
         if version is None:
             continue
-        entries = [(ctx.translate(path, b), s) for b, s in ctx.reg(path) or ()]
+        entries = [(index.translate(path, b), s) for b, s in index.reg(path) or ()]
         if entries and entries[0][0] is not None:
             inside(
                 path,
@@ -69,7 +72,7 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
             )
         rest = [(b, s) for b, s in entries[1:] if b is not None]
         if version == 3:
-            nr = ctx.cell(path, "#redistributor-regions") or 1
+            nr = index.cell(path, "#redistributor-regions") or 1
             windows = _pick(pinned, "gic-redist", "gic-redist2")
             gicr = rest[:nr]
             for b, s in gicr:
@@ -94,8 +97,8 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
         elif rest:
             inside(path, "gic-cpu", rest[0][0], rest[0][1], _pick(pinned, "gic-cpu"), exact=True)
     for tag, compat in (("gic-its", "arm,gic-v3-its"), ("gic-v2m", "arm,gic-v2m-frame")):
-        for path in ctx.with_compatible({compat}):
-            for b, s in _cpu_reg(ctx, path):
+        for path in index.with_compatible({compat}):
+            for b, s in index.cpu_reg(path):
                 if tag == "gic-its" and its_follows and first_gicr is not None:
                     if b + s != first_gicr:
                         out.append(
@@ -110,23 +113,23 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
                         )
                 else:
                     inside(path, tag, b, s, _pick(pinned, tag))
-    uart_compat = UART_COMPATIBLE.get(getattr(t.uart, "kind", "pl011"), "arm,pl011")
-    for path in ctx.with_compatible({uart_compat}):
-        for b, s in _cpu_reg(ctx, path):
+    uart_compat = UART_COMPATIBLE.get(t.uart.kind, "arm,pl011")
+    for path in index.with_compatible({uart_compat}):
+        for b, s in index.cpu_reg(path):
             inside(path, "uart0", b, s, _pick(pinned, "uart0"), exact=True)
-        out += _template_spi(ctx, t, path, "uart0", t.uart.spi.number)
-    for d in getattr(t, "devices", ()):
+        out += _template_spi(index, t, path, "uart0", t.uart.spi.number)
+    for d in t.devices:
         device_compat = DEVICE_COMPATIBLE.get(d.kind)
         if device_compat is None or d.tag not in pinned:
             continue
-        for path in ctx.with_compatible({device_compat}):
-            for b, s in _cpu_reg(ctx, path):
+        for path in index.with_compatible({device_compat}):
+            for b, s in index.cpu_reg(path):
                 inside(path, d.tag, b, s, [pinned[d.tag]], exact=True)
             if d.spi is not None:
-                out += _template_spi(ctx, t, path, d.tag, d.spi.number)
+                out += _template_spi(index, t, path, d.tag, d.spi.number)
     want = tuple(ppi.number for ppi in t.timer_ppis)
-    for path in ctx.with_compatible(TIMER_COMPATIBLE):
-        decoded = ctx.specifiers(path)
+    for path in index.with_compatible(TIMER_COMPATIBLE):
+        decoded = index.specifiers(path)
         if decoded is None:
             continue
         got = tuple(spec[1] if len(spec) > 1 and spec[0] == 1 else -1 for spec in decoded[1])
@@ -136,15 +139,15 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
                     "template.timer",
                     path,
                     "interrupts",
-                    _show(ctx.nodes[path].prop("interrupts")),
+                    show(index.nodes[path].prop("interrupts")),
                     f"template {t.name!r} wires the timers to PPIs {list(want)} "
-                    f"(INTIDs {[n + 16 for n in want]})",
+                    f"(INTIDs {[n + PPI_INTID_BASE for n in want]})",
                 )
             )
     v = t.virtio
     window = pinned.get("virtio")
-    for path in ctx.with_compatible({"virtio,mmio"}):
-        for b, s in _cpu_reg(ctx, path):
+    for path in index.with_compatible({"virtio,mmio"}):
+        for b, s in index.cpu_reg(path):
             inside(path, "virtio", b, s, [window] if window else [])
             if window is not None and window.base <= b < window.end:
                 slot, off = divmod(b - window.base, v.stride)
@@ -160,11 +163,11 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
                     )
                 else:
                     out += _template_spi(
-                        ctx, t, path, f"virtio slot {slot}", v.first_spi.number + slot
+                        index, t, path, f"virtio slot {slot}", v.first_spi.number + slot
                     )
-    for path, base, size in ctx.memory():
+    for path, base, size in index.memory():
         inside(path, "dram", base, size, dram)
-    for r in regions(ctx):
+    for r in index.regions():
         if r.kind == "reserved":
             continue
         for tag, rng in reserved.items():
@@ -185,19 +188,12 @@ def template_findings(ctx: _Ctx, t: Template) -> list[Finding]:
     return out
 
 
-def _pick(pinned: dict[str, Any], *tags: str) -> list[Any]:
+def _pick(pinned: dict[str, Range], *tags: str) -> list[Range]:
     return [pinned[t] for t in tags if t in pinned]
 
 
-def _cpu_reg(ctx: _Ctx, path: str) -> Iterator[tuple[int, int]]:
-    for b, s in ctx.reg(path) or ():
-        cpu = ctx.translate(path, b)
-        if cpu is not None:
-            yield cpu, s
-
-
-def _template_spi(ctx: _Ctx, t: Template, path: str, what: str, spi: int) -> list[Finding]:
-    decoded = ctx.specifiers(path)
+def _template_spi(index: TreeIndex, t: Template, path: str, what: str, spi: int) -> list[Finding]:
+    decoded = index.specifiers(path)
     if decoded is None or not decoded[1] or len(decoded[1][0]) < 2:
         return []
     spec = decoded[1][0]
@@ -207,8 +203,8 @@ def _template_spi(ctx: _Ctx, t: Template, path: str, what: str, spi: int) -> lis
                 "template.spi",
                 path,
                 "interrupts",
-                f"<{' '.join(f'{c:#x}' for c in spec)}>",
-                f"template {t.name!r} wires {what} to SPI {spi} (INTID {spi + 32})",
+                show_specifier(spec),
+                f"template {t.name!r} wires {what} to SPI {spi} (INTID {spi + SPI_INTID_BASE})",
             )
         ]
     return []

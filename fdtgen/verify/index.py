@@ -1,0 +1,342 @@
+"""A parsed tree indexed for the verify rules, and the :class:`Finding` they return.
+
+Every rule module reads the tree through one :class:`TreeIndex`: nodes by
+path, each node's parent, phandles, ``#address-cells``/``#size-cells``
+lookups with the DT spec's defaults, ``reg`` decoded and translated to CPU
+addresses through the ancestors' ``ranges``, and interrupt specifiers decoded
+against their controller. Nothing here judges the tree: a lookup that cannot
+be decoded answers ``None`` and the rule that needed it says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fdtgen.fdt.dts import prop_value
+from fdtgen.fdt.phandles import PhandleUse, node_phandle, phandle_uses
+from fdtgen.fdt.tree import DeviceTree, Node, Prop
+
+# The compatibles that put a node under a binding the rules check, whichever
+# hypervisor wrote it (arm,gic-v3.yaml, arm,gic.yaml, arm/psci.yaml, arm,arch_timer.yaml).
+GICV3_COMPATIBLE = frozenset({"arm,gic-v3", "qcom,msm8996-gic-v3"})
+GICV2_COMPATIBLE = frozenset(
+    {
+        "arm,arm11mp-gic",
+        "arm,arm1176jzf-devchip-gic",
+        "arm,cortex-a15-gic",
+        "arm,cortex-a5-gic",
+        "arm,cortex-a7-gic",
+        "arm,cortex-a9-gic",
+        "arm,eb11mp-gic",
+        "arm,gic-400",
+        "arm,pl390",
+        "arm,tc11mp-gic",
+        "qcom,msm-8660-qgic",
+        "qcom,msm-qgic2",
+    }
+)
+PSCI_COMPATIBLE = frozenset({"arm,psci", "arm,psci-0.2", "arm,psci-1.0"})
+TIMER_COMPATIBLE = frozenset({"arm,armv8-timer", "arm,armv7-timer"})
+
+SHOW_LIMIT = 96  # characters of a property value a finding shows before cutting it
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One broken rule: ``rule`` id, node ``path``, property ``prop`` (or ``""``),
+    the offending ``value`` as DTS text (or ``""``) and the ``message``."""
+
+    rule: str
+    path: str
+    prop: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path} {self.prop}" if self.prop else self.path
+        value = f" = {self.value}" if self.value else ""
+        return f"{self.rule}: {where}{value}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "rule": self.rule,
+            "path": self.path,
+            "property": self.prop,
+            "value": self.value,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """Entry ``index`` of the ``reg`` of the node at ``path``, as the CPU address
+    range ``[base, end)``. ``kind`` is ``"memory"`` (a ``device_type = "memory"``
+    node), ``"reserved"`` (under ``/reserved-memory``) or ``"device"``."""
+
+    path: str
+    index: int
+    base: int
+    size: int
+    kind: str
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    def __str__(self) -> str:
+        return f"[{self.base:#x}, {self.end:#x})"
+
+
+class TreeIndex:
+    """Path-keyed views of a tree, built once per verify.
+
+    Attributes: ``tree`` and its ``root``; ``nodes`` (path to node) and
+    ``order`` (every path, in tree order); ``parents`` (path to its parent's
+    path; the root has none); ``by_phandle`` (phandle to the first node that
+    has it); ``uses`` (every phandle reference :func:`phandle_uses` decodes).
+    """
+
+    def __init__(self, tree: DeviceTree) -> None:
+        self.tree = tree
+        self.root = tree.root
+        self.nodes: dict[str, Node] = {}
+        self.parents: dict[str, str] = {}
+        self.order: list[str] = []
+        self.by_phandle: dict[int, str] = {}
+        for path, node in tree.root.walk():
+            self.nodes[path] = node
+            self.order.append(path)
+            for c in node.children:
+                self.parents[join(path, c.name)] = path
+            ph = node_phandle(node)
+            if ph is not None:
+                self.by_phandle.setdefault(ph, path)
+        self.uses: list[PhandleUse] = phandle_uses(tree.root)
+
+    def cell(self, path: str, name: str) -> int | None:
+        """The one-cell property ``name`` of the node at ``path``, or ``None``."""
+        p = self.nodes[path].prop(name)
+        if p is None or len(p.value) != 4:
+            return None
+        return int.from_bytes(p.value, "big")
+
+    def address_cells(self, path: str) -> int:
+        """``#address-cells`` for the children of ``path`` (DT spec default 2)."""
+        n = self.cell(path, "#address-cells")
+        return 2 if n is None else n
+
+    def size_cells(self, path: str) -> int:
+        """``#size-cells`` for the children of ``path`` (DT spec default 1)."""
+        n = self.cell(path, "#size-cells")
+        return 1 if n is None else n
+
+    def compatible(self, path: str) -> tuple[str, ...]:
+        return strings(self.nodes[path].prop("compatible")) or ()
+
+    def with_compatible(self, names: frozenset[str] | set[str]) -> list[str]:
+        """Paths of the nodes compatible with any of ``names``, in tree order."""
+        return [p for p in self.order if any(c in names for c in self.compatible(p))]
+
+    def reg(self, path: str) -> list[tuple[int, int]] | None:
+        """The node's ``reg`` as (base, size) in its parent's address space."""
+        p = self.nodes[path].prop("reg")
+        parent = self.parents.get(path)
+        if p is None or parent is None:
+            return None
+        return _entries(p.value, self.address_cells(parent), self.size_cells(parent))
+
+    def cpu_reg(self, path: str) -> list[tuple[int, int]]:
+        """The node's ``reg`` entries that translate to CPU addresses, as (base, size)."""
+        out = []
+        for base, size in self.reg(path) or ():
+            cpu = self.translate(path, base)
+            if cpu is not None:
+                out.append((cpu, size))
+        return out
+
+    def translate(self, path: str, base: int) -> int | None:
+        """``base`` (in the parent's space of ``path``) as a CPU address, through
+        every ancestor's ``ranges``; ``None`` when a bus is not memory-mapped."""
+        bus = self.parents.get(path)
+        addr = base
+        while bus is not None and bus != "/":
+            node = self.nodes[bus]
+            if string(node.prop("device_type")) == "pci":
+                return None
+            ranges = node.prop("ranges")
+            if ranges is None:
+                return None
+            if ranges.value:
+                up = self.parents[bus]
+                entries = _ranges(
+                    ranges.value,
+                    self.address_cells(bus),
+                    self.address_cells(up),
+                    self.size_cells(bus),
+                )
+                if entries is None:
+                    return None
+                hit = next(((c, p, s) for c, p, s in entries if c <= addr < c + s), None)
+                if hit is None:
+                    return None
+                addr = hit[1] + addr - hit[0]
+            bus = self.parents.get(bus)
+        return addr
+
+    def regions(self) -> list[Region]:
+        """Every ``reg`` range on a memory-mapped bus, as CPU addresses, in tree order."""
+        out = []
+        for path in self.order:
+            parent = self.parents.get(path)
+            if parent is None or self.size_cells(parent) == 0:
+                continue
+            entries = self.reg(path)
+            if not entries:
+                continue
+            if string(self.nodes[path].prop("device_type")) == "memory":
+                kind = "memory"
+            elif path.startswith("/reserved-memory/"):
+                kind = "reserved"
+            else:
+                kind = "device"
+            for i, (base, size) in enumerate(entries):
+                cpu = self.translate(path, base)
+                if cpu is not None and size:
+                    out.append(Region(path, i, cpu, size, kind))
+        return out
+
+    def memory(self) -> list[tuple[str, int, int]]:
+        """(path, base, size) of every ``device_type = "memory"`` range, CPU addresses."""
+        out = []
+        for path in self.order:
+            if string(self.nodes[path].prop("device_type")) != "memory":
+                continue
+            for base, size in self.reg(path) or ():
+                cpu = self.translate(path, base)
+                if cpu is not None and size:
+                    out.append((path, cpu, size))
+        return out
+
+    def cpus(self) -> list[str]:
+        """Paths of the ``/cpus`` children with ``device_type = "cpu"``."""
+        if "/cpus" not in self.nodes:
+            return []
+        return [
+            join("/cpus", c.name)
+            for c in self.nodes["/cpus"].children
+            if string(c.prop("device_type")) == "cpu"
+        ]
+
+    def interrupt_parent(self, path: str) -> str | None:
+        """The controller ``path``'s ``interrupts`` go to (dtc ``check_interrupts_property``)."""
+        cur: str | None = path
+        while cur is not None:
+            node = self.nodes[cur]
+            if cur != path and is_interrupt_provider(node):
+                return cur
+            ip = node.prop("interrupt-parent")
+            if ip is not None:
+                if len(ip.value) != 4:
+                    return None
+                return self.by_phandle.get(int.from_bytes(ip.value, "big"))
+            cur = self.parents.get(cur)
+        return None
+
+    def specifiers(
+        self, path: str, prop: str = "interrupts"
+    ) -> tuple[str, list[tuple[int, ...]]] | None:
+        """``(controller, specifiers)`` of a node's ``interrupts``; ``None`` if undecodable."""
+        p = self.nodes[path].prop(prop)
+        ctrl = self.interrupt_parent(path)
+        if p is None or ctrl is None or len(p.value) % 4:
+            return None
+        n = self.cell(ctrl, "#interrupt-cells")
+        cells = p.as_cells()
+        if not n or len(cells) % n:
+            return None
+        return ctrl, [cells[i : i + n] for i in range(0, len(cells), n)]
+
+    def gic_version(self, path: str) -> int | None:
+        """3 or 2 if the node at ``path`` is a GICv3 or GICv2, else ``None``."""
+        compat = set(self.compatible(path))
+        if compat & GICV3_COMPATIBLE:
+            return 3
+        if compat & GICV2_COMPATIBLE:
+            return 2
+        return None
+
+
+def join(path: str, name: str) -> str:
+    """The path of the child ``name`` of the node at ``path``."""
+    return f"{path.rstrip('/')}/{name}"
+
+
+def is_interrupt_provider(node: Node) -> bool:
+    return node.prop("interrupt-controller") is not None or node.prop("interrupt-map") is not None
+
+
+def strings(p: Prop | None) -> tuple[str, ...] | None:
+    """A string-list property's strings; ``None`` if absent or not NUL-terminated."""
+    if p is None or not p.value.endswith(b"\0"):
+        return None
+    return p.as_strings()
+
+
+def string(p: Prop | None) -> str | None:
+    """A property holding exactly one string; ``None`` otherwise."""
+    s = strings(p)
+    return s[0] if s and len(s) == 1 else None
+
+
+def number(cells: Sequence[int]) -> int:
+    """Big-endian cells as one number (a 2-cell address is ``hi << 32 | lo``)."""
+    v = 0
+    for c in cells:
+        v = v << 32 | c
+    return v
+
+
+def show(p: Prop | None, limit: int = SHOW_LIMIT) -> str:
+    """A property's value as DTS text for a finding, cut at ``limit`` characters."""
+    if p is None:
+        return ""
+    text = prop_value(p) or "(empty)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def show_specifier(spec: Sequence[int]) -> str:
+    """An interrupt specifier as DTS cells: ``<0x0 0x10 0x1>``."""
+    return f"<{' '.join(f'{c:#x}' for c in spec)}>"
+
+
+def _entries(value: bytes, ac: int, sc: int) -> list[tuple[int, int]] | None:
+    """``reg``-style (address, size) pairs; ``None`` if the length does not fit."""
+    n = ac + sc
+    if ac == 0 or n == 0 or len(value) % (4 * n):
+        return None
+    cells = _cells(value)
+    return [
+        (number(cells[i : i + ac]), number(cells[i + ac : i + n])) for i in range(0, len(cells), n)
+    ]
+
+
+def _ranges(value: bytes, cac: int, pac: int, sc: int) -> list[tuple[int, int, int]] | None:
+    """``ranges`` (child address, parent address, size) triples; ``None`` if
+    the length does not fit."""
+    n = cac + pac + sc
+    if n == 0 or len(value) % (4 * n):
+        return None
+    cells = _cells(value)
+    return [
+        (
+            number(cells[i : i + cac]),
+            number(cells[i + cac : i + cac + pac]),
+            number(cells[i + cac + pac : i + n]),
+        )
+        for i in range(0, len(cells), n)
+    ]
+
+
+def _cells(value: bytes) -> tuple[int, ...]:
+    return tuple(int.from_bytes(value[i : i + 4], "big") for i in range(0, len(value), 4))

@@ -1,0 +1,174 @@
+"""``interrupts.*`` findings: every specifier decodes and the GIC accepts it.
+
+Each ``interrupts`` (and each ``interrupt-map`` entry) decodes against its
+controller's ``#interrupt-cells``; a GIC specifier uses a type the GIC has, a
+number in the binding's range and, for SPIs, a trigger the GIC accepts; no
+SPI is wired to two nodes unless declared shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fdtgen.fdt.tree import Prop
+from fdtgen.irq import PPI_INTID_BASE, PPI_MAX, SPI_INTID_BASE, SPI_MAX, Trigger
+from fdtgen.verify.index import Finding, TreeIndex, is_interrupt_provider, show, show_specifier
+
+# arm,gic-v3.yaml, GICv3.1 extended ranges (specifier types 2 and 3).
+ESPI_MAX = 1023  # extended SPIs 0..1023
+ESPI_INTID_BASE = 4096  # INTID 4096..5119
+EPPI_MAX = 63  # extended PPIs 0..63
+EPPI_INTID_BASE = 1056  # INTID 1056..1119
+
+
+def interrupt_findings(index: TreeIndex, shared: frozenset[int] = frozenset()) -> list[Finding]:
+    """Every ``interrupts`` decodes against its controller; GIC specifiers use a
+    valid type, a number in the binding's range and (for SPIs) a trigger the GIC
+    accepts (Linux ``gic_set_type``: level-high or edge-rising); no SPI is
+    wired to two nodes unless listed in ``shared``."""
+    out: list[Finding] = []
+    owners: dict[tuple[str, int], list[str]] = {}
+    for path in index.order:
+        node = index.nodes[path]
+        p = node.prop("interrupts")
+        if p is None:
+            continue
+        ctrl = index.interrupt_parent(path)
+        if ctrl is None:
+            out.append(
+                Finding(
+                    "interrupts.parent",
+                    path,
+                    "interrupts",
+                    show(p),
+                    "no interrupt parent "
+                    "(no interrupt-parent here or above, or it does not resolve)",
+                )
+            )
+            continue
+        if not is_interrupt_provider(index.nodes[ctrl]):
+            out.append(
+                Finding(
+                    "interrupts.parent",
+                    path,
+                    "interrupts",
+                    show(p),
+                    f"the interrupt parent {ctrl} has no interrupt-controller or interrupt-map",
+                )
+            )
+            continue
+        n = index.cell(ctrl, "#interrupt-cells")
+        if not n:
+            out.append(
+                Finding(
+                    "interrupts.cells",
+                    path,
+                    "interrupts",
+                    show(p),
+                    f"the interrupt parent {ctrl} has no usable #interrupt-cells",
+                )
+            )
+            continue
+        if len(p.value) % (4 * n):
+            out.append(
+                Finding(
+                    "interrupts.cells",
+                    path,
+                    "interrupts",
+                    show(p),
+                    f"is {len(p.value)} bytes, not a whole number of {ctrl}'s "
+                    f"#interrupt-cells = {n} specifiers",
+                )
+            )
+            continue
+        decoded = index.specifiers(path)
+        if decoded is None:
+            continue
+        for spec in decoded[1]:
+            out += _gic_specifier(index, path, p, ctrl, spec, owners)
+    for path in index.order:
+        node = index.nodes[path]
+        imap = node.prop("interrupt-map")
+        if imap is None:
+            continue
+        for u in index.uses:
+            if u.path != path or u.prop != "interrupt-map" or u.target is None or u.problem:
+                continue
+            cells = imap.as_cells()
+            start = u.cell + 1 + (index.cell(u.target, "#address-cells") or 0)
+            width = index.cell(u.target, "#interrupt-cells") or 0
+            out += _gic_specifier(index, path, imap, u.target, cells[start : start + width], owners)
+    for (ctrl, spi), paths in owners.items():
+        unique = list(dict.fromkeys(paths))
+        if len(unique) > 1 and spi not in shared:
+            for other in unique[1:]:
+                out.append(
+                    Finding(
+                        "interrupts.shared",
+                        other,
+                        "interrupts",
+                        f"<0x0 {spi:#x} ...>",
+                        f"SPI {spi} (INTID {spi + SPI_INTID_BASE}) on {ctrl} is also wired "
+                        f"to {unique[0]}; not declared shared",
+                    )
+                )
+    return out
+
+
+def _gic_specifier(
+    index: TreeIndex,
+    path: str,
+    p: Prop,
+    ctrl: str,
+    spec: Sequence[int],
+    owners: dict[tuple[str, int], list[str]],
+) -> list[Finding]:
+    version = index.gic_version(ctrl)
+    if version is None or len(spec) < 3:
+        return []
+    kind, number, flags = spec[0], spec[1], spec[2]
+    shown = show_specifier(spec)
+    limits = {0: ("SPI", SPI_MAX, SPI_INTID_BASE), 1: ("PPI", PPI_MAX, PPI_INTID_BASE)}
+    if version == 3:
+        limits |= {
+            2: ("extended SPI", ESPI_MAX, ESPI_INTID_BASE),
+            3: ("extended PPI", EPPI_MAX, EPPI_INTID_BASE),
+        }
+    if kind not in limits:
+        return [
+            Finding(
+                "interrupts.type",
+                path,
+                p.name,
+                shown,
+                f"type cell {kind} is not one of {sorted(limits)} for a GICv{version}",
+            )
+        ]
+    name, top, base = limits[kind]
+    if number > top:
+        return [
+            Finding(
+                "interrupts.range",
+                path,
+                p.name,
+                shown,
+                f"{name} {number} is outside the binding's range 0..{top} "
+                f"(INTID {base}..{base + top})",
+            )
+        ]
+    out = []
+    trigger = flags & 0xF
+    if kind in (0, 2) and trigger not in (Trigger.EDGE_RISING, Trigger.LEVEL_HIGH):
+        out.append(
+            Finding(
+                "interrupts.trigger",
+                path,
+                p.name,
+                shown,
+                f"{name} trigger {trigger} is not 1 (edge-rising) or 4 (level-high); "
+                "the GIC rejects it (gic_set_type -EINVAL) and the driver fails to probe",
+            )
+        )
+    if kind == 0:
+        owners.setdefault((ctrl, number), []).append(path)
+    return out

@@ -1,0 +1,189 @@
+"""``header.*``, ``structure.*``, ``memreserve.*``, ``libfdt.*`` and ``dtc.*`` findings.
+
+The DT spec's "Flattened Devicetree (DTB) Format" rules the parser tolerates
+(:mod:`fdtgen.fdt.parse` rejects what it cannot read), booting.rst's 2 MiB
+cap, and two second opinions: libfdt's ``fdt_check_full`` and dtc's own
+checks (``dtc -I dtb -O dtb``) when a dtc executable is given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+
+from fdtgen.fdt.encode import NODE_NAME_RE, PROP_NAME_RE
+from fdtgen.fdt.parse import Blob
+from fdtgen.spec import FDT_MAX_SIZE
+from fdtgen.units import U64_MAX
+from fdtgen.verify.index import Finding
+
+DTC_TIMEOUT = 30.0  # seconds: dtc reads at most 2 MiB and answers in milliseconds
+
+_DTC_LINE = re.compile(r"^(?:.*?: )?(Warning|ERROR) \(([\w-]+)\): (.*)$")
+
+
+def structure_findings(
+    blob: Blob, buf: bytes, libfdt: bool = True, dtc: str | None = None
+) -> list[Finding]:
+    """DT spec "Flattened Devicetree (DTB) Format" rules the parser tolerates,
+    booting.rst's size cap, and the opinions of libfdt and dtc."""
+    hdr = blob.header
+    out: list[Finding] = []
+    if hdr.totalsize > FDT_MAX_SIZE:
+        out.append(
+            Finding(
+                "header.size",
+                "/",
+                "",
+                f"{hdr.totalsize:#x}",
+                f"totalsize is over {FDT_MAX_SIZE:#x} "
+                "(booting.rst: the dtb must not exceed 2 megabytes)",
+            )
+        )
+    if blob.file_size > hdr.totalsize:
+        out.append(
+            Finding(
+                "header.trailing",
+                "/",
+                "",
+                f"{blob.file_size - hdr.totalsize:#x}",
+                f"bytes follow totalsize {hdr.totalsize:#x} in the file; a loader copying "
+                "the file copies bytes the kernel never reads",
+            )
+        )
+    if hdr.off_mem_rsvmap % 8:
+        out.append(
+            Finding(
+                "header.rsvmap-align",
+                "/",
+                "",
+                f"{hdr.off_mem_rsvmap:#x}",
+                'off_mem_rsvmap is not 8-byte aligned (DT spec "Memory Reservation Block")',
+            )
+        )
+    root = blob.tree.root
+    if root.name:
+        out.append(
+            Finding(
+                "structure.root-name",
+                "/",
+                "",
+                repr(root.name),
+                "the root node's name must be empty "
+                '(DT spec "Structure Block"; libfdt rejects it)',
+            )
+        )
+    for path, node in root.walk():
+        if path != "/" and not NODE_NAME_RE.fullmatch(node.name):
+            out.append(
+                Finding(
+                    "structure.node-name",
+                    path,
+                    "",
+                    repr(node.name),
+                    "breaks the DT spec node-name rule "
+                    "(1-31 of [A-Za-z0-9,._+-], optional @unit-address)",
+                )
+            )
+        for p in node.props:
+            if not PROP_NAME_RE.fullmatch(p.name):
+                out.append(
+                    Finding(
+                        "structure.property-name",
+                        path,
+                        p.name,
+                        "",
+                        "breaks the DT spec property-name rule (1-31 of [A-Za-z0-9,._+?#-])",
+                    )
+                )
+    out += _memreserve_findings(blob.tree.reserve)
+    if libfdt:
+        out += _libfdt_findings(buf)
+    if dtc:
+        out += dtc_findings(dtc, buf)
+    return out
+
+
+def _memreserve_findings(reserve: Sequence[tuple[int, int]]) -> list[Finding]:
+    out = []
+    for base, size in reserve:
+        if base + size > U64_MAX + 1:
+            out.append(
+                Finding(
+                    "memreserve.range",
+                    "/memreserve/",
+                    "",
+                    f"{base:#x} {size:#x}",
+                    "the reservation runs past the 64-bit address space",
+                )
+            )
+    ordered = sorted(reserve)
+    for (a, asz), (b, bsz) in zip(ordered, ordered[1:], strict=False):
+        if b < a + asz:
+            out.append(
+                Finding(
+                    "memreserve.overlap",
+                    "/memreserve/",
+                    "",
+                    f"{b:#x} {bsz:#x}",
+                    f"overlaps the reservation [{a:#x}, {a + asz:#x}) "
+                    '(DT spec "Memory Reservation Block": entries shall not overlap)',
+                )
+            )
+    return out
+
+
+def _libfdt_findings(buf: bytes) -> list[Finding]:
+    """libfdt's ``fdt_check_full(buf, len(buf))``, which must agree that the blob is sound."""
+    import libfdt  # type: ignore[import-untyped]
+
+    data = bytearray(buf)
+    rc = libfdt.fdt_check_full(data, len(data))
+    if rc == 0:
+        return []
+    return [
+        Finding(
+            "libfdt.check-full",
+            "/",
+            "",
+            libfdt.fdt_strerror(rc),
+            "libfdt's fdt_check_full rejects a blob fdtgen's parser accepted",
+        )
+    ]
+
+
+def dtc_findings(dtc: str, buf: bytes, timeout: float = DTC_TIMEOUT) -> list[Finding]:
+    """dtc's checks on the blob (``dtc -I dtb -O dtb -o /dev/null -``), one finding
+    per warning or error line; a dtc that cannot run, fails silently or takes
+    longer than ``timeout`` seconds is one finding."""
+    argv = [dtc, "-I", "dtb", "-O", "dtb", "-o", os.devnull, "-"]
+    try:
+        done = subprocess.run(
+            argv,
+            input=buf,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        message = f"could not run {dtc}: {dtc} took more than {timeout:g} s"
+        return [Finding("dtc.run", "/", "", "", message)]
+    except OSError as e:
+        return [Finding("dtc.run", "/", "", "", f"could not run {dtc}: {e}")]
+    out: list[Finding] = []
+    lines = [ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.strip()]
+    for line in lines:
+        m = _DTC_LINE.match(line)
+        if m is None:
+            continue
+        check, text = m.group(2), m.group(3)
+        path, _, message = text.partition(": ") if text.startswith("/") else ("/", "", text)
+        node, _, prop = path.partition(":")
+        out.append(Finding(f"dtc.{check}", node, prop, "", message or text))
+    if done.returncode != 0 and not out:
+        first = lines[0] if lines else f"exit status {done.returncode}"
+        out.append(Finding("dtc.error", "/", "", "", f"dtc rejects the blob: {first}"))
+    return out
