@@ -257,6 +257,10 @@ def test_cli_rejects_bad_cmdlines_in_one_line_exit_2_and_no_file(tmp_path, args,
             {"memory": "1XB"},
             "config: memory: '1XB': '1XB' has unknown unit 'XB' (use B, KiB, MiB, GiB, TiB)",
         ),
+        (  # the mistyped key, not the key it leaves missing
+            {"kernel": {"sise": 4096}},
+            "config: kernel.sise: unknown key (value 4096); did you mean 'size'? (and 1 more)",
+        ),
         ({"kernel": {}}, "config: kernel.size: {}: field required"),
         (
             {"initrd": "x", "topology": {"sockets": 0}},

@@ -39,9 +39,11 @@ def config_error(
     """The first of pydantic's ``errors`` as one :class:`ConfigError` line.
 
     The line starts with ``source`` (the config file), or ``command line`` when
-    the key is one of ``from_cli``, the keys options set.
+    the key is one of ``from_cli``, the keys options set. A missing key goes
+    last: it is usually missing because it was mistyped, and the error about
+    the mistyped key says "did you mean" it.
     """
-    first = errors[0]
+    first = min(errors, key=lambda e: e["type"] == "missing")
     if first["loc"] and first["loc"][0] in from_cli:
         source = "command line"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
