@@ -58,11 +58,11 @@ def interleaved(
 
 
 def in_process(rounds: int) -> dict[str, float]:
-    from fdtgen.config import rules as configrules
+    from fdtgen.config import validate
     from fdtgen.fdt.dts import to_dts
     from fdtgen.pipeline import build
 
-    settings = configrules.validate(dict(MACHINE))
+    settings = validate(dict(MACHINE))
     machine, boot = settings.machine(), settings.boot()
     reference = build(machine, boot)
     blob, tree = reference.blob, reference.tree

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fdtgen.boot.image import InputFile, KernelImage, input_file, read_initrd, read_kernel
-from fdtgen.config.rules import anchor_paths, parse_file, read_bytes, validate
+from fdtgen.config import anchor_paths, parse_file, read_bytes, validate
 from fdtgen.errors import ConfigError, FdtgenError
 from fdtgen.manifestdata import manifest_json
 from fdtgen.pipeline import build

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fdtgen.config.model import SIZE_PATTERN
+from fdtgen.config import SIZE_PATTERN
 from fdtgen.units import parse_size
 
 from .conftest import ROOT

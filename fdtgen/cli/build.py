@@ -9,7 +9,7 @@ from fdtgen.cli.common import add_config_arguments, load_config, write_all_atomi
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
 if TYPE_CHECKING:
     from fdtgen.boot.image import InputFile
-    from fdtgen.config.rules import Settings
+    from fdtgen.config import Config
 
 HELP = "build the DTB for a machine config (or the embedded default), placing kernel and initrd"
 
@@ -35,9 +35,9 @@ def add_boot_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_boot_config(args: argparse.Namespace) -> Settings:
+def load_boot_config(args: argparse.Namespace) -> Config:
     """The config with the machine overrides and then the boot overrides applied."""
-    from fdtgen.config import rules as config
+    from fdtgen.config import override
 
     cfg = load_config(args)
     boot = {
@@ -47,7 +47,7 @@ def load_boot_config(args: argparse.Namespace) -> Settings:
         "kaslr_seed": args.kaslr_seed,
         "entropy_seed": args.entropy_seed,
     }
-    return config.override(cfg, boot, args.config or "command line")
+    return override(cfg, boot, args.config or "command line")
 
 
 def config_inputs(args: argparse.Namespace) -> list[InputFile]:

@@ -11,7 +11,7 @@ from fdtgen.errors import ConfigError, FdtgenError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
 if TYPE_CHECKING:
-    from fdtgen.config.rules import Settings
+    from fdtgen.config import Config
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,8 +30,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--virtio", type=int, help="number of virtio-mmio transports (0..32)")
 
 
-def load_config(args: argparse.Namespace) -> Settings:
-    from fdtgen.config import rules as config
+def load_config(args: argparse.Namespace) -> Config:
+    from fdtgen.config import load
 
     overrides = {
         "template": args.template,
@@ -40,7 +40,7 @@ def load_config(args: argparse.Namespace) -> Settings:
         "cmdline": args.cmdline,
         "virtio": args.virtio,
     }
-    return config.load(args.config, overrides)
+    return load(args.config, overrides)
 
 
 def write_atomic(path: str, data: bytes) -> None:

@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fdtgen.config import rules as config
+    from fdtgen.config import override
     from fdtgen.errors import ConfigError, FdtgenError, PlacementError
     from fdtgen.manifest import manifest_for, to_json
     from fdtgen.pipeline import build
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from fdtgen.units import parse_size
 
     cfg = load_config(args)
-    cfg = config.override(
+    cfg = override(
         cfg,
         {
             "kernel": None if args.kernel is None else os.path.abspath(args.kernel),

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from fdtgen.cli.common import write_atomic
 
     if args.which == "config":
-        from fdtgen.config.model import schema_json
+        from fdtgen.config import schema_json
     else:
         from fdtgen.manifest import schema_json
     write_atomic(args.output, schema_json())

@@ -1,14 +1,19 @@
-"""User configuration (TOML or JSON) -> a :class:`~fdtgen.machine.Machine` and its boot inputs.
+"""The user-facing config as pydantic models: what a TOML/JSON config may hold.
 
-pydantic lives here (and in :mod:`fdtgen.manifest`): commands that read no
-config never import it. Kernel and initrd are paths (relative to the config
-file) or declared sizes, for placing files that are not at hand.
+These models are the one source of truth: validation, the JSON Schema
+(``fdtgen schema config``, ``schemas/config.schema.json``) and, through
+:mod:`fdtgen.config.messages`, the wording of errors. A validated
+:class:`Config` gives the pipeline its inputs: :meth:`Config.machine` and
+:meth:`Config.boot`. Kernel and initrd are paths (relative to the config file)
+or declared sizes, for placing files that are not at hand.
+
+No ``from __future__ import annotations`` here: with it, pydantic evaluates
+every field's annotation from a string when it builds the models, which adds
+milliseconds to each run's start.
 """
 
-from __future__ import annotations
-
-import functools
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -18,25 +23,57 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     WithJsonSchema,
 )
 
-from fdtgen.config import rules as configrules
-from fdtgen.config.rules import (
-    Settings,
-    cmdline_after,
-    error_line,
-    path_after,
-    path_or_declared,
-    size_before,
-)
-from fdtgen.devicetree.machine import DEFAULT_CMDLINE, Machine
+from fdtgen.boot.image import InputFile, KernelImage, declared_kernel
+from fdtgen.boot.image import read_initrd as default_read_initrd
+from fdtgen.boot.image import read_kernel as default_read_kernel
+from fdtgen.devicetree.machine import DEFAULT_CMDLINE, Machine, Topology
+from fdtgen.pipeline import Boot
 from fdtgen.spec import COMMAND_LINE_SIZE
-from fdtgen.units import U64_MAX, MiB
+from fdtgen.units import U64_MAX, MiB, parse_size
 
-if TYPE_CHECKING:
-    from fdtgen.pipeline import Boot
+
+def size_before(v: Any) -> Any:
+    """Accept ``"512MiB"`` style strings for byte counts (a before-validator)."""
+    if isinstance(v, str):
+        return parse_size(v)  # its ValueError names the text and what a size looks like
+    if isinstance(v, bool):
+        raise ValueError("expected a byte count, not a boolean")
+    return v
+
+
+def cmdline_after(v: str) -> str:
+    """``cmdline`` becomes /chosen/bootargs: one NUL-terminated UTF-8 string that fits arm64's
+    COMMAND_LINE_SIZE."""
+    if "\0" in v:
+        raise ValueError(
+            f"contains a NUL byte at offset {v.index(chr(0))} (/chosen/bootargs is one "
+            "NUL-terminated string)"
+        )
+    try:
+        n = len(v.encode()) + 1
+    except UnicodeEncodeError:
+        raise ValueError("is not valid UTF-8 text (it holds a lone surrogate)") from None
+    if n > COMMAND_LINE_SIZE:
+        raise ValueError(
+            f"is {n} bytes with its NUL, over arm64's COMMAND_LINE_SIZE of "
+            f"{COMMAND_LINE_SIZE} bytes (Linux would silently truncate it)"
+        )
+    return v
+
+
+def path_after(v: str) -> str:
+    """A file path the OS can open."""
+    if "\0" in v:
+        raise ValueError(f"contains a NUL byte at offset {v.index(chr(0))} (not a valid file path)")
+    return v
+
+
+def path_or_declared(v: Any) -> str:
+    """Discriminator of ``kernel``/``initrd``: a path string, or a declared table."""
+    return "path" if isinstance(v, str) else "declared"
 
 
 Cmdline = Annotated[str, AfterValidator(cmdline_after)]
@@ -146,23 +183,55 @@ class Config(BaseModel):
         description="derive the seeds from this text; default: zero slots a loader fills",
     )
 
-    def settings(self) -> Settings:
-        return Settings(self.model_dump(), self.model_dump(exclude_unset=True))
-
     def machine(self) -> Machine:
-        return self.settings().machine()
+        """The machine to build: the pipeline's first input."""
+        t = self.topology
+        return Machine(
+            template=self.template,
+            vcpus=self.vcpus,
+            memory=self.memory,
+            cmdline=self.cmdline,
+            virtio=self.virtio,
+            serial=self.serial,
+            psci_method=self.psci_method,
+            redist_stride=self.redist_stride,
+            ram_base=self.ram_base,
+            address_width=self.address_width,
+            topology=None if t is None else Topology(t.sockets, t.clusters, t.cores, t.threads),
+        )
 
-    def boot(self) -> Boot:
-        """Kernel, initrd and entropy settings; reads the kernel and initrd files named."""
-        return self.settings().boot()
+    def boot(
+        self,
+        read_kernel: Callable[[str], KernelImage] = default_read_kernel,
+        read_initrd: Callable[[str], InputFile] = default_read_initrd,
+    ) -> Boot:
+        """Kernel, initrd and entropy settings: the pipeline's second input.
 
-
-def validate(data: dict[str, Any], source: str = "config") -> Config:
-    """Validate a mapping; a failure is one :class:`ConfigError` line."""
-    try:
-        return Config.model_validate(data)
-    except ValidationError as e:
-        raise error_line(e.errors(), source) from None
+        Reads the kernel and initrd files named, through the given readers
+        (a batch passes ones that read each file once).
+        """
+        kernel = None
+        if isinstance(self.kernel, str):
+            kernel = read_kernel(self.kernel)
+        elif self.kernel is not None:
+            k = self.kernel
+            kernel = declared_kernel(k.size, k.text_offset, k.image_size, k.flags)
+        initrd = None
+        initrd_size = None
+        if isinstance(self.initrd, str):
+            initrd = read_initrd(self.initrd)
+            initrd_size = initrd.size
+        elif self.initrd is not None:
+            initrd_size = self.initrd.size
+        seed = self.entropy_seed
+        return Boot(
+            kernel=kernel,
+            initrd_size=initrd_size,
+            initrd=initrd,
+            rng_seed=self.rng_seed,
+            kaslr_seed=self.kaslr_seed,
+            entropy_seed=None if seed is None else seed.encode(),
+        )
 
 
 def schema() -> dict[str, Any]:
@@ -187,107 +256,3 @@ def schema_json() -> bytes:
     import json
 
     return (json.dumps(schema(), indent=2) + "\n").encode()
-
-
-# The run-time path (no pydantic import): fdtgen.configrules.
-load = configrules.load
-override = configrules.override
-read_file = configrules.read_file
-
-
-def compiled_schema() -> dict[str, Any]:
-    """:class:`Config`'s core schema, rewritten so pydantic_core alone can run it.
-
-    Models become typed dicts (the validated values are plain dicts, read by
-    :class:`~fdtgen.configrules.Settings`), definitions are inlined, metadata
-    is dropped, and pydantic's constraint wrappers (``functools.partial`` of
-    ``greater_than_validator`` and friends, which raise the same errors as
-    the core constraints) fold into the integer schema they wrap.
-    """
-    root = Config.__pydantic_core_schema__
-    defs = {d["ref"]: d for d in root.get("definitions", [])}
-
-    def conv(node: Any) -> Any:
-        if isinstance(node, list):
-            return [conv(n) for n in node]
-        if not isinstance(node, dict):
-            return node
-        kind = node.get("type")
-        if kind == "definitions":
-            return conv(node["schema"])
-        if kind == "definition-ref":
-            return conv(defs[node["schema_ref"]])
-        if kind == "model":
-            fields = node["schema"]["fields"]
-            return {
-                "type": "typed-dict",
-                "fields": {
-                    name: {
-                        "type": "typed-dict-field",
-                        "schema": conv(f["schema"]),
-                        "required": f["schema"]["type"] != "default",
-                    }
-                    for name, f in fields.items()
-                },
-                "extra_behavior": "forbid",
-                "strict": node.get("config", {}).get("strict", False),
-            }
-        if kind == "function-after" and isinstance(node["function"]["function"], functools.partial):
-            fn = node["function"]["function"]
-            inner = conv(node["schema"])
-            target = inner
-            while target.get("type") in ("function-before", "function-after"):
-                target = target["schema"]
-            if target.get("type") != "int" or fn.func.__name__ not in _CONSTRAINTS:
-                raise TypeError(f"cannot compile constraint {fn!r}")
-            target.update(fn.keywords)
-            return inner
-        out = {k: conv(v) for k, v in node.items() if k not in ("metadata", "ref", "serialization")}
-        return out
-
-    return conv(root)  # type: ignore[no-any-return]
-
-
-_CONSTRAINTS = {
-    "greater_than_validator",
-    "greater_than_or_equal_validator",
-    "less_than_validator",
-    "less_than_or_equal_validator",
-}
-
-
-def render_compiled() -> str:
-    """Python source of ``fdtgen/_config_schema.py``."""
-    names = {fn: fn.__name__ for fn in (size_before, path_or_declared, cmdline_after, path_after)}
-
-    def render(v: Any, indent: int) -> str:
-        pad = "    " * indent
-        if isinstance(v, dict):
-            if not v:
-                return "{}"
-            items = [f"{pad}    {k!r}: {render(x, indent + 1)}," for k, x in v.items()]
-            return "{\n" + "\n".join(items) + f"\n{pad}}}"
-        if isinstance(v, list):
-            return "[" + ", ".join(render(x, indent) for x in v) + "]"
-        if callable(v):
-            if v not in names:
-                raise TypeError(f"cannot render function {v!r}")
-            return names[v]
-        return repr(v)
-
-    return (
-        '"""Generated by ``python -m fdtgen.config`` from the models in fdtgen/config.py.\n\n'
-        "Do not edit: regenerate after changing a model (a test checks it is current).\n"
-        '"""\n\n'
-        "from typing import Any\n\n"
-        "from fdtgen.config.rules import cmdline_after, path_after, path_or_declared, size_before\n\n"
-        f"SCHEMA: Any = {render(compiled_schema(), 0)}\n"
-    )
-
-
-if __name__ == "__main__":
-    import pathlib
-
-    target = pathlib.Path(__file__).with_name("_schema.py")
-    target.write_text(render_compiled())
-    print(f"wrote {target}")
