@@ -1,16 +1,17 @@
 """The machine description and the tree built from it, one function per node.
 
 Root children come in a fixed, documented order: ``chosen``, ``aliases``,
-``memory@...``, ``cpus``, ``psci``, ``timer``, ``pmu``, ``apb-pclk``,
-``gpio-keys``, then every MMIO device (GIC, UART, RTC, GPIO, fw-cfg,
-virtio-mmio) by ascending unit address. Nodes a template does not have are
-left out. Properties come in the order each function writes them. Nothing
-depends on hashing or the host.
+``memory@...``, ``cpus``, ``psci``, ``timer``, ``pmu``, ``apb-pclk``, the
+nodes devices add under the root (``gpio-keys``), then every MMIO device
+(the GIC, then the layout's devices: UART, RTC, GPIO, fw-cfg, virtio-mmio)
+by ascending unit address. Nodes a template does not have are left out.
+Properties come in the order each function writes them. Nothing depends on
+hashing or the host. Each device's node is built by its kind's entry in
+:mod:`fdtgen.template.registry`.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,15 +22,14 @@ if TYPE_CHECKING:
 from fdtgen.devicetree.chosen import chosen_node, uart_path
 from fdtgen.errors import ConfigError
 from fdtgen.fdt.tree import DeviceTree, Node, Prop, Ref, reg_cells, unit_name
-from fdtgen.irq import Ppi, Spi, Trigger, gic_cells
+from fdtgen.irq import Ppi, Trigger, gic_cells
 from fdtgen.layout import Layout, resolve
-from fdtgen.template.model import DeviceSpec, Template
+from fdtgen.template.devices import CLOCK_REF, GIC_REF, MSI_REF, Phandle
+from fdtgen.template.model import Template
+from fdtgen.template.registry import KINDS, layout_kinds, needs_apb_clock
 from fdtgen.units import MiB
 
 DEFAULT_CMDLINE = "console=ttyAMA0 earlycon panic=-1"
-NS16550_CLOCK_HZ = 1_843_200  # the 1.8432 MHz UART crystal kvmtool and crosvm describe
-KEY_POWER = 116  # linux/input-event-codes.h
-GPIO_ACTIVE_HIGH = 0  # dt-bindings/gpio/gpio.h
 
 # PSCI 0.2 function IDs (SMC64 where one exists), written when the node keeps
 # the PSCI 0.1 "arm,psci" compatible, which needs cpu_on/cpu_off (arm/psci.yaml).
@@ -39,20 +39,6 @@ PSCI_0_1_FUNCTIONS = (
     ("cpu_on", 0xC400_0003),
     ("migrate", 0xC400_0005),
 )
-
-
-class Phandle(enum.IntEnum):
-    GIC = 1
-    CLOCK = 2
-    MSI = 3
-    GPIO = 4
-    CPU0 = 0x100  # cpu i is CPU0 + i (only when a cpu-map refers to it)
-
-
-GIC_REF = Ref("gic", Phandle.GIC)
-CLOCK_REF = Ref("apb_pclk", Phandle.CLOCK)
-MSI_REF = Ref("msi", Phandle.MSI)
-GPIO_REF = Ref("gpio", Phandle.GPIO)
 
 
 def cpu_ref(index: int) -> Ref:
@@ -236,11 +222,6 @@ def pmu_node(layout: Layout) -> Node | None:
     )
 
 
-def needs_apb_clock(t: Template) -> bool:
-    """The AMBA primecells (PL011, PL031, PL061) take the fixed ``apb_pclk``."""
-    return t.uart.kind == "pl011" or any(d.kind in ("pl031", "pl061") for d in t.devices)
-
-
 def clock_node(t: Template) -> Node | None:
     if not needs_apb_clock(t):
         return None
@@ -333,114 +314,33 @@ def gic_node(layout: Layout) -> Node:
     )
 
 
-def _interrupts(spi: Spi | None, trigger: Trigger) -> list[Prop]:
-    return [] if spi is None else [Prop.cells("interrupts", *gic_cells(spi, trigger))]
-
-
-def uart_node(layout: Layout) -> Node | None:
-    """PL011 with ``uartclk`` and ``apb_pclk`` (serial/pl011.yaml: one clock is
-    deprecated), or a 16550 with its ``clock-frequency`` (serial/8250.yaml)."""
-    uart = layout.uart
-    if uart is None:
-        return None
-    reg = Prop.cells("reg", *reg_cells(uart.range.base, uart.range.size))
-    if layout.template.uart.kind == "ns16550a":
-        props = [
-            Prop.strings("compatible", "ns16550a"),
-            reg,
-            *_interrupts(uart.spi, uart.trigger),
-            Prop.cells("clock-frequency", NS16550_CLOCK_HZ),
-        ]
-    else:
-        props = [
-            Prop.strings("compatible", "arm,pl011", "arm,primecell"),
-            reg,
-            *_interrupts(uart.spi, uart.trigger),
-            Prop.cells("clocks", CLOCK_REF, CLOCK_REF),
-            Prop.strings("clock-names", "uartclk", "apb_pclk"),
-        ]
-    return Node(unit_name("serial", uart.range.base), tuple(props))
-
-
-def rtc_node(d: DeviceSpec) -> Node:
-    """PL031 real-time clock (rtc/arm,pl031.yaml), an AMBA primecell."""
-    return Node(
-        unit_name("rtc", d.range.base),
-        (
-            Prop.strings("compatible", "arm,pl031", "arm,primecell"),
-            Prop.cells("reg", *reg_cells(d.range.base, d.range.size)),
-            *_interrupts(d.spi, d.trigger),
-            Prop.cells("clocks", CLOCK_REF),
-            Prop.strings("clock-names", "apb_pclk"),
-        ),
+def mmio_nodes(layout: Layout) -> list[Node]:
+    """The GIC and every device of the layout, each built by its kind, by ascending address."""
+    t = layout.template
+    kinds = layout_kinds(t)
+    mmio = [(layout.gic_dist.base, gic_node(layout))]
+    mmio.extend(
+        (d.range.base, kinds[d.kind].build(d, t)) for d in (*layout.devices, *layout.unwired)
     )
+    mmio.sort(key=lambda item: item[0])
+    return [node for _, node in mmio]
 
 
-def gpio_node(d: DeviceSpec) -> Node:
-    """PL061 GPIO controller (gpio/pl061-gpio.yaml), an AMBA primecell."""
-    return Node(
-        unit_name("gpio", d.range.base),
-        (
-            Prop.strings("compatible", "arm,pl061", "arm,primecell"),
-            Prop.cells("reg", *reg_cells(d.range.base, d.range.size)),
-            *_interrupts(d.spi, d.trigger),
-            Prop.empty("gpio-controller"),
-            Prop.cells("#gpio-cells", 2),
-            Prop.cells("clocks", CLOCK_REF),
-            Prop.strings("clock-names", "apb_pclk"),
-            Prop.cells("phandle", GPIO_REF.phandle),
-        ),
-        label=GPIO_REF.label,
-    )
+def device_root_nodes(t: Template) -> list[Node]:
+    """The nodes devices add under the root (a PL061's ``gpio-keys``).
 
-
-def gpio_keys_node(t: Template) -> Node | None:
-    """A ``gpio-keys`` power button on the PL061 (input/gpio-keys.yaml)."""
-    gpio = next((d for d in t.devices if d.kind == "pl061" and d.power_key is not None), None)
-    if gpio is None or gpio.power_key is None:
-        return None
-    label = "GPIO Key Poweroff" if gpio.power_key == KEY_POWER else f"GPIO Key {gpio.power_key}"
-    button = Node(
-        "power-button",
-        (
-            Prop.strings("label", label),
-            Prop.cells("linux,code", gpio.power_key),
-            Prop.cells("gpios", GPIO_REF, gpio.power_pin, GPIO_ACTIVE_HIGH),
-        ),
-    )
-    return Node("gpio-keys", (Prop.strings("compatible", "gpio-keys"),), (button,))
-
-
-def fw_cfg_node(d: DeviceSpec) -> Node:
-    """QEMU's firmware configuration interface (firmware/qemu,fw-cfg-mmio.yaml)."""
-    return Node(
-        unit_name("fw-cfg", d.range.base),
-        (
-            Prop.strings("compatible", "qemu,fw-cfg-mmio"),
-            Prop.cells("reg", *reg_cells(d.range.base, d.range.size)),
-            Prop.empty("dma-coherent"),
-        ),
-    )
-
-
-def device_nodes(t: Template) -> list[tuple[int, Node]]:
-    builders = {"pl031": rtc_node, "pl061": gpio_node, "fw-cfg": fw_cfg_node}
-    return [(d.range.base, builders[d.kind](d)) for d in t.devices]
-
-
-def virtio_nodes(layout: Layout) -> list[Node]:
-    coherent = layout.template.virtio.dma_coherent
-    nodes = []
-    for d in layout.virtio:
-        props = [
-            Prop.strings("compatible", "virtio,mmio"),
-            Prop.cells("reg", *reg_cells(d.range.base, d.range.size)),
-            *_interrupts(d.spi, d.trigger),
-        ]
-        if coherent:
-            props.append(Prop.empty("dma-coherent"))
-        nodes.append(Node(unit_name("virtio_mmio", d.range.base), tuple(props)))
-    return nodes
+    Such a node has a fixed name, so each kind adds at most one: the first of
+    its devices that brings one.
+    """
+    found: dict[str, Node] = {}
+    for d in t.devices:
+        kind = KINDS[d.kind]
+        if kind.root_node is None or kind.name in found:
+            continue
+        node = kind.root_node(d)
+        if node is not None:
+            found[kind.name] = node
+    return list(found.values())
 
 
 def machine_tree(
@@ -452,15 +352,7 @@ def machine_tree(
     ``/chosen``; nothing passed in is changed.
     """
     t = layout.template
-    mmio: list[tuple[int, Node]] = [(layout.gic_dist.base, gic_node(layout))]
-    uart = uart_node(layout)
-    if uart is not None and layout.uart is not None:
-        mmio.append((layout.uart.range.base, uart))
-    mmio.extend(device_nodes(t))
-    mmio.extend((d.range.base, n) for d, n in zip(layout.virtio, virtio_nodes(layout), strict=True))
-    mmio.sort(key=lambda item: item[0])
-    optional = (aliases_node(layout), pmu_node(layout), clock_node(t), gpio_keys_node(t))
-    aliases, pmu, clock, keys = optional
+    aliases, pmu, clock = aliases_node(layout), pmu_node(layout), clock_node(t)
     children = [
         chosen_node(layout, m.cmdline, placement, boot),
         *([aliases] if aliases else []),
@@ -470,8 +362,8 @@ def machine_tree(
         timer_node(layout),
         *([pmu] if pmu else []),
         *([clock] if clock else []),
-        *([keys] if keys else []),
-        *(n for _, n in mmio),
+        *device_root_nodes(t),
+        *mmio_nodes(layout),
     ]
     root = Node(
         "",

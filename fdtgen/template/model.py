@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole window
 REDIST_ANCHORS = ("base", "end")  # live redistributors start at the window base / end at its end
-UART_KINDS = ("pl011", "ns16550a")
-DEVICE_KINDS = ("pl031", "pl061", "fw-cfg")
 PLACEMENTS = ("fixed", "below-4g")  # how a template region gets its base
 
 
@@ -91,7 +89,8 @@ class GicSpec:
 
 @dataclass(frozen=True, slots=True)
 class UartSpec:
-    """The console UART: ``pl011`` (serial/pl011.yaml) or ``ns16550a`` (serial/8250.yaml)."""
+    """The console UART; ``kind`` names its entry in :mod:`fdtgen.template.registry`
+    (``pl011``, ``ns16550a``)."""
 
     base: int
     size: int
@@ -130,7 +129,8 @@ class VirtioSpec:
 
 @dataclass(frozen=True, slots=True)
 class DeviceSpec:
-    """A platform device of the template: ``pl031`` RTC, ``pl061`` GPIO, ``fw-cfg``.
+    """A platform device of the template; ``kind`` names its entry in
+    :mod:`fdtgen.template.registry` (``pl031`` RTC, ``pl061`` GPIO, ``fw-cfg``).
 
     A ``pl061`` with ``power_key`` also gets a ``gpio-keys`` button reporting
     that Linux input code (116 = KEY_POWER) on GPIO ``power_pin``.
