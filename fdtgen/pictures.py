@@ -30,6 +30,7 @@ from fdtgen.irq import Spi, Trigger
 from fdtgen.layout import Device, Layout
 from fdtgen.ranges import Range, subtract
 from fdtgen.template.model import Template
+from fdtgen.template.registry import layout_kinds
 from fdtgen.units import GiB, MiB, fmt_size
 
 PINNED = "pinned"
@@ -73,15 +74,25 @@ def hex_addr(value: int, digits: int = 0) -> str:
     return "0x" + "_".join(reversed(groups))
 
 
-def _kind(tag: str) -> str:
+def _drawn_as(t: Template, layout: Layout | None = None) -> dict[str, str]:
+    """Each device region's tag -> its kind in pictures, from its kind's registry entry:
+    the template's UART, virtio window and devices, and ``layout``'s devices."""
+    kinds = layout_kinds(t)
+    drawn = {"uart0": kinds["uart"].drawn_as, "virtio": kinds["virtio"].drawn_as}
+    drawn.update((d.tag, kinds[d.kind].drawn_as) for d in t.devices)
+    if layout is not None:
+        drawn.update((d.tag, kinds[d.kind].drawn_as) for d in (*layout.devices, *layout.unwired))
+    return drawn
+
+
+def _kind(tag: str, drawn: dict[str, str]) -> str:
+    """A region's kind in pictures: a device's from ``drawn``; RAM and the GIC by their tags."""
+    if tag in drawn:
+        return drawn[tag]
     if tag.startswith(("ram", "dram")):
         return "ram"
     if tag.startswith("gic"):
         return "gic"
-    if tag.startswith("uart"):
-        return "uart"
-    if tag.startswith("virtio"):
-        return "virtio"
     return "device"
 
 
@@ -93,9 +104,10 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
     allocated = {d.tag for d in t.devices if d.placement != "fixed"}
     virtio_allocated = t.virtio.placement != "fixed"
     wiring = {d.tag: d for d in (*layout.devices, *layout.unwired)}
+    drawn = _drawn_as(t, layout)
     rows: list[Row] = []
     for r in layout.regions():
-        kind = _kind(r.tag)
+        kind = _kind(r.tag, drawn)
         source = PINNED
         note = ""
         if r.tag in reserved:
@@ -111,7 +123,7 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
                 kind,
                 None if d is None else d.spi,
                 None if d is None or d.spi is None else d.trigger,
-                note or _live_note(layout, r.tag, r.range, d),
+                note or _live_note(layout, r.tag, r.range, d, kind),
             )
         )
     live = [r.range for r in rows]
@@ -129,7 +141,7 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
                     window.tag,
                     piece,
                     SPARE,
-                    _kind(window.tag),
+                    _kind(window.tag, drawn),
                     note=_spare_note(layout, window.tag, piece),
                 )
             )
@@ -143,11 +155,11 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
     return sorted(rows, key=lambda r: (r.range.base, r.source == BOOT, r.range.end, r.tag))
 
 
-def _live_note(layout: Layout, tag: str, range_: Range, d: Device | None) -> str:
+def _live_note(layout: Layout, tag: str, range_: Range, d: Device | None, kind: str) -> str:
     if tag.startswith("gic-redist") and layout.redist_stride:
         frames = range_.size // layout.redist_stride
         return f"{frames} frames of {fmt_size(layout.redist_stride, 2)}"
-    if d is not None and d.kind not in ("uart", "virtio"):
+    if d is not None and kind == "device":
         return d.kind
     return ""
 
@@ -169,9 +181,10 @@ def template_rows(t: Template) -> list[Row]:
     """A template's pinned map: its windows as the template states them."""
     reserved = {r.tag for r in t.reserved}
     devices = {d.tag: d for d in t.devices}
+    drawn = _drawn_as(t)
     rows = []
     for r in t.pinned_regions():
-        kind, source, spi, trigger, note = _kind(r.tag), PINNED, None, None, ""
+        kind, source, spi, trigger, note = _kind(r.tag, drawn), PINNED, None, None, ""
         if r.tag in reserved:
             kind, note = "reserved", "reserved: not in the DT"
         elif r.tag == "uart0":

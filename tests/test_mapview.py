@@ -18,7 +18,7 @@ import pytest
 
 from fdtgen.devicetree.machine import Machine
 from fdtgen.devicetree.machine import machine_layout as _machine_layout
-from fdtgen.pictures import BOOT, SPARE, diagram, layout_rows, svg, table
+from fdtgen.pictures import BOOT, SPARE, diagram, layout_rows, svg, table, template_rows
 from fdtgen.template.load import builtin_names, load_template
 from fdtgen.units import fmt_size
 
@@ -81,6 +81,20 @@ def test_the_default_table_lists_every_live_region_in_address_order():
     ram = next(m for m in rows if m["tag"] == "ram")
     assert ram["source"] == "allocated"
     assert next(m for m in rows if m["tag"] == "msi")["rest"].strip() == "reserved: not in the DT"
+
+
+def test_devices_are_drawn_by_their_kind_not_by_their_tag(tmp_path: Path):
+    text = (ROOT / "templates" / "qemu-virt.toml").read_text(encoding="utf-8")
+    assert text.count('tag = "rtc"') == 1
+    path = tmp_path / "renamed.toml"
+    path.write_text(text.replace('tag = "rtc"', 'tag = "virtio-rtc"'), encoding="utf-8")
+    t = load_template(str(path))
+    rtc = next(
+        r for r in layout_rows(machine_layout(Machine(template=str(path)))) if r.tag == "virtio-rtc"
+    )
+    assert (rtc.kind, rtc.note) == ("device", "pl031")
+    assert next(r for r in template_rows(t) if r.tag == "virtio-rtc").kind == "device"
+    assert next(r for r in template_rows(t) if r.tag == "uart0").kind == "uart"
 
 
 def test_spare_rows_are_exactly_the_unused_parts_of_the_pinned_windows():

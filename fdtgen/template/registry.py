@@ -6,7 +6,8 @@ it sits in, the device-tree node it becomes (node name, compatible strings,
 the function that builds it), whether it takes the APB clock, what QEMU's
 ``virt`` board has for it, and the node it may add under the root. The
 template loader takes its kind names from here, the device-tree builder its
-nodes, and the QEMU command the fixed devices it compares a layout with.
+nodes, the QEMU command the fixed devices it compares a layout with, and the
+layout pictures how to draw each device.
 
 Adding a device kind is one entry here plus its node function in
 :mod:`fdtgen.template.devices`.
