@@ -20,6 +20,12 @@ PSCI_0_1_FUNCTIONS = (
     ("migrate", 0xC400_0005),
 )
 
+# Properties every tree has the same, built once (a Prop is immutable and can be shared).
+_CPU_TYPE = Prop.strings("device_type", "cpu")
+_PSCI_ENABLE = Prop.strings("enable-method", "psci")
+_CPUS_CELLS = (Prop.cells("#address-cells", 1), Prop.cells("#size-cells", 0))
+_ALWAYS_ON = Prop.empty("always-on")
+
 
 def cpu_ref(index: int) -> Ref:
     return Ref(f"cpu{index}", Phandle.CPU0 + index)
@@ -89,29 +95,20 @@ def cpu_map_node(topo: Topology) -> Node:
 
 
 def cpus_node(layout: Layout, topo: Topology | None = None) -> Node:
-    t = layout.template
+    compatible = Prop.strings("compatible", layout.template.cpu_compatible)
     cpus = []
     for i in range(layout.vcpus):
         reg = mpidr(i)
-        props = [
-            Prop.strings("device_type", "cpu"),
-            Prop.strings("compatible", t.cpu_compatible),
-            Prop.cells("reg", reg),
-            Prop.strings("enable-method", "psci"),
-        ]
-        label = None
-        if topo is not None:
-            ref = cpu_ref(i)
-            props.append(Prop.cells("phandle", ref.phandle))
-            label = ref.label
-        cpus.append(Node(unit_name("cpu", reg), tuple(props), label=label))
+        props = (_CPU_TYPE, compatible, Prop.cells("reg", reg), _PSCI_ENABLE)
+        if topo is None:
+            cpus.append(Node(unit_name("cpu", reg), props))
+            continue
+        ref = cpu_ref(i)
+        phandle = Prop.cells("phandle", ref.phandle)
+        cpus.append(Node(unit_name("cpu", reg), (*props, phandle), label=ref.label))
     if topo is not None:
         cpus.append(cpu_map_node(topo))
-    return Node(
-        "cpus",
-        (Prop.cells("#address-cells", 1), Prop.cells("#size-cells", 0)),
-        tuple(cpus),
-    )
+    return Node("cpus", _CPUS_CELLS, tuple(cpus))
 
 
 def psci_node(t: Template, method: str) -> Node:
@@ -129,7 +126,7 @@ def timer_node(layout: Layout) -> Node:
     props = [Prop.strings("compatible", *t.timer_compatible), Prop.cells("interrupts", *cells)]
     if t.timer_names:
         props.append(Prop.strings("interrupt-names", *t.timer_names))
-    props.append(Prop.empty("always-on"))
+    props.append(_ALWAYS_ON)
     return Node("timer", tuple(props))
 
 

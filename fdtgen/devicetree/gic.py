@@ -6,7 +6,17 @@ from fdtgen.errors import ConfigError
 from fdtgen.fdt.tree import Node, Prop, reg_cells, unit_name
 from fdtgen.irq import Ppi, Trigger, gic_cells
 from fdtgen.layout import Layout
+from fdtgen.spec import GICV3_REDIST_STRIDE
 from fdtgen.template.devices import GIC_REF, MSI_REF
+
+# The GIC node's fixed properties, built once (a Prop is immutable and can be shared).
+_GIC_CELLS = (
+    Prop.cells("#interrupt-cells", 3),
+    Prop.cells("#address-cells", 2),
+    Prop.cells("#size-cells", 2),
+    Prop.empty("ranges"),
+    Prop.empty("interrupt-controller"),
+)
 
 
 def ppi_cells(layout: Layout, ppi: Ppi, trigger: Trigger) -> tuple[int, int, int]:
@@ -64,18 +74,10 @@ def gic_node(layout: Layout) -> Node:
             raise ConfigError(f"template {t.name!r}: a GICv2 needs a CPU interface")
         reg.extend(reg_cells(g.cpu_if.base, g.cpu_if.size))
         compatible = "arm,cortex-a15-gic"
-    props = [
-        Prop.strings("compatible", compatible),
-        Prop.cells("#interrupt-cells", 3),
-        Prop.cells("#address-cells", 2),
-        Prop.cells("#size-cells", 2),
-        Prop.empty("ranges"),
-        Prop.empty("interrupt-controller"),
-        Prop.cells("reg", *reg),
-    ]
+    props = [Prop.strings("compatible", compatible), *_GIC_CELLS, Prop.cells("reg", *reg)]
     if g.version == 3:
         props.append(Prop.cells("#redistributor-regions", len(layout.gic_redist)))
-        if layout.redist_stride != 128 * 1024:
+        if layout.redist_stride != GICV3_REDIST_STRIDE:
             props.append(Prop.u64("redistributor-stride", layout.redist_stride))
     if g.maintenance_ppi is not None:
         props.append(
