@@ -589,6 +589,31 @@ def test_each_device_node_is_found_by_its_kinds_compatible(name):
     assert (b.tree.root.find("/apb-pclk") is not None) == needs_apb_clock(t)
 
 
+def test_the_docs_list_every_device_kind_as_the_registry_describes_it():
+    text = (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
+    lines = text[text.index("<!-- device-kinds -->") :].splitlines()[3:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        kind, table, node, compatible, clock, qemu = (
+            c.strip().replace("`", "") for c in line.strip("|").split("|")
+        )
+        rows[kind] = (table.strip("[]"), node.split("@")[0], compatible.split(", "), clock, qemu)
+    assert list(rows) == list(KINDS)
+    for name, (table, node, compatible, clock, qemu) in rows.items():
+        k = KINDS[name]
+        assert (table, node, tuple(compatible)) == (k.table, k.node_name, k.compatible), name
+        assert clock == ("yes" if k.apb_clock else "no"), name
+        if k.qemu is not None:
+            base = int(re.search(r"0x[0-9A-F_]+", qemu).group().replace("_", ""), 16)
+            assert qemu.startswith(k.qemu.name + " at ") and base == k.qemu.range.base, name
+            spi = "no interrupt" if k.qemu.spi is None else f"SPI {k.qemu.spi.number}"
+            assert qemu.endswith(spi), name
+        else:
+            assert " at 0x" not in qemu, name
+
+
 def test_a_pl061_with_a_power_key_is_the_only_kind_that_adds_a_root_node():
     assert [k.name for k in KINDS.values() if k.root_node is not None] == [PL061.name]
     t = load_template("qemu-virt")

@@ -10,7 +10,8 @@ nodes, the QEMU command the fixed devices it compares a layout with, and the
 layout pictures how to draw each device.
 
 Adding a device kind is one entry here plus its node function in
-:mod:`fdtgen.template.devices`.
+:mod:`fdtgen.template.devices`; docs/templates.md ("Device kinds") shows an
+example.
 """
 
 from __future__ import annotations
