@@ -4,7 +4,7 @@ QEMU's ``-kernel``/``-initrd``/``-dtb`` path places the files itself and
 rewrites ``/memory`` and ``/chosen``; here nothing is patched. Every file goes
 in with QEMU's generic loader (docs/system/generic-loader.rst: ``-device
 loader,file=...,addr=...,force-raw=on``) at the address fdtgen's placement
-chose, a :mod:`fdtgen.trampoline` stub sets the boot registers, and a
+chose, a :mod:`fdtgen.qemu.trampoline` stub sets the boot registers, and a
 file-less loader (``-device loader,addr=...,cpu-num=0``) makes CPU 0 start at
 the stub. Secondary CPUs stay off until Linux calls PSCI CPU_ON, which QEMU
 answers over HVC when EL2 and EL3 are off.

@@ -3,7 +3,7 @@
 Built-in templates live in ``templates/`` at the top of the source tree and are
 shipped inside the wheel as ``fdtgen/templates``. A template name containing a
 path separator or ending in ``.toml`` is read from that file instead. Every
-template, built-in or not, passes :func:`fdtgen.layout.check_template`.
+template, built-in or not, passes :func:`fdtgen.template.proofs.check_template`.
 
 A region may give ``placement = "below-4g"`` instead of a ``base``: the loader
 places it with :mod:`fdtgen.allocator` (top-down below 4 GiB, around every

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from fdtgen.errors import (
-    LayoutError,
-)
+from fdtgen.errors import LayoutError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address, subtract
 from fdtgen.spec import PAGE_SIZE
 from fdtgen.units import U64_MAX, KiB, is_aligned
-
-if TYPE_CHECKING:
-    pass
-
 
 REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole window
 REDIST_ANCHORS = ("base", "end")  # live redistributors start at the window base / end at its end
@@ -164,7 +157,7 @@ class PmuSpec:
 
 @dataclass(frozen=True, slots=True)
 class BootSpec:
-    """A template's boot placement policy (see :mod:`fdtgen.placement`).
+    """A template's boot placement policy (see :mod:`fdtgen.boot.placement`).
 
     ``kernel_offset``: the kernel's 2 MiB-aligned base is searched from DRAM
     base + this (bytes below it stay free for the VMM). ``initrd_offset``: the
