@@ -30,7 +30,8 @@ from fdtgen.irq import Spi, Trigger
 from fdtgen.layout import Device, Layout
 from fdtgen.ranges import Range, subtract
 from fdtgen.template.model import Template
-from fdtgen.units import GiB, KiB, MiB, TiB
+from fdtgen.template.registry import layout_kinds
+from fdtgen.units import GiB, MiB, fmt_size
 
 PINNED = "pinned"
 ALLOCATED = "allocated"
@@ -63,16 +64,6 @@ class Row:
         return f"SPI {self.spi.number} (INTID {self.spi.intid.value}){trig}"
 
 
-def human_size(size: int) -> str:
-    """``4 KiB``, ``512 MiB``, ``1.75 GiB``: the largest unit with a whole part."""
-    for name, factor in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
-        if size >= factor:
-            if size % factor == 0:
-                return f"{size // factor} {name}"
-            return f"{size / factor:.2f}".rstrip("0").rstrip(".") + f" {name}"
-    return f"{size} B"
-
-
 def hex_addr(value: int, digits: int = 0) -> str:
     """``0x8000_0000``: hex in groups of four, zero-padded to ``digits``."""
     text = f"{value:0{digits}x}"
@@ -83,15 +74,25 @@ def hex_addr(value: int, digits: int = 0) -> str:
     return "0x" + "_".join(reversed(groups))
 
 
-def _kind(tag: str) -> str:
+def _drawn_as(t: Template, layout: Layout | None = None) -> dict[str, str]:
+    """Each device region's tag -> its kind in pictures, from its kind's registry entry:
+    the template's UART, virtio window and devices, and ``layout``'s devices."""
+    kinds = layout_kinds(t)
+    drawn = {"uart0": kinds["uart"].drawn_as, "virtio": kinds["virtio"].drawn_as}
+    drawn.update((d.tag, kinds[d.kind].drawn_as) for d in t.devices)
+    if layout is not None:
+        drawn.update((d.tag, kinds[d.kind].drawn_as) for d in (*layout.devices, *layout.unwired))
+    return drawn
+
+
+def _kind(tag: str, drawn: dict[str, str]) -> str:
+    """A region's kind in pictures: a device's from ``drawn``; RAM and the GIC by their tags."""
+    if tag in drawn:
+        return drawn[tag]
     if tag.startswith(("ram", "dram")):
         return "ram"
     if tag.startswith("gic"):
         return "gic"
-    if tag.startswith("uart"):
-        return "uart"
-    if tag.startswith("virtio"):
-        return "virtio"
     return "device"
 
 
@@ -103,9 +104,10 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
     allocated = {d.tag for d in t.devices if d.placement != "fixed"}
     virtio_allocated = t.virtio.placement != "fixed"
     wiring = {d.tag: d for d in (*layout.devices, *layout.unwired)}
+    drawn = _drawn_as(t, layout)
     rows: list[Row] = []
     for r in layout.regions():
-        kind = _kind(r.tag)
+        kind = _kind(r.tag, drawn)
         source = PINNED
         note = ""
         if r.tag in reserved:
@@ -121,7 +123,7 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
                 kind,
                 None if d is None else d.spi,
                 None if d is None or d.spi is None else d.trigger,
-                note or _live_note(layout, r.tag, r.range, d),
+                note or _live_note(layout, r.tag, r.range, d, kind),
             )
         )
     live = [r.range for r in rows]
@@ -139,7 +141,7 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
                     window.tag,
                     piece,
                     SPARE,
-                    _kind(window.tag),
+                    _kind(window.tag, drawn),
                     note=_spare_note(layout, window.tag, piece),
                 )
             )
@@ -153,11 +155,11 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
     return sorted(rows, key=lambda r: (r.range.base, r.source == BOOT, r.range.end, r.tag))
 
 
-def _live_note(layout: Layout, tag: str, range_: Range, d: Device | None) -> str:
+def _live_note(layout: Layout, tag: str, range_: Range, d: Device | None, kind: str) -> str:
     if tag.startswith("gic-redist") and layout.redist_stride:
         frames = range_.size // layout.redist_stride
-        return f"{frames} frames of {human_size(layout.redist_stride)}"
-    if d is not None and d.kind not in ("uart", "virtio"):
+        return f"{frames} frames of {fmt_size(layout.redist_stride, 2)}"
+    if d is not None and kind == "device":
         return d.kind
     return ""
 
@@ -165,7 +167,7 @@ def _live_note(layout: Layout, tag: str, range_: Range, d: Device | None) -> str
 def _spare_note(layout: Layout, tag: str, piece: Range) -> str:
     if tag.startswith("gic-redist") and layout.redist_stride:
         frames = piece.size // layout.redist_stride
-        return f"{frames} unused frames of {human_size(layout.redist_stride)}"
+        return f"{frames} unused frames of {fmt_size(layout.redist_stride, 2)}"
     if tag == "virtio":
         stride = layout.template.virtio.stride
         return f"{piece.size // stride} unused virtio slots"
@@ -179,9 +181,10 @@ def template_rows(t: Template) -> list[Row]:
     """A template's pinned map: its windows as the template states them."""
     reserved = {r.tag for r in t.reserved}
     devices = {d.tag: d for d in t.devices}
+    drawn = _drawn_as(t)
     rows = []
     for r in t.pinned_regions():
-        kind, source, spi, trigger, note = _kind(r.tag), PINNED, None, None, ""
+        kind, source, spi, trigger, note = _kind(r.tag, drawn), PINNED, None, None, ""
         if r.tag in reserved:
             kind, note = "reserved", "reserved: not in the DT"
         elif r.tag == "uart0":
@@ -190,7 +193,7 @@ def template_rows(t: Template) -> list[Row]:
             v = t.virtio
             last = v.first_spi.number + v.slots - 1
             note = (
-                f"{v.slots} x {human_size(v.stride)}, SPI {v.first_spi.number}..{last} "
+                f"{v.slots} x {fmt_size(v.stride, 2)}, SPI {v.first_spi.number}..{last} "
                 f"(INTID {v.first_spi.intid.value}..{last + 32}) {v.trigger.label}"
             )
             source = ALLOCATED if v.placement != "fixed" else PINNED
@@ -199,9 +202,8 @@ def template_rows(t: Template) -> list[Row]:
             spi, trigger, note = d.spi, d.trigger if d.spi else None, d.kind
             source = ALLOCATED if d.placement != "fixed" else PINNED
         elif r.tag.startswith("gic-redist"):
-            note = (
-                f"{r.range.size // t.gic.redist_stride} frames of {human_size(t.gic.redist_stride)}"
-            )
+            stride = t.gic.redist_stride
+            note = f"{r.range.size // stride} frames of {fmt_size(stride, 2)}"
         rows.append(Row(r.tag, r.range, source, kind, spi, trigger, note))
     for h in t.ram_holes:
         rows.append(Row(h.tag, h.range, PINNED, "hole", note="DRAM hole: RAM is split around it"))
@@ -227,7 +229,7 @@ def table(rows: Sequence[Row]) -> list[str]:
         extra = "; ".join(x for x in (r.interrupt, r.note) if x)
         lines.append(
             f"{r.tag:{tagw}}  {hex_addr(r.range.base, digits):>{width}}  "
-            f"{hex_addr(r.range.end, digits):>{width}}  {human_size(r.range.size):>10}  "
+            f"{hex_addr(r.range.end, digits):>{width}}  {fmt_size(r.range.size, 2):>10}  "
             f"{r.source:9}  {extra}".rstrip()
         )
     return lines
@@ -328,7 +330,7 @@ def _box(group: tuple[Row, ...]) -> _Box:
     assert a is not None and b is not None
     trig = f" {first.trigger.label}" if first.trigger is not None else ""
     detail = (
-        f"{first.source}; {len(group)} x {human_size(first.range.size)}; "
+        f"{first.source}; {len(group)} x {fmt_size(first.range.size, 2)}; "
         f"SPI {a.number}..{b.number} (INTID {a.intid.value}..{b.intid.value}){trig}"
     )
     return _Box(label, whole, group, detail)
@@ -341,14 +343,14 @@ def diagram(rows: Sequence[Row], title: str = "") -> list[str]:
     """The map drawn top address first, in the style of a kernel memory-map comment."""
     boxes = _runs(_flatten(rows))
     digits = _digits(rows)
-    inner = max([30] + [len(b.label) + len(human_size(b.range.size)) + 4 for b in boxes])
+    inner = max([30] + [len(b.label) + len(fmt_size(b.range.size, 2)) + 4 for b in boxes])
     edge = "+" + "-" * inner + "+"
     lines = [title] if title else []
     for n, b in enumerate(reversed(boxes)):
         if n == 0:
             lines.append(f"{edge} <- {hex_addr(b.range.end, digits)}")
         side = ":" if b.kind == "gap" else "|"
-        size = human_size(b.range.size)
+        size = fmt_size(b.range.size, 2)
         label = f" {b.label}"
         body = [f"{side}{label}{size:>{inner - len(label) - 1}} {side}"]
         if b.range.size >= MiB:
@@ -419,7 +421,7 @@ def svg(rows: Sequence[Row], title: str = "") -> str:
         )
         mid = y + h // 2 + 4
         out.append(f'<text x="{left + 8}" y="{mid}">{escape(b.label)}</text>')
-        size = escape(human_size(b.range.size))
+        size = escape(fmt_size(b.range.size, 2))
         out.append(f'<text x="{left + box_w - 8}" y="{mid}" text-anchor="end">{size}</text>')
         if b.detail:
             out.append(

@@ -72,9 +72,27 @@ def parse_size(text: str) -> int:
     return int(digits, 10) * factor  # "010" is ten, not an error
 
 
-def fmt_size(size: int) -> str:
-    """Human-readable size: the largest binary unit that divides ``size`` exactly."""
-    for name, factor in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
-        if size >= factor and size % factor == 0:
+_BINARY_UNITS = (("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB))
+
+
+def fmt_size(size: int, decimals: int | None = None, *, trim: bool = True) -> str:
+    """``size`` bytes in the largest binary unit that suits it.
+
+    ``decimals=None`` (messages): the largest unit that divides ``size``
+    exactly, so nothing is lost: ``3 GiB``, ``1536 KiB``, ``4097 B``.
+    ``decimals=n`` (tables and pictures): the largest unit ``size`` reaches,
+    rounded to ``n`` decimals: ``1.75 GiB``; ``trim`` drops trailing zeros
+    (``4 KiB``), ``trim=False`` keeps them (``4.0 KiB``).
+    """
+    for name, factor in _BINARY_UNITS:
+        if size < factor:
+            continue
+        if size % factor == 0 and (decimals is None or trim):
             return f"{size // factor} {name}"
+        if decimals is None:
+            continue
+        text = f"{size / factor:.{decimals}f}"
+        if trim and "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return f"{text} {name}"
     return f"{size} B"

@@ -30,6 +30,7 @@ import pytest
 from fdtgen.qemu import command as qemu
 from fdtgen.qemu.trampoline import TRAMPOLINE_SIZE
 from fdtgen.template.load import templates_dir
+from fdtgen.template.registry import KINDS
 
 from .bootkit import debian, guest, initramfs, modinfo
 from .conftest import ROOT
@@ -80,12 +81,13 @@ def qemu_dtb(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[s
 
 
 def test_fixed_devices_are_where_qemu_puts_them(qemu_dtb):
-    names = {"uart": "/pl011@9000000", "pl031": "/pl031@9010000", "fw-cfg": "/fw-cfg@9020000",
+    names = {"pl011": "/pl011@9000000", "pl031": "/pl031@9010000", "fw-cfg": "/fw-cfg@9020000",
              "pl061": "/pl061@9030000"}  # fmt: skip
-    assert sorted(names) == sorted(qemu.FIXED_DEVICES)
+    fixed_devices = {k.name: k.qemu for k in KINDS.values() if k.qemu is not None}
+    assert sorted(names) == sorted(fixed_devices)
     for kind, path in names.items():
         node = props(qemu_dtb, path)
-        fixed = qemu.FIXED_DEVICES[kind]
+        fixed = fixed_devices[kind]
         assert reg_pairs(node["reg"]) == [(fixed.range.base, fixed.range.size)], kind
         if fixed.spi is None:
             assert "interrupts" not in node
@@ -353,6 +355,11 @@ def test_a_user_template_with_qemus_addresses_is_accepted(tmp_path):
             {"ppis = [13, 14, 11, 10]": "ppis = [13, 14, 11, 12]"},
             "timer PPIs 13, 14, 11, 12 are not QEMU's",
             id="timer",
+        ),
+        pytest.param(
+            {"[uart]\n": '[uart]\nkind = "ns16550a"\n'},
+            "'uart0' (ns16550a) [0x9000000, 0x9001000) has no counterpart on QEMU virt",
+            id="uart-kind",
         ),
     ],
 )

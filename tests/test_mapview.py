@@ -18,8 +18,9 @@ import pytest
 
 from fdtgen.devicetree.machine import Machine
 from fdtgen.devicetree.machine import machine_layout as _machine_layout
-from fdtgen.pictures import BOOT, SPARE, diagram, human_size, layout_rows, svg, table
+from fdtgen.pictures import BOOT, SPARE, diagram, layout_rows, svg, table, template_rows
 from fdtgen.template.load import builtin_names, load_template
+from fdtgen.units import fmt_size
 
 from .conftest import ROOT
 from .conftest import run_fdtgen as run
@@ -44,6 +45,23 @@ def table_rows(text: str) -> list[re.Match[str]]:
     return [m for m in map(ROW.match, text.splitlines()) if m]
 
 
+@pytest.mark.parametrize(
+    ("size", "decimals", "trim", "shown"),
+    [
+        pytest.param(1536 * 1024, None, True, "1536 KiB", id="exact-for-messages"),
+        pytest.param(4097, None, True, "4097 B", id="exact-falls-back-to-bytes"),
+        pytest.param(3 << 30, None, True, "3 GiB", id="exact-whole-unit"),
+        pytest.param(7 << 28, 2, True, "1.75 GiB", id="rounded-for-tables"),
+        pytest.param(4096, 2, True, "4 KiB", id="rounded-trims-zeros"),
+        pytest.param(0x98D, 1, False, "2.4 KiB", id="place-keeps-one-decimal"),
+        pytest.param(1 << 30, 1, False, "1.0 GiB", id="place-whole-unit"),
+        pytest.param(5 << 40, 1, False, "5.0 TiB", id="place-uses-tib"),
+    ],
+)
+def test_one_size_formatter_for_messages_tables_and_place(size, decimals, trim, shown):
+    assert fmt_size(size, decimals, trim=trim) == shown
+
+
 def test_the_default_table_lists_every_live_region_in_address_order():
     out = run("layout", "--table")
     assert out.returncode == 0, out.stderr
@@ -54,7 +72,7 @@ def test_the_default_table_lists_every_live_region_in_address_order():
     bases = [addr(m["base"]) for m in rows]
     assert bases == sorted(bases)
     for m in rows:
-        assert m["size"] == human_size(addr(m["end"]) - addr(m["base"]))
+        assert m["size"] == fmt_size(addr(m["end"]) - addr(m["base"]), 2)
     uart = next(m for m in rows if m["tag"] == "uart0")
     assert "SPI 1 (INTID 33) level-high" in uart["rest"]
     for i, v in enumerate(layout.virtio):
@@ -63,6 +81,20 @@ def test_the_default_table_lists_every_live_region_in_address_order():
     ram = next(m for m in rows if m["tag"] == "ram")
     assert ram["source"] == "allocated"
     assert next(m for m in rows if m["tag"] == "msi")["rest"].strip() == "reserved: not in the DT"
+
+
+def test_devices_are_drawn_by_their_kind_not_by_their_tag(tmp_path: Path):
+    text = (ROOT / "templates" / "qemu-virt.toml").read_text(encoding="utf-8")
+    assert text.count('tag = "rtc"') == 1
+    path = tmp_path / "renamed.toml"
+    path.write_text(text.replace('tag = "rtc"', 'tag = "virtio-rtc"'), encoding="utf-8")
+    t = load_template(str(path))
+    rtc = next(
+        r for r in layout_rows(machine_layout(Machine(template=str(path)))) if r.tag == "virtio-rtc"
+    )
+    assert (rtc.kind, rtc.note) == ("device", "pl031")
+    assert next(r for r in template_rows(t) if r.tag == "virtio-rtc").kind == "device"
+    assert next(r for r in template_rows(t) if r.tag == "uart0").kind == "uart"
 
 
 def test_spare_rows_are_exactly_the_unused_parts_of_the_pinned_windows():
@@ -116,7 +148,7 @@ def test_the_default_diagram_draws_every_region_top_first_with_its_boundaries():
             continue
         label = by_range[(r.range.base, r.range.end)]
         assert label.split()[1] == r.tag
-        assert label.split("|")[1].strip().endswith(human_size(r.range.size))
+        assert label.split("|")[1].strip().endswith(fmt_size(r.range.size, 2))
     v = layout.virtio
     run_label = by_range[(v[0].range.base, v[-1].range.end)]
     assert "virtio-0..31" in run_label and "32 x 4 KiB; SPI 16..47 (INTID 48..79)" in run_label

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,24 @@ import pytest
 from fdtgen.devicetree.machine import Machine, Topology
 from fdtgen.errors import ConfigError, FdtgenError, LayoutError, TemplateError
 from fdtgen.fdt.dts import to_dts
+from fdtgen.fdt.tree import unit_name
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
 from fdtgen.pipeline import build
 from fdtgen.ranges import Range
+from fdtgen.template.devices import CLOCK_REF
 from fdtgen.template.load import builtin_names, load_template, templates_dir
+from fdtgen.template.model import DeviceSpec
+from fdtgen.template.registry import (
+    DEVICE_KINDS,
+    FW_CFG,
+    KINDS,
+    PL061,
+    UART_KINDS,
+    VIRTIO_MMIO,
+    check_registry,
+    layout_kinds,
+    needs_apb_clock,
+)
 from fdtgen.units import GiB, KiB, MiB
 
 from .conftest import ROOT
@@ -519,6 +534,102 @@ def test_qemu_virt_devices_rtc_gpio_power_key_pmu_and_fw_cfg():
 def test_firecrackers_rtc_has_no_interrupt():
     rtc = build(Machine(template="firecracker", virtio=0)).tree.root.find("/rtc@40001000")
     assert rtc.prop("interrupts") is None and rtc.prop("clocks") is not None
+
+
+# -- the device registry -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_device_a_template_names_has_a_registry_entry_for_its_table(name):
+    t = load_template(name)
+    assert KINDS[t.uart.kind].table == "uart"
+    assert all(KINDS[d.kind].table == "device" for d in t.devices)
+    layout = build(Machine(template=name, virtio=t.virtio.slots)).layout
+    kinds = layout_kinds(t)
+    assert {d.kind for d in (*layout.devices, *layout.unwired)} <= set(kinds)
+    assert kinds["uart"] is KINDS[t.uart.kind] and kinds["virtio"] is VIRTIO_MMIO
+
+
+def test_the_template_vocabulary_is_the_registrys():
+    assert UART_KINDS == ("pl011", "ns16550a")
+    assert DEVICE_KINDS == ("pl031", "pl061", "fw-cfg")
+    assert set(KINDS) == {*UART_KINDS, *DEVICE_KINDS, VIRTIO_MMIO.name}
+
+
+@pytest.mark.parametrize("kind", list(KINDS.values()), ids=list(KINDS))
+@pytest.mark.parametrize("spi", [Spi(5), None], ids=["wired", "unwired"])
+def test_each_kinds_node_carries_its_name_compatibles_clock_and_interrupt(kind, spi):
+    t = load_template("qemu-virt")
+    d = DeviceSpec("dev", kind.name, 0x1234_5000, 0x1000, spi, Trigger.EDGE_RISING)
+    node = kind.build(d, t)
+    assert node.name == f"{kind.node_name}@12345000"
+    assert node.prop("compatible").as_strings() == kind.compatible
+    assert kind.recognised_by == kind.compatible[0]
+    assert node.prop("reg").as_cells() == (0, 0x1234_5000, 0, 0x1000)
+    clocks = node.prop("clocks")
+    assert (clocks is not None) == kind.apb_clock
+    if clocks is not None:
+        assert set(clocks.as_cells()) == {CLOCK_REF.phandle}
+    if spi is None or kind is FW_CFG:  # qemu,fw-cfg-mmio.yaml has no interrupt
+        assert node.prop("interrupts") is None
+    else:
+        assert node.prop("interrupts").as_cells() == (0, 5, Trigger.EDGE_RISING)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_each_device_node_is_found_by_its_kinds_compatible(name):
+    t = load_template(name)
+    b = build(Machine(template=name, virtio=t.virtio.slots))
+    kinds = layout_kinds(t)
+    for d in (*b.layout.devices, *b.layout.unwired):
+        kind = kinds[d.kind]
+        node = b.tree.root.find("/" + unit_name(kind.node_name, d.range.base))
+        assert node is not None, d.tag
+        assert node.prop("compatible").as_strings()[0] == kind.recognised_by
+    assert (b.tree.root.find("/apb-pclk") is not None) == needs_apb_clock(t)
+
+
+def test_the_docs_list_every_device_kind_as_the_registry_describes_it():
+    text = (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
+    lines = text[text.index("<!-- device-kinds -->") :].splitlines()[3:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        kind, table, node, compatible, clock, qemu = (
+            c.strip().replace("`", "") for c in line.strip("|").split("|")
+        )
+        rows[kind] = (table.strip("[]"), node.split("@")[0], compatible.split(", "), clock, qemu)
+    assert list(rows) == list(KINDS)
+    for name, (table, node, compatible, clock, qemu) in rows.items():
+        k = KINDS[name]
+        assert (table, node, tuple(compatible)) == (k.table, k.node_name, k.compatible), name
+        assert clock == ("yes" if k.apb_clock else "no"), name
+        if k.qemu is not None:
+            base = int(re.search(r"0x[0-9A-F_]+", qemu).group().replace("_", ""), 16)
+            assert qemu.startswith(k.qemu.name + " at ") and base == k.qemu.range.base, name
+            spi = "no interrupt" if k.qemu.spi is None else f"SPI {k.qemu.spi.number}"
+            assert qemu.endswith(spi), name
+        else:
+            assert " at 0x" not in qemu, name
+
+
+def test_a_pl061_with_a_power_key_is_the_only_kind_that_adds_a_root_node():
+    assert [k.name for k in KINDS.values() if k.root_node is not None] == [PL061.name]
+    t = load_template("qemu-virt")
+    gpio = next(d for d in t.devices if d.kind == PL061.name)
+    assert PL061.root_node(gpio).name == "gpio-keys"
+    assert PL061.root_node(replace(gpio, power_key=None)) is None
+
+
+def test_an_inconsistent_registry_is_refused():
+    bad = replace(VIRTIO_MMIO, name="virtio-pci", table="pci")
+    with pytest.raises(ValueError, match="table 'pci' is not one of"):
+        check_registry({**KINDS, "virtio-pci": bad})
+    with pytest.raises(
+        ValueError, match="exactly one device kind describes the \\[virtio\\] table"
+    ):
+        check_registry({**KINDS, "virtio-pci": replace(VIRTIO_MMIO, name="virtio-pci")})
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from fdtgen.cli.common import add_config_arguments
+from fdtgen.units import fmt_size
 
 if TYPE_CHECKING:
     from fdtgen.boot.image import KernelImage
@@ -42,7 +43,7 @@ def placement_table(b: Build, p: Placement, k: KernelImage) -> list[str]:
     t = b.layout.template
     lines = [f"template {t.name}, {b.layout.vcpus} vCPUs"]
     for i, r in enumerate(b.layout.ram):
-        lines.append(f"ram{i or ''}    {r}  {_size(r.size)}")
+        lines.append(f"ram{i or ''}    {r}  ({fmt_size(r.size, 1, trim=False)})")
     lines.append("")
     lines.append(f"{'file':8} {'address':>18} {'end (exclusive)':>18} {'bytes':>12}  notes")
     lines.append(
@@ -68,13 +69,4 @@ def placement_table(b: Build, p: Placement, k: KernelImage) -> list[str]:
 
 
 def _row(name: str, base: int, end: int, size: int) -> str:
-    return f"{name:8} {base:#18x} {end:#18x} {size:#12x}  {_size(size)}"
-
-
-def _size(size: int) -> str:
-    from fdtgen.units import GiB, KiB, MiB
-
-    for unit, factor in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
-        if size >= factor:
-            return f"({size / factor:.1f} {unit})"
-    return f"({size} B)"
+    return f"{name:8} {base:#18x} {end:#18x} {size:#12x}  ({fmt_size(size, 1, trim=False)})"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from fdtgen.fdt.tree import Node, Prop, unit_name
 from fdtgen.spec import KASLR_SEED_SIZE
+from fdtgen.template.registry import KINDS
 
 if TYPE_CHECKING:
     from fdtgen.boot.placement import Placement
@@ -23,8 +24,11 @@ CHOSEN = "/chosen"
 
 
 def uart_path(layout: Layout) -> str | None:
+    """The console's node path (``stdout-path``, ``serial0``), if the machine has one."""
     uart = layout.uart
-    return None if uart is None else "/" + unit_name("serial", uart.range.base)
+    if uart is None:
+        return None
+    return "/" + unit_name(KINDS[layout.template.uart.kind].node_name, uart.range.base)
 
 
 def chosen_node(

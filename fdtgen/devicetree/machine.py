@@ -1,16 +1,20 @@
 """The machine description and the tree built from it, one function per node.
 
 Root children come in a fixed, documented order: ``chosen``, ``aliases``,
-``memory@...``, ``cpus``, ``psci``, ``timer``, ``pmu``, ``apb-pclk``,
-``gpio-keys``, then every MMIO device (GIC, UART, RTC, GPIO, fw-cfg,
-virtio-mmio) by ascending unit address. Nodes a template does not have are
-left out. Properties come in the order each function writes them. Nothing
-depends on hashing or the host.
+``memory@...``, ``cpus``, ``psci``, ``timer``, ``pmu``, ``apb-pclk``, the
+nodes devices add under the root (``gpio-keys``), then every MMIO device
+(the GIC, then the layout's devices: UART, RTC, GPIO, fw-cfg, virtio-mmio)
+by ascending unit address. Nodes a template does not have are left out.
+Properties come in the order each function writes them. Nothing depends on
+hashing or the host.
+
+The CPU-side nodes are built in :mod:`fdtgen.devicetree.cpus`, the GIC in
+:mod:`fdtgen.devicetree.gic`, and each device by its kind's entry in
+:mod:`fdtgen.template.registry`.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,68 +23,19 @@ if TYPE_CHECKING:
     from fdtgen.boot.request import Boot
 
 from fdtgen.devicetree.chosen import chosen_node, uart_path
+from fdtgen.devicetree.cpus import Topology, cpus_node, pmu_node, psci_node, timer_node
+from fdtgen.devicetree.gic import gic_node
 from fdtgen.errors import ConfigError
-from fdtgen.fdt.tree import DeviceTree, Node, Prop, Ref, reg_cells, unit_name
-from fdtgen.irq import Ppi, Spi, Trigger, gic_cells
+from fdtgen.fdt.tree import DeviceTree, Node, Prop, reg_cells, unit_name
 from fdtgen.layout import Layout, resolve
-from fdtgen.template.model import DeviceSpec, Template
+from fdtgen.template.devices import CLOCK_REF, GIC_REF
+from fdtgen.template.model import Template
+from fdtgen.template.registry import KINDS, layout_kinds, needs_apb_clock
 from fdtgen.units import MiB
 
+__all__ = ["DEFAULT_CMDLINE", "Machine", "Topology", "machine_layout", "machine_tree"]
+
 DEFAULT_CMDLINE = "console=ttyAMA0 earlycon panic=-1"
-NS16550_CLOCK_HZ = 1_843_200  # the 1.8432 MHz UART crystal kvmtool and crosvm describe
-KEY_POWER = 116  # linux/input-event-codes.h
-GPIO_ACTIVE_HIGH = 0  # dt-bindings/gpio/gpio.h
-
-# PSCI 0.2 function IDs (SMC64 where one exists), written when the node keeps
-# the PSCI 0.1 "arm,psci" compatible, which needs cpu_on/cpu_off (arm/psci.yaml).
-PSCI_0_1_FUNCTIONS = (
-    ("cpu_suspend", 0xC400_0001),
-    ("cpu_off", 0x8400_0002),
-    ("cpu_on", 0xC400_0003),
-    ("migrate", 0xC400_0005),
-)
-
-
-class Phandle(enum.IntEnum):
-    GIC = 1
-    CLOCK = 2
-    MSI = 3
-    GPIO = 4
-    CPU0 = 0x100  # cpu i is CPU0 + i (only when a cpu-map refers to it)
-
-
-GIC_REF = Ref("gic", Phandle.GIC)
-CLOCK_REF = Ref("apb_pclk", Phandle.CLOCK)
-MSI_REF = Ref("msi", Phandle.MSI)
-GPIO_REF = Ref("gpio", Phandle.GPIO)
-
-
-def cpu_ref(index: int) -> Ref:
-    return Ref(f"cpu{index}", Phandle.CPU0 + index)
-
-
-@dataclass(frozen=True, slots=True)
-class Topology:
-    """``sockets x clusters x cores x threads`` vCPUs, described by ``/cpus/cpu-map``.
-
-    cpu-map.yaml: ``socketN`` / ``clusterN`` / ``coreN`` [/ ``threadN``] nodes
-    whose leaves point at the cpu nodes; arm64 Linux learns SMT only from here.
-    """
-
-    sockets: int = 1
-    clusters: int = 1
-    cores: int = 1
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("sockets", "clusters", "cores", "threads"):
-            value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise ConfigError(f"topology.{name}: {value!r} must be a positive integer")
-
-    @property
-    def vcpus(self) -> int:
-        return self.sockets * self.clusters * self.cores * self.threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +60,6 @@ class Machine:
     topology: Topology | None = None
 
 
-def mpidr(index: int) -> int:
-    """The MPIDR affinity KVM assigns vCPU ``index`` (``reset_mpidr``; HVF matches it).
-
-    Aff0 = index & 0xf, Aff1 = (index >> 4) & 0xff, Aff2 = (index >> 12) & 0xff:
-    16 CPUs per Aff1 cluster, so the GICv3 redistributors' TYPER matches.
-    QEMU's ``virt_cpu_mp_affinity`` gives the same values with a GICv3 (its
-    cluster size is GICV3_TARGETLIST_BITS = 16), and with a GICv2 for the at
-    most 8 vCPUs one allows.
-    """
-    return ((index >> 12) & 0xFF) << 16 | ((index >> 4) & 0xFF) << 8 | (index & 0xF)
-
-
 def cpu_topology(layout: Layout, m: Machine) -> Topology | None:
     """The machine's topology, the template's default (one cluster), or none."""
     topo = m.topology
@@ -128,12 +71,6 @@ def cpu_topology(layout: Layout, m: Machine) -> Topology | None:
             f"{topo.threads} threads = {topo.vcpus} vCPUs, but vcpus is {layout.vcpus}"
         )
     return topo
-
-
-def ppi_cells(layout: Layout, ppi: Ppi, trigger: Trigger) -> tuple[int, int, int]:
-    """A PPI specifier; on a GICv2 the flags carry the CPU mask (arm,gic.yaml bits 15:8)."""
-    mask = (1 << layout.vcpus) - 1 if layout.template.gic.version == 2 else 0
-    return gic_cells(ppi, trigger, cpu_mask=mask)
 
 
 def aliases_node(layout: Layout) -> Node | None:
@@ -149,96 +86,6 @@ def memory_nodes(layout: Layout) -> list[Node]:
         )
         for r in layout.ram
     ]
-
-
-def cpu_map_node(topo: Topology) -> Node:
-    """``cpu-map`` (cpu-map.yaml), leaves in cpu order.
-
-    cpu index = ((socket x clusters + cluster) x cores + core) x threads + thread.
-    """
-    index = 0
-
-    def leaf(name: str) -> Node:
-        nonlocal index
-        node = Node(name, (Prop.cells("cpu", cpu_ref(index)),))
-        index += 1
-        return node
-
-    def core(k: int) -> Node:
-        if topo.threads == 1:
-            return leaf(f"core{k}")
-        return Node(f"core{k}", children=tuple(leaf(f"thread{t}") for t in range(topo.threads)))
-
-    sockets = []
-    for s in range(topo.sockets):
-        clusters = []
-        for c in range(topo.clusters):
-            clusters.append(Node(f"cluster{c}", children=tuple(core(k) for k in range(topo.cores))))
-        sockets.append(Node(f"socket{s}", children=tuple(clusters)))
-    return Node("cpu-map", children=tuple(sockets))
-
-
-def cpus_node(layout: Layout, topo: Topology | None = None) -> Node:
-    t = layout.template
-    cpus = []
-    for i in range(layout.vcpus):
-        reg = mpidr(i)
-        props = [
-            Prop.strings("device_type", "cpu"),
-            Prop.strings("compatible", t.cpu_compatible),
-            Prop.cells("reg", reg),
-            Prop.strings("enable-method", "psci"),
-        ]
-        label = None
-        if topo is not None:
-            ref = cpu_ref(i)
-            props.append(Prop.cells("phandle", ref.phandle))
-            label = ref.label
-        cpus.append(Node(unit_name("cpu", reg), tuple(props), label=label))
-    if topo is not None:
-        cpus.append(cpu_map_node(topo))
-    return Node(
-        "cpus",
-        (Prop.cells("#address-cells", 1), Prop.cells("#size-cells", 0)),
-        tuple(cpus),
-    )
-
-
-def psci_node(t: Template, method: str) -> Node:
-    props = [Prop.strings("compatible", *t.psci_compatible), Prop.strings("method", method)]
-    if "arm,psci" in t.psci_compatible:
-        props.extend(Prop.cells(name, fid) for name, fid in PSCI_0_1_FUNCTIONS)
-    return Node("psci", tuple(props))
-
-
-def timer_node(layout: Layout) -> Node:
-    t = layout.template
-    cells: list[int] = []
-    for ppi in t.timer_ppis:
-        cells.extend(ppi_cells(layout, ppi, t.timer_trigger))
-    props = [Prop.strings("compatible", *t.timer_compatible), Prop.cells("interrupts", *cells)]
-    if t.timer_names:
-        props.append(Prop.strings("interrupt-names", *t.timer_names))
-    props.append(Prop.empty("always-on"))
-    return Node("timer", tuple(props))
-
-
-def pmu_node(layout: Layout) -> Node | None:
-    pmu = layout.template.pmu
-    if pmu is None:
-        return None
-    return Node(
-        "pmu",
-        (
-            Prop.strings("compatible", "arm,armv8-pmuv3"),
-            Prop.cells("interrupts", *ppi_cells(layout, pmu.ppi, pmu.trigger)),
-        ),
-    )
-
-
-def needs_apb_clock(t: Template) -> bool:
-    """The AMBA primecells (PL011, PL031, PL061) take the fixed ``apb_pclk``."""
-    return t.uart.kind == "pl011" or any(d.kind in ("pl031", "pl061") for d in t.devices)
 
 
 def clock_node(t: Template) -> Node | None:
@@ -257,190 +104,33 @@ def clock_node(t: Template) -> Node | None:
     )
 
 
-def its_node(layout: Layout) -> Node | None:
-    """The GICv3 ITS (arm,gic-v3-its.yaml): ``msi-controller``, ``#msi-cells = <1>`` required."""
-    its = layout.its
-    if its is None:
-        return None
-    return Node(
-        unit_name("msi-controller", its.base),
-        (
-            Prop.strings("compatible", "arm,gic-v3-its"),
-            Prop.empty("msi-controller"),
-            Prop.cells("#msi-cells", 1),
-            Prop.cells("reg", *reg_cells(its.base, its.size)),
-            Prop.cells("phandle", MSI_REF.phandle),
-        ),
-        label=MSI_REF.label,
-    )
-
-
-def v2m_node(layout: Layout) -> Node | None:
-    """A GICv2m frame (arm,gic.yaml ``v2m@``), also valid under a GICv3 without LPIs."""
-    v2m = layout.template.gic.v2m
-    if v2m is None:
-        return None
-    props = [
-        Prop.strings("compatible", "arm,gic-v2m-frame"),
-        Prop.empty("msi-controller"),
-        Prop.cells("reg", *reg_cells(v2m.range.base, v2m.range.size)),
-    ]
-    if v2m.base_intid is not None and v2m.num_spis is not None:
-        props.append(Prop.cells("arm,msi-base-spi", v2m.base_intid.value))
-        props.append(Prop.cells("arm,msi-num-spis", v2m.num_spis))
-    props.append(Prop.cells("phandle", MSI_REF.phandle))
-    return Node(unit_name("v2m", v2m.range.base), tuple(props), label=MSI_REF.label)
-
-
-def gic_node(layout: Layout) -> Node:
-    """GICv3 (arm,gic-v3.yaml) or GICv2 (arm,gic.yaml, ``arm,cortex-a15-gic``)."""
+def mmio_nodes(layout: Layout) -> list[Node]:
+    """The GIC and every device of the layout, each built by its kind, by ascending address."""
     t = layout.template
-    g = t.gic
-    reg: list[int] = [*reg_cells(layout.gic_dist.base, layout.gic_dist.size)]
-    if g.version == 3:
-        for r in layout.gic_redist:
-            reg.extend(reg_cells(r.base, r.size))
-        compatible = "arm,gic-v3"
-    else:
-        if g.cpu_if is None:
-            raise ConfigError(f"template {t.name!r}: a GICv2 needs a CPU interface")
-        reg.extend(reg_cells(g.cpu_if.base, g.cpu_if.size))
-        compatible = "arm,cortex-a15-gic"
-    props = [
-        Prop.strings("compatible", compatible),
-        Prop.cells("#interrupt-cells", 3),
-        Prop.cells("#address-cells", 2),
-        Prop.cells("#size-cells", 2),
-        Prop.empty("ranges"),
-        Prop.empty("interrupt-controller"),
-        Prop.cells("reg", *reg),
-    ]
-    if g.version == 3:
-        props.append(Prop.cells("#redistributor-regions", len(layout.gic_redist)))
-        if layout.redist_stride != 128 * 1024:
-            props.append(Prop.u64("redistributor-stride", layout.redist_stride))
-    if g.maintenance_ppi is not None:
-        props.append(
-            Prop.cells("interrupts", *ppi_cells(layout, g.maintenance_ppi, Trigger.LEVEL_HIGH))
-        )
-    props.append(Prop.cells("phandle", GIC_REF.phandle))
-    children = [n for n in (its_node(layout), v2m_node(layout)) if n is not None]
-    return Node(
-        unit_name("interrupt-controller", layout.gic_dist.base),
-        tuple(props),
-        tuple(children),
-        label=GIC_REF.label,
+    kinds = layout_kinds(t)
+    mmio = [(layout.gic_dist.base, gic_node(layout))]
+    mmio.extend(
+        (d.range.base, kinds[d.kind].build(d, t)) for d in (*layout.devices, *layout.unwired)
     )
+    mmio.sort(key=lambda item: item[0])
+    return [node for _, node in mmio]
 
 
-def _interrupts(spi: Spi | None, trigger: Trigger) -> list[Prop]:
-    return [] if spi is None else [Prop.cells("interrupts", *gic_cells(spi, trigger))]
+def device_root_nodes(t: Template) -> list[Node]:
+    """The nodes devices add under the root (a PL061's ``gpio-keys``).
 
-
-def uart_node(layout: Layout) -> Node | None:
-    """PL011 with ``uartclk`` and ``apb_pclk`` (serial/pl011.yaml: one clock is
-    deprecated), or a 16550 with its ``clock-frequency`` (serial/8250.yaml)."""
-    uart = layout.uart
-    if uart is None:
-        return None
-    reg = Prop.cells("reg", *reg_cells(uart.range.base, uart.range.size))
-    if layout.template.uart.kind == "ns16550a":
-        props = [
-            Prop.strings("compatible", "ns16550a"),
-            reg,
-            *_interrupts(uart.spi, uart.trigger),
-            Prop.cells("clock-frequency", NS16550_CLOCK_HZ),
-        ]
-    else:
-        props = [
-            Prop.strings("compatible", "arm,pl011", "arm,primecell"),
-            reg,
-            *_interrupts(uart.spi, uart.trigger),
-            Prop.cells("clocks", CLOCK_REF, CLOCK_REF),
-            Prop.strings("clock-names", "uartclk", "apb_pclk"),
-        ]
-    return Node(unit_name("serial", uart.range.base), tuple(props))
-
-
-def rtc_node(d: DeviceSpec) -> Node:
-    """PL031 real-time clock (rtc/arm,pl031.yaml), an AMBA primecell."""
-    return Node(
-        unit_name("rtc", d.range.base),
-        (
-            Prop.strings("compatible", "arm,pl031", "arm,primecell"),
-            Prop.cells("reg", *reg_cells(d.range.base, d.range.size)),
-            *_interrupts(d.spi, d.trigger),
-            Prop.cells("clocks", CLOCK_REF),
-            Prop.strings("clock-names", "apb_pclk"),
-        ),
-    )
-
-
-def gpio_node(d: DeviceSpec) -> Node:
-    """PL061 GPIO controller (gpio/pl061-gpio.yaml), an AMBA primecell."""
-    return Node(
-        unit_name("gpio", d.range.base),
-        (
-            Prop.strings("compatible", "arm,pl061", "arm,primecell"),
-            Prop.cells("reg", *reg_cells(d.range.base, d.range.size)),
-            *_interrupts(d.spi, d.trigger),
-            Prop.empty("gpio-controller"),
-            Prop.cells("#gpio-cells", 2),
-            Prop.cells("clocks", CLOCK_REF),
-            Prop.strings("clock-names", "apb_pclk"),
-            Prop.cells("phandle", GPIO_REF.phandle),
-        ),
-        label=GPIO_REF.label,
-    )
-
-
-def gpio_keys_node(t: Template) -> Node | None:
-    """A ``gpio-keys`` power button on the PL061 (input/gpio-keys.yaml)."""
-    gpio = next((d for d in t.devices if d.kind == "pl061" and d.power_key is not None), None)
-    if gpio is None or gpio.power_key is None:
-        return None
-    label = "GPIO Key Poweroff" if gpio.power_key == KEY_POWER else f"GPIO Key {gpio.power_key}"
-    button = Node(
-        "power-button",
-        (
-            Prop.strings("label", label),
-            Prop.cells("linux,code", gpio.power_key),
-            Prop.cells("gpios", GPIO_REF, gpio.power_pin, GPIO_ACTIVE_HIGH),
-        ),
-    )
-    return Node("gpio-keys", (Prop.strings("compatible", "gpio-keys"),), (button,))
-
-
-def fw_cfg_node(d: DeviceSpec) -> Node:
-    """QEMU's firmware configuration interface (firmware/qemu,fw-cfg-mmio.yaml)."""
-    return Node(
-        unit_name("fw-cfg", d.range.base),
-        (
-            Prop.strings("compatible", "qemu,fw-cfg-mmio"),
-            Prop.cells("reg", *reg_cells(d.range.base, d.range.size)),
-            Prop.empty("dma-coherent"),
-        ),
-    )
-
-
-def device_nodes(t: Template) -> list[tuple[int, Node]]:
-    builders = {"pl031": rtc_node, "pl061": gpio_node, "fw-cfg": fw_cfg_node}
-    return [(d.range.base, builders[d.kind](d)) for d in t.devices]
-
-
-def virtio_nodes(layout: Layout) -> list[Node]:
-    coherent = layout.template.virtio.dma_coherent
-    nodes = []
-    for d in layout.virtio:
-        props = [
-            Prop.strings("compatible", "virtio,mmio"),
-            Prop.cells("reg", *reg_cells(d.range.base, d.range.size)),
-            *_interrupts(d.spi, d.trigger),
-        ]
-        if coherent:
-            props.append(Prop.empty("dma-coherent"))
-        nodes.append(Node(unit_name("virtio_mmio", d.range.base), tuple(props)))
-    return nodes
+    Such a node has a fixed name, so each kind adds at most one: the first of
+    its devices that brings one.
+    """
+    found: dict[str, Node] = {}
+    for d in t.devices:
+        kind = KINDS[d.kind]
+        if kind.root_node is None or kind.name in found:
+            continue
+        node = kind.root_node(d)
+        if node is not None:
+            found[kind.name] = node
+    return list(found.values())
 
 
 def machine_tree(
@@ -452,15 +142,7 @@ def machine_tree(
     ``/chosen``; nothing passed in is changed.
     """
     t = layout.template
-    mmio: list[tuple[int, Node]] = [(layout.gic_dist.base, gic_node(layout))]
-    uart = uart_node(layout)
-    if uart is not None and layout.uart is not None:
-        mmio.append((layout.uart.range.base, uart))
-    mmio.extend(device_nodes(t))
-    mmio.extend((d.range.base, n) for d, n in zip(layout.virtio, virtio_nodes(layout), strict=True))
-    mmio.sort(key=lambda item: item[0])
-    optional = (aliases_node(layout), pmu_node(layout), clock_node(t), gpio_keys_node(t))
-    aliases, pmu, clock, keys = optional
+    aliases, pmu, clock = aliases_node(layout), pmu_node(layout), clock_node(t)
     children = [
         chosen_node(layout, m.cmdline, placement, boot),
         *([aliases] if aliases else []),
@@ -470,8 +152,8 @@ def machine_tree(
         timer_node(layout),
         *([pmu] if pmu else []),
         *([clock] if clock else []),
-        *([keys] if keys else []),
-        *(n for _, n in mmio),
+        *device_root_nodes(t),
+        *mmio_nodes(layout),
     ]
     root = Node(
         "",

@@ -4,7 +4,7 @@ QEMU's ``-kernel``/``-initrd``/``-dtb`` path places the files itself and
 rewrites ``/memory`` and ``/chosen``; here nothing is patched. Every file goes
 in with QEMU's generic loader (docs/system/generic-loader.rst: ``-device
 loader,file=...,addr=...,force-raw=on``) at the address fdtgen's placement
-chose, a :mod:`fdtgen.trampoline` stub sets the boot registers, and a
+chose, a :mod:`fdtgen.qemu.trampoline` stub sets the boot registers, and a
 file-less loader (``-device loader,addr=...,cpu-num=0``) makes CPU 0 start at
 the stub. Secondary CPUs stay off until Linux calls PSCI CPU_ON, which QEMU
 answers over HVC when EL2 and EL3 are off.
@@ -17,11 +17,15 @@ The map of QEMU 7.2 ``-M virt,gic-version=3`` (``hw/arm/virt.c``,
     0x080A_0000 +0xF6_0000   GICv3 redistributors, 128 KiB each (123 vCPUs)
     0x0900_0000 +4 KiB       PL011, SPI 1
     0x0901_0000 +4 KiB       PL031 RTC, SPI 2
+    0x0902_0000 +0x18        fw-cfg, no interrupt
+    0x0903_0000 +4 KiB       PL061 GPIO, SPI 7
     0x0A00_0000 +32 x 0x200  virtio-mmio transport i: SPI 16+i
     0x4000_0000 ..           RAM (-m), at most 255 GiB below the high PCIe window
 
-plus the architected timer on PPIs 13, 14, 11, 10. :func:`check_machine`
-refuses a layout that differs. Two more facts shape the command:
+plus the architected timer on PPIs 13, 14, 11, 10. The rows for the PL011,
+PL031, fw-cfg and PL061 are their kinds' ``qemu`` in
+:mod:`fdtgen.template.registry`. :func:`check_machine` refuses a layout that
+differs. Two more facts shape the command:
 
 * Without ``-kernel``, QEMU still puts its own DTB, a 1 MiB ROM blob, at the
   start of RAM; a loader file overlapping it makes QEMU exit ("Some ROM
@@ -45,6 +49,7 @@ from fdtgen.irq import Ppi, Spi, Trigger
 from fdtgen.layout import Layout
 from fdtgen.ranges import Range
 from fdtgen.spec import GICV3_REDIST_STRIDE
+from fdtgen.template.registry import layout_kinds
 from fdtgen.units import GiB, KiB, MiB, align_up, fmt_size, is_aligned
 
 QEMU_BINARY = "qemu-system-aarch64"
@@ -68,24 +73,6 @@ RAM_LIMIT = 255 * GiB  # virt.c LEGACY_RAMLIMIT_GB
 DTB_ROM = Range(RAM_BASE, 1 * MiB)  # QEMU's own DTB blob when booting without -kernel
 PSCI_METHOD = "hvc"
 GIC_SPI_TRIGGERS = (Trigger.EDGE_RISING, Trigger.LEVEL_HIGH)  # arm,gic-v3.yaml: 1 or 4
-
-
-@dataclass(frozen=True, slots=True)
-class FixedDevice:
-    """A QEMU virt device at one address, with its SPI (``None``: no interrupt)."""
-
-    name: str
-    range: Range
-    spi: Spi | None
-
-
-# Layout device kind -> QEMU's device (base_memmap, a15irqmap).
-FIXED_DEVICES = {
-    "uart": FixedDevice("PL011", Range(0x0900_0000, 4 * KiB), Spi(1)),
-    "pl031": FixedDevice("PL031 RTC", Range(0x0901_0000, 4 * KiB), Spi(2)),
-    "fw-cfg": FixedDevice("fw-cfg", Range(0x0902_0000, 0x18), None),
-    "pl061": FixedDevice("PL061 GPIO", Range(0x0903_0000, 4 * KiB), Spi(7)),
-}
 
 
 # QEMU options that would replace what fdtgen provides.
@@ -172,8 +159,7 @@ def check_machine(layout: Layout, psci_method: str) -> None:
         raise refuse(
             f"psci method {psci_method!r} is not {PSCI_METHOD!r} (QEMU answers PSCI on HVC)"
         )
-    if layout.uart is not None and t.uart.kind != "pl011":
-        raise refuse(f"uart kind {t.uart.kind!r} is not QEMU's PL011")
+    kinds = layout_kinds(t)
     for d in (*layout.devices, *layout.unwired):
         if d.spi is not None and d.trigger not in GIC_SPI_TRIGGERS:
             raise refuse(
@@ -193,9 +179,10 @@ def check_machine(layout: Layout, psci_method: str) -> None:
                     f"{index} to SPI {VIRTIO_FIRST_SPI + index}"
                 )
             continue
-        fixed = FIXED_DEVICES.get(d.kind)
+        kind = kinds[d.kind]
+        fixed = kind.qemu
         if fixed is None:
-            raise refuse(f"{d.tag!r} ({d.kind}) {d.range} has no counterpart on QEMU virt")
+            raise refuse(f"{d.tag!r} ({kind.name}) {d.range} has no counterpart on QEMU virt")
         if (
             d.range.base != fixed.range.base
             or not fixed.range.contains(d.range)

@@ -3,7 +3,7 @@
 Built-in templates live in ``templates/`` at the top of the source tree and are
 shipped inside the wheel as ``fdtgen/templates``. A template name containing a
 path separator or ending in ``.toml`` is read from that file instead. Every
-template, built-in or not, passes :func:`fdtgen.layout.check_template`.
+template, built-in or not, passes :func:`fdtgen.template.proofs.check_template`.
 
 A region may give ``placement = "below-4g"`` instead of a ``base``: the loader
 places it with :mod:`fdtgen.allocator` (top-down below 4 GiB, around every
@@ -27,11 +27,9 @@ from fdtgen.irq import SPI_MAX, Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address
 from fdtgen.spec import MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
 from fdtgen.template.model import (
-    DEVICE_KINDS,
     PLACEMENTS,
     REDIST_ANCHORS,
     REDIST_REG_KINDS,
-    UART_KINDS,
     BootSpec,
     DeviceSpec,
     GicSpec,
@@ -43,6 +41,7 @@ from fdtgen.template.model import (
     VirtioSpec,
 )
 from fdtgen.template.proofs import check_template
+from fdtgen.template.registry import DEVICE_KINDS, PL061, UART_KINDS
 from fdtgen.units import U32_MAX, U64_MAX, parse_size
 
 T = TypeVar("T")
@@ -437,7 +436,7 @@ def device_spec(r: _Reader) -> DeviceSpec:
         power_key=r.get("power_key", u32, None),
         power_pin=r.get("power_pin", u32, 3),
     )
-    if d.power_key is not None and kind != "pl061":
+    if d.power_key is not None and kind != PL061.name:
         raise r._fail("power_key", "only a pl061 GPIO controller has a power button")
     r.done()
     return d

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from fdtgen.errors import (
-    LayoutError,
-)
+from fdtgen.errors import LayoutError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address, subtract
 from fdtgen.spec import PAGE_SIZE
 from fdtgen.units import U64_MAX, KiB, is_aligned
 
-if TYPE_CHECKING:
-    pass
-
-
 REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole window
 REDIST_ANCHORS = ("base", "end")  # live redistributors start at the window base / end at its end
-UART_KINDS = ("pl011", "ns16550a")
-DEVICE_KINDS = ("pl031", "pl061", "fw-cfg")
 PLACEMENTS = ("fixed", "below-4g")  # how a template region gets its base
 
 
@@ -91,7 +82,8 @@ class GicSpec:
 
 @dataclass(frozen=True, slots=True)
 class UartSpec:
-    """The console UART: ``pl011`` (serial/pl011.yaml) or ``ns16550a`` (serial/8250.yaml)."""
+    """The console UART; ``kind`` names its entry in :mod:`fdtgen.template.registry`
+    (``pl011``, ``ns16550a``)."""
 
     base: int
     size: int
@@ -130,7 +122,8 @@ class VirtioSpec:
 
 @dataclass(frozen=True, slots=True)
 class DeviceSpec:
-    """A platform device of the template: ``pl031`` RTC, ``pl061`` GPIO, ``fw-cfg``.
+    """A platform device of the template; ``kind`` names its entry in
+    :mod:`fdtgen.template.registry` (``pl031`` RTC, ``pl061`` GPIO, ``fw-cfg``).
 
     A ``pl061`` with ``power_key`` also gets a ``gpio-keys`` button reporting
     that Linux input code (116 = KEY_POWER) on GPIO ``power_pin``.
@@ -164,7 +157,7 @@ class PmuSpec:
 
 @dataclass(frozen=True, slots=True)
 class BootSpec:
-    """A template's boot placement policy (see :mod:`fdtgen.placement`).
+    """A template's boot placement policy (see :mod:`fdtgen.boot.placement`).
 
     ``kernel_offset``: the kernel's 2 MiB-aligned base is searched from DRAM
     base + this (bytes below it stay free for the VMM). ``initrd_offset``: the

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from fdtgen.errors import (
     AlignmentError,
@@ -23,9 +22,6 @@ from fdtgen.spec import (
 )
 from fdtgen.template.model import REDIST_ANCHORS, REDIST_REG_KINDS, Template
 from fdtgen.units import KiB, is_aligned, is_pow2
-
-if TYPE_CHECKING:
-    pass
 
 
 def check_regions(regions: Sequence[Region], context: str = "layout") -> None:
