@@ -191,9 +191,9 @@ def test_blob_commands_import_no_heavy_modules(tmp_path, command):
     )
     rc, *imported = run.stderr.split()
     assert rc == "0", run.stderr
-    assert "fdtgen.verify" in imported or command == ["dts"]
+    assert "fdtgen.checks" in imported or command == ["dts"]
     assert sorted(set(HEAVY) & set(imported)) == []
     # the template and manifest rules load only with --template / --manifest
-    assert not {"fdtgen.verify.boot", "fdtgen.verify.manifest", "fdtgen.verify.template"} & set(
+    assert not {"fdtgen.checks.boot", "fdtgen.checks.manifest", "fdtgen.checks.template"} & set(
         imported
     )

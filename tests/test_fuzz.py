@@ -28,8 +28,8 @@ from fdtgen.fdt.phandles import with_labels
 from fdtgen.fdt.tree import DeviceTree
 from fdtgen.pipeline import build
 from fdtgen.template.load import load_template
-from fdtgen.verify import Options, verify_parsed
-from fdtgen.verify.manifest import manifest_from
+from fdtgen.checks import Options, verify_parsed
+from fdtgen.checks.manifest import manifest_from
 
 from .conftest import FIXTURES, run_fdtgen
 from .test_parse import BEGIN, END_NODE, NOP, PROP, begin, header, raw_blob, relayout, u32

@@ -24,9 +24,9 @@ from fdtgen.fdt.tree import DeviceTree, Node, Prop
 from fdtgen.pipeline import build
 from fdtgen.template.load import builtin_names, load_template
 from fdtgen.units import GiB, MiB
-from fdtgen.verify import Finding, Options, verify
-from fdtgen.verify.index import TreeIndex
-from fdtgen.verify.manifest import manifest_from
+from fdtgen.checks import Finding, Options, verify
+from fdtgen.checks.index import TreeIndex
+from fdtgen.checks.manifest import manifest_from
 
 from .conftest import FIXTURES, ROOT
 from .test_parse import END_NODE, begin, header, raw_blob, u32
@@ -494,7 +494,7 @@ def test_dtc_reads_a_blob_bigger_than_a_pipe_without_deadlock(dtc):
 
 
 def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path):
-    from fdtgen.verify.structure import dtc_findings
+    from fdtgen.checks.structure import dtc_findings
 
     assert [f.rule for f in dtc_findings(str(tmp_path / "no-dtc"), BASE.blob)] == ["dtc.run"]
     failing = tmp_path / "failing-dtc"

@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fdtgen.errors import ConfigError
-    from fdtgen.verify import Options, findings_json, verify_parsed
+    from fdtgen.checks import Options, findings_json, verify_parsed
 
     if not 1 <= args.address_bits <= MAX_ADDRESS_WIDTH:
         raise ConfigError(f"--address-bits: {args.address_bits} is outside 1..{MAX_ADDRESS_WIDTH}")
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         template = load_template(args.template)
     manifest = None
     if args.manifest:
-        from fdtgen.verify.manifest import load_manifest
+        from fdtgen.checks.manifest import load_manifest
 
         manifest = load_manifest(args.manifest)
     data, blob = load_blob(args.blob)

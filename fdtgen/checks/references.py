@@ -6,8 +6,8 @@ path, and each phandle (DT spec "phandle") must lead to a node of the tree.
 
 from __future__ import annotations
 
+from fdtgen.checks.index import Finding, TreeIndex, show, string
 from fdtgen.fdt.phandles import node_phandle
-from fdtgen.verify.index import Finding, TreeIndex, show, string
 
 
 def reference_findings(index: TreeIndex) -> list[Finding]:

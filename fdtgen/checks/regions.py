@@ -7,8 +7,8 @@ bytes, except reserved-memory inside RAM, which is what it is for.
 
 from __future__ import annotations
 
+from fdtgen.checks.index import Finding, Region, TreeIndex
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
-from fdtgen.verify.index import Finding, Region, TreeIndex
 
 
 def region_findings(index: TreeIndex, address_bits: int = DEFAULT_ADDRESS_WIDTH) -> list[Finding]:

@@ -5,28 +5,28 @@ is a :class:`fdtgen.errors.BlobError`, the command's exit 2) and returns
 :class:`Finding` values, each naming a rule, a node path, a property, the
 value and what is wrong. The rule groups, in report order, one module each:
 
-* :mod:`~fdtgen.verify.structure` (``header.*``, ``structure.*``,
+* :mod:`~fdtgen.checks.structure` (``header.*``, ``structure.*``,
   ``memreserve.*``, ``libfdt.*``, ``dtc.*``): the DT spec's format rules beyond
   what the parser must reject, booting.rst's 2 MiB cap, libfdt's
   ``fdt_check_full`` as a second opinion and dtc's own checks when dtc is given.
-* :mod:`~fdtgen.verify.bindings` (``root.*``, ``cpus.*``, ``psci.*``,
+* :mod:`~fdtgen.checks.bindings` (``root.*``, ``cpus.*``, ``psci.*``,
   ``memory.*``, ``gic.*``, ``pl011.*``, ``timer.*``, ``virtio.*``): the Linux
   bindings a microVM's nodes follow.
-* :mod:`~fdtgen.verify.references` (``chosen.*``, ``aliases.*``,
+* :mod:`~fdtgen.checks.references` (``chosen.*``, ``aliases.*``,
   ``phandle.*``): every path and phandle reference resolves.
-* :mod:`~fdtgen.verify.interrupts` (``interrupts.*``): specifiers decode
+* :mod:`~fdtgen.checks.interrupts` (``interrupts.*``): specifiers decode
   against their controller, GIC numbers and triggers are in range, no SPI is
   wired to two devices.
-* :mod:`~fdtgen.verify.regions` (``regions.*``): no two ``reg`` ranges
+* :mod:`~fdtgen.checks.regions` (``regions.*``): no two ``reg`` ranges
   overlap; all lie inside the address width.
-* :mod:`~fdtgen.verify.template` (``template.*``, with a template): every
+* :mod:`~fdtgen.checks.template` (``template.*``, with a template): every
   pinned region and SPI where the template puts it.
-* :mod:`~fdtgen.verify.boot` (``boot.*``, with a manifest): booting.rst's
+* :mod:`~fdtgen.checks.boot` (``boot.*``, with a manifest): booting.rst's
   kernel/initrd/DTB rules and the ``/chosen`` initrd, checked independently of
-  :mod:`fdtgen.boot.placement`; :mod:`~fdtgen.verify.manifest` reads manifests.
+  :mod:`fdtgen.boot.placement`; :mod:`~fdtgen.checks.manifest` reads manifests.
 
 The last two groups are imported only when asked for. Every rule module reads
-the tree through one :class:`~fdtgen.verify.index.TreeIndex` and imports
+the tree through one :class:`~fdtgen.checks.index.TreeIndex` and imports
 nothing from this module. No config is parsed here, so pydantic is never
 imported.
 """
@@ -37,18 +37,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fdtgen.fdt.parse import Blob, parse_blob
+from fdtgen.checks.index import Finding
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
-from fdtgen.verify.bindings import binding_findings
-from fdtgen.verify.index import Finding, TreeIndex
-from fdtgen.verify.interrupts import interrupt_findings
-from fdtgen.verify.references import reference_findings
-from fdtgen.verify.regions import region_findings
-from fdtgen.verify.structure import structure_findings
 
 if TYPE_CHECKING:
+    from fdtgen.checks.manifest import BootManifest
+    from fdtgen.fdt.parse import Blob
     from fdtgen.template.model import Template
-    from fdtgen.verify.manifest import BootManifest
 
 __all__ = ["Finding", "Options", "findings_json", "verify", "verify_parsed"]
 
@@ -75,11 +70,21 @@ class Options:
 
 def verify(buf: bytes, options: Options = Options()) -> list[Finding]:
     """Every finding for the blob ``buf``. Raises :class:`BlobError` if it does not parse."""
+    from fdtgen.fdt.parse import parse_blob
+
     return verify_parsed(parse_blob(buf), buf, options)
 
 
 def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[Finding]:
     """Every finding for ``blob``, parsed from the bytes ``buf``, in report order."""
+    # The rule modules load with the first check, not with ``import fdtgen``.
+    from fdtgen.checks.bindings import binding_findings
+    from fdtgen.checks.index import TreeIndex
+    from fdtgen.checks.interrupts import interrupt_findings
+    from fdtgen.checks.references import reference_findings
+    from fdtgen.checks.regions import region_findings
+    from fdtgen.checks.structure import structure_findings
+
     index = TreeIndex(blob.tree)
     out: list[Finding] = []
     out += structure_findings(blob, buf, libfdt=options.libfdt, dtc=options.dtc)
@@ -88,11 +93,11 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
     out += interrupt_findings(index, options.shared_spis)
     out += region_findings(index, options.address_bits)
     if options.template is not None:
-        from fdtgen.verify.template import template_findings
+        from fdtgen.checks.template import template_findings
 
         out += template_findings(index, options.template)
     if options.manifest is not None:
-        from fdtgen.verify.boot import boot_findings
+        from fdtgen.checks.boot import boot_findings
 
         out += boot_findings(index, blob, options.manifest)
     return out

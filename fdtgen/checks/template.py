@@ -1,6 +1,6 @@
 """``template.*`` findings: a blob against the template it claims to follow.
 
-Loaded by :mod:`fdtgen.verify` only when a template is given: every node sits
+Loaded by :mod:`fdtgen.checks` only when a template is given: every node sits
 in the region the template pins for it, at the pinned base, with the pinned
 SPI, and the timers use the template's PPIs.
 """
@@ -10,17 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from fdtgen.checks.index import TIMER_COMPATIBLE, Finding, TreeIndex, show, show_specifier
 from fdtgen.irq import PPI_INTID_BASE, SPI_INTID_BASE
-from fdtgen.verify.index import TIMER_COMPATIBLE, Finding, TreeIndex, show, show_specifier
+from fdtgen.template.registry import KINDS, VIRTIO_MMIO
 
 if TYPE_CHECKING:
     from fdtgen.ranges import Range
     from fdtgen.template.model import Template
-
-# The compatible of each device kind fdtgen emits, as the template names it:
-# the node a pinned region or SPI belongs to is found by this string.
-UART_COMPATIBLE = {"pl011": "arm,pl011", "ns16550a": "ns16550a"}
-DEVICE_COMPATIBLE = {"pl031": "arm,pl031", "pl061": "arm,pl061", "fw-cfg": "qemu,fw-cfg-mmio"}
 
 
 def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
@@ -113,16 +109,15 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
                         )
                 else:
                     inside(path, tag, b, s, _pick(pinned, tag))
-    uart_compat = UART_COMPATIBLE.get(t.uart.kind, "arm,pl011")
-    for path in index.with_compatible({uart_compat}):
+    # The node a pinned region or SPI belongs to is found by its kind's compatible.
+    for path in index.with_compatible({KINDS[t.uart.kind].recognised_by}):
         for b, s in index.cpu_reg(path):
             inside(path, "uart0", b, s, _pick(pinned, "uart0"), exact=True)
         out += _template_spi(index, t, path, "uart0", t.uart.spi.number)
     for d in t.devices:
-        device_compat = DEVICE_COMPATIBLE.get(d.kind)
-        if device_compat is None or d.tag not in pinned:
+        if d.tag not in pinned:
             continue
-        for path in index.with_compatible({device_compat}):
+        for path in index.with_compatible({KINDS[d.kind].recognised_by}):
             for b, s in index.cpu_reg(path):
                 inside(path, d.tag, b, s, [pinned[d.tag]], exact=True)
             if d.spi is not None:
@@ -146,7 +141,7 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
             )
     v = t.virtio
     window = pinned.get("virtio")
-    for path in index.with_compatible({"virtio,mmio"}):
+    for path in index.with_compatible({VIRTIO_MMIO.recognised_by}):
         for b, s in index.cpu_reg(path):
             inside(path, "virtio", b, s, [window] if window else [])
             if window is not None and window.base <= b < window.end:

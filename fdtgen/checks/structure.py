@@ -13,11 +13,11 @@ import re
 import subprocess
 from collections.abc import Sequence
 
+from fdtgen.checks.index import Finding
 from fdtgen.fdt.encode import NODE_NAME_RE, PROP_NAME_RE
 from fdtgen.fdt.parse import Blob
 from fdtgen.spec import FDT_MAX_SIZE
 from fdtgen.units import U64_MAX
-from fdtgen.verify.index import Finding
 
 DTC_TIMEOUT = 30.0  # seconds: dtc reads at most 2 MiB and answers in milliseconds
 

@@ -1,7 +1,7 @@
 """``boot.*`` findings: booting.rst's rules for a blob and its placement manifest.
 
-Loaded by :mod:`fdtgen.verify` only when a manifest is given
-(:mod:`fdtgen.verify.manifest` reads it). The rules are checked from
+Loaded by :mod:`fdtgen.checks` only when a manifest is given
+(:mod:`fdtgen.checks.manifest` reads it). The rules are checked from
 Documentation/arch/arm64/booting.rst directly, independently of
 :mod:`fdtgen.boot.placement`, which chose the placement.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from fdtgen.checks.index import Finding, TreeIndex, show
+from fdtgen.checks.manifest import BootManifest, Span
 from fdtgen.fdt.tree import Prop
 from fdtgen.spec import (
     DEFAULT_TEXT_OFFSET,
@@ -22,8 +24,6 @@ from fdtgen.spec import (
     KERNEL_BASE_ALIGN,
 )
 from fdtgen.units import align_down, align_up, is_aligned
-from fdtgen.verify.index import Finding, TreeIndex, show
-from fdtgen.verify.manifest import BootManifest, Span
 
 if TYPE_CHECKING:
     from fdtgen.fdt.parse import Blob

@@ -5,13 +5,12 @@ arm/psci.yaml, booting.rst "Secondary CPU requirements"), ``memory.*``
 (memory.yaml), ``gic.*`` (arm,gic-v3.yaml, arm,gic.yaml), ``pl011.*``
 (serial/pl011.yaml), ``timer.*`` (arm,arch_timer.yaml) and ``virtio.*``
 (virtio/mmio.yaml). Each rule reads the tree through a
-:class:`~fdtgen.verify.index.TreeIndex`.
+:class:`~fdtgen.checks.index.TreeIndex`.
 """
 
 from __future__ import annotations
 
-from fdtgen.spec import GICV3_REDIST_STRIDE, TIMER_NAMES, VIRTIO_MMIO_MIN_SIZE
-from fdtgen.verify.index import (
+from fdtgen.checks.index import (
     PSCI_COMPATIBLE,
     TIMER_COMPATIBLE,
     Finding,
@@ -22,6 +21,7 @@ from fdtgen.verify.index import (
     string,
     strings,
 )
+from fdtgen.spec import GICV3_REDIST_STRIDE, TIMER_NAMES, VIRTIO_MMIO_MIN_SIZE
 
 
 def binding_findings(index: TreeIndex) -> list[Finding]:
