@@ -6,12 +6,15 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from fdtgen.errors import ConfigError, FdtgenError
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
 if TYPE_CHECKING:
     from fdtgen.config import Config
+    from fdtgen.fdt.parse import Blob
+    from fdtgen.pictures import Row
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -110,10 +113,6 @@ def _stage(path: str, data: bytes) -> str:
     return tmp
 
 
-if TYPE_CHECKING:
-    from fdtgen.fdt.parse import Blob
-
-
 def load_blob(path: str) -> tuple[bytes, Blob]:
     """Read and strictly parse the DTB at ``path`` (``-``: standard input).
 
@@ -144,3 +143,31 @@ def load_blob(path: str) -> tuple[bytes, Blob]:
             if len(buf) >= 4 and libfdt.fdt_check_full(buf, len(buf)) == 0:
                 opinion = " (libfdt's fdt_check_full accepts it)"
         raise BlobError(f"{path}: {e}{opinion}") from None
+
+
+def add_view_arguments(p: argparse.ArgumentParser, when: str = "") -> None:
+    """``--table | --diagram`` and ``--svg FILE`` (shared with ``templates show``)."""
+    show = p.add_mutually_exclusive_group()
+    show.add_argument("--table", action="store_true", help=f"{when}print only the table")
+    show.add_argument("--diagram", action="store_true", help=f"{when}print only the diagram")
+    p.add_argument(
+        "--svg", metavar="FILE", help=f"{when}also write the map as an SVG picture (- for stdout)"
+    )
+
+
+def show_map(args: argparse.Namespace, rows: Sequence[Row], title: str, head: list[str]) -> None:
+    """Write the SVG if asked, then print ``head``, the table and the diagram as asked."""
+    from fdtgen.pictures import diagram, svg, table
+
+    if args.svg:
+        write_atomic(args.svg, svg(rows, title).encode())
+        if args.svg == "-":
+            return
+    if args.diagram:  # the heading sits right on top of the picture
+        print("\n".join([*head, *diagram(rows)]))
+        return
+    parts = ["\n".join(head)] if head else []
+    parts.append("\n".join(table(rows)))
+    if not args.table:
+        parts.append("\n".join(diagram(rows)))
+    print("\n\n".join(parts))

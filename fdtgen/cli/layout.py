@@ -3,44 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from fdtgen.cli.common import add_config_arguments
-
-if TYPE_CHECKING:
-    from fdtgen.pictures import Row
+from fdtgen.cli.common import add_config_arguments, add_view_arguments, show_map
 
 HELP = "show a machine's guest-physical map: table, address-map diagram, SVG picture"
-
-
-def add_view_arguments(p: argparse.ArgumentParser, when: str = "") -> None:
-    """``--table | --diagram`` and ``--svg FILE`` (shared with ``templates show``)."""
-    show = p.add_mutually_exclusive_group()
-    show.add_argument("--table", action="store_true", help=f"{when}print only the table")
-    show.add_argument("--diagram", action="store_true", help=f"{when}print only the diagram")
-    p.add_argument(
-        "--svg", metavar="FILE", help=f"{when}also write the map as an SVG picture (- for stdout)"
-    )
-
-
-def show_map(args: argparse.Namespace, rows: Sequence[Row], title: str, head: list[str]) -> None:
-    """Write the SVG if asked, then print ``head``, the table and the diagram as asked."""
-    from fdtgen.cli.common import write_atomic
-    from fdtgen.pictures import diagram, svg, table
-
-    if args.svg:
-        write_atomic(args.svg, svg(rows, title).encode())
-        if args.svg == "-":
-            return
-    if args.diagram:  # the heading sits right on top of the picture
-        print("\n".join([*head, *diagram(rows)]))
-        return
-    parts = ["\n".join(head)] if head else []
-    parts.append("\n".join(table(rows)))
-    if not args.table:
-        parts.append("\n".join(diagram(rows)))
-    print("\n\n".join(parts))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from fdtgen.errors import ConfigError
+from fdtgen.cli.common import add_view_arguments, show_map
+from fdtgen.errors import UsageError
 
 HELP = "list built-in templates, or show one template's pinned map (templates show NAME)"
 
@@ -16,8 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="show NAME",
         help="template name or path to a template .toml: print its pinned map",
     )
-    from fdtgen.cli.layout import add_view_arguments
-
     add_view_arguments(p, when="with show: ")
 
 
@@ -28,10 +27,10 @@ def run(args: argparse.Namespace) -> int:
     if words[:1] == ["show"]:
         words = words[1:]
     if len(words) > 1:
-        raise ConfigError(f"templates: give one template to show, not {len(words)}: {words}")
+        raise UsageError(f"templates: give one template to show, not {len(words)}: {words}")
     if not words:
         if args.svg or args.table or args.diagram:
-            raise ConfigError("templates: --svg, --table and --diagram need a template to show")
+            raise UsageError("templates: --svg, --table and --diagram need a template to show")
         listed = [load_template(name) for name in builtin_names()]
         nw = max(len(t.name) for t in listed)
         vw = max(len(t.vmm) for t in listed)
@@ -39,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
         for t in listed:
             print(f"{t.name:{nw}}  {t.vmm:{vw}}  {t.description}")
         return 0
-    from fdtgen.cli.layout import show_map
     from fdtgen.pictures import template_rows
 
     t = load_template(words[0])

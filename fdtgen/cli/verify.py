@@ -44,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fdtgen.errors import ConfigError
     from fdtgen.checks import Options, findings_json, verify_parsed
+    from fdtgen.errors import ConfigError
 
     if not 1 <= args.address_bits <= MAX_ADDRESS_WIDTH:
         raise ConfigError(f"--address-bits: {args.address_bits} is outside 1..{MAX_ADDRESS_WIDTH}")
