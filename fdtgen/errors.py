@@ -2,6 +2,7 @@
 
 * FdtgenError                  base; the CLI catches this and only this (exit 2)
   + ConfigError                user input rejected (field, value, rule)
+    - ManifestError            a placement manifest read back breaks its model
   + TemplateError              a template file is malformed
   + LayoutError                address map inconsistent
     - RegionOverlapError       two regions share bytes
@@ -26,6 +27,14 @@ class FdtgenError(Exception):
 
 class ConfigError(FdtgenError):
     """A configuration value was rejected."""
+
+
+class ManifestError(ConfigError):
+    """A placement manifest does not match its model: the file, the key, the rule."""
+
+    def __init__(self, source: str, key: str, rule: str) -> None:
+        super().__init__(f"{source}: {key}: {rule}" if key else f"{source}: {rule}")
+        self.source, self.key, self.rule = source, key, rule
 
 
 class TemplateError(FdtgenError):

@@ -34,7 +34,7 @@ from fdtgen.errors import (
     ConfigError,
 )
 from fdtgen.irq import Spi, Trigger
-from fdtgen.ranges import Range, Region, by_address
+from fdtgen.ranges import Range, Region
 from fdtgen.spec import MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE, RAM_ALIGN
 from fdtgen.template.model import Template
 from fdtgen.units import U64_MAX, KiB, fmt_size, is_aligned
@@ -89,26 +89,41 @@ class Layout:
     def virtio(self) -> tuple[Device, ...]:
         return tuple(d for d in self.devices if d.kind == "virtio")
 
-    def regions(self) -> tuple[Region, ...]:
-        """Every live region, sorted by address (reports, manifests, the width check)."""
+    def spans(self) -> list[tuple[int, int, str]]:
+        """Every live range as ``(base, size, tag)``, sorted by address (then size, tag)."""
         g = self.template.gic
-        out = [
-            *self.template.reserved,
-            Region("gic-dist", self.gic_dist),
-            *(Region(f"gic-redist{i + 1 if i else ''}", r) for i, r in enumerate(self.gic_redist)),
-            *(
-                Region(d.tag, d.range, align=_natural_align(d.range))
-                for d in (*self.devices, *self.unwired)
-            ),
-            *(Region(f"ram{i or ''}", r) for i, r in enumerate(self.ram)),
+        out = [(r.range.base, r.range.size, r.tag) for r in self.template.reserved]
+        out.append((self.gic_dist.base, self.gic_dist.size, "gic-dist"))
+        out += [
+            (r.base, r.size, f"gic-redist{i + 1 if i else ''}")
+            for i, r in enumerate(self.gic_redist)
         ]
+        out += [(d.range.base, d.range.size, d.tag) for d in (*self.devices, *self.unwired)]
+        out += [(r.base, r.size, f"ram{i or ''}") for i, r in enumerate(self.ram)]
         if g.cpu_if is not None:
-            out.append(Region("gic-cpu", g.cpu_if))
+            out.append((g.cpu_if.base, g.cpu_if.size, "gic-cpu"))
         if self.its is not None:
-            out.append(Region("gic-its", self.its))
+            out.append((self.its.base, self.its.size, "gic-its"))
         if g.v2m is not None:
-            out.append(Region("gic-v2m", g.v2m.range))
-        return tuple(sorted(out, key=by_address))
+            out.append((g.v2m.range.base, g.v2m.range.size, "gic-v2m"))
+        out.sort()
+        return out
+
+    def regions(self) -> tuple[Region, ...]:
+        """:meth:`spans` as regions: the template's reserved ones as it has them, each
+        device aligned as its range allows (reports, pictures)."""
+        reserved = {r.tag: r for r in self.template.reserved}
+        devices = {d.tag for d in (*self.devices, *self.unwired)}
+        out = []
+        for base, size, tag in self.spans():
+            r = Range(base, size)
+            if tag in reserved:
+                out.append(reserved[tag])
+            elif tag in devices:
+                out.append(Region(tag, r, align=_natural_align(r)))
+            else:
+                out.append(Region(tag, r))
+        return tuple(out)
 
 
 def _redistributors(t: Template, vcpus: int, stride: int) -> tuple[Range, ...]:
