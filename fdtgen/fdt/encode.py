@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from fdtgen.errors import BlobTooLargeError, EncodeError
 from fdtgen.fdt.tree import DeviceTree, Node, Prop
@@ -42,10 +42,10 @@ _NAME_END = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")  # a name's NUL and padding
 _HEADER = struct.Struct(">10I").pack
 _PROP_HEAD = struct.Struct(">III").pack  # FDT_PROP, value length, name offset
 _RSV_ENTRY = struct.Struct(">QQ").pack
-_prop_name_ok = PROP_NAME_RE.fullmatch
-# Every node name of a tree, each followed by a newline (which no name may hold):
-# NODE_NAME_RE, possessive, as no backtracking can help a name match.
+# Many names, each followed by a newline (which no name may hold): NODE_NAME_RE and
+# PROP_NAME_RE, possessive, as no backtracking can help a name match.
 _node_names_ok = re.compile(r"(?:[A-Za-z0-9,._+-]{1,31}+(?:@[A-Za-z0-9,._+-]++)?\n)*+").fullmatch
+_prop_names_ok = re.compile(r"(?:[A-Za-z0-9,._+?#-]{1,31}+\n)*+").fullmatch
 
 
 def encode(tree: DeviceTree, *, max_size: int = U32_MAX) -> bytes:
@@ -63,11 +63,12 @@ def encode_located(
     named in ``locate`` as ``(node path, property name)``.
 
     One pre-order walk, with an explicit stack, appends to one buffer. Names
-    are checked against the DT spec in bulk: a property name when it first
-    enters the string table (every later use is the same string), the node
-    names all at once with one regular expression after the walk. A property
+    are checked against the DT spec in bulk after the walk, each rule by one
+    regular expression over all the names: the string table's (a property
+    name used a hundred times is checked once) and the nodes'. A property
     name seen twice in one node is caught by the string table, which notes
     the last node to use each name (nodes are numbered as they are met).
+    Paths are worked out only for an error message or a located property.
     """
     root = tree.root
     if root.name:
@@ -96,8 +97,13 @@ def encode_located(
         buf += name_end[len(raw) & 3]
         for pname, value, _kind, _items in props:
             entry = table.get(pname)
-            if entry is None:
-                entry = table[pname] = [_string_offset(strings, pname, root, node), visit]
+            if entry is None:  # a new name: reuse a string that ends in it, or add it
+                key = pname.encode() + b"\0"
+                off = strings.find(key)
+                if off < 0:
+                    off = len(strings)
+                    strings += key
+                entry = table[pname] = [off, visit]
             elif entry[1] == visit:
                 raise EncodeError(
                     f"dtb: node {_path_of(root, node)!r}: property {pname!r} appears twice"
@@ -123,10 +129,10 @@ def encode_located(
                 )
             names += kids
             todo += children[::-1]
-    if names:
-        text = "\n".join(names) + "\n"
-        if text.count("\n") != len(names) or not _node_names_ok(text):
-            raise _bad_node_name(root)
+    if not _all_match(_prop_names_ok, table):
+        raise _bad_prop_name(root)
+    if not _all_match(_node_names_ok, names):
+        raise _bad_node_name(root)
     buf += _END
 
     rsv = bytearray()
@@ -156,21 +162,6 @@ def encode_located(
     for key in found:
         found[key] += off_struct
     return b"".join((header, rsv, buf, strings)), found
-
-
-def _string_offset(strings: bytearray, name: str, root: Node, node: Node) -> int:
-    """``name``'s offset in the strings block, adding it if no string ends in it."""
-    if not _prop_name_ok(name):
-        raise EncodeError(
-            f"dtb: node {_path_of(root, node)!r}: property name {name!r} breaks the DT spec "
-            "property-name rule (1-31 of [A-Za-z0-9,._+?#-])"
-        )
-    key = name.encode() + b"\0"
-    off = strings.find(key)
-    if off < 0:
-        off = len(strings)
-        strings += key
-    return off
 
 
 def _targets(root: Node, locate: Collection[tuple[str, str]]) -> dict[int, tuple[str, list[str]]]:
@@ -208,6 +199,28 @@ def _twice(names: list[str]) -> str:
 def _path_of(root: Node, target: Node) -> str:
     """The path of ``target`` (found by identity) under ``root``, for error messages."""
     return next(path for path, node in root.walk() if node is target)
+
+
+def _all_match(names_ok: Callable[[str], object], names: Collection[str]) -> bool:
+    """Every name (none holding a newline) matches, checked with one regular expression."""
+    if not names:
+        return True
+    text = "\n".join(names) + "\n"
+    return text.count("\n") == len(names) and names_ok(text) is not None
+
+
+def _bad_prop_name(root: Node) -> EncodeError:
+    """The error for the first property, in blob order, whose name breaks the DT spec rule."""
+    path, name = next(
+        (p, prop.name)
+        for p, n in root.walk()
+        for prop in n.props
+        if not PROP_NAME_RE.fullmatch(prop.name)
+    )
+    return EncodeError(
+        f"dtb: node {path!r}: property name {name!r} breaks the DT spec "
+        "property-name rule (1-31 of [A-Za-z0-9,._+?#-])"
+    )
 
 
 def _bad_node_name(root: Node) -> EncodeError:
