@@ -243,7 +243,8 @@ def resolve(
     ends = [t.gic.dist.end, *(r.end for r in gic_redist)]
     ends += [d.range.end for d in (*devices_, *unwired_)]
     ends += [r.range.end for r in t.reserved]
-    ends += [r.end for r in (its, t.gic.cpu_if, t.gic.v2m and t.gic.v2m.range) if r is not None]
+    v2m = None if t.gic.v2m is None else t.gic.v2m.range
+    ends += [r.end for r in (its, t.gic.cpu_if, v2m) if r is not None]
     if max(ends) > 1 << bits:
         raise _past_width(layout(()), bits)
     return layout(_place_ram(t, memory, base, bits))

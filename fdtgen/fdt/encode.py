@@ -159,8 +159,8 @@ def encode_located(
         len(strings),
         len(buf),
     )
-    for key in found:
-        found[key] += off_struct
+    for located_prop in found:
+        found[located_prop] += off_struct
     return b"".join((header, rsv, buf, strings)), found
 
 
