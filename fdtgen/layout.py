@@ -87,7 +87,7 @@ class Layout:
 
     @property
     def virtio(self) -> tuple[Device, ...]:
-        return tuple(d for d in self.devices if d.kind == "virtio")
+        return tuple([d for d in self.devices if d.kind == "virtio"])
 
     def spans(self) -> list[tuple[int, int, str]]:
         """Every live range as ``(base, size, tag)``, sorted by address (then size, tag)."""
