@@ -84,55 +84,56 @@ def encode_located(
     head, pad, name_end = _PROP_HEAD, _PAD, _NAME_END
     todo: list[Node | None] = [root]
     pop, push = todo.pop, todo.append
-    while todo:
-        node = pop()
-        if node is None:
-            buf += _END_NODE
-            continue
-        name, props, children, _ = node
-        visit += 1
-        raw = name.encode()
-        buf += _BEGIN
-        buf += raw
-        buf += name_end[len(raw) & 3]
-        for pname, value, _kind, _items in props:
-            entry = table.get(pname)
-            if entry is None:  # a new name: reuse a string that ends in it, or add it
-                key = pname.encode() + b"\0"
-                off = strings.find(key)
-                if off < 0:
-                    off = len(strings)
-                    strings += key
-                entry = table[pname] = [off, visit]
-            elif entry[1] == visit:
-                raise EncodeError(
-                    f"dtb: node {_path_of(root, node)!r}: property {pname!r} appears twice"
-                )
+    try:
+        while todo:
+            node = pop()
+            if node is None:
+                buf += _END_NODE
+                continue
+            name, props, children, _ = node
+            visit += 1
+            raw = name.encode()
+            buf += _BEGIN
+            buf += raw
+            buf += name_end[len(raw) & 3]
+            for pname, value, _kind, _items in props:
+                entry = table.get(pname)
+                if entry is None:  # a new name: reuse a string that ends in it, or add it
+                    key = pname.encode() + b"\0"
+                    off = strings.find(key)
+                    if off < 0:
+                        off = len(strings)
+                        strings += key
+                    entry = table[pname] = [off, visit]
+                elif entry[1] == visit:
+                    raise EncodeError(
+                        f"dtb: node {_path_of(root, node)!r}: property {pname!r} appears twice"
+                    )
+                else:
+                    entry[1] = visit
+                n = len(value)
+                buf += head(FDT_PROP, n, entry[0])
+                buf += value
+                if n & 3:
+                    buf += pad[n & 3]
+            if located and id(node) in located:
+                path, wanted = located[id(node)]
+                _locate(props, path, wanted, len(buf), found)
+            if not children:
+                buf += _END_NODE
             else:
-                entry[1] = visit
-            n = len(value)
-            buf += head(FDT_PROP, n, entry[0])
-            buf += value
-            if n & 3:
-                buf += pad[n & 3]
-        if located and id(node) in located:
-            path, wanted = located[id(node)]
-            _locate(props, path, wanted, len(buf), found)
-        if not children:
-            buf += _END_NODE
-        else:
-            push(None)
-            kids = [c[0] for c in children]
-            if len(set(kids)) < len(kids):
-                raise EncodeError(
-                    f"dtb: node {_path_of(root, node)!r}: child {_twice(kids)!r} appears twice"
-                )
-            names += kids
-            todo += children[::-1]
-    if not _all_match(_prop_names_ok, table):
-        raise _bad_prop_name(root)
-    if not _all_match(_node_names_ok, names):
-        raise _bad_node_name(root)
+                push(None)
+                kids = [c[0] for c in children]
+                if len(set(kids)) < len(kids):
+                    raise EncodeError(
+                        f"dtb: node {_path_of(root, node)!r}: child {_twice(kids)!r} appears twice"
+                    )
+                names += kids
+                todo += children[::-1]
+    except UnicodeEncodeError:  # a name with a lone surrogate, which no rule admits
+        raise _bad_name(root) from None
+    if not (_all_match(_prop_names_ok, table) and _all_match(_node_names_ok, names)):
+        raise _bad_name(root)
     buf += _END
 
     rsv = bytearray()
@@ -209,26 +210,19 @@ def _all_match(names_ok: Callable[[str], object], names: Collection[str]) -> boo
     return text.count("\n") == len(names) and names_ok(text) is not None
 
 
-def _bad_prop_name(root: Node) -> EncodeError:
-    """The error for the first property, in blob order, whose name breaks the DT spec rule."""
-    path, name = next(
-        (p, prop.name)
-        for p, n in root.walk()
-        for prop in n.props
-        if not PROP_NAME_RE.fullmatch(prop.name)
-    )
-    return EncodeError(
-        f"dtb: node {path!r}: property name {name!r} breaks the DT spec "
-        "property-name rule (1-31 of [A-Za-z0-9,._+?#-])"
-    )
-
-
-def _bad_node_name(root: Node) -> EncodeError:
-    """The error for the first node, in blob order, whose name breaks the DT spec rule."""
-    path, node = next(
-        (p, n) for p, n in root.walk() if n is not root and not NODE_NAME_RE.fullmatch(n.name)
-    )
-    return EncodeError(
-        f"dtb: node {path!r}: name {node.name!r} breaks the DT spec node-name rule "
-        "(1-31 of [A-Za-z0-9,._+-], optional @unit-address)"
-    )
+def _bad_name(root: Node) -> EncodeError:
+    """The error for the first name, in blob order (a node's own, then its
+    properties'), that breaks its DT spec rule."""
+    for path, node in root.walk():
+        if node is not root and not NODE_NAME_RE.fullmatch(node.name):
+            return EncodeError(
+                f"dtb: node {path!r}: name {node.name!r} breaks the DT spec node-name rule "
+                "(1-31 of [A-Za-z0-9,._+-], optional @unit-address)"
+            )
+        for prop in node.props:
+            if not PROP_NAME_RE.fullmatch(prop.name):
+                return EncodeError(
+                    f"dtb: node {path!r}: property name {prop.name!r} breaks the DT spec "
+                    "property-name rule (1-31 of [A-Za-z0-9,._+?#-])"
+                )
+    raise AssertionError("every name keeps its rule")
