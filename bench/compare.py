@@ -31,12 +31,17 @@ def ops(tree: DeviceTree) -> list[Op]:
 
 
 def pylibfdt_writer(tree: DeviceTree) -> Callable[[], bytes]:
+    """libfdt's sequential-write API through pylibfdt, on a buffer twice the size
+    the blob will have: it never grows (a grow is a failed call, a new buffer and a
+    copy), and ``as_fdt`` always has room for the final token (it does not grow the
+    buffer, so a buffer filled to the byte fails there with FDT_ERR_NOSPACE)."""
     import libfdt
 
     program = [(op, name, bytes(p.value) if p is not None else None) for op, name, p in ops(tree)]  # type: ignore[attr-defined]
+    size = 2 * (64 + sum(12 + len(v) + 4 + len(n) for op, n, v in program if op == "prop"))
 
     def write() -> bytes:
-        sw = libfdt.FdtSw()
+        sw = libfdt.FdtSw(size)
         sw.finish_reservemap()
         for op, name, value in program:
             if op == "begin":

@@ -17,7 +17,7 @@ from typing import Any
 from fdtgen.boot.image import InputFile, KernelImage, input_file, read_initrd, read_kernel
 from fdtgen.config import anchor_paths, parse_file, read_bytes, validate
 from fdtgen.errors import ConfigError, FdtgenError
-from fdtgen.manifestdata import manifest_json
+from fdtgen.manifest import manifest_for, to_json
 from fdtgen.pipeline import build
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -124,6 +124,6 @@ def build_items(
             raise BatchItemError(item, e) from None
         manifest = None
         if manifests and b.placement is not None:
-            manifest = manifest_json(b, item.inputs, compact=True)
+            manifest = to_json(manifest_for(b, item.inputs), compact=True)
         out.append(Output(item.name, b.blob, manifest))
     return out

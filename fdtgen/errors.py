@@ -40,7 +40,11 @@ class OutputError(FdtgenError):
 
 
 class ManifestError(FdtgenError):
-    """A manifest file is malformed (file, key, value, rule)."""
+    """A placement manifest does not match its model: the file, the key, the rule."""
+
+    def __init__(self, source: str, key: str, rule: str) -> None:
+        super().__init__(f"{source}: {key}: {rule}" if key else f"{source}: {rule}")
+        self.source, self.key, self.rule = source, key, rule
 
 
 class TemplateError(FdtgenError):

@@ -26,16 +26,15 @@ The other built-in templates and their sources are described in
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 from fdtgen.errors import (
     AllocationExhaustedError,
     ConfigError,
 )
 from fdtgen.irq import Spi, Trigger
-from fdtgen.ranges import Range, Region, by_address
+from fdtgen.ranges import Range, Region
 from fdtgen.spec import MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE, RAM_ALIGN
 from fdtgen.template.model import Template
 from fdtgen.units import U64_MAX, KiB, fmt_size, is_aligned
@@ -44,9 +43,11 @@ if TYPE_CHECKING:
     from fdtgen.allocator import Allocator
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
-    """A device the VMM must wire: its MMIO range and its interrupt (if any)."""
+class Device(NamedTuple):
+    """A device the VMM must wire: its MMIO range and its interrupt (if any).
+
+    A named tuple, not a dataclass: every build makes one per virtio transport.
+    """
 
     tag: str
     kind: str
@@ -86,28 +87,43 @@ class Layout:
 
     @property
     def virtio(self) -> tuple[Device, ...]:
-        return tuple(d for d in self.devices if d.kind == "virtio")
+        return tuple([d for d in self.devices if d.kind == "virtio"])
+
+    def spans(self) -> list[tuple[int, int, str]]:
+        """Every live range as ``(base, size, tag)``, sorted by address (then size, tag)."""
+        g = self.template.gic
+        out = [(r.range.base, r.range.size, r.tag) for r in self.template.reserved]
+        out.append((self.gic_dist.base, self.gic_dist.size, "gic-dist"))
+        out += [
+            (r.base, r.size, f"gic-redist{i + 1 if i else ''}")
+            for i, r in enumerate(self.gic_redist)
+        ]
+        out += [(d.range.base, d.range.size, d.tag) for d in (*self.devices, *self.unwired)]
+        out += [(r.base, r.size, f"ram{i or ''}") for i, r in enumerate(self.ram)]
+        if g.cpu_if is not None:
+            out.append((g.cpu_if.base, g.cpu_if.size, "gic-cpu"))
+        if self.its is not None:
+            out.append((self.its.base, self.its.size, "gic-its"))
+        if g.v2m is not None:
+            out.append((g.v2m.range.base, g.v2m.range.size, "gic-v2m"))
+        out.sort()
+        return out
 
     def regions(self) -> tuple[Region, ...]:
-        """Every live region, sorted by address (reports, manifests, the width check)."""
-        g = self.template.gic
-        out = [
-            *self.template.reserved,
-            Region("gic-dist", self.gic_dist),
-            *(Region(f"gic-redist{i + 1 if i else ''}", r) for i, r in enumerate(self.gic_redist)),
-            *(
-                Region(d.tag, d.range, align=_natural_align(d.range))
-                for d in (*self.devices, *self.unwired)
-            ),
-            *(Region(f"ram{i or ''}", r) for i, r in enumerate(self.ram)),
-        ]
-        if g.cpu_if is not None:
-            out.append(Region("gic-cpu", g.cpu_if))
-        if self.its is not None:
-            out.append(Region("gic-its", self.its))
-        if g.v2m is not None:
-            out.append(Region("gic-v2m", g.v2m.range))
-        return tuple(sorted(out, key=by_address))
+        """:meth:`spans` as regions: the template's reserved ones as it has them, each
+        device aligned as its range allows (reports, pictures)."""
+        reserved = {r.tag: r for r in self.template.reserved}
+        devices = {d.tag for d in (*self.devices, *self.unwired)}
+        out = []
+        for base, size, tag in self.spans():
+            r = Range(base, size)
+            if tag in reserved:
+                out.append(reserved[tag])
+            elif tag in devices:
+                out.append(Region(tag, r, align=_natural_align(r)))
+            else:
+                out.append(Region(tag, r))
+        return tuple(out)
 
 
 def _redistributors(t: Template, vcpus: int, stride: int) -> tuple[Range, ...]:
@@ -202,81 +218,79 @@ def resolve(
     if serial:
         u = t.uart
         devices.append(Device("uart0", "uart", Range(u.base, u.size), u.spi, u.trigger))
-    v = t.virtio
-    for i in range(virtio):
-        devices.append(
-            Device(
-                f"virtio-{i}",
-                "virtio",
-                Range(v.window.base + i * v.stride, v.stride),
-                Spi(v.first_spi.number + i),
-                v.trigger,
-            )
-        )
-    devices.extend(
-        Device(d.tag, d.kind, d.range, d.spi, d.trigger) for d in t.devices if d.spi is not None
-    )
-    unwired = tuple(
-        Device(d.tag, d.kind, d.range, None, d.trigger) for d in t.devices if d.spi is None
-    )
+    if virtio:
+        v = t.virtio
+        window, step, first, trigger = v.window.base, v.stride, v.first_spi.number, v.trigger
+        devices += [
+            Device(f"virtio-{i}", "virtio", Range(window + i * step, step), Spi(first + i), trigger)
+            for i in range(virtio)
+        ]
+    unwired = []
+    for d in t.devices:
+        if d.spi is None:
+            unwired.append(Device(d.tag, d.kind, d.range, None, d.trigger))
+        else:
+            devices.append(Device(d.tag, d.kind, d.range, d.spi, d.trigger))
     its = t.gic.its
     if its is not None and t.gic.its_below_redist:
         its = Range(gic_redist[0].base - its.size, its.size)
-    layout = Layout(
-        template=t,
-        vcpus=vcpus,
-        ram=(),
-        gic_dist=t.gic.dist,
-        gic_redist=gic_redist,
-        redist_stride=stride,
-        devices=tuple(devices),
-        address_width=width,
-        its=its,
-        unwired=unwired,
+    devices_, unwired_ = tuple(devices), tuple(unwired)
+
+    def layout(ram: tuple[Range, ...]) -> Layout:
+        return Layout(t, vcpus, ram, t.gic.dist, gic_redist, stride, devices_, width, its, unwired_)
+
+    bits = MAX_ADDRESS_WIDTH if width is None else width
+    ends = [t.gic.dist.end, *(r.end for r in gic_redist)]
+    ends += [d.range.end for d in (*devices_, *unwired_)]
+    ends += [r.range.end for r in t.reserved]
+    v2m = None if t.gic.v2m is None else t.gic.v2m.range
+    ends += [r.end for r in (its, t.gic.cpu_if, v2m) if r is not None]
+    if max(ends) > 1 << bits:
+        raise _past_width(layout(()), bits)
+    return layout(_place_ram(t, memory, base, bits))
+
+
+def _past_width(layout: Layout, bits: int) -> ConfigError:
+    """The first live region (by address) that ends past the address width."""
+    limit = 1 << bits
+    r = next(r for r in layout.regions() if r.range.end > limit)
+    return ConfigError(
+        f"address_width: region {r.tag!r} {r.range} ends past the {bits}-bit guest "
+        f"physical address limit {limit:#x}"
     )
-    return replace(layout, ram=_place_ram(layout, memory, base))
 
 
-def _place_ram(layout: Layout, memory: int, base: int) -> tuple[Range, ...]:
-    """RAM from ``base`` up to the DRAM max end, around holes; sorted by address."""
+def _ram_allocator(t: Template, bits: int) -> Allocator:
+    """An allocator that knows the template's DRAM holes.
+
+    Nothing else can be in RAM's way: the template proofs keep every pinned
+    region (and so every live one, which lies inside its pinned window) out of
+    the DRAM window's ranges (``check_template``).
+    """
     from fdtgen.allocator import Allocator
 
-    t = layout.template
-    bits = MAX_ADDRESS_WIDTH if layout.address_width is None else layout.address_width
-    limit = 1 << bits
-    regions = layout.regions()
-    for r in regions:
-        if r.range.end > limit:
-            raise ConfigError(
-                f"address_width: region {r.tag!r} {r.range} ends past the {bits}-bit guest "
-                f"physical address limit {limit:#x}"
-            )
+    alloc = Allocator(bits)
+    for h in t.ram_holes:
+        alloc.reserve(f"hole:{h.tag}", h.range)
+    return alloc
 
-    def allocator(width: int) -> Allocator:
-        alloc = Allocator(width)
-        for h in t.ram_holes:
-            alloc.reserve(f"hole:{h.tag}", h.range)
-        for r in regions:
-            alloc.fixed(r.tag, r.range)
-        return alloc
 
-    alloc = allocator(bits)
+def _place_ram(t: Template, memory: int, base: int, bits: int) -> tuple[Range, ...]:
+    """RAM from ``base`` up to the DRAM max end, around holes; sorted by address."""
+    alloc = _ram_allocator(t, bits)
     alloc.ram("ram", memory, PAGE_SIZE, min_base=base, max_end=t.dram.end)
     try:
         placed = alloc.allocate()
     except AllocationExhaustedError as e:
         if e.tag != "ram":
             raise
-        raise ConfigError(_ram_overflow(layout, memory, base, bits, allocator)) from None
+        raise ConfigError(_ram_overflow(t, memory, base, bits)) from None
     return tuple(p.range for p in placed if p.kind == "ram")
 
 
-def _ram_overflow(
-    layout: Layout, memory: int, base: int, bits: int, allocator: Callable[[int], Allocator]
-) -> str:
+def _ram_overflow(t: Template, memory: int, base: int, bits: int) -> str:
     """The message for RAM that does not fit: where it would end, and which limit it crosses."""
-    t = layout.template
-    alloc = allocator(MAX_ADDRESS_WIDTH)
+    alloc = _ram_allocator(t, MAX_ADDRESS_WIDTH)
     alloc.ram("ram", memory, PAGE_SIZE, min_base=base)
     try:
         end = max(p.range.end for p in alloc.allocate() if p.kind == "ram")

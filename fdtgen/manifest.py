@@ -1,74 +1,100 @@
 """The placement manifest: what a loader needs to boot the DTB fdtgen built.
 
-A JSON document (and its JSON Schema, ``fdtgen schema``) that loader scripts
-and VMMs read: where each file goes, the entry registers, the RAM, every
-device's MMIO range and interrupt, the GIC ranges, and the patch slots for
-per-boot entropy. Field names are a contract; every address and size is an
+A JSON document (and its JSON Schema, ``fdtgen schema manifest``) that loader
+scripts and VMMs read: where each file goes, the entry registers, the RAM,
+every device's MMIO range and interrupt, the GIC ranges, and the patch slots
+for per-boot entropy. Field names are a contract; every address and size is an
 integer in bytes, every range ``{address, size}`` with an exclusive end at
-``address + size``. These pydantic models are the schema and validation;
-:mod:`fdtgen.manifestdata` builds the same document without pydantic, which
-is what ``fdtgen build`` and ``build-many`` write.
+``address + size``.
+
+The typed dictionaries below are the one model of that document:
+:func:`manifest_for` fills one from a build, :func:`to_json` writes it,
+:func:`from_json` reads one back and holds it to the model, and :func:`schema`
+is the model's JSON Schema. At run time a manifest is a plain ``dict`` in the
+model's field order, which JSON writers take as it is; pydantic reads the same
+classes for the schema and for validation. The pipeline never imports this
+module, so building a DTB never imports pydantic.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic_core import PydanticSerializationError
+from pydantic_core import to_json as _pydantic_json
+from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
 
 from fdtgen.boot.image import InputFile
-from fdtgen.manifestdata import MANIFEST_VERSION, manifest_data
+from fdtgen.errors import ConfigError, ManifestError
+from fdtgen.irq import Trigger
 from fdtgen.pipeline import Build
+from fdtgen.ranges import by_address
+from fdtgen.version import __version__
+
+MANIFEST_VERSION = 1
 
 Address = Annotated[int, Field(ge=0, lt=1 << 64)]
+_STRICT = ConfigDict(extra="forbid")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Span(_Model):
+@with_config(_STRICT)
+class Span(TypedDict):
     """A guest-physical range ``[address, address + size)``."""
 
     address: Address
-    size: int = Field(gt=0, lt=1 << 64)
+    size: Annotated[int, Field(gt=0, lt=1 << 64)]
 
 
-class KernelEntry(_Model):
+@with_config(_STRICT)
+class KernelEntry(TypedDict):
     """The kernel Image: copy ``size`` bytes of the (decompressed) Image to ``load_address``."""
 
-    load_address: int = Field(ge=0, lt=1 << 64, description="where the Image's first byte goes")
-    entry: int = Field(ge=0, lt=1 << 64, description="the entry point (equals load_address)")
-    text_offset: int = Field(ge=0, description="load_address minus its 2 MiB-aligned base")
-    image_size: int = Field(ge=0, description="the header's image_size (0: not given)")
-    size: int = Field(gt=0, description="bytes of the decompressed Image to copy")
-    reserved: int = Field(
-        gt=0, description="bytes kept free from load_address: max(size, image_size)"
-    )
-    flags: int = Field(ge=0, description="the header's flags")
-    format: str = Field(description="raw, gzip, zboot-gzip (decompress before loading) or declared")
+    load_address: Annotated[
+        int, Field(ge=0, lt=1 << 64, description="where the Image's first byte goes")
+    ]
+    entry: Annotated[
+        int, Field(ge=0, lt=1 << 64, description="the entry point (equals load_address)")
+    ]
+    text_offset: Annotated[
+        int, Field(ge=0, description="load_address minus its 2 MiB-aligned base")
+    ]
+    image_size: Annotated[int, Field(ge=0, description="the header's image_size (0: not given)")]
+    size: Annotated[int, Field(gt=0, description="bytes of the decompressed Image to copy")]
+    reserved: Annotated[
+        int, Field(gt=0, description="bytes kept free from load_address: max(size, image_size)")
+    ]
+    flags: Annotated[int, Field(ge=0, description="the header's flags")]
+    format: Annotated[
+        str,
+        Field(description="raw, gzip, zboot-gzip (decompress before loading) or declared"),
+    ]
 
 
-class InitrdEntry(_Model):
+@with_config(_STRICT)
+class InitrdEntry(TypedDict):
     """The initrd: copy the file's ``size`` bytes to ``address`` (linux,initrd-start)."""
 
     address: Address
-    size: int = Field(gt=0)
+    size: Annotated[int, Field(gt=0)]
 
 
-class DtbEntry(_Model):
+@with_config(_STRICT)
+class DtbEntry(TypedDict):
     """The DTB: copy the ``size``-byte blob to ``address`` (x0)."""
 
     address: Address
-    size: int = Field(gt=0, le=2 * 1024 * 1024)
-    reserved: int = Field(
-        gt=0, le=2 * 1024 * 1024, description="bytes of the slot kept for the DTB"
-    )
+    size: Annotated[int, Field(gt=0, le=2 * 1024 * 1024)]
+    reserved: Annotated[
+        int, Field(gt=0, le=2 * 1024 * 1024, description="bytes of the slot kept for the DTB")
+    ]
 
 
-class RegistersEntry(_Model):
+@with_config(_STRICT)
+class RegistersEntry(TypedDict):
     """Primary CPU registers at entry (booting.rst): x0 = DTB, x1..x3 = 0, pc = entry."""
 
     x0: Address
@@ -78,28 +104,31 @@ class RegistersEntry(_Model):
     pc: Address
 
 
-class PatchSlotEntry(_Model):
+@with_config(_STRICT)
+class PatchSlotEntry(TypedDict):
     """Bytes at ``offset`` in the DTB file holding ``property``'s value.
 
     ``derived`` false: zeros, to be overwritten with fresh entropy each boot.
     """
 
     property: str
-    offset: int = Field(ge=0)
-    size: int = Field(gt=0)
+    offset: Annotated[int, Field(ge=0)]
+    size: Annotated[int, Field(gt=0)]
     derived: bool
 
 
-class InputEntry(_Model):
+@with_config(_STRICT)
+class InputEntry(TypedDict):
     """A file the build read."""
 
     role: str
     path: str
-    size: int = Field(ge=0)
-    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    size: Annotated[int, Field(ge=0)]
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
 
 
-class DeviceEntry(_Model):
+@with_config(_STRICT)
+class DeviceEntry(TypedDict):
     """A device the VMM must emulate: MMIO range and interrupt (INTID = SPI + 32).
 
     ``spi``, ``intid`` and ``trigger`` are ``null`` for a device without an interrupt.
@@ -108,21 +137,25 @@ class DeviceEntry(_Model):
     tag: str
     kind: str
     address: Address
-    size: int = Field(gt=0)
-    spi: int | None = Field(ge=0, le=987)
-    intid: int | None = Field(ge=32, le=1019)
-    trigger: str | None = Field(description="edge-rising, edge-falling, level-high or level-low")
+    size: Annotated[int, Field(gt=0)]
+    spi: Annotated[int | None, Field(ge=0, le=987)]
+    intid: Annotated[int | None, Field(ge=32, le=1019)]
+    trigger: Annotated[
+        str | None, Field(description="edge-rising, edge-falling, level-high or level-low")
+    ]
 
 
-class RegionEntry(_Model):
+@with_config(_STRICT)
+class RegionEntry(TypedDict):
     """A tagged guest-physical range ``[address, address + size)``."""
 
     tag: str
     address: Address
-    size: int = Field(gt=0)
+    size: Annotated[int, Field(gt=0)]
 
 
-class GicEntry(_Model):
+@with_config(_STRICT)
+class GicEntry(TypedDict):
     """The interrupt controller: version, distributor, redistributors and every GIC range.
 
     ``regions`` lists them all by tag (``gic-dist``, ``gic-redist``, and where
@@ -132,15 +165,16 @@ class GicEntry(_Model):
     version: int
     distributor: Span
     redistributors: list[Span]
-    redistributor_stride: int = Field(gt=0)
-    maintenance_intid: int | None = None
+    redistributor_stride: Annotated[int, Field(gt=0)]
+    maintenance_intid: NotRequired[Annotated[int | None, Field(default=None)]]
     regions: list[RegionEntry]
 
 
-class Manifest(_Model):
+@with_config(_STRICT)
+class Manifest(TypedDict):
     """Where a loader puts kernel, initrd and DTB, and what the VMM must provide."""
 
-    manifest_version: int = MANIFEST_VERSION
+    manifest_version: NotRequired[Annotated[int, Field(default=MANIFEST_VERSION)]]
     fdtgen_version: str
     template: str
     kernel: KernelEntry
@@ -150,29 +184,157 @@ class Manifest(_Model):
     memory: list[Span]
     patch_slots: list[PatchSlotEntry]
     inputs: list[InputEntry]
-    vcpus: int = Field(ge=1)
+    vcpus: Annotated[int, Field(ge=1)]
     cmdline: str
     gic: GicEntry
     devices: list[DeviceEntry]
-    regions: list[RegionEntry] = Field(
-        description="the whole live map: reserved ranges, GIC, devices and RAM, by address"
-    )
+    regions: Annotated[
+        list[RegionEntry],
+        Field(description="the whole live map: reserved ranges, GIC, devices and RAM, by address"),
+    ]
+
+
+_TRIGGER_LABELS = {t: t.label for t in Trigger}
 
 
 def manifest_for(b: Build, extra_inputs: Sequence[InputFile] = ()) -> Manifest:
-    """The manifest of a build that placed a kernel, as a validated model."""
-    return Manifest.model_validate(manifest_data(b, extra_inputs))
+    """The manifest of a build that placed a kernel; ``extra_inputs`` (the config
+    file) come first among its inputs, then the kernel and initrd files."""
+    p, boot = b.placement, b.boot
+    if p is None or boot is None or boot.kernel is None:
+        raise ConfigError(
+            "manifest: a manifest needs a kernel to place (--kernel, or kernel = ... in the config)"
+        )
+    k = boot.kernel
+    files = [*extra_inputs]
+    if k.source is not None:
+        files.append(k.source)
+    if boot.initrd is not None:
+        files.append(boot.initrd)
+    layout = b.layout
+    g = layout.template.gic
+    regs = p.registers
+    spans = layout.spans()
+    devices: list[DeviceEntry] = []
+    for d in sorted((*layout.devices, *layout.unwired), key=by_address):
+        spi = d.spi
+        devices.append(
+            {
+                "tag": d.tag,
+                "kind": d.kind,
+                "address": d.range.base,
+                "size": d.range.size,
+                "spi": None if spi is None else spi.number,
+                "intid": None if spi is None else spi.intid.value,
+                "trigger": None if spi is None else _TRIGGER_LABELS[d.trigger],
+            }
+        )
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "fdtgen_version": __version__,
+        "template": layout.template.name,
+        "kernel": {
+            "load_address": p.kernel.base,
+            "entry": p.entry,
+            "text_offset": p.text_offset,
+            "image_size": k.image_size,
+            "size": k.size,
+            "reserved": p.kernel.size,
+            "flags": k.flags,
+            "format": k.format,
+        },
+        "initrd": None if p.initrd is None else {"address": p.initrd.base, "size": p.initrd.size},
+        "dtb": {"address": p.dtb.base, "size": len(b.blob), "reserved": p.dtb.size},
+        "registers": {"x0": regs.x0, "x1": regs.x1, "x2": regs.x2, "x3": regs.x3, "pc": regs.pc},
+        "memory": [{"address": r.base, "size": r.size} for r in layout.ram],
+        "patch_slots": [
+            {"property": s.property, "offset": s.offset, "size": s.size, "derived": s.derived}
+            for s in b.slots
+        ],
+        "inputs": [
+            {"role": f.role, "path": f.path, "size": f.size, "sha256": f.sha256} for f in files
+        ],
+        "vcpus": layout.vcpus,
+        "cmdline": b.machine.cmdline,
+        "gic": {
+            "version": g.version,
+            "distributor": {"address": layout.gic_dist.base, "size": layout.gic_dist.size},
+            "redistributors": [{"address": r.base, "size": r.size} for r in layout.gic_redist],
+            "redistributor_stride": layout.redist_stride,
+            "maintenance_intid": None
+            if g.maintenance_ppi is None
+            else g.maintenance_ppi.intid.value,
+            "regions": [
+                {"tag": tag, "address": base, "size": size}
+                for base, size, tag in spans
+                if tag.startswith("gic-")
+            ],
+        },
+        "devices": devices,
+        "regions": [{"tag": tag, "address": base, "size": size} for base, size, tag in spans],
+    }
 
 
-def to_json(m: Manifest) -> bytes:
-    """The manifest as JSON text: fixed key order, two-space indent, trailing newline."""
-    return (json.dumps(m.model_dump(mode="json"), indent=2) + "\n").encode()
+def to_json(m: Manifest, *, compact: bool = False) -> bytes:
+    """The manifest as JSON text in its field order, ASCII only, with a trailing
+    newline: two-space indent, or with ``compact`` one line without spaces.
+
+    Byte for byte what ``json.dumps(m, indent=2)`` (or ``separators=(",", ":")``)
+    writes; a test holds it to that. pydantic-core writes it several times
+    faster, escaping every character json's ASCII escaper does but DEL (0x7f),
+    which is escaped here; a lone surrogate (a path that is not UTF-8), which
+    pydantic-core refuses, goes to ``json`` itself.
+    """
+    try:
+        raw = _pydantic_json(m, indent=None if compact else 2, ensure_ascii=True)
+    except PydanticSerializationError:
+        text = json.dumps(m, separators=(",", ":")) if compact else json.dumps(m, indent=2)
+        return text.encode() + b"\n"
+    return raw.replace(b"\x7f", b"\\u007f") + b"\n"
+
+
+def from_json(raw: str | bytes, source: str = "manifest") -> Manifest:
+    """A manifest read from JSON text and held to the model, strictly (integers
+    are JSON integers, no key missing or unknown). Raises :class:`ManifestError`
+    naming ``source``, the key and the rule of the first problem."""
+    try:
+        return _adapter().validate_json(raw, strict=True)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        raise ManifestError(source, _key(err["loc"]), _rule(err)) from None
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    """A pydantic location as a key path: ``devices[3].spi``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _rule(err: Any) -> str:
+    """A pydantic error as ``value: rule`` (integers past 0xffff in hex)."""
+    msg = err["msg"]
+    if err["type"] == "json_invalid":
+        return f"not valid JSON: {err.get('ctx', {}).get('error', msg)}"
+    if err["type"] == "missing":
+        return "missing"
+    value = err.get("input")
+    shown = f"{value:#x}" if type(value) is int and abs(value) > 0xFFFF else repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{shown}: {msg[0].lower()}{msg[1:]}"
+
+
+@functools.cache
+def _adapter() -> TypeAdapter[Manifest]:
+    """The model compiled for validation and the schema, once per process when first needed."""
+    return TypeAdapter(Manifest)
 
 
 def schema() -> dict[str, object]:
-    """The manifest's JSON Schema (draft 2020-12, as pydantic writes it)."""
-    s = Manifest.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **s}
+    """The manifest's JSON Schema (draft 2020-12, as pydantic writes it for the model)."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **_adapter().json_schema()}
 
 
 def schema_json() -> bytes:

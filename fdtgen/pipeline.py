@@ -2,10 +2,15 @@
 
 Without a kernel, :func:`build` makes the DTB alone. With one (a
 :class:`Boot`), it also places kernel, initrd and DTB per the template's
-policy (:mod:`fdtgen.placement`) and writes the initrd range into
+policy (:mod:`fdtgen.boot.placement`) and writes the initrd range into
 ``/chosen``. Entropy properties are either derived from an explicit seed
 (deterministic output) or reserved as zero bytes whose blob offsets are
 reported as patch slots, for a loader to fill per boot.
+
+This is the only way fdtgen builds a machine, for one VM or a fleet of them.
+It is fast because each step is lean, not because anything is remembered:
+templates are loaded once per process, and every build resolves, places,
+builds and encodes its machine from scratch (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -52,11 +57,14 @@ class Build:
     boot: Boot | None = None
 
 
+_NO_BOOT = Boot()  # the DTB alone: no kernel, no entropy
+
+
 def build(m: Machine, boot: Boot | None = None) -> Build:
     """Resolve, place, build and encode ``m``. Raises :class:`fdtgen.errors.FdtgenError`."""
     template = load_template(m.template)
     layout = machine_layout(m, template)
-    boot = boot or Boot()
+    boot = boot or _NO_BOOT
     placement = None
     if boot.kernel is not None:
         placement = place(layout.ram, template.boot, boot.kernel, boot.initrd_size)

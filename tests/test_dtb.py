@@ -112,6 +112,13 @@ def test_reservation_map_entries_round_trip(dtc):
         pytest.param(Node("", (Prop.empty("x"), Prop.empty("x"))), "appears twice", id="dup-prop"),
         pytest.param(Node("", children=(Node("a"), Node("a"))), "appears twice", id="dup-child"),
         pytest.param(Node("root"), "empty name", id="named-root"),
+        pytest.param(Node("", children=(Node("a\udc80"),)), "node-name rule", id="not-utf8-node"),
+        pytest.param(Node("", (Prop.empty("a\udc80"),)), "property-name rule", id="not-utf8-prop"),
+        pytest.param(
+            Node("", (Prop.empty("x=y"),), (Node("bad name"),)),
+            r"node '/': property name 'x=y'",
+            id="first-in-blob-order",
+        ),
     ],
 )
 def test_invalid_names_are_rejected_with_the_node_path(node, match):

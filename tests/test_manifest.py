@@ -17,11 +17,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fdtgen.boot.image import declared_kernel, read_kernel
+from fdtgen.boot.image import InputFile, declared_kernel, read_kernel
 from fdtgen.devicetree.machine import Machine
+from fdtgen.errors import ConfigError, FdtgenError, ManifestError
 from fdtgen.fdt.dts import to_dts
-from fdtgen.manifest import manifest_for, schema, to_json
+from fdtgen.manifest import from_json, manifest_for, schema, to_json
 from fdtgen.pipeline import Boot, build
+from fdtgen.template.load import load_template
 
 from .conftest import FIXTURES, ROOT, run_fdtgen
 from .test_placement import check_booting_rules
@@ -401,63 +403,131 @@ def test_declared_kernel_placement_matches_a_real_file_with_the_same_header():
     assert real.blob == declared.blob
 
 
-@given(
-    mib=st.sampled_from([256, 512, 2048]),
-    initrd=st.one_of(st.none(), st.integers(1, 32 * MiB)),
-    rng=st.sampled_from([0, 64]),
-    template=st.sampled_from(["squib", "qemu-virt", "firecracker"]),
-)
-def test_plain_manifest_equals_the_validated_model(mib, initrd, rng, template):
-    from fdtgen.manifestdata import manifest_json
-
-    b = build(
-        Machine(template=template, memory=mib * MiB, virtio=2),
-        Boot(kernel=read_kernel(str(KERNEL)), initrd_size=initrd, rng_seed=rng),
-    )
-    assert manifest_json(b) == to_json(manifest_for(b))
-
-
-@given(
-    template=st.sampled_from(["squib", "qemu-virt", "cloud-hypervisor", "firecracker"]),
-    virtio=st.integers(0, 4),
-    cmdline=st.text(st.characters(blacklist_characters="\0"), max_size=40),
-    initrd=st.one_of(st.none(), st.integers(1, 32 * MiB), st.text(min_size=1, max_size=12)),
-    entropy=st.sampled_from([(0, False, None), (8, True, None), (64, False, b"seed")]),
-    real_kernel=st.booleans(),
-)
-def test_compact_manifest_is_json_dumps_of_the_same_document(
-    template, virtio, cmdline, initrd, entropy, real_kernel
-):
-    """The compact writer spells the document exactly as ``json.dumps`` would,
-    escapes (quotes, control characters, non-ASCII) included."""
-    from fdtgen.boot.image import InputFile
-    from fdtgen.manifestdata import manifest_data, manifest_json
-
+def generated_build(template, virtio, cmdline, initrd, entropy, real_kernel):
+    """A placed build, with an initrd file name of whatever characters when ``initrd`` is text."""
     rng, kaslr, seed = entropy
     kernel = read_kernel(str(KERNEL)) if real_kernel else declared_kernel(4096, 0, 0x1AB_0000, 0xA)
     initrd_file = None
-    if isinstance(initrd, str):  # a file name with whatever characters
+    if isinstance(initrd, str):
         initrd_file = InputFile("initrd", initrd, 4096, "ab" * 32)
         initrd = 4096
-    from fdtgen.template.load import load_template
-
     virtio = min(virtio, load_template(template).virtio.slots)
-    b = build(
+    return build(
         Machine(template=template, virtio=virtio, cmdline=cmdline),
         Boot(kernel, initrd, initrd_file, rng_seed=rng, kaslr_seed=kaslr, entropy_seed=seed),
     )
-    extra = (InputFile("config", f"dir/{cmdline}.toml", 10, "0" * 64),)
-    compact = manifest_json(b, extra, compact=True)
-    expected = json.dumps(manifest_data(b, extra), separators=(",", ":")) + "\n"
-    assert compact == expected.encode()
-    assert json.loads(compact) == json.loads(manifest_json(b, extra))
 
 
-def test_compact_manifest_needs_a_kernel_like_the_plain_one():
-    from fdtgen.errors import ConfigError
-    from fdtgen.manifestdata import manifest_json
+BUILDS = {
+    "template": st.sampled_from(["squib", "qemu-virt", "cloud-hypervisor", "firecracker"]),
+    "virtio": st.integers(0, 4),
+    # a command line must be UTF-8 without NUL (config validation); file names may be
+    # anything, lone surrogates (names that are not UTF-8) included
+    "cmdline": st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=40
+    ),
+    "initrd": st.one_of(st.none(), st.integers(1, 32 * MiB), st.text(min_size=1, max_size=12)),
+    "entropy": st.sampled_from([(0, False, None), (8, True, None), (64, False, b"seed")]),
+    "real_kernel": st.booleans(),
+}
 
-    b = build(Machine())
-    for compact in (False, True):
-        with pytest.raises(ConfigError, match="manifest needs a kernel"):
-            manifest_json(b, compact=compact)
+
+@given(**BUILDS)
+def test_manifest_json_is_what_json_dumps_writes(
+    template, virtio, cmdline, initrd, entropy, real_kernel
+):
+    """Both spellings, escapes (quotes, control characters, non-ASCII, DEL, lone
+    surrogates) included."""
+    b = generated_build(template, virtio, cmdline, initrd, entropy, real_kernel)
+    m = manifest_for(b, (InputFile("config", f"dir/{cmdline}.toml", 10, "0" * 64),))
+    assert to_json(m) == (json.dumps(m, indent=2) + "\n").encode()
+    assert to_json(m, compact=True) == (json.dumps(m, separators=(",", ":")) + "\n").encode()
+
+
+def test_the_writer_escapes_every_character_as_json_dumps_does():
+    m = manifest_for(real_build())
+    m["cmdline"] = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert to_json(m, compact=True) == (json.dumps(m, separators=(",", ":")) + "\n").encode()
+    m["cmdline"] = "lone \udc80 surrogate"
+    assert to_json(m) == (json.dumps(m, indent=2) + "\n").encode()
+
+
+@given(**{**BUILDS, "initrd": st.one_of(st.none(), st.integers(1, 32 * MiB))})
+def test_a_manifest_reads_back_as_the_same_document(
+    template, virtio, cmdline, initrd, entropy, real_kernel
+):
+    m = manifest_for(generated_build(template, virtio, cmdline, initrd, entropy, real_kernel))
+    assert from_json(to_json(m), "m.json") == m
+    assert from_json(to_json(m, compact=True).decode(), "m.json") == m
+
+
+def test_a_manifest_needs_a_kernel():
+    with pytest.raises(ConfigError, match="manifest needs a kernel"):
+        manifest_for(build(Machine()))
+
+
+def _broken(edit):
+    doc = json.loads(to_json(manifest_for(real_build())))
+    edit(doc)
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    "raw, key, rule",
+    [
+        pytest.param(
+            lambda: _broken(lambda d: d["kernel"].pop("entry")),
+            "kernel.entry",
+            "missing",
+            id="missing",
+        ),
+        pytest.param(
+            lambda: _broken(lambda d: d["registers"].update(pc="0x80200000")),
+            "registers.pc",
+            "'0x80200000': input should be a valid integer",
+            id="string-address",
+        ),
+        pytest.param(
+            lambda: _broken(lambda d: d["dtb"].update(address=-8)),
+            "dtb.address",
+            "-8: input should be greater than or equal to 0",
+            id="negative",
+        ),
+        pytest.param(
+            lambda: _broken(lambda d: d["dtb"].update(size=3 * MiB)),
+            "dtb.size",
+            "0x300000: input should be less than or equal to 2097152",
+            id="dtb-over-2mib",
+        ),
+        pytest.param(
+            lambda: _broken(lambda d: d["devices"][3].update(surprise=1)),
+            "devices[3].surprise",
+            "1: extra inputs are not permitted",
+            id="unknown-key",
+        ),
+        pytest.param(
+            lambda: _broken(lambda d: d["patch_slots"].append({"property": "x"})),
+            "patch_slots[0].offset",
+            "missing",
+            id="missing-in-list",
+        ),
+        pytest.param(
+            lambda: _broken(lambda d: d.update(vcpus=True)),
+            "vcpus",
+            "True: input should be a valid integer",
+            id="bool-for-int",
+        ),
+        pytest.param(
+            lambda: "{nope",
+            "",
+            "not valid JSON: key must be a string at line 1 column 2",
+            id="not-json",
+        ),
+    ],
+)
+def test_reading_a_broken_manifest_names_the_file_the_key_and_the_rule(raw, key, rule):
+    with pytest.raises(ManifestError) as e:
+        from_json(raw(), "boot.json")
+    assert (e.value.source, e.value.key, e.value.rule) == ("boot.json", key, rule)
+    assert str(e.value) == ": ".join(p for p in ("boot.json", key, rule) if p)
+    assert isinstance(e.value, FdtgenError)

@@ -81,11 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dts:
         from fdtgen.fdt.dts import to_dts
 
-        assert result.tree is not None  # the generic path always keeps its tree
         outputs.append((args.dts, to_dts(result.tree).encode()))
     if args.manifest:
-        from fdtgen.manifestdata import manifest_json
+        from fdtgen.manifest import manifest_for, to_json
 
-        outputs.append((args.manifest, manifest_json(result, config_inputs(args))))
+        outputs.append((args.manifest, to_json(manifest_for(result, config_inputs(args)))))
     write_all_atomic(outputs)
     return 0

@@ -48,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
         files.append((os.path.join(args.output_dir, out.name + ".dtb"), out.dtb))
         if out.manifest is not None:
             files.append((os.path.join(args.output_dir, out.name + ".json"), out.manifest))
-    write_all_atomic(files)
+    write_all_atomic(files, sync_each=False)
     print(f"built {len(outputs)} machines into {args.output_dir}", file=sys.stderr)
     return 0

@@ -124,41 +124,43 @@ def run(args: argparse.Namespace) -> int:
     ram_size = qemu.qemu_ram(layout, qemu_memory)
     qemu.check_extra_args(args.qemu_args, layout)
     m = manifest_for(b)
-    regs = m.registers
-    if (regs.x1, regs.x2, regs.x3) != (0, 0, 0):
+    regs = m["registers"]
+    if (regs["x1"], regs["x2"], regs["x3"]) != (0, 0, 0):
         raise PlacementError(
-            f"registers: x1..x3 = {regs.x1:#x}, {regs.x2:#x}, {regs.x3:#x}; booting.rst requires 0"
+            f"registers: x1..x3 = {regs['x1']:#x}, {regs['x2']:#x}, {regs['x3']:#x}; "
+            "booting.rst requires 0"
         )
 
     kernel_path = os.path.abspath(str(cfg.kernel))
     image = None
-    if m.kernel.format != "raw":
+    kernel, dtb, initrd = m["kernel"], m["dtb"], m["initrd"]
+    if kernel["format"] != "raw":
         with open(kernel_path, "rb") as f:
             image = qemu.raw_image(f.read(), f"kernel {kernel_path!r}")
-        if len(image) != m.kernel.size:
+        if len(image) != kernel["size"]:
             raise FdtgenError(
                 f"kernel {kernel_path!r}: decompressed to {len(image):#x} bytes, "
-                f"but the manifest says {m.kernel.size:#x}"
+                f"but the manifest says {kernel['size']:#x}"
             )
     taken = [
-        Range(m.kernel.load_address, m.kernel.reserved),
-        Range(m.dtb.address, m.dtb.reserved),
+        Range(kernel["load_address"], kernel["reserved"]),
+        Range(dtb["address"], dtb["reserved"]),
     ]
-    if m.initrd is not None:
-        taken.append(Range(m.initrd.address, m.initrd.size))
+    if initrd is not None:
+        taken.append(Range(initrd["address"], initrd["size"]))
     stub_base = qemu.trampoline_base(layout.ram, taken, TRAMPOLINE_SIZE)
-    stub = trampoline(regs.x0, regs.pc)
+    stub = trampoline(regs["x0"], regs["pc"])
 
     def loads(work: Path) -> list[qemu.Load]:
         out = [
             qemu.Load("kernel", str(work / "Image") if image is not None else kernel_path,
-                      m.kernel.load_address, m.kernel.size),
-            qemu.Load("dtb", str(work / "guest.dtb"), m.dtb.address, m.dtb.size),
+                      kernel["load_address"], kernel["size"]),
+            qemu.Load("dtb", str(work / "guest.dtb"), dtb["address"], dtb["size"]),
             qemu.Load("trampoline", str(work / "trampoline.bin"), stub_base, TRAMPOLINE_SIZE),
         ]  # fmt: skip
-        if m.initrd is not None:
+        if initrd is not None:
             initrd_path = os.path.abspath(str(cfg.initrd))
-            out.append(qemu.Load("initrd", initrd_path, m.initrd.address, m.initrd.size))
+            out.append(qemu.Load("initrd", initrd_path, initrd["address"], initrd["size"]))
         return out
 
     qemu.check_loads(loads(Path("work")), ram_size)
@@ -177,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     ok = False
     try:
         outputs = [
-            (str(work / "guest.dtb"), fill_patch_slots(b.blob, m.patch_slots)),
+            (str(work / "guest.dtb"), fill_patch_slots(b.blob, m["patch_slots"])),
             (str(work / "manifest.json"), to_json(m)),
             (str(work / "trampoline.bin"), stub),
         ]
@@ -201,6 +203,6 @@ def fill_patch_slots(blob: bytes, slots: Sequence[Any]) -> bytes:
     as a loader does per boot."""
     out = bytearray(blob)
     for s in slots:
-        if not s.derived:
-            out[s.offset : s.offset + s.size] = os.urandom(s.size)
+        if not s["derived"]:
+            out[s["offset"] : s["offset"] + s["size"]] = os.urandom(s["size"])
     return bytes(out)

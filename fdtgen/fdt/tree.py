@@ -4,6 +4,12 @@ A :class:`Prop` keeps both its encoded bytes (what goes into the blob) and how
 it was written (strings, 32-bit cells, 64-bit cells, raw bytes, phandle
 references), so the DTS writer can render it the way a person would write it
 and dtc compiles it back to the same bytes.
+
+:class:`Prop` and :class:`Node` are named tuples rather than dataclasses: a
+build makes a few hundred of each, and a tuple is immutable, compares by value
+and is built in one step, where a frozen dataclass sets each field through
+``object.__setattr__`` (about five times the cost). The encoder unpacks them
+as the plain tuples they are.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import enum
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from fdtgen.units import U32_MAX, U64_MAX
 
@@ -26,17 +33,29 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Ref:
-    """A phandle reference: rendered ``&label`` in DTS, encoded as the number."""
+    """A phandle reference: rendered ``&label`` in DTS, encoded as the number.
+
+    ``operator.index(ref)`` is the phandle, so a cell packs the same whether it
+    was written as a reference or as the number.
+    """
 
     label: str
     phandle: int
 
+    def __index__(self) -> int:
+        return int(self.phandle)
+
 
 Cell = int | Ref
 
+_EMPTY, _STRINGS, _CELLS, _U64, _BYTES = Kind.EMPTY, Kind.STRINGS, Kind.CELLS, Kind.U64, Kind.BYTES
+_tuple = tuple.__new__
+# Packers for the common cell counts; longer values take struct's own format cache.
+_PACK32 = tuple(struct.Struct(f">{n}I").pack for n in range(17))
+_PACK64 = tuple(struct.Struct(f">{n}Q").pack for n in range(5))
 
-@dataclass(frozen=True, slots=True)
-class Prop:
+
+class Prop(NamedTuple):
     """A property. Build it with the class methods, which validate and encode."""
 
     name: str
@@ -46,39 +65,53 @@ class Prop:
 
     @classmethod
     def empty(cls, name: str) -> Prop:
-        return cls(name, b"", Kind.EMPTY)
+        return _tuple(cls, (name, b"", _EMPTY, ()))
 
     @classmethod
     def strings(cls, name: str, *values: str) -> Prop:
-        if not values:
+        if len(values) == 1:
+            v = values[0]
+            if "\0" not in v:
+                return _tuple(cls, (name, v.encode() + b"\0", _STRINGS, values))
+        elif not values:
             raise ValueError(f"property {name!r}: a string list needs at least one string")
-        parts = []
         for v in values:
             if "\0" in v:
                 raise ValueError(f"property {name!r}: string {v!r} contains a NUL byte")
-            parts.append(v.encode() + b"\0")
-        return cls(name, b"".join(parts), Kind.STRINGS, values)
+        return _tuple(cls, (name, "\0".join(values).encode() + b"\0", _STRINGS, values))
 
     @classmethod
     def cells(cls, name: str, *values: Cell) -> Prop:
-        nums = []
-        for v in values:
-            n = v.phandle if isinstance(v, Ref) else v
-            if not 0 <= n <= U32_MAX:
-                raise ValueError(f"property {name!r}: cell {n:#x} does not fit in 32 bits")
-            nums.append(n)
-        return cls(name, struct.pack(f">{len(nums)}I", *nums), Kind.CELLS, values)
+        n = len(values)
+        try:
+            value = _PACK32[n](*values) if n < 17 else struct.pack(f">{n}I", *values)
+        except (struct.error, TypeError):
+            for v in values:
+                c = v.phandle if isinstance(v, Ref) else v
+                if not 0 <= c <= U32_MAX:
+                    raise ValueError(
+                        f"property {name!r}: cell {c:#x} does not fit in 32 bits"
+                    ) from None
+            raise
+        return _tuple(cls, (name, value, _CELLS, values))
 
     @classmethod
     def u64(cls, name: str, *values: int) -> Prop:
-        for v in values:
-            if not 0 <= v <= U64_MAX:
-                raise ValueError(f"property {name!r}: value {v:#x} does not fit in 64 bits")
-        return cls(name, struct.pack(f">{len(values)}Q", *values), Kind.U64, values)
+        n = len(values)
+        try:
+            value = _PACK64[n](*values) if n < 5 else struct.pack(f">{n}Q", *values)
+        except (struct.error, TypeError):
+            for v in values:
+                if not 0 <= v <= U64_MAX:
+                    raise ValueError(
+                        f"property {name!r}: value {v:#x} does not fit in 64 bits"
+                    ) from None
+            raise
+        return _tuple(cls, (name, value, _U64, values))
 
     @classmethod
     def bytes_(cls, name: str, data: bytes) -> Prop:
-        return cls(name, bytes(data), Kind.BYTES, ())
+        return _tuple(cls, (name, bytes(data), _BYTES, ()))
 
     def as_cells(self) -> tuple[int, ...]:
         """The value as big-endian 32-bit cells (any kind whose length is a multiple of 4)."""
@@ -92,8 +125,7 @@ class Prop:
         return tuple(s.decode(errors="replace") for s in self.value[:-1].split(b"\0"))
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
     """A node: properties first, then children (DT spec "Structure Block")."""
 
     name: str
@@ -173,6 +205,8 @@ def unit_name(prefix: str, base: int) -> str:
 
 def reg_cells(base: int, size: int, address_cells: int = 2, size_cells: int = 2) -> tuple[int, ...]:
     """Split ``base``/``size`` into the parent's ``#address-cells``/``#size-cells``."""
+    if address_cells == 2 and size_cells == 2 and not (base >> 64 or size >> 64):
+        return (base >> 32, base & U32_MAX, size >> 32, size & U32_MAX)
     out: list[int] = []
     for value, n in ((base, address_cells), (size, size_cells)):
         if value >> (32 * n):
