@@ -1,49 +1,14 @@
 """fdtgen: device trees and boot placement for aarch64 Linux microVMs.
 
-The public names below are imported on first use, so ``import fdtgen`` (and
-every CLI command) pays only for the modules it actually needs.
+The API is two calls — :func:`build` a machine, :func:`verify` any blob —
+documented in ``docs/api.md``. Importing ``fdtgen`` is cheap: each call
+imports the layers it needs, and only a build that reads a config imports
+pydantic.
 """
 
+from fdtgen.api import Result, build, verify
+from fdtgen.errors import FdtgenError
+from fdtgen.checks.index import Finding
 from fdtgen.version import __version__
 
-__all__ = [
-    "FDT_MAX_SIZE",
-    "Build",
-    "DeviceTree",
-    "FdtgenError",
-    "Machine",
-    "Node",
-    "Prop",
-    "__version__",
-    "build",
-    "encode",
-    "to_dts",
-]
-
-_LAZY = {
-    "FDT_MAX_SIZE": "spec",
-    "encode": "fdt.encode",
-    "to_dts": "fdt.dts",
-    "FdtgenError": "errors",
-    "Machine": "devicetree.machine",
-    "Build": "pipeline",
-    "build": "pipeline",
-    "DeviceTree": "fdt.tree",
-    "Node": "fdt.tree",
-    "Prop": "fdt.tree",
-}
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fdtgen' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"fdtgen.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__ = ["FdtgenError", "Finding", "Result", "__version__", "build", "verify"]
