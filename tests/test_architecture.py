@@ -111,3 +111,10 @@ def test_nothing_is_compiled_at_run_time():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("exec", "eval"):
                 raise AssertionError(f"{module}:{node.lineno} calls {node.func.id}")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("fdtgen.cli.")))
+def test_commands_do_not_import_each_other(module):
+    shared = {"fdtgen.cli", "fdtgen.cli.common"}
+    others = sorted(m for m in GRAPH[module] if m.startswith("fdtgen.cli.") and m not in shared)
+    assert others == [], f"{module} imports other commands: {others}; share through cli/common.py"

@@ -4,60 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from fdtgen.cli.common import add_config_arguments, load_config, write_all_atomic
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as true)
-if TYPE_CHECKING:
-    from fdtgen.boot.image import InputFile
-    from fdtgen.config import Config
+from fdtgen.cli.common import (
+    add_boot_arguments,
+    add_config_arguments,
+    config_inputs,
+    load_boot_config,
+    write_all_atomic,
+)
 
 HELP = "build the DTB for a machine config (or the embedded default), placing kernel and initrd"
-
-
-def add_boot_arguments(p: argparse.ArgumentParser) -> None:
-    """Kernel, initrd and entropy options (they override the config's keys)."""
-    g = p.add_argument_group("boot (take precedence over CONFIG)")
-    g.add_argument(
-        "--kernel",
-        metavar="IMAGE",
-        help="arm64 Image, Image.gz or EFI zboot (gzip) kernel to place",
-    )
-    g.add_argument("--initrd", metavar="FILE", help="initrd/initramfs to place (needs a kernel)")
-    g.add_argument(
-        "--rng-seed", type=int, metavar="N", help="add an N-byte /chosen/rng-seed (0: none)"
-    )
-    g.add_argument("--kaslr-seed", action="store_true", default=None, help="add /chosen/kaslr-seed")
-    g.add_argument(
-        "--entropy-seed",
-        metavar="TEXT",
-        help="derive rng-seed/kaslr-seed from TEXT "
-        "(default: zero bytes a loader overwrites per boot)",
-    )
-
-
-def load_boot_config(args: argparse.Namespace) -> Config:
-    """The config with the machine overrides and then the boot overrides applied."""
-    from fdtgen.config import override
-
-    cfg = load_config(args)
-    boot = {
-        "kernel": args.kernel,
-        "initrd": args.initrd,
-        "rng_seed": args.rng_seed,
-        "kaslr_seed": args.kaslr_seed,
-        "entropy_seed": args.entropy_seed,
-    }
-    return override(cfg, boot, args.config or "command line")
-
-
-def config_inputs(args: argparse.Namespace) -> list[InputFile]:
-    """The config file as a manifest input, if one was given."""
-    from fdtgen.boot.image import input_file
-
-    if not args.config:
-        return []
-    with open(args.config, "rb") as f:
-        return [input_file("config", args.config, f.read())]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from fdtgen.errors import ConfigError, FdtgenError
 
 if TYPE_CHECKING:
+    from fdtgen.boot.image import InputFile
     from fdtgen.config import Config
     from fdtgen.fdt.parse import Blob
     from fdtgen.pictures import Row
@@ -44,6 +45,52 @@ def load_config(args: argparse.Namespace) -> Config:
         "virtio": args.virtio,
     }
     return load(args.config, overrides)
+
+
+def add_boot_arguments(p: argparse.ArgumentParser) -> None:
+    """Kernel, initrd and entropy options (they override the config's keys)."""
+    g = p.add_argument_group("boot (take precedence over CONFIG)")
+    g.add_argument(
+        "--kernel",
+        metavar="IMAGE",
+        help="arm64 Image, Image.gz or EFI zboot (gzip) kernel to place",
+    )
+    g.add_argument("--initrd", metavar="FILE", help="initrd/initramfs to place (needs a kernel)")
+    g.add_argument(
+        "--rng-seed", type=int, metavar="N", help="add an N-byte /chosen/rng-seed (0: none)"
+    )
+    g.add_argument("--kaslr-seed", action="store_true", default=None, help="add /chosen/kaslr-seed")
+    g.add_argument(
+        "--entropy-seed",
+        metavar="TEXT",
+        help="derive rng-seed/kaslr-seed from TEXT "
+        "(default: zero bytes a loader overwrites per boot)",
+    )
+
+
+def load_boot_config(args: argparse.Namespace) -> Config:
+    """The config with the machine overrides and then the boot overrides applied."""
+    from fdtgen.config import override
+
+    cfg = load_config(args)
+    boot = {
+        "kernel": args.kernel,
+        "initrd": args.initrd,
+        "rng_seed": args.rng_seed,
+        "kaslr_seed": args.kaslr_seed,
+        "entropy_seed": args.entropy_seed,
+    }
+    return override(cfg, boot, args.config or "command line")
+
+
+def config_inputs(args: argparse.Namespace) -> list[InputFile]:
+    """The config file as a manifest input, if one was given."""
+    from fdtgen.boot.image import input_file
+
+    if not args.config:
+        return []
+    with open(args.config, "rb") as f:
+        return [input_file("config", args.config, f.read())]
 
 
 def write_atomic(path: str, data: bytes) -> None:

@@ -15,7 +15,7 @@ _BOOT = ("kernel", "initrd", "rng_seed", "kaslr_seed", "entropy_seed")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fdtgen.cli.build import add_boot_arguments
+    from fdtgen.cli.common import add_boot_arguments
 
     add_config_arguments(p)
     add_boot_arguments(p)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         _, blob = load_blob(args.config)
         text = to_dts(with_labels(blob.tree))
     else:
-        from fdtgen.cli.build import load_boot_config
+        from fdtgen.cli.common import load_boot_config
         from fdtgen.pipeline import build
 
         # The tree fdtgen build writes: with the config's kernel, initrd and seeds.

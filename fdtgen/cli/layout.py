@@ -10,7 +10,7 @@ HELP = "show a machine's guest-physical map: table, address-map diagram, SVG pic
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fdtgen.cli.build import add_boot_arguments
+    from fdtgen.cli.common import add_boot_arguments
 
     add_config_arguments(p)
     add_boot_arguments(p)
@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fdtgen.cli.build import load_boot_config
+    from fdtgen.cli.common import load_boot_config
     from fdtgen.pictures import layout_rows
     from fdtgen.pipeline import build
     from fdtgen.units import fmt_size

@@ -17,14 +17,14 @@ HELP = "show where kernel, initrd and DTB go for a machine config and kernel"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fdtgen.cli.build import add_boot_arguments
+    from fdtgen.cli.common import add_boot_arguments
 
     add_config_arguments(p)
     add_boot_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from fdtgen.cli.build import load_boot_config
+    from fdtgen.cli.common import load_boot_config
     from fdtgen.errors import ConfigError
     from fdtgen.pipeline import build
 
