@@ -7,8 +7,8 @@ pydantic.
 """
 
 from fdtgen.api import Result, build, verify
-from fdtgen.errors import FdtgenError
 from fdtgen.checks.index import Finding
+from fdtgen.errors import FdtgenError
 from fdtgen.version import __version__
 
 __all__ = ["FdtgenError", "Finding", "Result", "__version__", "build", "verify"]

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fdtgen.boot.placement import Placement
+    from fdtgen.checks import Finding
     from fdtgen.config import Config
     from fdtgen.fdt.tree import DeviceTree
     from fdtgen.layout import Layout
     from fdtgen.manifest import Manifest
     from fdtgen.pipeline import Build, PatchSlot
-    from fdtgen.checks import Finding
 
 __all__ = ["Result", "build", "verify"]
 
@@ -103,10 +103,10 @@ def verify(
     """
     import shutil
 
-    from fdtgen.template.load import load_template
     from fdtgen.checks import Options
     from fdtgen.checks import verify as run
     from fdtgen.checks.manifest import load_manifest
+    from fdtgen.template.load import load_template
 
     options = Options(
         template=None if template is None else load_template(template),

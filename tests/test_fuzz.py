@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from fdtgen.checks import Options, verify_parsed
+from fdtgen.checks.manifest import manifest_from
 from fdtgen.devicetree.machine import Machine
 from fdtgen.diff import diff_trees
 from fdtgen.errors import BlobError
@@ -28,8 +30,6 @@ from fdtgen.fdt.phandles import with_labels
 from fdtgen.fdt.tree import DeviceTree
 from fdtgen.pipeline import build
 from fdtgen.template.load import load_template
-from fdtgen.checks import Options, verify_parsed
-from fdtgen.checks.manifest import manifest_from
 
 from .conftest import FIXTURES, run_fdtgen
 from .test_parse import BEGIN, END_NODE, NOP, PROP, begin, header, raw_blob, relayout, u32

@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from fdtgen.checks import Finding, Options, verify
+from fdtgen.checks.index import TreeIndex
+from fdtgen.checks.manifest import manifest_from
 from fdtgen.devicetree.machine import Machine
 from fdtgen.errors import BlobError, ConfigError
 from fdtgen.fdt.encode import encode
@@ -24,9 +27,6 @@ from fdtgen.fdt.tree import DeviceTree, Node, Prop
 from fdtgen.pipeline import build
 from fdtgen.template.load import builtin_names, load_template
 from fdtgen.units import GiB, MiB
-from fdtgen.checks import Finding, Options, verify
-from fdtgen.checks.index import TreeIndex
-from fdtgen.checks.manifest import manifest_from
 
 from .conftest import FIXTURES, ROOT
 from .test_parse import END_NODE, begin, header, raw_blob, u32
