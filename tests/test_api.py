@@ -96,3 +96,16 @@ def test_importing_fdtgen_does_not_import_pydantic():
     code = "import sys, fdtgen; print('pydantic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_readme_python_example_runs(tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```python\n(.*?)```", readme, re.S)
+    (tmp_path / "vm.toml").write_text((ROOT / "examples" / "default.toml").read_text())
+    r = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "guest.dtb").read_bytes() == fdtgen.build(
+        ROOT / "examples" / "default.toml"
+    ).blob
