@@ -7,7 +7,7 @@ pydantic.
 """
 
 from fdtgen.api import Result, build, verify
-from fdtgen.checks.index import Finding
+from fdtgen.checks.finding import Finding
 from fdtgen.errors import FdtgenError
 from fdtgen.version import __version__
 

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fdtgen.checks.index import Finding
+from fdtgen.checks.finding import Finding
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
 
 if TYPE_CHECKING:

@@ -10,10 +10,10 @@ arm/psci.yaml, booting.rst "Secondary CPU requirements"), ``memory.*``
 
 from __future__ import annotations
 
+from fdtgen.checks.finding import Finding
 from fdtgen.checks.index import (
     PSCI_COMPATIBLE,
     TIMER_COMPATIBLE,
-    Finding,
     TreeIndex,
     join,
     number,

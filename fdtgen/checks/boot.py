@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fdtgen.checks.index import Finding, TreeIndex, show
+from fdtgen.checks.finding import Finding
+from fdtgen.checks.index import TreeIndex, show
 from fdtgen.checks.manifest import BootManifest, Span
 from fdtgen.fdt.tree import Prop
 from fdtgen.spec import (

@@ -43,32 +43,6 @@ SHOW_LIMIT = 96  # characters of a property value a finding shows before cutting
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
-    """One broken rule: ``rule`` id, node ``path``, property ``prop`` (or ``""``),
-    the offending ``value`` as DTS text (or ``""``) and the ``message``."""
-
-    rule: str
-    path: str
-    prop: str
-    value: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path} {self.prop}" if self.prop else self.path
-        value = f" = {self.value}" if self.value else ""
-        return f"{self.rule}: {where}{value}: {self.message}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "rule": self.rule,
-            "path": self.path,
-            "property": self.prop,
-            "value": self.value,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class Region:
     """Entry ``index`` of the ``reg`` of the node at ``path``, as the CPU address
     range ``[base, end)``. ``kind`` is ``"memory"`` (a ``device_type = "memory"``

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fdtgen.checks.index import Finding, TreeIndex, is_interrupt_provider, show, show_specifier
+from fdtgen.checks.finding import Finding
+from fdtgen.checks.index import TreeIndex, is_interrupt_provider, show, show_specifier
 from fdtgen.fdt.tree import Prop
 from fdtgen.irq import PPI_INTID_BASE, PPI_MAX, SPI_INTID_BASE, SPI_MAX, Trigger
 

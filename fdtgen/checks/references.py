@@ -6,7 +6,8 @@ path, and each phandle (DT spec "phandle") must lead to a node of the tree.
 
 from __future__ import annotations
 
-from fdtgen.checks.index import Finding, TreeIndex, show, string
+from fdtgen.checks.finding import Finding
+from fdtgen.checks.index import TreeIndex, show, string
 from fdtgen.fdt.phandles import node_phandle
 
 

@@ -7,7 +7,8 @@ bytes, except reserved-memory inside RAM, which is what it is for.
 
 from __future__ import annotations
 
-from fdtgen.checks.index import Finding, Region, TreeIndex
+from fdtgen.checks.finding import Finding
+from fdtgen.checks.index import Region, TreeIndex
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
 
 

@@ -13,7 +13,7 @@ import re
 import subprocess
 from collections.abc import Sequence
 
-from fdtgen.checks.index import Finding
+from fdtgen.checks.finding import Finding
 from fdtgen.fdt.encode import NODE_NAME_RE, PROP_NAME_RE
 from fdtgen.fdt.parse import Blob
 from fdtgen.spec import FDT_MAX_SIZE

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fdtgen.checks.index import TIMER_COMPATIBLE, Finding, TreeIndex, show, show_specifier
+from fdtgen.checks.finding import Finding
+from fdtgen.checks.index import TIMER_COMPATIBLE, TreeIndex, show, show_specifier
 from fdtgen.irq import PPI_INTID_BASE, SPI_INTID_BASE
 from fdtgen.template.registry import KINDS, VIRTIO_MMIO
 
