@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fdtgen.batch import build_items, items_from_dir, items_from_lines
     from fdtgen.cli.common import write_all_atomic
-    from fdtgen.errors import ConfigError
+    from fdtgen.errors import OutputError
 
     items = list(items_from_lines(sys.stdin)) if args.source == "-" else items_from_dir(args.source)
     defaults = {"kernel": args.kernel, "initrd": args.initrd, "template": args.template}
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             os.makedirs(args.output_dir)
         except OSError as e:
-            raise ConfigError(f"output: cannot create {args.output_dir!r}: {e.strerror}") from None
+            raise OutputError(f"output: cannot create {args.output_dir!r}: {e.strerror}") from None
     files = []
     for out in outputs:
         files.append((os.path.join(args.output_dir, out.name + ".dtb"), out.dtb))

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fdtgen.errors import ConfigError, FdtgenError
+from fdtgen.errors import OutputError
 
 if TYPE_CHECKING:
     from fdtgen.boot.image import InputFile
@@ -126,7 +126,7 @@ def write_all_atomic(outputs: list[tuple[str, bytes]], *, sync_each: bool = True
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         if isinstance(e, OSError):
-            raise FdtgenError(f"output: cannot write {e.filename!r}: {e.strerror}") from None
+            raise OutputError(f"output: cannot write {e.filename!r}: {e.strerror}") from None
         raise
     for data in to_stdout:
         sys.stdout.buffer.write(data)
@@ -137,7 +137,7 @@ def _stage(path: str, data: bytes, sync: bool = True) -> str:
     """``data`` in a new temp file next to ``path`` (synced, unless not ``sync``);
     returns its name."""
     if os.path.isdir(path):
-        raise ConfigError(f"output: {path!r} is a directory")
+        raise OutputError(f"output: {path!r} is a directory")
     parent, name = os.path.split(path)
     try:
         mode = os.stat(path).st_mode & 0o7777
@@ -151,9 +151,9 @@ def _stage(path: str, data: bytes, sync: bool = True) -> str:
         except FileExistsError:
             continue
         except OSError as e:
-            raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
+            raise OutputError(f"output: cannot write {path!r}: {e.strerror}") from None
     else:
-        raise FdtgenError(f"output: cannot create a temporary file next to {path!r}")
+        raise OutputError(f"output: cannot create a temporary file next to {path!r}")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -163,7 +163,7 @@ def _stage(path: str, data: bytes, sync: bool = True) -> str:
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise FdtgenError(f"output: cannot write {path!r}: {e.strerror}") from None
+        raise OutputError(f"output: cannot write {path!r}: {e.strerror}") from None
     return tmp
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from fdtgen.cli.common import add_config_arguments, write_atomic
-from fdtgen.errors import ConfigError
+from fdtgen.errors import UsageError
 
 HELP = "print the DTS of a machine config (or the embedded default), or of any DTB file"
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         given = [name for name in (*_OVERRIDES, *_BOOT) if getattr(args, name) is not None]
         if given:
             option = given[0].replace("_", "-")
-            raise ConfigError(f"--{option}: machine options do not apply to a DTB ({args.config})")
+            raise UsageError(f"--{option}: machine options do not apply to a DTB ({args.config})")
         _, blob = load_blob(args.config)
         text = to_dts(with_labels(blob.tree))
     else:

@@ -82,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fdtgen.config import override
-    from fdtgen.errors import ConfigError, FdtgenError, PlacementError
+    from fdtgen.errors import ConfigError, FdtgenError, PlacementError, UsageError
     from fdtgen.manifest import manifest_for, to_json
     from fdtgen.pipeline import build
     from fdtgen.qemu import command as qemu
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             qemu_memory = parse_size(args.qemu_memory)
         except ValueError as e:
-            raise ConfigError(f"--qemu-memory: {e}") from None
+            raise UsageError(f"--qemu-memory: {e}") from None
 
     machine = cfg.machine()
     b = build(machine, cfg.boot())

@@ -45,13 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fdtgen.checks import Options, findings_json, verify_parsed
-    from fdtgen.errors import ConfigError
+    from fdtgen.errors import UsageError
 
     if not 1 <= args.address_bits <= MAX_ADDRESS_WIDTH:
-        raise ConfigError(f"--address-bits: {args.address_bits} is outside 1..{MAX_ADDRESS_WIDTH}")
+        raise UsageError(f"--address-bits: {args.address_bits} is outside 1..{MAX_ADDRESS_WIDTH}")
     for spi in args.shared_spi:
         if spi < 0:
-            raise ConfigError(f"--shared-spi: {spi} is not an SPI number")
+            raise UsageError(f"--shared-spi: {spi} is not an SPI number")
     template = None
     if args.template:
         from fdtgen.template.load import load_template
