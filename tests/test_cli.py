@@ -197,3 +197,17 @@ def test_blob_commands_import_no_heavy_modules(tmp_path, command):
     assert not {"fdtgen.checks.boot", "fdtgen.checks.manifest", "fdtgen.checks.template"} & set(
         imported
     )
+
+
+def test_an_output_that_is_a_directory_is_an_output_error_not_a_config_error(tmp_path):
+    from fdtgen.cli.common import write_atomic
+    from fdtgen.errors import ConfigError, OutputError
+
+    with pytest.raises(OutputError, match="is a directory") as e:
+        write_atomic(str(tmp_path), b"x")
+    assert not isinstance(e.value, ConfigError)
+    r = fdtgen("build", "-o", str(tmp_path))
+    assert (
+        r.returncode == 2
+        and r.stderr == f"fdtgen: error: output: {str(tmp_path)!r} is a directory\n"
+    )
