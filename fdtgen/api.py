@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fdtgen.boot.placement import Placement
+    from fdtgen.checks import Finding
     from fdtgen.config import Config
     from fdtgen.fdt.tree import DeviceTree
     from fdtgen.layout import Layout
     from fdtgen.manifest import Manifest
     from fdtgen.pipeline import Build, PatchSlot
-    from fdtgen.checks import Finding
 
 __all__ = ["Result", "build", "verify"]
 
@@ -103,14 +103,18 @@ def verify(
     """
     import shutil
 
-    from fdtgen.template.load import load_template
     from fdtgen.checks import Options
     from fdtgen.checks import verify as run
-    from fdtgen.checks.manifest import load_manifest
+    from fdtgen.template.load import load_template
 
+    loaded = None
+    if manifest is not None:  # the manifest model brings pydantic: only when asked
+        from fdtgen.checks.manifest import load_manifest
+
+        loaded = load_manifest(os.fspath(manifest))
     options = Options(
         template=None if template is None else load_template(template),
-        manifest=None if manifest is None else load_manifest(os.fspath(manifest)),
+        manifest=loaded,
         dtc=shutil.which("dtc") if dtc else None,
     )
     return run(bytes(blob), options)
