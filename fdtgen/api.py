@@ -105,12 +105,16 @@ def verify(
 
     from fdtgen.checks import Options
     from fdtgen.checks import verify as run
-    from fdtgen.checks.manifest import load_manifest
     from fdtgen.template.load import load_template
 
+    loaded = None
+    if manifest is not None:  # the manifest model brings pydantic: only when asked
+        from fdtgen.checks.manifest import load_manifest
+
+        loaded = load_manifest(os.fspath(manifest))
     options = Options(
         template=None if template is None else load_template(template),
-        manifest=None if manifest is None else load_manifest(os.fspath(manifest)),
+        manifest=loaded,
         dtc=shutil.which("dtc") if dtc else None,
     )
     return run(bytes(blob), options)

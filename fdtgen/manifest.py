@@ -5,7 +5,7 @@ scripts and VMMs read: where each file goes, the entry registers, the RAM,
 every device's MMIO range and interrupt, the GIC ranges, and the patch slots
 for per-boot entropy. Field names are a contract; every address and size is an
 integer in bytes, every range ``{address, size}`` with an exclusive end at
-``address + size``.
+``address + size``, at or below 2^64.
 
 The typed dictionaries below are the one model of that document:
 :func:`manifest_for` fills one from a build, :func:`to_json` writes it,
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, NotRequired
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
@@ -33,6 +33,7 @@ from fdtgen.errors import ConfigError, ManifestError
 from fdtgen.irq import Trigger
 from fdtgen.pipeline import Build
 from fdtgen.ranges import by_address
+from fdtgen.units import U64_MAX
 from fdtgen.version import __version__
 
 MANIFEST_VERSION = 1
@@ -295,13 +296,44 @@ def to_json(m: Manifest, *, compact: bool = False) -> bytes:
 
 def from_json(raw: str | bytes, source: str = "manifest") -> Manifest:
     """A manifest read from JSON text and held to the model, strictly (integers
-    are JSON integers, no key missing or unknown). Raises :class:`ManifestError`
-    naming ``source``, the key and the rule of the first problem."""
+    are JSON integers, no key missing or unknown, no range past 2^64). Raises
+    :class:`ManifestError` naming ``source``, the key and the rule of the first
+    problem."""
     try:
-        return _adapter().validate_json(raw, strict=True)
+        m = _adapter().validate_json(raw, strict=True)
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
         raise ManifestError(source, _key(err["loc"]), _rule(err)) from None
+    # The one rule the model's JSON Schema cannot state: no range wraps past 2^64.
+    k = m["kernel"]
+    if k["load_address"] + k["reserved"] > U64_MAX + 1:
+        raise ManifestError(
+            source,
+            "kernel",
+            f"load_address {k['load_address']:#x} + reserved {k['reserved']:#x} "
+            "ends past 2^64 (the range wraps)",
+        )
+    for key, address, size in _ranges(m):
+        if address + size > U64_MAX + 1:
+            raise ManifestError(
+                source,
+                key,
+                f"address {address:#x} + size {size:#x} ends past 2^64 (the range wraps)",
+            )
+    return m
+
+
+def _ranges(value: object, key: str = "") -> Iterator[tuple[str, int, int]]:
+    """Every ``{address, size}`` object in ``value``, in document order, as
+    (key path, address, size)."""
+    if isinstance(value, dict):
+        if "address" in value and "size" in value:
+            yield key, value["address"], value["size"]
+        for k, v in value.items():
+            yield from _ranges(v, f"{key}.{k}" if key else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _ranges(v, f"{key}[{i}]")
 
 
 def _key(loc: tuple[int | str, ...]) -> str:

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from fdtgen.boot.image import declared_kernel
 from fdtgen.checks import Options, verify_parsed
-from fdtgen.checks.manifest import manifest_from
 from fdtgen.devicetree.machine import Machine
 from fdtgen.diff import diff_trees
 from fdtgen.errors import BlobError
@@ -28,7 +28,8 @@ from fdtgen.fdt.dts import to_dts
 from fdtgen.fdt.parse import parse, parse_blob
 from fdtgen.fdt.phandles import with_labels
 from fdtgen.fdt.tree import DeviceTree
-from fdtgen.pipeline import build
+from fdtgen.manifest import manifest_for
+from fdtgen.pipeline import Boot, build
 from fdtgen.template.load import load_template
 
 from .conftest import FIXTURES, run_fdtgen
@@ -85,20 +86,14 @@ def _corpus() -> list[bytes]:
 CORPUS = _corpus()
 BASE_TREES = [parse(b) for b in CORPUS]
 SQUIB = load_template("squib")
-MANIFEST = manifest_from(
-    {
-        "kernel": {
-            "load_address": 0x8020_0000,
-            "entry": 0x8020_0000,
-            "text_offset": 0,
-            "image_size": 0x100_0000,
-        },
-        "initrd": None,
-        "dtb": {"address": 0x9FE0_0000, "size": len(CORPUS[0])},
-        "registers": {"x0": 0x9FE0_0000, "x1": 0, "x2": 0, "x3": 0, "pc": 0x8020_0000},
-        "memory": [{"address": 0x8000_0000, "size": 0x2000_0000}],
-    }
+# The manifest fdtgen writes for CORPUS[0]'s machine with a 16 MiB kernel, describing
+# CORPUS[0] itself (built without one) as the DTB.
+_PLACED = build(
+    Machine(vcpus=2, virtio=2),
+    Boot(kernel=declared_kernel(0x100_0000, text_offset=0, image_size=0x100_0000)),
 )
+MANIFEST = manifest_for(_PLACED)
+MANIFEST["dtb"]["size"] = len(CORPUS[0])
 
 
 def _blocks(data: bytes) -> tuple[int, int, int, int]:

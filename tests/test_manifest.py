@@ -518,6 +518,24 @@ def _broken(edit):
             id="bool-for-int",
         ),
         pytest.param(
+            lambda: _broken(lambda d: d["dtb"].update(address=(1 << 64) - 8, size=0x1000)),
+            "dtb",
+            "address 0xfffffffffffffff8 + size 0x1000 ends past 2^64 (the range wraps)",
+            id="dtb-wraps",
+        ),
+        pytest.param(
+            lambda: _broken(lambda d: d["kernel"].update(load_address=(1 << 64) - 0x20_0000)),
+            "kernel",
+            "load_address 0xffffffffffe00000 + reserved 0x1ab0000 ends past 2^64 (the range wraps)",
+            id="kernel-wraps",
+        ),
+        pytest.param(
+            lambda: _broken(lambda d: d["devices"][1].update(address=(1 << 64) - 0x100)),
+            "devices[1]",
+            "address 0xffffffffffffff00 + size 0x1000 ends past 2^64 (the range wraps)",
+            id="device-wraps",
+        ),
+        pytest.param(
             lambda: "{nope",
             "",
             "not valid JSON: key must be a string at line 1 column 2",

@@ -23,12 +23,14 @@ value and what is wrong. The rule groups, in report order, one module each:
   pinned region and SPI where the template puts it.
 * :mod:`~fdtgen.checks.boot` (``boot.*``, with a manifest): booting.rst's
   kernel/initrd/DTB rules and the ``/chosen`` initrd, checked independently of
-  :mod:`fdtgen.boot.placement`; :mod:`~fdtgen.checks.manifest` reads manifests.
+  :mod:`fdtgen.boot.placement`, from a manifest held to the one model,
+  :class:`fdtgen.manifest.Manifest` (:mod:`~fdtgen.checks.manifest` reads a
+  manifest file through it).
 
 The last two groups are imported only when asked for. Every rule module reads
 the tree through one :class:`~fdtgen.checks.index.TreeIndex` and imports
-nothing from this module. No config is parsed here, so pydantic is never
-imported.
+nothing from this module. No config is parsed here, and the manifest model is
+imported only with a manifest, so verifying a blob alone never imports pydantic.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ from fdtgen.checks.finding import Finding
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
 
 if TYPE_CHECKING:
-    from fdtgen.checks.manifest import BootManifest
     from fdtgen.fdt.parse import Blob
+    from fdtgen.manifest import Manifest
     from fdtgen.template.model import Template
 
 __all__ = ["Finding", "Options", "findings_json", "verify", "verify_parsed"]
@@ -52,7 +54,8 @@ __all__ = ["Finding", "Options", "findings_json", "verify", "verify_parsed"]
 class Options:
     """What to check beyond the blob itself.
 
-    ``manifest``: the placement to hold to booting.rst (``boot.*``).
+    ``manifest``: the placement to hold to booting.rst (``boot.*``), a manifest
+    :func:`fdtgen.manifest.from_json` read or :func:`~fdtgen.manifest.manifest_for` made.
     ``template``: the template whose pinned regions and SPIs the blob must
     follow (``template.*``). ``dtc``: the dtc executable (``None``: skip its
     checks). ``libfdt``: ask libfdt's ``fdt_check_full`` too. ``shared_spis``:
@@ -60,7 +63,7 @@ class Options:
     guest physical address width every ``reg`` must fit.
     """
 
-    manifest: BootManifest | None = None
+    manifest: Manifest | None = None
     template: Template | None = None
     dtc: str | None = None
     libfdt: bool = True

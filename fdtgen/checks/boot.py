@@ -1,19 +1,21 @@
 """``boot.*`` findings: booting.rst's rules for a blob and its placement manifest.
 
-Loaded by :mod:`fdtgen.checks` only when a manifest is given
-(:mod:`fdtgen.checks.manifest` reads it). The rules are checked from
-Documentation/arch/arm64/booting.rst directly, independently of
+Loaded by :mod:`fdtgen.checks` only when a manifest is given. The manifest is
+the one model, :class:`fdtgen.manifest.Manifest`, already held to it
+(:mod:`fdtgen.checks.manifest` reads a file through
+:func:`fdtgen.manifest.from_json`); the rules only read its fields. They are
+checked from Documentation/arch/arm64/booting.rst directly, independently of
 :mod:`fdtgen.boot.placement`, which chose the placement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fdtgen.checks.finding import Finding
 from fdtgen.checks.index import TreeIndex, show
-from fdtgen.checks.manifest import BootManifest, Span
 from fdtgen.fdt.tree import Prop
 from fdtgen.spec import (
     DEFAULT_TEXT_OFFSET,
@@ -28,20 +30,43 @@ from fdtgen.units import align_down, align_up, is_aligned
 
 if TYPE_CHECKING:
     from fdtgen.fdt.parse import Blob
+    from fdtgen.manifest import Manifest
 
 
-def boot_findings(index: TreeIndex, blob: Blob, m: BootManifest) -> list[Finding]:
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A guest-physical range ``[base, end)``, from the manifest or the tree."""
+
+    base: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    def __str__(self) -> str:
+        return f"[{self.base:#x}, {self.end:#x})"
+
+
+def boot_findings(index: TreeIndex, blob: Blob, m: Manifest) -> list[Finding]:
     """Documentation/arch/arm64/booting.rst, rule by rule, for the manifest's placement."""
     out: list[Finding] = []
 
     def add(rule: str, value: str, message: str, path: str = "/", prop: str = "") -> None:
         out.append(Finding(f"boot.{rule}", path, prop, value, message))
 
+    k, regs = m["kernel"], m["registers"]
+    load, entry, pc = k["load_address"], k["entry"], regs["pc"]
+    memory = [Span(r["address"], r["size"]) for r in m["memory"]]
+    dtb = Span(m["dtb"]["address"], m["dtb"]["size"])
+    ird = m["initrd"]
+    initrd = None if ird is None else Span(ird["address"], ird["size"])
+
     ram = [Span(b, s) for _, b, s in index.memory()]
-    if sorted(ram, key=lambda r: r.base) != sorted(m.memory, key=lambda r: r.base):
+    if sorted(ram, key=lambda r: r.base) != sorted(memory, key=lambda r: r.base):
         add(
             "memory",
-            ", ".join(str(r) for r in m.memory),
+            ", ".join(str(r) for r in memory),
             "the manifest's memory differs from the DT's /memory "
             + (", ".join(str(r) for r in ram) or "(none)"),
             "/memory",
@@ -62,22 +87,20 @@ def boot_findings(index: TreeIndex, blob: Blob, m: BootManifest) -> list[Finding
     reserved += [Span(r.base, r.size) for r in index.regions() if r.kind == "reserved"]
 
     # "4. Call the kernel image"
-    text_offset = DEFAULT_TEXT_OFFSET if m.image_size == 0 else m.text_offset
-    needed = max(m.image_size, m.kernel_size, 1)
-    if m.kernel_reserved is not None and m.kernel_reserved < needed:
+    text_offset = DEFAULT_TEXT_OFFSET if k["image_size"] == 0 else k["text_offset"]
+    needed = max(k["image_size"], k["size"], 1)
+    if k["reserved"] < needed:
         add(
             "kernel-footprint",
-            f"{m.kernel_reserved:#x}",
+            f"{k['reserved']:#x}",
             f"kernel.reserved is less than the Image's image_size/size {needed:#x} "
             '(booting.rst: "At least image_size bytes from the start of the image must be free")',
         )
-    kernel = Span(m.kernel_load, max(needed, m.kernel_reserved or 0))
-    if m.kernel_load < text_offset or not is_aligned(
-        m.kernel_load - text_offset, KERNEL_BASE_ALIGN
-    ):
+    kernel = Span(load, max(needed, k["reserved"]))
+    if load < text_offset or not is_aligned(load - text_offset, KERNEL_BASE_ALIGN):
         add(
             "kernel-align",
-            f"{m.kernel_load:#x}",
+            f"{load:#x}",
             f"kernel.load_address minus text_offset {text_offset:#x} is not 2 MiB aligned "
             '(booting.rst: "text_offset bytes from a 2MB aligned base address")',
         )
@@ -92,17 +115,16 @@ def boot_findings(index: TreeIndex, blob: Blob, m: BootManifest) -> list[Finding
     for r in reserved:
         if kernel.base < r.end and r.base < kernel.end:
             add("kernel-reserved", str(kernel), f"the Image overlaps the reserved range {r}")
-    if m.kernel_entry != m.kernel_load or m.pc != m.kernel_entry:
+    if entry != load or pc != entry:
         add(
             "entry",
-            f"{m.pc:#x}",
-            f"pc {m.pc:#x} and kernel.entry {m.kernel_entry:#x} must both be the Image's "
-            "first byte "
-            f'{m.kernel_load:#x} (booting.rst: the Image is "called there")',
+            f"{pc:#x}",
+            f"pc {pc:#x} and kernel.entry {entry:#x} must both be the Image's first byte "
+            f'{load:#x} (booting.rst: the Image is "called there")',
         )
-    x0, x1, x2, x3 = m.registers
-    if x0 != m.dtb.base:
-        add("registers", f"{x0:#x}", f"x0 must be the DTB's address {m.dtb.base:#x} (booting.rst)")
+    x0, x1, x2, x3 = regs["x0"], regs["x1"], regs["x2"], regs["x3"]
+    if x0 != dtb.base:
+        add("registers", f"{x0:#x}", f"x0 must be the DTB's address {dtb.base:#x} (booting.rst)")
     if (x1, x2, x3) != (0, 0, 0):
         add(
             "registers",
@@ -111,7 +133,6 @@ def boot_findings(index: TreeIndex, blob: Blob, m: BootManifest) -> list[Finding
         )
 
     # "2. Setup the device tree"
-    dtb = m.dtb
     if not is_aligned(dtb.base, DTB_ALIGN):
         add(
             "dtb-align",
@@ -132,7 +153,7 @@ def boot_findings(index: TreeIndex, blob: Blob, m: BootManifest) -> list[Finding
         align_down(dtb.base, DTB_BLOCK),
         align_up(dtb.end, DTB_BLOCK) - align_down(dtb.base, DTB_BLOCK),
     )
-    for what, described in (("/memory", ram), ("the manifest's memory", m.memory)):
+    for what, described in (("/memory", ram), ("the manifest's memory", memory)):
         if not covered(block, described):
             add(
                 "dtb-block-ram",
@@ -149,11 +170,11 @@ def boot_findings(index: TreeIndex, blob: Blob, m: BootManifest) -> list[Finding
             f'{kernel} (booting.rst: not "within any 2M region which must be mapped with any '
             'specific attributes")',
         )
-    if m.initrd is not None and m.initrd.base < block.end and block.base < m.initrd.end:
+    if initrd is not None and initrd.base < block.end and block.base < initrd.end:
         add(
             "dtb-block-initrd",
             str(dtb),
-            f"the DTB's 2 MiB block {block} shares bytes with the initrd {m.initrd} "
+            f"the DTB's 2 MiB block {block} shares bytes with the initrd {initrd} "
             '(booting.rst: not "within any 2M region which must be mapped with any specific '
             'attributes")',
         )
@@ -172,26 +193,25 @@ def boot_findings(index: TreeIndex, blob: Blob, m: BootManifest) -> list[Finding
     chosen = index.nodes.get("/chosen")
     start_p = chosen.prop("linux,initrd-start") if chosen else None
     end_p = chosen.prop("linux,initrd-end") if chosen else None
-    if m.initrd is not None:
-        ird = m.initrd
-        if not in_ram(ird):
-            add("initrd-ram", str(ird), "the initrd is not inside one /memory range")
-        lo = align_down(min(ird.base, kernel.base), INITRD_WINDOW_ALIGN)
-        hi = align_up(max(ird.end, kernel.end), INITRD_WINDOW_ALIGN)
+    if initrd is not None:
+        if not in_ram(initrd):
+            add("initrd-ram", str(initrd), "the initrd is not inside one /memory range")
+        lo = align_down(min(initrd.base, kernel.base), INITRD_WINDOW_ALIGN)
+        hi = align_up(max(initrd.end, kernel.end), INITRD_WINDOW_ALIGN)
         if hi - lo > INITRD_WINDOW_SIZE:
             add(
                 "initrd-window",
-                str(ird),
+                str(initrd),
                 f"the smallest 1 GiB-aligned window covering it and the Image {kernel} is "
                 f"[{lo:#x}, {hi:#x}), over 32 GiB (booting.rst; Linux drops the initrd)",
             )
         got = (_cells_value(start_p), _cells_value(end_p))
-        if got != (ird.base, ird.end):
+        if got != (initrd.base, initrd.end):
             shown = f"{show(start_p) or '(none)'} .. {show(end_p) or '(none)'}"
             add(
                 "chosen-initrd",
                 shown,
-                f"/chosen linux,initrd-start/-end must be {ird.base:#x}/{ird.end:#x} "
+                f"/chosen linux,initrd-start/-end must be {initrd.base:#x}/{initrd.end:#x} "
                 "(start inclusive, end exclusive: chosen.yaml)",
                 "/chosen",
                 "linux,initrd-start",
@@ -204,7 +224,7 @@ def boot_findings(index: TreeIndex, blob: Blob, m: BootManifest) -> list[Finding
             "/chosen",
             "linux,initrd-start",
         )
-    spans = [("kernel Image", kernel), ("DTB", dtb)] + ([("initrd", m.initrd)] if m.initrd else [])
+    spans = [("kernel Image", kernel), ("DTB", dtb)] + ([("initrd", initrd)] if initrd else [])
     for i, (an, a) in enumerate(spans):
         for bn, b in spans[i + 1 :]:
             if a.base < b.end and b.base < a.end:
