@@ -27,33 +27,20 @@ The other built-in templates and their sources are described in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from fdtgen.errors import (
     AllocationExhaustedError,
     ConfigError,
 )
-from fdtgen.irq import Spi, Trigger
 from fdtgen.ranges import Range, Region
 from fdtgen.spec import MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE, RAM_ALIGN
+from fdtgen.template.model import Device as Device  # a layout's devices; re-exported
 from fdtgen.template.model import Template
 from fdtgen.units import U64_MAX, KiB, fmt_size, is_aligned
 
 if TYPE_CHECKING:
     from fdtgen.allocator import Allocator
-
-
-class Device(NamedTuple):
-    """A device the VMM must wire: its MMIO range and its interrupt (if any).
-
-    A named tuple, not a dataclass: every build makes one per virtio transport.
-    """
-
-    tag: str
-    kind: str
-    range: Range
-    spi: Spi | None
-    trigger: Trigger
 
 
 def _natural_align(r: Range) -> int:
@@ -218,13 +205,7 @@ def resolve(
     if serial:
         u = t.uart
         devices.append(Device("uart0", "uart", Range(u.base, u.size), u.spi, u.trigger))
-    if virtio:
-        v = t.virtio
-        window, step, first, trigger = v.window.base, v.stride, v.first_spi.number, v.trigger
-        devices += [
-            Device(f"virtio-{i}", "virtio", Range(window + i * step, step), Spi(first + i), trigger)
-            for i in range(virtio)
-        ]
+    devices += t.virtio.transports[:virtio]
     unwired = []
     for d in t.devices:
         if d.spi is None:
