@@ -201,28 +201,27 @@ def resolve(
         raise ConfigError(
             f"address_width: {width!r} is outside {MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits"
         )
-    devices: list[Device] = []
-    if serial:
-        u = t.uart
-        devices.append(Device("uart0", "uart", Range(u.base, u.size), u.spi, u.trigger))
-    devices += t.virtio.transports[:virtio]
-    unwired = []
+    u = t.uart
+    console = (Device("uart0", "uart", Range(u.base, u.size), u.spi, u.trigger),) if serial else ()
+    transports = t.virtio.transports[:virtio]
+    wired, unwired = [], []
     for d in t.devices:
         if d.spi is None:
             unwired.append(Device(d.tag, d.kind, d.range, None, d.trigger))
         else:
-            devices.append(Device(d.tag, d.kind, d.range, d.spi, d.trigger))
+            wired.append(Device(d.tag, d.kind, d.range, d.spi, d.trigger))
     its = t.gic.its
     if its is not None and t.gic.its_below_redist:
         its = Range(gic_redist[0].base - its.size, its.size)
-    devices_, unwired_ = tuple(devices), tuple(unwired)
+    devices, unwired_ = (*console, *transports, *wired), tuple(unwired)
 
     def layout(ram: tuple[Range, ...]) -> Layout:
-        return Layout(t, vcpus, ram, t.gic.dist, gic_redist, stride, devices_, width, its, unwired_)
+        return Layout(t, vcpus, ram, t.gic.dist, gic_redist, stride, devices, width, its, unwired_)
 
     bits = MAX_ADDRESS_WIDTH if width is None else width
     ends = [t.gic.dist.end, *(r.end for r in gic_redist)]
-    ends += [d.range.end for d in (*devices_, *unwired_)]
+    # The transports follow one another up their window, so the last one ends last.
+    ends += [d.range.end for d in (*console, *transports[-1:], *wired, *unwired_)]
     ends += [r.range.end for r in t.reserved]
     v2m = None if t.gic.v2m is None else t.gic.v2m.range
     ends += [r.end for r in (its, t.gic.cpu_if, v2m) if r is not None]

@@ -177,6 +177,15 @@ def test_virtio_slots_are_made_once_with_the_template_and_a_layout_takes_the_fir
     assert moved.transports[0].range == Range(0x0F10_0000, 0x1000)
 
 
+def test_the_last_transport_a_machine_has_must_fit_the_address_width():
+    t = squib()
+    high = replace(t, virtio=replace(t.virtio, base=4 * 1024 * MiB - 2 * 0x1000))
+    layout = resolve(high, vcpus=1, memory=512 * MiB, virtio=2, address_width=32)
+    assert layout.virtio[-1].range.end == 1 << 32
+    with pytest.raises(ConfigError, match=r"region 'virtio-2' \[0x100000000, 0x100001000\) ends"):
+        resolve(high, vcpus=1, memory=512 * MiB, virtio=3, address_width=32)
+
+
 def test_33_vcpus_is_rejected():
     with pytest.raises(ConfigError, match=r"vcpus: 33 is outside 1..32"):
         resolve(squib(), vcpus=33, memory=512 * MiB, virtio=32)
