@@ -33,7 +33,8 @@ class Trigger(enum.IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower().replace("_", "-")
+        """How templates and reports spell it: ``edge-rising``, ``level-high``, ..."""
+        return _TRIGGER_LABELS[self]
 
     @classmethod
     def parse(cls, text: str) -> Trigger:
@@ -42,6 +43,9 @@ class Trigger(enum.IntEnum):
         except KeyError:
             names = ", ".join(t.label for t in cls)
             raise IrqError(f"trigger {text!r} is not one of {names}") from None
+
+
+_TRIGGER_LABELS = {t: t.name.lower().replace("_", "-") for t in Trigger}  # spelled once
 
 
 @dataclass(frozen=True, slots=True, order=True)

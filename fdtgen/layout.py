@@ -27,33 +27,20 @@ The other built-in templates and their sources are described in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from fdtgen.errors import (
     AllocationExhaustedError,
     ConfigError,
 )
-from fdtgen.irq import Spi, Trigger
 from fdtgen.ranges import Range, Region
 from fdtgen.spec import MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE, RAM_ALIGN
+from fdtgen.template.model import Device as Device  # a layout's devices; re-exported
 from fdtgen.template.model import Template
 from fdtgen.units import U64_MAX, KiB, fmt_size, is_aligned
 
 if TYPE_CHECKING:
     from fdtgen.allocator import Allocator
-
-
-class Device(NamedTuple):
-    """A device the VMM must wire: its MMIO range and its interrupt (if any).
-
-    A named tuple, not a dataclass: every build makes one per virtio transport.
-    """
-
-    tag: str
-    kind: str
-    range: Range
-    spi: Spi | None
-    trigger: Trigger
 
 
 def _natural_align(r: Range) -> int:
@@ -214,34 +201,27 @@ def resolve(
         raise ConfigError(
             f"address_width: {width!r} is outside {MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits"
         )
-    devices: list[Device] = []
-    if serial:
-        u = t.uart
-        devices.append(Device("uart0", "uart", Range(u.base, u.size), u.spi, u.trigger))
-    if virtio:
-        v = t.virtio
-        window, step, first, trigger = v.window.base, v.stride, v.first_spi.number, v.trigger
-        devices += [
-            Device(f"virtio-{i}", "virtio", Range(window + i * step, step), Spi(first + i), trigger)
-            for i in range(virtio)
-        ]
-    unwired = []
+    u = t.uart
+    console = (Device("uart0", "uart", Range(u.base, u.size), u.spi, u.trigger),) if serial else ()
+    transports = t.virtio.transports[:virtio]
+    wired, unwired = [], []
     for d in t.devices:
         if d.spi is None:
             unwired.append(Device(d.tag, d.kind, d.range, None, d.trigger))
         else:
-            devices.append(Device(d.tag, d.kind, d.range, d.spi, d.trigger))
+            wired.append(Device(d.tag, d.kind, d.range, d.spi, d.trigger))
     its = t.gic.its
     if its is not None and t.gic.its_below_redist:
         its = Range(gic_redist[0].base - its.size, its.size)
-    devices_, unwired_ = tuple(devices), tuple(unwired)
+    devices, unwired_ = (*console, *transports, *wired), tuple(unwired)
 
     def layout(ram: tuple[Range, ...]) -> Layout:
-        return Layout(t, vcpus, ram, t.gic.dist, gic_redist, stride, devices_, width, its, unwired_)
+        return Layout(t, vcpus, ram, t.gic.dist, gic_redist, stride, devices, width, its, unwired_)
 
     bits = MAX_ADDRESS_WIDTH if width is None else width
     ends = [t.gic.dist.end, *(r.end for r in gic_redist)]
-    ends += [d.range.end for d in (*devices_, *unwired_)]
+    # The transports follow one another up their window, so the last one ends last.
+    ends += [d.range.end for d in (*console, *transports[-1:], *wired, *unwired_)]
     ends += [r.range.end for r in t.reserved]
     v2m = None if t.gic.v2m is None else t.gic.v2m.range
     ends += [r.end for r in (its, t.gic.cpu_if, v2m) if r is not None]

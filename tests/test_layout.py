@@ -165,6 +165,27 @@ def test_unaligned_region_is_rejected():
         check_regions([Region("x", Range(0x1234, 0x1000))])
 
 
+def test_virtio_slots_are_made_once_with_the_template_and_a_layout_takes_the_first_n():
+    t = squib()
+    assert [(d.tag, d.range, d.spi) for d in t.virtio.transports] == [
+        (f"virtio-{i}", Range(VIRTIO_MMIO_BASE + i * 0x1000, 0x1000), Spi(16 + i))
+        for i in range(32)
+    ]
+    layout = resolve(t, vcpus=1, memory=512 * MiB, virtio=5)
+    assert layout.virtio == t.virtio.transports[:5]
+    moved = replace(t.virtio, base=0x0F10_0000)  # a new window brings its own slots
+    assert moved.transports[0].range == Range(0x0F10_0000, 0x1000)
+
+
+def test_the_last_transport_a_machine_has_must_fit_the_address_width():
+    t = squib()
+    high = replace(t, virtio=replace(t.virtio, base=4 * 1024 * MiB - 2 * 0x1000))
+    layout = resolve(high, vcpus=1, memory=512 * MiB, virtio=2, address_width=32)
+    assert layout.virtio[-1].range.end == 1 << 32
+    with pytest.raises(ConfigError, match=r"region 'virtio-2' \[0x100000000, 0x100001000\) ends"):
+        resolve(high, vcpus=1, memory=512 * MiB, virtio=3, address_width=32)
+
+
 def test_33_vcpus_is_rejected():
     with pytest.raises(ConfigError, match=r"vcpus: 33 is outside 1..32"):
         resolve(squib(), vcpus=33, memory=512 * MiB, virtio=32)

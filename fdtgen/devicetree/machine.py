@@ -37,6 +37,14 @@ __all__ = ["DEFAULT_CMDLINE", "Machine", "Topology", "machine_layout", "machine_
 
 DEFAULT_CMDLINE = "console=ttyAMA0 earlycon panic=-1"
 
+# Properties every tree has the same, built once (a Prop is immutable and can be shared).
+_ROOT_CELLS = (
+    Prop.cells("#address-cells", 2),
+    Prop.cells("#size-cells", 2),
+    Prop.cells("interrupt-parent", GIC_REF),
+)
+_MEMORY_TYPE = Prop.strings("device_type", "memory")
+
 
 @dataclass(frozen=True, slots=True)
 class Machine:
@@ -82,7 +90,7 @@ def memory_nodes(layout: Layout) -> list[Node]:
     return [
         Node(
             unit_name("memory", r.base),
-            (Prop.strings("device_type", "memory"), Prop.cells("reg", *reg_cells(r.base, r.size))),
+            (_MEMORY_TYPE, Prop.cells("reg", *reg_cells(r.base, r.size))),
         )
         for r in layout.ram
     ]
@@ -160,9 +168,7 @@ def machine_tree(
         (
             Prop.strings("compatible", *t.compatible),
             Prop.strings("model", t.model),
-            Prop.cells("#address-cells", 2),
-            Prop.cells("#size-cells", 2),
-            Prop.cells("interrupt-parent", GIC_REF),
+            *_ROOT_CELLS,
         ),
         tuple(children),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable, Collection
+from typing import Any
 
 from fdtgen.errors import BlobTooLargeError, EncodeError
 from fdtgen.fdt.tree import DeviceTree, Node, Prop
@@ -67,7 +68,10 @@ def encode_located(
     regular expression over all the names: the string table's (a property
     name used a hundred times is checked once) and the nodes'. A property
     name seen twice in one node is caught by the string table, which notes
-    the last node to use each name (nodes are numbered as they are met).
+    the last node to use each name (nodes are numbered as they are met). The
+    table also keeps the ``FDT_PROP`` header last written under each name: a
+    name mostly comes in runs of one value length (every cpu's ``reg``, then
+    every device's), so most headers are reused rather than packed again.
     Paths are worked out only for an error message or a located property.
     """
     root = tree.root
@@ -76,8 +80,9 @@ def encode_located(
     located = _targets(root, locate)
     buf = bytearray()
     strings = bytearray()
-    # property name -> [offset in the strings block, the number of the last node using it]
-    table: dict[str, list[int]] = {}
+    # property name -> [offset in the strings block, the number of the last node using
+    # it, the value length last written under it, the FDT_PROP header written then]
+    table: dict[str, list[Any]] = {}
     visit = 0
     names: list[str] = []
     found: dict[tuple[str, str], int] = {}
@@ -104,7 +109,7 @@ def encode_located(
                     if off < 0:
                         off = len(strings)
                         strings += key
-                    entry = table[pname] = [off, visit]
+                    entry = table[pname] = [off, visit, -1, b""]
                 elif entry[1] == visit:
                     raise EncodeError(
                         f"dtb: node {_path_of(root, node)!r}: property {pname!r} appears twice"
@@ -112,7 +117,10 @@ def encode_located(
                 else:
                     entry[1] = visit
                 n = len(value)
-                buf += head(FDT_PROP, n, entry[0])
+                if n != entry[2]:
+                    entry[2] = n
+                    entry[3] = head(FDT_PROP, n, entry[0])
+                buf += entry[3]
                 buf += value
                 if n & 3:
                     buf += pad[n & 3]

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fdtgen.fdt.tree import Node, Prop, Ref, reg_cells, unit_name
-from fdtgen.irq import Spi, Trigger, gic_cells
+from fdtgen.irq import CELL_TYPE_SPI, Spi, Trigger, gic_cells
 from fdtgen.ranges import Range
 from fdtgen.template.model import DeviceSpec, Template
+from fdtgen.units import U32_MAX
 
 NS16550_CLOCK_HZ = 1_843_200  # the 1.8432 MHz UART crystal kvmtool and crosvm describe
 KEY_POWER = 116  # linux/input-event-codes.h
@@ -196,8 +197,17 @@ def fw_cfg_node(k: DeviceKind, d: Wired, t: Template) -> Node:
 
 
 def virtio_mmio_node(k: DeviceKind, d: Wired, t: Template) -> Node:
-    """One virtio-mmio transport (virtio/mmio.yaml); ``dma-coherent`` if the template says so."""
-    props = (k.compatible_prop, reg_prop(d), *interrupts(d))
+    """One virtio-mmio transport (virtio/mmio.yaml); ``dma-coherent`` if the template says so.
+
+    A machine has up to 32 of these, more nodes than of any other kind, so
+    ``reg`` and ``interrupts`` are written out here rather than through
+    :func:`reg_prop` and :func:`interrupts`.
+    """
+    base, size = d.range.base, d.range.size
+    reg = Prop.cells("reg", base >> 32, base & U32_MAX, size >> 32, size & U32_MAX)  # 2 + 2 cells
+    props: tuple[Prop, ...] = (k.compatible_prop, reg)
+    if d.spi is not None:
+        props += (Prop.cells("interrupts", CELL_TYPE_SPI, d.spi.number, d.trigger),)
     if t.virtio.dma_coherent:
         props += (_DMA_COHERENT,)
-    return Node(unit_name(k.node_name, d.range.base), props)
+    return Node(unit_name(k.node_name, base), props)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from fdtgen.errors import LayoutError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
@@ -13,6 +14,20 @@ from fdtgen.units import U64_MAX, KiB, is_aligned
 REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole window
 REDIST_ANCHORS = ("base", "end")  # live redistributors start at the window base / end at its end
 PLACEMENTS = ("fixed", "below-4g")  # how a template region gets its base
+
+
+class Device(NamedTuple):
+    """A device the VMM must wire: its MMIO range and its interrupt (if any).
+
+    A named tuple, not a dataclass: a layout holds one per device, and a
+    template one per virtio slot.
+    """
+
+    tag: str
+    kind: str
+    range: Range
+    spi: Spi | None
+    trigger: Trigger
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +114,12 @@ class VirtioSpec:
     ``base`` is ``None`` until a ``below-4g`` window is placed at load time,
     and for a template without transports (``slots = 0``: the VMM uses
     virtio-pci, which fdtgen does not describe).
+
+    ``transports`` holds every slot's device, ``virtio-0`` first. Slot i is
+    the same in every machine built from the template, so the slots are made
+    once, with the spec, and a layout with n transports takes the first n.
+    An unplaced window has none yet, and so does one whose stride the
+    template proofs reject.
     """
 
     base: int | None
@@ -108,6 +129,23 @@ class VirtioSpec:
     trigger: Trigger
     dma_coherent: bool = True
     placement: str = "fixed"
+    transports: tuple[Device, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        base, stride, first = self.base, self.stride, self.first_spi.number
+        transports: tuple[Device, ...] = ()
+        if base is not None and stride > 0:
+            transports = tuple(
+                Device(
+                    f"virtio-{i}",
+                    "virtio",
+                    Range(base + i * stride, stride),
+                    Spi(first + i),
+                    self.trigger,
+                )
+                for i in range(self.slots)
+            )
+        object.__setattr__(self, "transports", transports)
 
     @property
     def size(self) -> int:
