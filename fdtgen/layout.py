@@ -29,10 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fdtgen.errors import (
-    AllocationExhaustedError,
-    ConfigError,
-)
+from fdtgen.errors import AllocationExhaustedError, ConfigError, LayoutError
 from fdtgen.ranges import Range, Region
 from fdtgen.spec import MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE, RAM_ALIGN
 from fdtgen.template.model import Device as Device  # a layout's devices; re-exported
@@ -204,6 +201,8 @@ def resolve(
     u = t.uart
     console = (Device("uart0", "uart", Range(u.base, u.size), u.spi, u.trigger),) if serial else ()
     transports = t.virtio.transports[:virtio]
+    if len(transports) < virtio:  # a hand-made template whose window was never placed
+        raise LayoutError(f"virtio: {virtio} transports, but the template's window is unplaced")
     wired, unwired = [], []
     for d in t.devices:
         if d.spi is None:

@@ -228,3 +228,13 @@ def test_user_template_gets_the_same_proofs(tmp_path: Path):
     bad.write_text(re.sub(r"base = 0x0F00_0000", "base = 0x0E0A_0000", text))
     with pytest.raises(RegionOverlapError, match="'uart0'.*'virtio'"):
         load_template(str(bad))
+
+
+def test_transports_of_a_template_whose_window_was_never_placed_are_refused():
+    t = load_template("squib")
+    unplaced = replace(t, virtio=replace(t.virtio, base=None))
+    with pytest.raises(
+        LayoutError, match="virtio: 2 transports, but the template's window is unplaced"
+    ):
+        resolve(unplaced, vcpus=1, memory=256 * MiB, virtio=2, serial=True)
+    assert resolve(unplaced, vcpus=1, memory=256 * MiB, virtio=0, serial=True).virtio == ()
