@@ -46,6 +46,7 @@ def test_quick_benchmark_measures_every_contender_and_prints_every_target(tmp_pa
     assert set(figures["cold_start_s"]) == {
         "bare interpreter",
         "import pydantic",
+        "pydantic + one model",
         "fdtgen build CONFIG",
         "fdtgen dts BLOB",
         "fdtgen verify BLOB",
