@@ -8,7 +8,6 @@ pipeline reports as patch slots, for a loader to fill per boot.
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from fdtgen.fdt.tree import Node, Prop, unit_name
@@ -88,4 +87,6 @@ def entropy_bytes(seed: bytes | None, label: str, size: int) -> bytes:
     domain label, or zeros when there is no seed (a slot for the loader)."""
     if seed is None:
         return bytes(size)
+    import hashlib  # OpenSSL's import is not free; only seeded builds need it
+
     return hashlib.shake_256(b"fdtgen " + label.encode() + b"\0" + seed).digest(size)
