@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Sequence
 
 from fdtgen.checks.finding import Finding
-from fdtgen.fdt.encode import NODE_NAME_RE, PROP_NAME_RE
+from fdtgen.fdt.names import SPEC_NODE_NAME_RE, SPEC_PROP_NAME_RE
 from fdtgen.fdt.parse import Blob
 from fdtgen.spec import FDT_MAX_SIZE
 from fdtgen.units import U64_MAX
@@ -76,7 +76,7 @@ def structure_findings(
             )
         )
     for path, node in root.walk():
-        if path != "/" and not NODE_NAME_RE.fullmatch(node.name):
+        if path != "/" and not SPEC_NODE_NAME_RE.fullmatch(node.name):
             out.append(
                 Finding(
                     "structure.node-name",
@@ -88,7 +88,7 @@ def structure_findings(
                 )
             )
         for p in node.props:
-            if not PROP_NAME_RE.fullmatch(p.name):
+            if not SPEC_PROP_NAME_RE.fullmatch(p.name):
                 out.append(
                     Finding(
                         "structure.property-name",

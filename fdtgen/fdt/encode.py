@@ -17,6 +17,12 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from fdtgen.errors import BlobTooLargeError, EncodeError
+from fdtgen.fdt.names import (
+    SPEC_NODE_CHARS,
+    SPEC_NODE_NAME_RE,
+    SPEC_PROP_CHARS,
+    SPEC_PROP_NAME_RE,
+)
 from fdtgen.fdt.tree import DeviceTree, Node, Prop
 from fdtgen.units import U32_MAX, U64_MAX
 
@@ -30,9 +36,6 @@ FDT_VERSION = 17
 FDT_LAST_COMP_VERSION = 16
 HEADER_SIZE = 40
 
-# DT spec "Node Names" / "Property Names": allowed characters, 1..31 of them.
-NODE_NAME_RE = re.compile(r"[A-Za-z0-9,._+-]{1,31}(@[A-Za-z0-9,._+-]+)?")
-PROP_NAME_RE = re.compile(r"[A-Za-z0-9,._+?#-]{1,31}")
 
 _BEGIN = struct.pack(">I", FDT_BEGIN_NODE)
 _END_NODE = struct.pack(">I", FDT_END_NODE)
@@ -43,10 +46,11 @@ _NAME_END = (b"\0\0\0\0", b"\0\0\0", b"\0\0", b"\0")  # a name's NUL and padding
 _HEADER = struct.Struct(">10I").pack
 _PROP_HEAD = struct.Struct(">III").pack  # FDT_PROP, value length, name offset
 _RSV_ENTRY = struct.Struct(">QQ").pack
-# Many names, each followed by a newline (which no name may hold): NODE_NAME_RE and
-# PROP_NAME_RE, possessive, as no backtracking can help a name match.
-_node_names_ok = re.compile(r"(?:[A-Za-z0-9,._+-]{1,31}+(?:@[A-Za-z0-9,._+-]++)?\n)*+").fullmatch
-_prop_names_ok = re.compile(r"(?:[A-Za-z0-9,._+?#-]{1,31}+\n)*+").fullmatch
+# Many names, each followed by a newline (which no name may hold): the spec's
+# rules, possessive, as no backtracking can help a name match.
+_N, _P = SPEC_NODE_CHARS, SPEC_PROP_CHARS
+_node_names_ok = re.compile(f"(?:[{_N}]{{1,31}}+(?:@[{_N}]++)?\n)*+").fullmatch
+_prop_names_ok = re.compile(f"(?:[{_P}]{{1,31}}+\n)*+").fullmatch
 
 
 def encode(tree: DeviceTree, *, max_size: int = U32_MAX) -> bytes:
@@ -222,13 +226,13 @@ def _bad_name(root: Node) -> EncodeError:
     """The error for the first name, in blob order (a node's own, then its
     properties'), that breaks its DT spec rule."""
     for path, node in root.walk():
-        if node is not root and not NODE_NAME_RE.fullmatch(node.name):
+        if node is not root and not SPEC_NODE_NAME_RE.fullmatch(node.name):
             return EncodeError(
                 f"dtb: node {path!r}: name {node.name!r} breaks the DT spec node-name rule "
                 "(1-31 of [A-Za-z0-9,._+-], optional @unit-address)"
             )
         for prop in node.props:
-            if not PROP_NAME_RE.fullmatch(prop.name):
+            if not SPEC_PROP_NAME_RE.fullmatch(prop.name):
                 return EncodeError(
                     f"dtb: node {path!r}: property name {prop.name!r} breaks the DT spec "
                     "property-name rule (1-31 of [A-Za-z0-9,._+?#-])"

@@ -1,4 +1,4 @@
-"""The strict DTB parser: untrusted bytes -> :class:`fdtgen.tree.DeviceTree`.
+"""The strict DTB parser: untrusted bytes -> :class:`fdtgen.fdt.tree.DeviceTree`.
 
 Devicetree Specification, chapter "Flattened Devicetree (DTB) Format": a
 header, then a memory reservation block ("Memory Reservation Block", 8-byte
@@ -44,6 +44,7 @@ from fdtgen.fdt.encode import (
     FDT_PROP,
     HEADER_SIZE,
 )
+from fdtgen.fdt.names import DTC_NAME_CHARS, DTC_NODE_NAME_RE, DTC_PROP_NAME_RE
 from fdtgen.fdt.tree import DeviceTree, Node, Prop, guess_kind
 
 MAX_DEPTH = 64  # Linux drivers/of/fdt.c FDT_MAX_DEPTH: deeper nodes are dropped
@@ -52,12 +53,6 @@ FIRST_VERSION = 16
 LAST_COMP_VERSION = 17  # the newest format version this parser reads
 RSV_ENTRY_SIZE = 16  # two big-endian u64: address, size
 
-# The names dtc accepts without an error (checks.c: PROPNODECHARS for
-# properties, NODECHARS plus node_name_format's single '@' for nodes); any
-# other name could not be compiled back from DTS.
-PROP_NAME_CHARS = "A-Za-z0-9,._+*#?-"
-PROP_NAME_RE = re.compile(f"[{PROP_NAME_CHARS}]+")
-NODE_NAME_RE = re.compile(f"[{PROP_NAME_CHARS}]+(@[{PROP_NAME_CHARS}]*)?")
 
 _TOKEN_NAMES = {
     FDT_BEGIN_NODE: "FDT_BEGIN_NODE",
@@ -318,7 +313,7 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
             raw = buf[pos + 4 : nul]
             if stack:
                 parent = stack[-1]
-                name = _name(raw, pos + 4, f"node name under {parent.path}", NODE_NAME_RE)
+                name = _name(raw, pos + 4, f"node name under {parent.path}", DTC_NODE_NAME_RE)
                 if name in parent.child_names:
                     raise BlobError(
                         f"node {parent.path}: expected unique child names, found {name!r} twice",
@@ -327,7 +322,7 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
                 parent.child_names.add(name)
                 path = f"{parent.path.rstrip('/')}/{name}"
             else:
-                name = _name(raw, pos + 4, "root node name", NODE_NAME_RE) if raw else ""
+                name = _name(raw, pos + 4, "root node name", DTC_NODE_NAME_RE) if raw else ""
                 path = "/"
             stack.append(_Open(name, path))
             pos = (nul + 1 + 3) & ~3
@@ -368,7 +363,7 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
                 strings[nameoff:nul],
                 hdr.off_dt_strings + nameoff,
                 f"property name in {node.path}",
-                PROP_NAME_RE,
+                DTC_PROP_NAME_RE,
             )
             if node.children:
                 raise BlobError(
@@ -420,6 +415,6 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
 def _name(raw: bytes, offset: int, what: str, rule: re.Pattern[str]) -> str:
     text = raw.decode("latin-1")
     if not rule.fullmatch(text):
-        shape = f"[{PROP_NAME_CHARS}]+" + ("[@unit]" if rule is NODE_NAME_RE else "")
+        shape = f"[{DTC_NAME_CHARS}]+" + ("[@unit]" if rule is DTC_NODE_NAME_RE else "")
         raise BlobError(f"{what}: expected {shape}, found {text!r}", offset)
     return text

@@ -219,7 +219,7 @@ _LABEL_BAD = re.compile(r"[^A-Za-z0-9_]")
 
 def with_labels(tree: DeviceTree) -> DeviceTree:
     """``tree`` with a label on every node that has a unique ``phandle`` and each
-    decodable reference to it written as :class:`fdtgen.tree.Ref`.
+    decodable reference to it written as :class:`fdtgen.fdt.tree.Ref`.
 
     Only nodes with an explicit 4-byte ``phandle`` get labels: dtc would add a
     ``phandle`` property to a node referenced by label that lacks one, which
