@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING
 from fdtgen.errors import AllocationExhaustedError, ConfigError, LayoutError
 from fdtgen.ranges import Range, Region
 from fdtgen.spec import MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE, RAM_ALIGN
-from fdtgen.template.model import Device as Device  # a layout's devices; re-exported
-from fdtgen.template.model import Template
+from fdtgen.template.model import Device, Template
 from fdtgen.units import U64_MAX, KiB, fmt_size, is_aligned
 
 if TYPE_CHECKING:

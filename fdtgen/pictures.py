@@ -27,9 +27,9 @@ from xml.sax.saxutils import escape
 
 from fdtgen.boot.placement import Placement
 from fdtgen.irq import Spi, Trigger
-from fdtgen.layout import Device, Layout
+from fdtgen.layout import Layout
 from fdtgen.ranges import Range, subtract
-from fdtgen.template.model import Template
+from fdtgen.template.model import Device, Template
 from fdtgen.template.registry import layout_kinds
 from fdtgen.units import GiB, MiB, fmt_size
 
