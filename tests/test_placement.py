@@ -421,3 +421,30 @@ def test_every_template_places_per_booting_rst_for_odd_ram_sizes(template, pages
     man = manifest_dict(b)
     ram = [(r["address"], r["address"] + r["size"]) for r in man["memory"]]
     check_booting_rules(ram, (text_offset, image_size, flags), size, man, b.blob)
+
+
+def test_a_build_changes_none_of_its_inputs_and_puts_the_initrd_and_seeds_in_chosen():
+    m = Machine(vcpus=2, memory=512 * MiB)
+    boot = Boot(kernel=declared_kernel(20 * MiB), initrd_size=4 * MiB, rng_seed=32, kaslr_seed=True)
+    before = (repr(m), repr(boot))
+    b = build(m, boot)
+    assert (repr(m), repr(boot)) == before
+    assert b.machine is m and b.boot is boot
+    fdt = libfdt.Fdt(b.blob)
+    chosen = fdt.path_offset("/chosen")
+    start = int.from_bytes(fdt.getprop(chosen, "linux,initrd-start"), "big")
+    assert b.placement is not None and b.placement.initrd is not None
+    assert start == b.placement.initrd.base
+    assert len(fdt.getprop(chosen, "rng-seed")) == 32
+    assert len(fdt.getprop(chosen, "kaslr-seed")) == 8
+    # the same machine built again without boot inputs has none of them
+    plain = libfdt.Fdt(build(m).blob)
+    names = [plain.get_property_by_offset(o).name for o in _props(plain, "/chosen")]
+    assert names == ["bootargs", "stdout-path"]
+
+
+def _props(fdt, path):
+    off = fdt.first_property_offset(fdt.path_offset(path), quiet=[libfdt.NOTFOUND])
+    while off >= 0:
+        yield off
+        off = fdt.next_property_offset(off, quiet=[libfdt.NOTFOUND])
