@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from fdtgen.fdt.dts import prop_value
 from fdtgen.fdt.phandles import phandle_uses
-from fdtgen.fdt.tree import DeviceTree, Node, Prop
+from fdtgen.fdt.tree import DeviceTree, Node, Prop, child_path
 
 VALUE_LIMIT = 200  # characters of a rendered value before it is cut
 PHANDLE_PROPS = frozenset({"phandle", "linux,phandle"})
@@ -68,10 +68,6 @@ class Change:
 
 def _assign(name: str, value: str) -> str:
     return f"{name} = {value}" if value else name
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path.rstrip('/')}/{name}"
 
 
 def _summary(node: Node) -> str:
@@ -149,7 +145,7 @@ def _match(
             if len(cands) == 1 and units_a.count(unit) == 1:
                 other = cands[0]
         if other is not None:
-            _match(c, other, _join(a_path, c.name), _join(b_path, other.name), pairs)
+            _match(c, other, child_path(a_path, c.name), child_path(b_path, other.name), pairs)
 
 
 def diff_trees(a: DeviceTree, b: DeviceTree) -> list[Change]:

@@ -15,12 +15,12 @@ from fdtgen.checks.index import (
     PSCI_COMPATIBLE,
     TIMER_COMPATIBLE,
     TreeIndex,
-    join,
     number,
     show,
     string,
     strings,
 )
+from fdtgen.fdt.tree import child_path
 from fdtgen.spec import GICV3_REDIST_STRIDE, TIMER_NAMES, VIRTIO_MMIO_MIN_SIZE
 
 
@@ -313,7 +313,7 @@ def _gic_findings(index: TreeIndex) -> list[Finding]:
                     )
                 )
         for child in node.children:
-            cpath = join(path, child.name)
+            cpath = child_path(path, child.name)
             compat = set(index.compatible(cpath))
             if "arm,gic-v3-its" in compat:
                 if child.prop("msi-controller") is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from fdtgen.fdt.dts import prop_value
 from fdtgen.fdt.phandles import PhandleUse, node_phandle, phandle_uses
-from fdtgen.fdt.tree import DeviceTree, Node, Prop
+from fdtgen.fdt.tree import DeviceTree, Node, Prop, child_path
 
 # The compatibles that put a node under a binding the rules check, whichever
 # hypervisor wrote it (arm,gic-v3.yaml, arm,gic.yaml, arm/psci.yaml, arm,arch_timer.yaml).
@@ -82,7 +82,7 @@ class TreeIndex:
             self.nodes[path] = node
             self.order.append(path)
             for c in node.children:
-                self.parents[join(path, c.name)] = path
+                self.parents[child_path(path, c.name)] = path
             ph = node_phandle(node)
             if ph is not None:
                 self.by_phandle.setdefault(ph, path)
@@ -197,7 +197,7 @@ class TreeIndex:
         if "/cpus" not in self.nodes:
             return []
         return [
-            join("/cpus", c.name)
+            child_path("/cpus", c.name)
             for c in self.nodes["/cpus"].children
             if string(c.prop("device_type")) == "cpu"
         ]
@@ -239,11 +239,6 @@ class TreeIndex:
         if compat & GICV2_COMPATIBLE:
             return 2
         return None
-
-
-def join(path: str, name: str) -> str:
-    """The path of the child ``name`` of the node at ``path``."""
-    return f"{path.rstrip('/')}/{name}"
 
 
 def is_interrupt_provider(node: Node) -> bool:

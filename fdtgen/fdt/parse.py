@@ -45,7 +45,7 @@ from fdtgen.fdt.encode import (
     HEADER_SIZE,
 )
 from fdtgen.fdt.names import DTC_NAME_CHARS, DTC_NODE_NAME_RE, DTC_PROP_NAME_RE
-from fdtgen.fdt.tree import DeviceTree, Node, Prop, guess_kind
+from fdtgen.fdt.tree import DeviceTree, Node, Prop, child_path, guess_kind
 
 MAX_DEPTH = 64  # Linux drivers/of/fdt.c FDT_MAX_DEPTH: deeper nodes are dropped
 V16_HEADER_SIZE = 36  # v16 has no size_dt_struct (added in v17)
@@ -320,7 +320,7 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
                         pos,
                     )
                 parent.child_names.add(name)
-                path = f"{parent.path.rstrip('/')}/{name}"
+                path = child_path(parent.path, name)
             else:
                 name = _name(raw, pos + 4, "root node name", DTC_NODE_NAME_RE) if raw else ""
                 path = "/"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fdtgen.fdt.tree import DeviceTree, Kind, Node, Prop, Ref
+from fdtgen.fdt.tree import DeviceTree, Kind, Node, Prop, Ref, child_path
 
 # Consumer property -> the provider's cells property (dtc
 # WARNING_PROPERTY_PHANDLE_CELLS); msi-parent's #msi-cells is optional.
@@ -73,7 +73,7 @@ def _index(root: Node) -> _Index:
     for path, node in root.walk():
         ix.nodes[path] = node
         for c in node.children:
-            ix.parents[f"{path.rstrip('/')}/{c.name}"] = path
+            ix.parents[child_path(path, c.name)] = path
         ph = node_phandle(node)
         if ph is not None and ph not in NO_PHANDLE:
             ix.by_phandle.setdefault(ph, path)
@@ -282,7 +282,7 @@ def with_labels(tree: DeviceTree) -> DeviceTree:
                 )
                 p = Prop(p.name, p.value, Kind.CELLS, items)
             props.append(p)
-        kids = tuple(rebuild(c, f"{path.rstrip('/')}/{c.name}") for c in node.children)
+        kids = tuple(rebuild(c, child_path(path, c.name)) for c in node.children)
         return Node(node.name, tuple(props), kids, labels.get(path))
 
     return DeviceTree(rebuild(root, "/"), tree.reserve, tree.boot_cpuid_phys)

@@ -156,7 +156,7 @@ class Node(NamedTuple):
         """Every node with its absolute path, pre-order (the blob's order)."""
         yield path, self
         for c in self.children:
-            yield from c.walk(f"{path.rstrip('/')}/{c.name}")
+            yield from c.walk(child_path(path, c.name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +196,11 @@ def guess_kind(value: bytes) -> Kind:
     if len(value) % 4 == 0:
         return Kind.CELLS
     return Kind.BYTES
+
+
+def child_path(path: str, name: str) -> str:
+    """The path of the child ``name`` of the node at ``path`` (``/`` is the root)."""
+    return f"{path.rstrip('/')}/{name}"
 
 
 def unit_name(prefix: str, base: int) -> str:

@@ -19,6 +19,7 @@ from fdtgen.spec import (
     MIN_ADDRESS_WIDTH,
     PAGE_SIZE,
     TIMER_NAMES,
+    VIRTIO_MMIO_MIN_SIZE,
 )
 from fdtgen.template.model import REDIST_ANCHORS, REDIST_REG_KINDS, Template
 from fdtgen.units import KiB, is_aligned, is_pow2
@@ -71,9 +72,10 @@ def check_template(t: Template) -> None:
     if dup is not None:
         raise LayoutError(f"{where}: region tag {dup!r} is used twice")
     _check_holes(t, where)
-    if t.virtio.stride < 0x200 or not is_pow2(t.virtio.stride):
+    if t.virtio.stride < VIRTIO_MMIO_MIN_SIZE or not is_pow2(t.virtio.stride):
         raise LayoutError(
-            f"{where}: virtio stride {t.virtio.stride:#x} must be a power of 2 >= 0x200 "
+            f"{where}: virtio stride {t.virtio.stride:#x} must be a power of 2 >= "
+            f"{VIRTIO_MMIO_MIN_SIZE:#x} "
             "(virtio-mmio register block)"
         )
     if t.virtio.slots < 0:
