@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("fdtgen.layout",),
     ("fdtgen.boot",),
     ("fdtgen.devicetree",),
-    ("fdtgen.pipeline", "fdtgen.manifest", "fdtgen.manifestdata"),
+    ("fdtgen.pipeline", "fdtgen.manifest"),
     ("fdtgen.checks", "fdtgen.diff", "fdtgen.pictures", "fdtgen.qemu"),
     ("fdtgen.config", "fdtgen.batch"),
     ("fdtgen.cli", "fdtgen.api"),
