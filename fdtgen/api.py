@@ -89,7 +89,7 @@ def _result(b: Build, manifest: Manifest | None) -> Result:
 def verify(
     blob: bytes,
     *,
-    template: str | None = None,
+    template: str | os.PathLike[str] | None = None,
     manifest: str | os.PathLike[str] | None = None,
     dtc: bool = True,
 ) -> list[Finding]:

@@ -33,6 +33,7 @@ from fdtgen.errors import ConfigError, ManifestError
 from fdtgen.irq import Trigger
 from fdtgen.pipeline import Build
 from fdtgen.ranges import by_address
+from fdtgen.spec import FDT_MAX_SIZE
 from fdtgen.units import U64_MAX
 from fdtgen.version import __version__
 
@@ -88,9 +89,9 @@ class DtbEntry(TypedDict):
     """The DTB: copy the ``size``-byte blob to ``address`` (x0)."""
 
     address: Address
-    size: Annotated[int, Field(gt=0, le=2 * 1024 * 1024)]
+    size: Annotated[int, Field(gt=0, le=FDT_MAX_SIZE)]
     reserved: Annotated[
-        int, Field(gt=0, le=2 * 1024 * 1024, description="bytes of the slot kept for the DTB")
+        int, Field(gt=0, le=FDT_MAX_SIZE, description="bytes of the slot kept for the DTB")
     ]
 
 
@@ -305,12 +306,18 @@ def from_json(raw: str | bytes, source: str = "manifest") -> Manifest:
         err = e.errors(include_url=False)[0]
         raise ManifestError(source, _key(err["loc"]), _rule(err)) from None
     # The one rule the model's JSON Schema cannot state: no range wraps past 2^64.
+    # The kernel's footprint is the largest of what it reserves, its size and its
+    # image_size (booting.rst: image_size bytes from the load address are the kernel's).
     k = m["kernel"]
-    if k["load_address"] + k["reserved"] > U64_MAX + 1:
+    field, extent = max(
+        (("reserved", k["reserved"]), ("size", k["size"]), ("image_size", k["image_size"])),
+        key=lambda item: item[1],
+    )
+    if k["load_address"] + extent > U64_MAX + 1:
         raise ManifestError(
             source,
             "kernel",
-            f"load_address {k['load_address']:#x} + reserved {k['reserved']:#x} "
+            f"load_address {k['load_address']:#x} + {field} {extent:#x} "
             "ends past 2^64 (the range wraps)",
         )
     for key, address, size in _ranges(m):

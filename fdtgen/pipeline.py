@@ -9,8 +9,9 @@ reported as patch slots, for a loader to fill per boot.
 
 This is the only way fdtgen builds a machine, for one VM or a fleet of them.
 It is fast because each step is lean, not because anything is remembered:
-templates are loaded once per process, and every build resolves, places,
-builds and encodes its machine from scratch (docs/performance.md).
+templates are parsed once per process (a file once per version), and every
+build resolves, places, builds and encodes its machine from scratch
+(docs/performance.md).
 """
 
 from __future__ import annotations

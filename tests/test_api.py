@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -109,3 +110,15 @@ def test_the_readme_python_example_runs(tmp_path):
     assert (tmp_path / "guest.dtb").read_bytes() == fdtgen.build(
         ROOT / "examples" / "default.toml"
     ).blob
+
+
+def test_an_edited_template_file_is_read_again_and_paths_are_accepted(tmp_path):
+    mine = tmp_path / "mine.toml"
+    squib = (ROOT / "templates" / "squib.toml").read_text()
+    mine.write_text(squib)
+    first = fdtgen.build({"template": str(mine)})
+    assert fdtgen.verify(first.blob, template=mine) == []  # a Path, as manifest= takes
+    mine.write_text(squib.replace('model = "squib,microvm"', 'model = "edited,microvm"'))
+    os.utime(mine, ns=(1, 1))  # a different modification time, whatever the clock's grain
+    second = fdtgen.build({"template": str(mine)})
+    assert b"edited,microvm" in second.blob and b"edited,microvm" not in first.blob

@@ -530,6 +530,13 @@ def _broken(edit):
             id="kernel-wraps",
         ),
         pytest.param(
+            lambda: _broken(lambda d: d["kernel"].update(image_size=(1 << 64) - 1)),
+            "kernel",
+            "load_address 0x80200000 + image_size 0xffffffffffffffff ends past 2^64 "
+            "(the range wraps)",
+            id="kernel-image-size-wraps",
+        ),
+        pytest.param(
             lambda: _broken(lambda d: d["devices"][1].update(address=(1 << 64) - 0x100)),
             "devices[1]",
             "address 0xffffffffffffff00 + size 0x1000 ends past 2^64 (the range wraps)",

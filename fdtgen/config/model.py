@@ -31,8 +31,8 @@ from fdtgen.boot.image import read_initrd as default_read_initrd
 from fdtgen.boot.image import read_kernel as default_read_kernel
 from fdtgen.devicetree.machine import DEFAULT_CMDLINE, Machine, Topology
 from fdtgen.pipeline import Boot
-from fdtgen.spec import COMMAND_LINE_SIZE
-from fdtgen.units import U64_MAX, MiB, parse_size
+from fdtgen.spec import COMMAND_LINE_SIZE, RNG_SEED_MAX, TEXT_OFFSET_LIMIT
+from fdtgen.units import U64_MAX, parse_size
 
 
 def size_before(v: Any) -> Any:
@@ -108,7 +108,7 @@ class DeclaredKernel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     size: Size = Field(description="bytes of the decompressed Image")
-    text_offset: SizeOrZero = Field(0, lt=2 * MiB, description="header text_offset")
+    text_offset: SizeOrZero = Field(0, lt=TEXT_OFFSET_LIMIT, description="header text_offset")
     image_size: SizeOrZero = Field(0, description="header image_size (0: text_offset is 0x80000)")
     flags: int = Field(0, ge=0, le=U64_MAX, strict=True, description="header flags")
 
@@ -174,7 +174,7 @@ class Config(BaseModel):
     )
     initrd: InitrdSpec | None = Field(None, description="initrd path, or {size}")
     rng_seed: int = Field(
-        0, ge=0, le=1024, strict=True, description="bytes of /chosen/rng-seed (0: none)"
+        0, ge=0, le=RNG_SEED_MAX, strict=True, description="bytes of /chosen/rng-seed (0: none)"
     )
     kaslr_seed: bool = Field(False, strict=True, description="add /chosen/kaslr-seed")
     entropy_seed: str | None = Field(

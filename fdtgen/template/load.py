@@ -13,6 +13,7 @@ window, RAM is split around it, as openvmm places its virtio-mmio block.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 from fdtgen.errors import IrqError, LayoutError, TemplateError
 from fdtgen.irq import SPI_MAX, Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address
-from fdtgen.spec import MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
+from fdtgen.spec import GICV3_REDIST_STRIDE, MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
 from fdtgen.template.model import (
     PLACEMENTS,
     REDIST_ANCHORS,
@@ -59,14 +60,21 @@ def builtin_names() -> list[str]:
     return sorted(p.name[:-5] for p in templates_dir().iterdir() if p.name.endswith(".toml"))
 
 
-def load_template(name_or_path: str) -> Template:
-    """A built-in template by name, or a template file by path (loaded once per process)."""
-    if "/" in name_or_path or name_or_path.endswith(".toml"):
-        path = Path(name_or_path)
+def load_template(name_or_path: str | os.PathLike[str]) -> Template:
+    """A built-in template by name, or a template file by path.
+
+    A built-in template is parsed once per process; a file once per version of
+    it (its path, size and modification time), so an edited file is read again.
+    """
+    name = os.fspath(name_or_path)
+    if "/" in name or name.endswith(".toml"):
+        path = Path(name)
         if not path.is_file():
-            raise TemplateError(f"template: file {name_or_path!r} does not exist")
-        return _load_file(str(path.resolve()))
-    return _load_builtin(name_or_path)
+            raise TemplateError(f"template: file {name!r} does not exist")
+        resolved = path.resolve()
+        st = resolved.stat()
+        return _load_file(str(resolved), st.st_size, st.st_mtime_ns)
+    return _load_builtin(name)
 
 
 @lru_cache(maxsize=64)
@@ -82,7 +90,8 @@ def _load_builtin(name: str) -> Template:
 
 
 @lru_cache(maxsize=64)
-def _load_file(path: str) -> Template:
+def _load_file(path: str, size: int, mtime_ns: int) -> Template:
+    """The template file at ``path`` as of ``size`` and ``mtime_ns`` (the cache key)."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -379,7 +388,7 @@ def gic_spec(g: _Reader) -> GicSpec:
         version=g.get("version", integer),
         dist=Range(g.get("dist_base", address), g.get("dist_size", region_size)),
         redist_window=range_of(g, "redist_base", "redist_end"),
-        redist_stride=g.get("redist_stride", size, 128 * 1024),
+        redist_stride=g.get("redist_stride", size, GICV3_REDIST_STRIDE),
         maintenance_ppi=maint,
         redist_reg=g.get("redist_reg", one_of(*REDIST_REG_KINDS), "vcpus"),
         redist2_window=range_of(g, "redist2_base", "redist2_end"),

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from fdtgen.errors import LayoutError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address, subtract
-from fdtgen.spec import PAGE_SIZE
+from fdtgen.spec import DTB_ALIGN, FDT_MAX_SIZE, PAGE_SIZE
 from fdtgen.units import U64_MAX, KiB, is_aligned
 
 REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole window
@@ -214,10 +214,12 @@ class BootSpec:
     initrd_gap: int = DEFAULT_INITRD_GAP
 
     def __post_init__(self) -> None:
-        if not 0 < self.fdt_max_size <= 2 * 1024 * KiB or not is_aligned(self.fdt_max_size, 8):
+        if not 0 < self.fdt_max_size <= FDT_MAX_SIZE or not is_aligned(
+            self.fdt_max_size, DTB_ALIGN
+        ):
             raise LayoutError(
-                f"boot.fdt_max_size: {self.fdt_max_size:#x} must be a multiple of 8 in "
-                "1..0x200000 (booting.rst: the dtb must not exceed 2 megabytes)"
+                f"boot.fdt_max_size: {self.fdt_max_size:#x} must be a multiple of {DTB_ALIGN} "
+                f"in 1..{FDT_MAX_SIZE:#x} (booting.rst: the dtb must not exceed 2 megabytes)"
             )
         for name in ("kernel_offset", "initrd_offset", "initrd_gap"):
             if not 0 <= getattr(self, name) <= U64_MAX:
