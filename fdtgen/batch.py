@@ -3,8 +3,8 @@
 Each item is a config mapping with a name (and, when it came from a file,
 that file as a manifest input, as ``fdtgen build CONFIG`` records it).
 Everything is validated and built in memory first, so a bad item means
-nothing is written; kernel and initrd files shared by
-many items are read once.
+nothing is written; kernel and initrd files shared by many items are read
+once.
 """
 
 from __future__ import annotations

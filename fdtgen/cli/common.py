@@ -86,11 +86,11 @@ def load_boot_config(args: argparse.Namespace) -> Config:
 def config_inputs(args: argparse.Namespace) -> list[InputFile]:
     """The config file as a manifest input, if one was given."""
     from fdtgen.boot.image import input_file
+    from fdtgen.config import read_bytes
 
     if not args.config:
         return []
-    with open(args.config, "rb") as f:
-        return [input_file("config", args.config, f.read())]
+    return [input_file("config", args.config, read_bytes(args.config))]
 
 
 def write_atomic(path: str, data: bytes) -> None:
