@@ -600,3 +600,13 @@ def test_debian_kernel_boots_from_fdtgens_dtb_and_placement(tmp_path, kit, modul
         assert problem not in b.console, problem
     # A clean power-off: no request was left hanging.
     assert b.powered_off and not b.killed, b.tail()
+
+
+def test_guest_reports_are_found_behind_kernel_output_on_the_same_line():
+    console = (
+        "[    1.0] Run /init as init process\n"
+        "\x00\x03junk from the kernel FDTGEN initrd=INITRD-1\n"
+        "FDTGEN nproc=4\n"
+        "no report here = 1\n"
+    )
+    assert guest.parse_facts(console) == {"initrd": ["INITRD-1"], "nproc": ["4"]}

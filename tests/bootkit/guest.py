@@ -57,8 +57,12 @@ class Boot:
 def parse_facts(console: str) -> dict[str, list[str]]:
     facts: dict[str, list[str]] = {}
     for raw in console.splitlines():
-        line = raw.strip()
-        if not line.startswith("FDTGEN ") or "=" not in line:
+        # Kernel messages share the serial line with /init and may land in
+        # front of a report on the same line: a report starts where its
+        # marker does, not only at the start of a line.
+        at = raw.rfind("FDTGEN ")
+        line = raw[at:].strip() if at >= 0 else ""
+        if not line or "=" not in line:
             continue
         key, _, value = line[len("FDTGEN ") :].partition("=")
         facts.setdefault(key, []).append(value)
