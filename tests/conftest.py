@@ -13,6 +13,12 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
+# Interpreters the tests start import this checkout's fdtgen, whatever their
+# working directory and wherever an installed copy points.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+)
+
 settings.register_profile(
     "ci",
     derandomize=True,
