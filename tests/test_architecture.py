@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("fdtgen.boot",),
     ("fdtgen.devicetree",),
     ("fdtgen.pipeline", "fdtgen.manifest"),
-    ("fdtgen.checks", "fdtgen.diff", "fdtgen.pictures", "fdtgen.qemu"),
+    ("fdtgen.checks", "fdtgen.diff", "fdtgen.pictures", "fdtgen.qemu", "fdtgen.debian"),
     ("fdtgen.config", "fdtgen.batch"),
     ("fdtgen.cli", "fdtgen.api"),
     ("fdtgen", "fdtgen.__main__"),

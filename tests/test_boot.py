@@ -27,12 +27,14 @@ from pathlib import Path
 import libfdt
 import pytest
 
+from fdtgen.debian import kit as debian
+from fdtgen.debian import modinfo
 from fdtgen.qemu import command as qemu
 from fdtgen.qemu.trampoline import TRAMPOLINE_SIZE
 from fdtgen.template.load import templates_dir
 from fdtgen.template.registry import KINDS
 
-from .bootkit import debian, guest, initramfs, modinfo
+from .bootkit import guest, initramfs
 from .conftest import ROOT
 from .conftest import run_fdtgen as fdtgen
 from .treeview import via_libfdt

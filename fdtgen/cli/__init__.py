@@ -22,6 +22,7 @@ from fdtgen.version import __version__
 COMMANDS = (
     "build",
     "build_many",
+    "debian_kernel",
     "diff",
     "dts",
     "layout",

@@ -1,8 +1,6 @@
-"""What the boot tests need around fdtgen: Debian's arm64 kernel and busybox,
-an initramfs built here, and a QEMU run whose console is read into a report.
+"""What the boot tests need around fdtgen beyond :mod:`fdtgen.debian` (Debian's
+arm64 kernel and busybox, fetched with apt; module order; the cpio archive):
 
-* :mod:`.debian`    fetch and cache the arm64 packages with apt, unpack them
-* :mod:`.modinfo`   module dependencies from each module's ``.modinfo``
-* :mod:`.initramfs` a cpio newc archive with busybox, the modules and ``/init``
+* :mod:`.initramfs` the ``/init`` that reports what the guest sees
 * :mod:`.guest`     run QEMU, read the console, parse what ``/init`` reports
 """

@@ -1,82 +1,17 @@
-"""A gzip-compressed cpio ``newc`` initramfs with busybox, modules and ``/init``.
-
-Format: Documentation/driver-api/early-userspace/buffer-format.rst. Each entry
-is the magic ``070701``, thirteen 8-digit hex fields (ino, mode, uid, gid,
-nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor, namesize,
-check), the NUL-terminated name padded to 4 bytes, then the data padded to 4
-bytes; the archive ends with an entry named ``TRAILER!!!``. Times and owners
-are zero, so the same inputs give the same bytes.
+"""The boot tests' ``/init``: it reports what the guest sees, then powers off.
 
 ``/init`` mounts proc, sysfs and devtmpfs, loads the modules it carries,
 prints ``FDTGEN key=value`` lines about what the guest sees, then
-``FDTGEN-DONE`` and powers off. :mod:`.guest` parses those lines.
+``FDTGEN-DONE`` and powers off. :mod:`.guest` parses those lines. The archive
+itself is :func:`fdtgen.debian.initramfs.initramfs`.
 """
 
 from __future__ import annotations
 
-import gzip
-import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from .modinfo import Module
-
-NEWC_MAGIC = b"070701"
-TRAILER = "TRAILER!!!"
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One archive member: a directory, a regular file or a character device."""
-
-    name: str
-    mode: int
-    data: bytes = b""
-    rdev: tuple[int, int] = (0, 0)
-
-
-def directory(name: str) -> Entry:
-    return Entry(name, stat.S_IFDIR | 0o755)
-
-
-def file(name: str, data: bytes, perm: int = 0o644) -> Entry:
-    return Entry(name, stat.S_IFREG | perm, data)
-
-
-def chardev(name: str, major: int, minor: int) -> Entry:
-    return Entry(name, stat.S_IFCHR | 0o600, rdev=(major, minor))
-
-
-def _pad4(n: int) -> bytes:
-    return b"\0" * (-n % 4)
-
-
-def newc(entries: Iterable[Entry]) -> bytes:
-    """The uncompressed cpio newc archive of ``entries`` plus the trailer."""
-    out = bytearray()
-    all_entries = [*entries, Entry(TRAILER, 0)]
-    for ino, e in enumerate(all_entries, start=1):
-        name = e.name.encode() + b"\0"
-        fields = (
-            0 if e.name == TRAILER else ino,
-            e.mode,
-            0,  # uid
-            0,  # gid
-            2 if stat.S_ISDIR(e.mode) else 1,  # nlink
-            0,  # mtime
-            len(e.data),
-            0,  # devmajor
-            0,  # devminor
-            e.rdev[0],
-            e.rdev[1],
-            len(name),
-            0,  # check (only for the 070702 "crc" format)
-        )
-        header = NEWC_MAGIC + b"".join(b"%08X" % f for f in fields)
-        out += header + name + _pad4(len(header) + len(name))
-        out += e.data + _pad4(len(e.data))
-    return bytes(out)
-
+from fdtgen.debian import initramfs as archive
+from fdtgen.debian.modinfo import Module
 
 INIT_TEMPLATE = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -146,13 +81,5 @@ def init_script(marker: str, modules: Iterable[Module]) -> bytes:
 
 
 def initramfs(busybox: bytes, modules: list[Module], marker: str) -> bytes:
-    """The gzip-compressed initramfs: busybox as ``/bin/busybox``, the modules
-    as ``/lib/modules/<name>.ko`` (loaded in list order), ``/dev/console``."""
-    entries = [
-        *(directory(d) for d in ("bin", "dev", "lib", "lib/modules", "proc", "sys")),
-        chardev("dev/console", 5, 1),
-        file("bin/busybox", busybox, 0o755),
-        *(file(f"lib/modules/{m.name}.ko", m.data()) for m in modules),
-        file("init", init_script(marker, modules), 0o755),
-    ]
-    return gzip.compress(newc(entries), compresslevel=6, mtime=0)
+    """The gzip-compressed initramfs whose ``/init`` reports with ``marker``."""
+    return archive.initramfs(busybox, modules, init_script(marker, modules))

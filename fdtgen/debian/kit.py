@@ -1,15 +1,18 @@
 """Debian's arm64 cloud kernel and busybox-static, fetched with apt into a cache.
 
 The machine's architecture list and package state stay untouched: apt runs with
-``APT::Architecture=arm64`` and its own sources, lists, archive cache and an
-empty status file, all under the cache directory. The kernel is resolved at run
+``APT::Architecture=arm64`` and its own lists, archive cache and an empty status
+file, all under the cache directory. Its sources are the Debian archives the
+machine's apt already uses (:mod:`.sources`; mirror, proxy and keyring stay the
+machine's), or deb.debian.org when it uses none. The kernel is resolved at run
 time through the ``linux-image-cloud-arm64`` metapackage, because Debian drops
 superseded kernel ABIs from the archive. Both packages are unpacked with
 ``dpkg -x``; a later run finds them in the cache and needs no network.
 
 Cache: ``$FDTGEN_BOOT_CACHE``, else ``/var/cache/fdtgen-apt`` when writable
 (CI runs as root), else ``$XDG_CACHE_HOME/fdtgen`` (``~/.cache/fdtgen``).
-Suite and mirror: ``$FDTGEN_DEBIAN_SUITE`` (bookworm), ``$FDTGEN_DEBIAN_MIRROR``.
+``$FDTGEN_DEBIAN_MIRROR`` and ``$FDTGEN_DEBIAN_SUITE`` (default bookworm) name one
+archive instead of the machine's.
 """
 
 from __future__ import annotations
@@ -23,12 +26,19 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from fdtgen.debian.sources import Source, debian_sources, machine_sources
+from fdtgen.errors import FdtgenError
+
 KERNEL_METAPACKAGE = "linux-image-cloud-arm64"
 BUSYBOX_PACKAGE = "busybox-static"
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 _KIT_FORMAT = 1
+
+
+class FetchError(FdtgenError):
+    """apt could not fetch or unpack the packages."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +100,22 @@ def _load(root: Path) -> Kit | None:
     return k
 
 
+def sources() -> list[Source]:
+    """Where apt looks: the override, else the machine's Debian archives, else deb.debian.org."""
+    mirror = os.environ.get("FDTGEN_DEBIAN_MIRROR")
+    suite = os.environ.get("FDTGEN_DEBIAN_SUITE")
+    if not (mirror or suite):
+        found = debian_sources(machine_sources())
+        if found:
+            return found
+    return [Source(mirror or DEFAULT_MIRROR, suite or DEFAULT_SUITE, ("main",), KEYRING)]
+
+
 class Apt:
     """apt-get / apt-cache for arm64, with all state under ``root``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        suite = os.environ.get("FDTGEN_DEBIAN_SUITE", DEFAULT_SUITE)
-        mirror = os.environ.get("FDTGEN_DEBIAN_MIRROR", DEFAULT_MIRROR)
         etc = root / "etc"
         for d in (
             etc / "sources.list.d",
@@ -104,9 +123,7 @@ class Apt:
             root / "cache" / "archives" / "partial",
         ):
             d.mkdir(parents=True, exist_ok=True)
-        (etc / "sources.list").write_text(
-            f"deb [arch=arm64 signed-by={KEYRING}] {mirror} {suite} main\n"
-        )
+        (etc / "sources.list").write_text("".join(s.line("arm64") + "\n" for s in sources()))
         self.options = [
             "-oAPT::Architecture=arm64",
             "-oAPT::Architectures=arm64",
@@ -133,30 +150,28 @@ class Apt:
             env={**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"},
         )
         if p.returncode != 0:
-            raise RuntimeError(
-                f"{tool} {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()}"
-            )
+            raise FetchError(f"{tool} {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()}")
         return p.stdout
 
     def field(self, package: str, name: str) -> str:
         text = self.run("apt-cache", "show", "--no-all-versions", package)
         m = re.search(rf"^{re.escape(name)}: (.*)$", text, re.MULTILINE)
         if not m:
-            raise RuntimeError(f"apt-cache show {package}: no {name} field")
+            raise FetchError(f"apt-cache show {package}: no {name} field")
         return m.group(1).strip()
 
 
 def _fetch(root: Path) -> Kit:
     for tool in ("apt-get", "apt-cache", "dpkg"):
         if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is required to fetch Debian's arm64 kernel")
+            raise FetchError(f"{tool} is required to fetch Debian's arm64 kernel")
     apt = Apt(root / "apt")
     apt.run("apt-get", "-q", "update")
     # "linux-image-6.1.0-50-cloud-arm64 (= 6.1.176-1)": the current ABI package.
     depends = apt.field(KERNEL_METAPACKAGE, "Depends")
     m = re.match(r"(linux-image-[^\s,(]+)", depends)
     if not m:
-        raise RuntimeError(f"{KERNEL_METAPACKAGE}: cannot read the kernel package from {depends!r}")
+        raise FetchError(f"{KERNEL_METAPACKAGE}: cannot read the kernel package from {depends!r}")
     kernel_package = m.group(1)
     kernel_version = apt.field(kernel_package, "Version")
     debs = root / "debs"
@@ -186,5 +201,5 @@ def _fetch(root: Path) -> Kit:
     shutil.rmtree(debs, ignore_errors=True)
     found = _load(root)
     if found is None:
-        raise RuntimeError(f"unpacked packages in {unpacked} lack vmlinuz, modules or busybox")
+        raise FetchError(f"unpacked packages in {unpacked} lack vmlinuz, modules or busybox")
     return found
