@@ -198,16 +198,22 @@ def resolve(
             f"address_width: {width!r} is outside {MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits"
         )
     u = t.uart
-    console = (Device("uart0", "uart", Range(u.base, u.size), u.spi, u.trigger),) if serial else ()
+    handed = t.handed_out_spis(virtio, serial)
+    uart_spi = handed.get("uart0", u.spi)
+    console = (
+        (Device("uart0", "uart", Range(u.base, u.size), uart_spi, u.trigger),) if serial else ()
+    )
     transports = t.virtio.transports[:virtio]
     if len(transports) < virtio:  # a hand-made template whose window was never placed
         raise LayoutError(f"virtio: {virtio} transports, but the template's window is unplaced")
+    if "virtio" in t.irq_order:
+        transports = tuple(d._replace(spi=handed[d.tag]) for d in transports)
     wired, unwired = [], []
     for d in t.devices:
         if d.spi is None:
             unwired.append(Device(d.tag, d.kind, d.range, None, d.trigger))
         else:
-            wired.append(Device(d.tag, d.kind, d.range, d.spi, d.trigger))
+            wired.append(Device(d.tag, d.kind, d.range, handed.get(d.tag, d.spi), d.trigger))
     its = t.gic.its
     if its is not None and t.gic.its_below_redist:
         its = Range(gic_redist[0].base - its.size, its.size)
@@ -256,7 +262,7 @@ def _ram_allocator(t: Template, bits: int) -> Allocator:
 def _place_ram(t: Template, memory: int, base: int, bits: int) -> tuple[Range, ...]:
     """RAM from ``base`` up to the DRAM max end, around holes; sorted by address."""
     alloc = _ram_allocator(t, bits)
-    alloc.ram("ram", memory, PAGE_SIZE, min_base=base, max_end=t.dram.end)
+    alloc.ram("ram", memory, t.ram_align(memory), min_base=base, max_end=t.dram.end)
     try:
         placed = alloc.allocate()
     except AllocationExhaustedError as e:

@@ -29,6 +29,7 @@ from pydantic_core import to_json as _pydantic_json
 from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
 
 from fdtgen.boot.image import InputFile
+from fdtgen.devicetree.machine import default_cmdline
 from fdtgen.errors import ConfigError, ManifestError
 from fdtgen.irq import Trigger
 from fdtgen.pipeline import Build
@@ -257,7 +258,9 @@ def manifest_for(b: Build, extra_inputs: Sequence[InputFile] = ()) -> Manifest:
             {"role": f.role, "path": f.path, "size": f.size, "sha256": f.sha256} for f in files
         ],
         "vcpus": layout.vcpus,
-        "cmdline": b.machine.cmdline,
+        "cmdline": b.machine.cmdline
+        if b.machine.cmdline is not None
+        else default_cmdline(layout.template),
         "gic": {
             "version": g.version,
             "distributor": {"address": layout.gic_dist.base, "size": layout.gic_dist.size},

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from fdtgen.boot.placement import Placement, place
 from fdtgen.boot.request import Boot
 from fdtgen.devicetree.chosen import CHOSEN, entropy_names
-from fdtgen.devicetree.machine import Machine, machine_layout, machine_tree
+from fdtgen.devicetree.machine import Machine, machine_layout, machine_tree, with_defaults
 from fdtgen.errors import BlobTooLargeError, FdtgenError, PlacementError
 from fdtgen.fdt.encode import encode_located
 from fdtgen.fdt.tree import DeviceTree
@@ -64,12 +64,13 @@ _NO_BOOT = Boot()  # the DTB alone: no kernel, no entropy
 def build(m: Machine, boot: Boot | None = None) -> Build:
     """Resolve, place, build and encode ``m``. Raises :class:`fdtgen.errors.FdtgenError`."""
     template = load_template(m.template)
-    layout = machine_layout(m, template)
+    filled = with_defaults(m, template)
+    layout = machine_layout(filled, template)
     boot = boot or _NO_BOOT
     placement = None
     if boot.kernel is not None:
         placement = place(layout.ram, template.boot, boot.kernel, boot.initrd_size)
-    tree = machine_tree(layout, m, placement, boot)
+    tree = machine_tree(layout, filled, placement, boot)
     entropy = entropy_names(boot)
     try:
         blob, offsets = encode_located(

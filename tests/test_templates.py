@@ -96,11 +96,13 @@ DOCUMENTED = {
             "uart0": (0x4000_2000, 0x1000),
             "virtio": (0x4000_3000, 32 * 0x1000),
             "pci-ecam": (0x8000_0000 - 256 * MiB, 256 * MiB),
-            "system-mem": (0x8000_0000, 0x20_0000),
+            "vmclock": (0x801F_E000, 0x1000),  # vmclock.rs: LastMatch, 4 KiB aligned
+            "vmgenid": (0x801F_FFF0, 16),  # vmgenid.rs: LastMatch, 8-byte aligned
             "dram": (0x8020_0000, 256 * GiB - 0x8020_0000),
             "dram1": (512 * GiB, 768 * GiB),
         },
-        "spis": {"uart0": 0, "virtio-0": 1},
+        # builder.rs: virtio first (GSI i), then serial, RTC, vmgenid, vmclock
+        "spis": {"virtio-0": 0, "uart0": 32, "vmgenid": 34, "vmclock": 35},
         "max_vcpus": 32,
         "redist_below_dist": True,
     },
@@ -117,7 +119,7 @@ DOCUMENTED = {
             "dram": (0x4000_0000, 0xFC00_0000 - 0x4000_0000),
         },
         "holes": {"mem32-reserved": (0xFC00_0000, 0x0400_0000)},
-        "spis": {"rtc": 0, "gpio": 1, "uart0": 2},
+        "spis": {"rtc": 0, "gpio": 1, "uart0": 3},  # RTC, GPIO, GED, serial
         "max_vcpus": 254,
         "redist_below_dist": True,
     },
@@ -127,42 +129,48 @@ DOCUMENTED = {
             "rtc": (0x2000, 0x1000),
             "pci-cam": (0x1_0000, 16 * MiB),
             "gic-dist": (0x4000_0000 - 0x1_0000, 0x1_0000),
-            "gic-its": (0x4000_0000, 0x2_0000),
+            "vmwdt": (0x3000, 0x1000),
+            "pvtime": (0x01FF_0000, 0x1_0000),
+            "com2": (0x2F8, 8),
             "dram": (0x8000_0000, 0x100_0000_0000 - 0x8000_0000),
         },
-        "spis": {"uart0": 0},
+        "spis": {"uart0": 0, "rtc": 1, "com2": 2, "com3": 0, "com4": 2},
         "max_vcpus": 64,
         "redist_below_dist": True,
     },
     "kvmtool": {  # arm/include/arm-common/kvm-arch.h
         "regions": {
             "uart0": (0x0100_0000, 8),
+            "serial3": (0x0100_3000, 8),
+            "rtc": (0x0101_0000, 2),
             "flash": (0x0200_0000, 16 * MiB),
             "virtio": (0x0300_0000, 32 * 0x200),
             "gic-dist": (0x4000_0000 - 0x1_0000, 0x1_0000),
             "pci-ecam": (0x4000_0000, 256 * MiB),
             "dram": (0x8000_0000, 0x100_0000_0000 - 0x8000_0000),
         },
-        "spis": {"uart0": 0, "virtio-0": 4},
+        "spis": {"uart0": 0, "serial1": 1, "serial3": 3, "virtio-0": 4},
         "max_vcpus": 255,
         "redist_below_dist": True,
     },
     "libkrun": {  # src/arch/src/aarch64/layout.rs
         "regions": {
             "gic-dist": (0x0A00_0000 - 0x1_0000, 0x1_0000),
-            "uart0": (0x0A00_0000, 0x1000),
-            "virtio": (0x0A00_1000, 32 * 0x1000),
+            "uart0": (0x0A00_1000, 0x1000),  # MMIO_START + 4 KiB
+            "rtc": (0x0A00_2000, 0x1000),
+            "virtio": (0x0A00_3000, 32 * 0x1000),
             "dram": (0x8000_0000, 0xFF_8000_0000 - 0x8000_0000),
         },
-        "spis": {"uart0": 32, "virtio-0": 33},
+        "spis": {"uart0": 32, "rtc": 33, "virtio-0": 34},
         "max_vcpus": 32,
         "redist_below_dist": True,
     },
     "openvmm": {  # memory_layout.rs, loader/src/linux.rs
         "regions": {
             "iommufd-msi": (128 * MiB, 1 * MiB),
-            "dram": (1 * GiB, 0xEF00_0000 - 128 * KiB - 1 * GiB),
-            "virtio": (0xEF00_0000 - 128 * KiB, 128 * KiB),  # Mmio32, top-down below the arch zone
+            "dram": (1 * GiB, 0xE000_0000 - 128 * KiB - 1 * GiB),
+            # Mmio32, top-down below the 512 MiB chipset low MMIO window
+            "virtio": (0xE000_0000 - 128 * KiB, 128 * KiB),
             "gic-its": (0xEFFC_0000, 0x2_0000),
             "uart0": (0xEFFE_C000, 0x1000),
             "uart1": (0xEFFE_B000, 0x1000),
@@ -170,8 +178,8 @@ DOCUMENTED = {
             "gic-dist": (0xFFFF_0000, 0x1_0000),
             "dram1": (4 * GiB, 0x100_0000_0000 - 4 * GiB),
         },
-        "holes": {"arch-reserved": (0xEF00_0000, 4 * GiB - 0xEF00_0000)},
-        "spis": {"uart0": 1},
+        "holes": {"chipset-low-mmio": (0xE000_0000, 512 * MiB)},
+        "spis": {"uart0": 1, "uart1": 2},
         "max_vcpus": 2048,
     },
     "squib": {  # squib_arch/src/layout.rs (also tests/test_layout.py)
@@ -284,7 +292,7 @@ def _node(tree, pattern):
 
 
 @pytest.mark.parametrize(
-    "name", ["qemu-virt", "firecracker", "cloud-hypervisor", "crosvm", "kvmtool", "openvmm"]
+    "name", ["qemu-virt", "firecracker", "cloud-hypervisor", "kvmtool", "openvmm"]
 )
 def test_its_nodes_are_msi_controllers_with_one_msi_cell(name):
     its = _node(
@@ -544,7 +552,7 @@ def test_firecrackers_rtc_has_no_interrupt():
 def test_every_device_a_template_names_has_a_registry_entry_for_its_table(name):
     t = load_template(name)
     assert KINDS[t.uart.kind].table == "uart"
-    assert all(KINDS[d.kind].table == "device" for d in t.devices)
+    assert all(KINDS[d.kind].table in ("device", "uart") for d in t.devices)
     layout = build(Machine(template=name, virtio=t.virtio.slots)).layout
     kinds = layout_kinds(t)
     assert {d.kind for d in (*layout.devices, *layout.unwired)} <= set(kinds)
@@ -553,7 +561,17 @@ def test_every_device_a_template_names_has_a_registry_entry_for_its_table(name):
 
 def test_the_template_vocabulary_is_the_registrys():
     assert UART_KINDS == ("pl011", "ns16550a")
-    assert DEVICE_KINDS == ("pl031", "pl061", "fw-cfg")
+    assert (
+        "pl031",
+        "pl030",
+        "mc146818",
+        "pl061",
+        "fw-cfg",
+        "vmgenid",
+        "vmclock",
+        "vcpu-stall-detector",
+        *UART_KINDS,
+    ) == DEVICE_KINDS
     assert set(KINDS) == {*UART_KINDS, *DEVICE_KINDS, VIRTIO_MMIO.name}
 
 
@@ -571,7 +589,7 @@ def test_each_kinds_node_carries_its_name_compatibles_clock_and_interrupt(kind, 
     assert (clocks is not None) == kind.apb_clock
     if clocks is not None:
         assert set(clocks.as_cells()) == {CLOCK_REF.phandle}
-    if spi is None or kind is FW_CFG:  # qemu,fw-cfg-mmio.yaml has no interrupt
+    if spi is None or kind is FW_CFG or kind.name == "vcpu-stall-detector":  # no SPI
         assert node.prop("interrupts") is None
     else:
         assert node.prop("interrupts").as_cells() == (0, 5, Trigger.EDGE_RISING)
@@ -676,9 +694,9 @@ def test_a_topology_that_does_not_add_up_is_rejected():
     [
         pytest.param(
             'kind = "pl031"',
-            'kind = "pl030"',
+            'kind = "pl032"',
             TemplateError,
-            r"device\[0\]\.kind: 'pl030': expected one of pl031, pl061, fw-cfg",
+            r"device\[0\]\.kind: 'pl032': expected one of pl031, pl030, mc146818",
             id="unknown-device-kind",
         ),
         pytest.param(
@@ -713,8 +731,9 @@ def test_a_topology_that_does_not_add_up_is_rejected():
             'size = "4KiB"\nspi = 7',
             'size = "4KiB"\nspi = 7\nbogus = 1',
             TemplateError,
-            r"device\[2\]\.bogus: unknown key; valid keys: align, base, kind, placement, "
-            r"power_key, power_pin, size, spi, tag, trigger$",
+            r"device\[2\]\.bogus: unknown key; valid keys: align, base, clock_hz, kind, "
+            r"placement, power_key, power_pin, ppi, shared_spi, size, spi, tag, timeout_sec, "
+            r"trigger$",
             id="unknown-key",
         ),
         pytest.param(

@@ -19,7 +19,26 @@ The rules, Linux ``Documentation/arch/arm64/booting.rst``:
 * Primary CPU registers: "x0 = physical address of device tree blob (dtb) in
   system RAM", x1 = x2 = x3 = 0.
 
-The policy (template data), in this order:
+The policy (template data, ``[boot]``): ``dtb``, ``initrd`` and ``kernel``
+name where the VMM itself puts each file, and fdtgen puts it there when that
+keeps booting.rst; where it does not, fdtgen takes the nearest place that
+does and says so in :attr:`Placement.notes`.
+
+* ``dtb``: ``top-of-ram`` (the default, below), ``ram-start`` (Cloud
+  Hypervisor: the first 2 MiB block of RAM), ``below:<offset>`` (kvmtool:
+  the last whole 2 MiB block below RAM base + min(RAM size, offset)),
+  ``after-kernel`` (openvmm: right after the kernel; fdtgen rounds up to the
+  next 2 MiB block, which the DTB must not share with the Image).
+* ``initrd``: ``preferred`` (the default, below), ``below-dtb`` (Firecracker,
+  libkrun, kvmtool: ending at the DTB's block), ``top-of-ram`` (Cloud
+  Hypervisor), ``after-kernel-align:<size>`` (crosvm: the kernel's end
+  rounded up to ``size``), ``ram+<offset>`` (openvmm, with ``kernel =
+  "after-initrd"``: the kernel follows the initrd at the next 2 MiB
+  boundary, and the DTB follows the kernel). Every initrd is page aligned:
+  the kernel reserves it by whole pages (init/initramfs.c
+  ``reserve_initrd_mem``).
+
+The default policy (squib's), in this order:
 
 1. **DTB**: a ``fdt_max_size`` slot at the start of the last whole 2 MiB
    block of the highest RAM range. Nothing else is placed in that block.
@@ -55,7 +74,7 @@ from fdtgen.spec import (
     PAGE_SIZE,
 )
 from fdtgen.template.model import BootSpec
-from fdtgen.units import MiB, align_down, align_up
+from fdtgen.units import MiB, align_down, align_up, parse_size
 
 INITRD_ALIGN = 2 * MiB  # preferred initrd alignment (squib's 2 MiB grain)
 
@@ -79,12 +98,14 @@ class Placement:
     address is the entry point, ``text_offset`` above a 2 MiB-aligned base.
     ``dtb`` is the slot reserved for the blob (``fdt_max_size`` bytes, at the
     start of its own 2 MiB block). ``initrd`` is ``None`` without an initrd.
+    ``notes`` says where fdtgen left the template VMM's own choice and why.
     """
 
     kernel: Range
     text_offset: int
     dtb: Range
     initrd: Range | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def entry(self) -> int:
@@ -133,6 +154,8 @@ def place(
     Raises :class:`PlacementError` saying what does not fit, where, and by how
     many bytes.
     """
+    if boot.kernel == "after-initrd":
+        return place_initrd_first(ram, boot, kernel, initrd_size)
     placed = place_kernel(ram, boot, kernel)
     if initrd_size is None:
         return placed
@@ -144,7 +167,11 @@ def place_kernel(ram: Sequence[Range], boot: BootSpec, kernel: KernelImage) -> P
     if not ram:
         raise PlacementError("placement: the machine has no RAM")
     ranges = sorted(ram, key=by_range)
-    dtb = dtb_slot(ranges[-1], boot)
+    if boot.dtb == "after-kernel":
+        kernel_range = kernel_slot(ranges, boot, kernel, None, ranges[0].base + boot.kernel_offset)
+        dtb, notes = dtb_after(ranges, boot, kernel_range)
+        return Placement(kernel_range, kernel.text_offset, dtb, notes=notes)
+    dtb = policy_dtb_slot(ranges, boot)
     kernel_range = kernel_slot(ranges, boot, kernel, _dtb_block(dtb))
     return Placement(kernel=kernel_range, text_offset=kernel.text_offset, dtb=dtb)
 
@@ -154,8 +181,125 @@ def place_initrd(
 ) -> Placement:
     """``placed`` (from :func:`place_kernel` with the same arguments) with the initrd added."""
     block = placed.dtb_block
-    initrd = initrd_slot(sorted(ram, key=by_range), boot, kernel, placed.kernel, block, size)
-    return Placement(placed.kernel, placed.text_offset, placed.dtb, initrd)
+    ranges = sorted(ram, key=by_range)
+    notes = placed.notes
+    if boot.initrd == "preferred":
+        initrd = initrd_slot(ranges, boot, kernel, placed.kernel, block, size)
+    else:
+        initrd, note = policy_initrd_slot(ranges, boot, placed.kernel, block, size)
+        notes += note
+    return Placement(placed.kernel, placed.text_offset, placed.dtb, initrd, notes)
+
+
+def policy_dtb_slot(ranges: Sequence[Range], boot: BootSpec) -> Range:
+    """The DTB slot of a ``top-of-ram``, ``ram-start`` or ``below:<offset>`` policy."""
+    first = ranges[0]
+    if boot.dtb == "ram-start":
+        base = align_up(first.base, DTB_BLOCK)
+        if base + DTB_BLOCK > first.end:
+            raise PlacementError(
+                f"placement: dtb ({boot.fdt_max_size:#x}-byte slot in its own 2 MiB block) does "
+                f"not fit at the start of RAM {first}"
+            )
+        return Range(base, boot.fdt_max_size)
+    if boot.dtb.startswith("below:"):
+        limit = parse_size(boot.dtb[len("below:") :])
+        return dtb_slot(Range(first.base, min(first.size, limit)), boot)
+    return dtb_slot(ranges[-1], boot)
+
+
+def dtb_after(
+    ranges: Sequence[Range], boot: BootSpec, kernel_range: Range
+) -> tuple[Range, tuple[str, ...]]:
+    """The DTB right after the kernel, at the next 2 MiB block (booting.rst: the DTB's
+    2 MiB block is mapped with no attributes of its own, so it holds nothing else)."""
+    vmm = align_up(kernel_range.end, PAGE_SIZE)
+    base = align_up(kernel_range.end, DTB_BLOCK)
+    r = next((r for r in ranges if r.base <= kernel_range.base < r.end), ranges[0])
+    if base + DTB_BLOCK > r.end:
+        raise PlacementError(
+            f"placement: dtb ({boot.fdt_max_size:#x}-byte slot in its own 2 MiB block) does not "
+            f"fit after the kernel ending at {kernel_range.end:#x} in RAM {r}"
+        )
+    notes: tuple[str, ...] = ()
+    if base != vmm:
+        notes = (
+            f"dtb: the VMM puts it right after the kernel at {vmm:#x}; fdtgen puts it at "
+            f"{base:#x}, the next 2 MiB block, which it shares with nothing (booting.rst)",
+        )
+    return Range(base, boot.fdt_max_size), notes
+
+
+def policy_initrd_slot(
+    ranges: Sequence[Range], boot: BootSpec, kernel_range: Range, block: Range, size: int
+) -> tuple[Range, tuple[str, ...]]:
+    """The initrd where the template's VMM puts it, or the nearest legal place."""
+    if size <= 0:
+        raise PlacementError(f"placement: initrd size {size:#x} must be positive")
+    policy = boot.initrd
+    if policy == "below-dtb":
+        want = align_down(block.base - size, PAGE_SIZE) if block.base >= size else 0
+    elif policy == "top-of-ram":
+        want = align_down(ranges[-1].end - size, PAGE_SIZE)
+    elif policy.startswith("after-kernel-align:"):
+        want = align_up(kernel_range.end, parse_size(policy.split(":", 1)[1]))
+    else:  # ram+<offset>
+        want = ranges[0].base + parse_size(policy[len("ram+") :])
+    window = initrd_window(kernel_range)
+    spans = free_spans(ranges, kernel_range.end, block, window)
+    if any(s.base <= want and want + size <= s.end for s in spans):
+        return Range(want, size), ()
+    best: int | None = None
+    for s in spans:
+        lo, hi = align_up(s.base, PAGE_SIZE), align_down(s.end - size, PAGE_SIZE)
+        if lo > hi:
+            continue
+        at = min(max(want, lo), hi)
+        if best is None or abs(at - want) < abs(best - want):
+            best = at
+    if best is None:
+        largest = max((s.size for s in spans), default=0)
+        raise PlacementError(
+            f"placement: initrd ({size:#x} bytes) does not fit: it must lie after the kernel, "
+            f"inside RAM and the 1 GiB-aligned 32 GiB window {window} that covers the kernel, "
+            f"outside the DTB block {block}; the largest free span is {largest:#x} bytes: "
+            f"{size - largest:#x} bytes short"
+        )
+    note = (
+        f"initrd: the VMM's policy {policy!r} puts it at [{want:#x}, {want + size:#x}), "
+        f"which booting.rst refuses (it must lie in RAM, after the kernel and outside the "
+        f"DTB block, inside the 1 GiB-aligned 32 GiB window {window} that covers the "
+        f"kernel); fdtgen puts it at the nearest place that complies, {best:#x}"
+    )
+    return Range(best, size), (note,)
+
+
+def place_initrd_first(
+    ram: Sequence[Range], boot: BootSpec, kernel: KernelImage, initrd_size: int | None
+) -> Placement:
+    """openvmm's order: the initrd at RAM base + offset, the kernel at the next 2 MiB
+    boundary after it, the DTB after the kernel."""
+    if not ram:
+        raise PlacementError("placement: the machine has no RAM")
+    ranges = sorted(ram, key=by_range)
+    offset = parse_size(boot.initrd[len("ram+") :]) if boot.initrd.startswith("ram+") else 0
+    start = ranges[0].base + offset
+    end = start + (initrd_size or 0)
+    if initrd_size is not None and initrd_size <= 0:
+        raise PlacementError(f"placement: initrd size {initrd_size:#x} must be positive")
+    kernel_range = kernel_slot(ranges, boot, kernel, None, end)
+    initrd = None if initrd_size is None else Range(start, initrd_size)
+    if initrd is not None:
+        window = initrd_window(kernel_range)
+        if not any(r.base <= start and end <= r.end for r in ranges) or not (
+            window.base <= start and end <= window.end
+        ):
+            raise PlacementError(
+                f"placement: initrd [{start:#x}, {end:#x}) must lie in RAM and in the 1 GiB-"
+                f"aligned 32 GiB window {window} that covers the kernel (booting.rst)"
+            )
+    dtb, notes = dtb_after(ranges, boot, kernel_range)
+    return Placement(kernel_range, kernel.text_offset, dtb, initrd, notes)
 
 
 def _dtb_block(dtb: Range) -> Range:
@@ -181,17 +325,24 @@ def dtb_slot(last: Range, boot: BootSpec) -> Range:
 
 
 def kernel_slot(
-    ranges: Sequence[Range], boot: BootSpec, kernel: KernelImage, block: Range
+    ranges: Sequence[Range],
+    boot: BootSpec,
+    kernel: KernelImage,
+    block: Range | None,
+    floor: int | None = None,
 ) -> Range:
-    """The lowest legal ``[load address, + reserve)`` for the kernel."""
-    floor = ranges[0].base + boot.kernel_offset
+    """The lowest legal ``[load address, + reserve)`` for the kernel, at or above
+    ``floor`` (default: RAM base + ``kernel_offset``) and clear of the DTB ``block``."""
+    floor = ranges[0].base + boot.kernel_offset if floor is None else floor
     misses: list[tuple[Range, int, int, int]] = []
     for r in ranges:
         base = align_up(max(r.base, floor), KERNEL_BASE_ALIGN)
         load = base + kernel.text_offset
         end = load + kernel.reserve
-        limit = min(r.end, block.base) if r.base <= block.base < r.end else r.end
-        if end <= limit:
+        in_block = block is not None and r.base <= block.base < r.end
+        limit = min(r.end, block.base) if in_block and block is not None else r.end
+        clear = block is None or end <= block.base or base >= block.end
+        if end <= r.end and clear:
             if kernel.placement_anywhere and end > PA_48BIT_END:
                 raise PlacementError(
                     f"placement: kernel [{load:#x}, {end:#x}) ends past the 48-bit physical range "
@@ -200,12 +351,12 @@ def kernel_slot(
             return Range(load, kernel.reserve)
         misses.append((r, load, end, limit))
     r, load, end, limit = misses[0]
-    where = "the DTB block at" if limit == block.base else "RAM ending at"
+    where = "the DTB block at" if block is not None and limit == block.base else "RAM ending at"
     raise PlacementError(
         f"placement: kernel does not fit: it needs [{load:#x}, {end:#x}) (text_offset "
         f"{kernel.text_offset:#x} above a 2 MiB-aligned base at or above {floor:#x}, "
         f"{kernel.reserve:#x} bytes reserved) in RAM {r}, below {where} {limit:#x}: "
-        f"{end - limit:#x} bytes short"
+        f"{max(end - limit, 0):#x} bytes short"
     )
 
 

@@ -101,7 +101,7 @@ def interrupt_findings(index: TreeIndex, shared: frozenset[int] = frozenset()) -
             out += _gic_specifier(index, path, imap, u.target, cells[start : start + width], owners)
     for (ctrl, spi), paths in owners.items():
         unique = list(dict.fromkeys(paths))
-        if len(unique) > 1 and spi not in shared:
+        if len(unique) > 1 and spi not in shared and not _all_share(index, unique):
             for other in unique[1:]:
                 out.append(
                     Finding(
@@ -173,3 +173,11 @@ def _gic_specifier(
     if kind == 0:
         owners.setdefault((ctrl, number), []).append(path)
     return out
+
+
+def _all_share(index: TreeIndex, paths: list[str]) -> bool:
+    """Every node on the line is of a kind whose Linux driver asks for a shared IRQ
+    (8250_of.c UPF_SHARE_IRQ), so one line serves them all."""
+    from fdtgen.template.registry import SHARING_COMPATIBLES
+
+    return all(any(c in SHARING_COMPATIBLES for c in index.compatible(p)) for p in paths)

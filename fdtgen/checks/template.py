@@ -110,19 +110,29 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
                         )
                 else:
                     inside(path, tag, b, s, _pick(pinned, tag))
-    # The node a pinned region or SPI belongs to is found by its kind's compatible.
-    for path in index.with_compatible({KINDS[t.uart.kind].recognised_by}):
-        for b, s in index.cpu_reg(path):
-            inside(path, "uart0", b, s, _pick(pinned, "uart0"), exact=True)
-        out += _template_spi(index, t, path, "uart0", t.uart.spi.number)
-    for d in t.devices:
-        if d.tag not in pinned:
-            continue
-        for path in index.with_compatible({KINDS[d.kind].recognised_by}):
-            for b, s in index.cpu_reg(path):
-                inside(path, d.tag, b, s, [pinned[d.tag]], exact=True)
-            if d.spi is not None:
-                out += _template_spi(index, t, path, d.tag, d.spi.number)
+    # The node a pinned region or SPI belongs to is found by its kind's compatible,
+    # and among several nodes of one kind (crosvm's four 16550s) by its base.
+    by_compat: dict[str, list[tuple[str, Range, int | None]]] = {}
+    uart = (KINDS[t.uart.kind].recognised_by, "uart0", t.uart.spi.number)
+    owners = [uart] + [
+        (KINDS[d.kind].recognised_by, d.tag, None if d.spi is None else d.spi.number)
+        for d in t.devices
+    ]
+    for compat, tag, spi in owners:
+        if tag in pinned:
+            by_compat.setdefault(compat, []).append((tag, pinned[tag], spi))
+    for compat, wanted in by_compat.items():
+        for path in index.with_compatible({compat}):
+            regs = index.cpu_reg(path)
+            base = regs[0][0] if regs else None
+            match = next((w for w in wanted if w[1].base == base), wanted[0])
+            tag, _, spi = match
+            for b, s in regs:
+                inside(path, tag, b, s, [match[1]], exact=True)
+            # A VMM that hands lines out in order moves them with the machine's
+            # virtio count; the blob's own numbering is checked by bindings.
+            if spi is not None and tag not in t.irq_order:
+                out += _template_spi(index, t, path, tag, spi)
     want = tuple(ppi.number for ppi in t.timer_ppis)
     for path in index.with_compatible(TIMER_COMPATIBLE):
         decoded = index.specifiers(path)
@@ -159,7 +169,11 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
                     )
                 else:
                     out += _template_spi(
-                        index, t, path, f"virtio slot {slot}", v.first_spi.number + slot
+                        index,
+                        t,
+                        path,
+                        f"virtio slot {slot}",
+                        v.first_spi.number + (0 if v.shared_spi else slot),
                     )
     for path, base, size in index.memory():
         inside(path, "dram", base, size, dram)

@@ -150,11 +150,18 @@ class Config(BaseModel):
     template: str = Field("squib", description="built-in template name or path to a .toml")
     vcpus: int = Field(2, ge=1, le=4096, strict=True)
     memory: Size = Field(512 << 20, description="RAM in bytes, or '512MiB', '1GiB'")
-    cmdline: Cmdline = Field(
-        DEFAULT_CMDLINE,
-        description=f"/chosen/bootargs: no NUL, at most {COMMAND_LINE_SIZE - 1} bytes of UTF-8",
+    cmdline: Cmdline | None = Field(
+        None,
+        description=f"/chosen/bootargs: no NUL, at most {COMMAND_LINE_SIZE - 1} bytes of UTF-8; "
+        f"default: {DEFAULT_CMDLINE!r} with the template's console tty (ttyS0 for a 16550)",
     )
-    virtio: int = Field(32, ge=0, le=32, strict=True, description="virtio-mmio transports")
+    virtio: int | None = Field(
+        None,
+        ge=0,
+        le=32,
+        strict=True,
+        description="virtio-mmio transports; default: the template's slots (0 on a PCI-only VMM)",
+    )
     serial: bool = Field(True, strict=True)
     psci_method: Literal["hvc", "smc"] | None = None
     redist_stride: Size | None = Field(

@@ -15,7 +15,7 @@ The CPU-side nodes are built in :mod:`fdtgen.devicetree.cpus`, the GIC in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,12 +30,26 @@ from fdtgen.fdt.tree import DeviceTree, Node, Prop, reg_cells, unit_name
 from fdtgen.layout import Layout, resolve
 from fdtgen.template.devices import CLOCK_REF, GIC_REF
 from fdtgen.template.model import Template
-from fdtgen.template.registry import KINDS, layout_kinds, needs_apb_clock
+from fdtgen.template.registry import KINDS, console_name, layout_kinds, needs_apb_clock
 from fdtgen.units import MiB
 
-__all__ = ["DEFAULT_CMDLINE", "Machine", "Topology", "machine_layout", "machine_tree"]
+__all__ = [
+    "DEFAULT_CMDLINE",
+    "Machine",
+    "Topology",
+    "default_cmdline",
+    "machine_layout",
+    "machine_tree",
+    "with_defaults",
+]
 
-DEFAULT_CMDLINE = "console=ttyAMA0 earlycon panic=-1"
+DEFAULT_CMDLINE = "console=ttyAMA0 earlycon panic=-1"  # a PL011 console's default
+
+
+def default_cmdline(t: Template) -> str:
+    """The command line a machine without one gets: its console UART's tty."""
+    return f"console={console_name(t)} earlycon panic=-1"
+
 
 # Properties every tree has the same, built once (a Prop is immutable and can be shared).
 _ROOT_CELLS = (
@@ -52,20 +66,33 @@ class Machine:
 
     This is the library's input; :mod:`fdtgen.config` turns user files into it.
     ``ram_base``, ``address_width`` and ``topology`` default to the template's
-    (its DRAM base, no width limit, a cpu-map only if the template has one).
+    (its DRAM base, no width limit, a cpu-map only if the template has one);
+    ``virtio`` to its slots and ``cmdline`` to one naming its console's tty
+    (:func:`with_defaults`).
     """
 
     template: str = "squib"
     vcpus: int = 2
     memory: int = 512 * MiB
-    cmdline: str = DEFAULT_CMDLINE
-    virtio: int = 32
+    cmdline: str | None = None  # None: console=<the template's UART tty>0 earlycon panic=-1
+    virtio: int | None = None  # None: every virtio slot the template has (0 on a PCI-only VMM)
     serial: bool = True
     psci_method: str | None = None  # None: the template's
     redist_stride: int | None = None  # None: the template's
     ram_base: int | None = None
     address_width: int | None = None
     topology: Topology | None = None
+
+
+def with_defaults(m: Machine, t: Template) -> Machine:
+    """``m`` with the numbers it leaves to its template filled in from ``t``."""
+    if m.cmdline is not None and m.virtio is not None:
+        return m
+    return replace(
+        m,
+        cmdline=default_cmdline(t) if m.cmdline is None else m.cmdline,
+        virtio=t.virtio.slots if m.virtio is None else m.virtio,
+    )
 
 
 def cpu_topology(layout: Layout, m: Machine) -> Topology | None:
@@ -152,7 +179,9 @@ def machine_tree(
     t = layout.template
     aliases, pmu, clock = aliases_node(layout), pmu_node(layout), clock_node(t)
     children = [
-        chosen_node(layout, m.cmdline, placement, boot),
+        chosen_node(
+            layout, default_cmdline(t) if m.cmdline is None else m.cmdline, placement, boot
+        ),
         *([aliases] if aliases else []),
         *memory_nodes(layout),
         cpus_node(layout, cpu_topology(layout, m)),
@@ -180,7 +209,7 @@ def machine_layout(m: Machine, template: Template) -> Layout:
         template,
         vcpus=m.vcpus,
         memory=m.memory,
-        virtio=m.virtio,
+        virtio=template.virtio.slots if m.virtio is None else m.virtio,
         serial=m.serial,
         redist_stride=m.redist_stride,
         ram_base=m.ram_base,

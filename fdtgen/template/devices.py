@@ -45,7 +45,14 @@ GPIO_REF = Ref("gpio", Phandle.GPIO)
 
 
 class Wired(Protocol):
-    """Where a device sits and how it interrupts (``spi`` ``None``: it does not)."""
+    """Where a device sits and how it interrupts (``spi`` ``None``: it does not).
+
+    ``tag`` names the template's device (``uart0`` for the console), so a node
+    function can read the kind's extra settings from its :class:`DeviceSpec`.
+    """
+
+    @property
+    def tag(self) -> str: ...
 
     @property
     def range(self) -> Range: ...
@@ -82,6 +89,12 @@ class DeviceKind:
     if any (virtio-mmio transports are checked slot by slot instead).
     ``root_node``: a node a device of this kind adds under the root beside its
     own (the PL061's ``gpio-keys`` power button), or ``None`` when it has none.
+    ``console``: the Linux tty a UART of this kind becomes (``ttyAMA`` for a
+    PL011, ``ttyS`` for an 8250), which the default command line names.
+    ``irq_shared``: its Linux driver requests its IRQ shared, so several
+    nodes of such kinds may sit on one SPI. ``extra``: properties every node
+    of the kind carries after its
+    ``compatible`` (the PL030's ``arm,primecell-periphid``).
     ``compatible_prop`` is ``compatible`` as a property, built once.
     """
 
@@ -93,6 +106,9 @@ class DeviceKind:
     apb_clock: bool = False
     qemu: QemuDevice | None = None
     root_node: Callable[[DeviceSpec], Node | None] | None = None
+    console: str = ""
+    extra: tuple[Prop, ...] = ()
+    irq_shared: bool = False
     compatible_prop: Prop = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -150,9 +166,42 @@ def ns16550_node(k: DeviceKind, d: Wired, t: Template) -> Node:
 
 
 def pl031_node(k: DeviceKind, d: Wired, t: Template) -> Node:
-    """PL031 real-time clock (rtc/arm,pl031.yaml), an AMBA primecell."""
-    props = (k.compatible_prop, reg_prop(d), *interrupts(d), *_APB_CLOCK)
+    """PL031 real-time clock (rtc/arm,pl031.yaml), an AMBA primecell.
+
+    Also the PL030 (``k.extra``: its ``arm,primecell-periphid``), which has no
+    binding of its own: arm/primecell.yaml describes it by ``arm,primecell``
+    and the peripheral ID the AMBA bus matches its driver by.
+    """
+    props = (k.compatible_prop, *k.extra, reg_prop(d), *interrupts(d), *_APB_CLOCK)
     return Node(unit_name(k.node_name, d.range.base), props)
+
+
+def mc146818_node(k: DeviceKind, d: Wired, t: Template) -> Node:
+    """Motorola MC146818 RTC (rtc/motorola,mc146818.yaml): compatible and reg required."""
+    props = (k.compatible_prop, reg_prop(d), *interrupts(d))
+    return Node(unit_name(k.node_name, d.range.base), props)
+
+
+def wired_node(k: DeviceKind, d: Wired, t: Template) -> Node:
+    """A node of ``compatible``, ``reg`` and ``interrupts`` only: rng/microsoft,vmgenid.yaml
+    and ptp/amazon,vmclock.yaml (``additionalProperties: false`` in both)."""
+    props = (k.compatible_prop, reg_prop(d), *interrupts(d))
+    return Node(unit_name(k.node_name, d.range.base), props)
+
+
+def stall_detector_node(k: DeviceKind, d: Wired, t: Template) -> Node:
+    """The vCPU stall detector (misc/qemu,vcpu-stall-detector.yaml): a PPI, its clock
+    rate and timeout. Templates with one have a GICv3, whose PPI flags carry no CPU
+    mask (arm,gic-v3.yaml); the template proofs refuse it on a GICv2."""
+    spec = d if isinstance(d, DeviceSpec) else t.device(d.tag)
+    props = [k.compatible_prop, reg_prop(d)]
+    if spec.clock_hz is not None:
+        props.append(Prop.cells("clock-frequency", spec.clock_hz))
+    if spec.timeout_sec is not None:
+        props.append(Prop.cells("timeout-sec", spec.timeout_sec))
+    if spec.ppi is not None:
+        props.append(Prop.cells("interrupts", *gic_cells(spec.ppi, spec.trigger)))
+    return Node(unit_name(k.node_name, d.range.base), tuple(props))
 
 
 _PL061_GPIO = (Prop.empty("gpio-controller"), Prop.cells("#gpio-cells", 2))

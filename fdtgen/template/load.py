@@ -28,6 +28,9 @@ from fdtgen.irq import SPI_MAX, Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address
 from fdtgen.spec import GICV3_REDIST_STRIDE, MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
 from fdtgen.template.model import (
+    DTB_POLICIES,
+    INITRD_POLICIES,
+    KERNEL_POLICIES,
     PLACEMENTS,
     REDIST_ANCHORS,
     REDIST_REG_KINDS,
@@ -40,6 +43,7 @@ from fdtgen.template.model import (
     Template,
     UartSpec,
     VirtioSpec,
+    is_policy,
 )
 from fdtgen.template.proofs import check_template
 from fdtgen.template.registry import DEVICE_KINDS, PL061, UART_KINDS
@@ -351,6 +355,11 @@ def one_of(*choices: str) -> Callable[[Any], str]:
     return conv
 
 
+def policy(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    """One of ``choices`` (:func:`fdtgen.template.model.is_policy`)."""
+    return lambda v: is_policy(text(v), choices)
+
+
 def _base_or_placement(r: _Reader) -> tuple[int | None, str]:
     """A region's ``base``, or ``placement = "below-4g"`` for the loader to place it."""
     placement = r.get("placement", one_of(*PLACEMENTS), "fixed")
@@ -444,9 +453,17 @@ def device_spec(r: _Reader) -> DeviceSpec:
         placement=placement,
         power_key=r.get("power_key", u32, None),
         power_pin=r.get("power_pin", u32, 3),
+        ppi=r.get("ppi", ppi, None),
+        clock_hz=r.get("clock_hz", u32, None),
+        timeout_sec=r.get("timeout_sec", u32, None),
+        shared_spi=r.get("shared_spi", boolean, False),
     )
     if d.power_key is not None and kind != PL061.name:
         raise r._fail("power_key", "only a pl061 GPIO controller has a power button")
+    if d.ppi is not None and d.spi is not None:
+        raise r._fail("ppi", "a device interrupts through an SPI or a PPI, not both")
+    if d.shared_spi and d.spi is None:
+        raise r._fail("shared_spi", "only a device with an spi can share it")
     r.done()
     return d
 
@@ -473,6 +490,7 @@ def virtio_spec(v: _Reader) -> VirtioSpec:
         first_spi=first_spi,
         trigger=v.get("trigger", trigger),
         dma_coherent=v.get("dma_coherent", boolean, True),
+        shared_spi=v.get("shared_spi", boolean, False),
     )
 
 
@@ -492,6 +510,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
     d = top.table("dram")
     b = top.table("boot")
     pmu = top.optional_table("pmu")
+    irq = top.optional_table("irq")
     gic = gic_spec(g)
     if gic.version not in (2, 3):
         raise TemplateError(
@@ -553,6 +572,9 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
             initrd_offset=b.get("initrd_offset", size),
             fdt_max_size=b.get("fdt_max_size", size),
             initrd_gap=b.get("initrd_gap", size, BootSpec.DEFAULT_INITRD_GAP),
+            dtb=b.get("dtb", policy(DTB_POLICIES), "top-of-ram"),
+            initrd=b.get("initrd", policy(INITRD_POLICIES), "preferred"),
+            kernel=b.get("kernel", policy(KERNEL_POLICIES), "ram-offset"),
         ),
         reserved=tuple(reserved),
         rules=tuple(rules),
@@ -560,8 +582,11 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
             "clock_hz", int_in(1, U32_MAX, "clock-frequency is one 32-bit cell"), 24_000_000
         ),
         path=path,
+        ram_piece_align=d.get("piece_align", size, None),
+        irq_order=() if irq is None else irq.get("order", strings),
+        irq_first=0 if irq is None else irq.get("first_spi", spi).number,
     )
-    for reader in (top, m, timer, g, u, d, b, *(r for r in (v, pmu) if r is not None)):
+    for reader in (top, m, timer, g, u, d, b, *(r for r in (v, pmu, irq) if r is not None)):
         reader.done()
     if t.psci_method not in ("hvc", "smc"):
         raise TemplateError(

@@ -9,11 +9,32 @@ from fdtgen.errors import LayoutError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address, subtract
 from fdtgen.spec import DTB_ALIGN, FDT_MAX_SIZE, PAGE_SIZE
-from fdtgen.units import U64_MAX, KiB, is_aligned
+from fdtgen.units import U64_MAX, KiB, is_aligned, parse_size
 
 REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole window
 REDIST_ANCHORS = ("base", "end")  # live redistributors start at the window base / end at its end
 PLACEMENTS = ("fixed", "below-4g")  # how a template region gets its base
+# Where a VMM puts the DTB, the initrd and the kernel ([boot] dtb / initrd / kernel).
+DTB_POLICIES = ("top-of-ram", "ram-start", "after-kernel", "below:<offset>")
+INITRD_POLICIES = (
+    "preferred",
+    "below-dtb",
+    "top-of-ram",
+    "after-kernel-align:<size>",
+    "ram+<offset>",
+)
+KERNEL_POLICIES = ("ram-offset", "after-initrd")
+
+
+def is_policy(word: str, choices: tuple[str, ...]) -> str:
+    """``word`` if it is one of ``choices``; ``name:<x>`` / ``name+<x>`` take a byte count."""
+    for c in choices:
+        head = c.split("<")[0]
+        if c.endswith(">") and word.startswith(head) and parse_size(word[len(head) :]) >= 0:
+            return word
+        if word == c:
+            return word
+    raise ValueError(f"expected one of {', '.join(choices)}")
 
 
 class Device(NamedTuple):
@@ -109,7 +130,9 @@ class UartSpec:
 
 @dataclass(frozen=True, slots=True)
 class VirtioSpec:
-    """``slots`` virtio-mmio transports, ``stride`` bytes apart; slot i gets SPI first_spi+i.
+    """``slots`` virtio-mmio transports, ``stride`` bytes apart; slot i gets SPI first_spi+i,
+    or every slot SPI first_spi with ``shared_spi`` (openvmm's one level-triggered
+    line; virtio_mmio.c requests its IRQ with IRQF_SHARED).
 
     ``base`` is ``None`` until a ``below-4g`` window is placed at load time,
     and for a template without transports (``slots = 0``: the VMM uses
@@ -129,6 +152,7 @@ class VirtioSpec:
     trigger: Trigger
     dma_coherent: bool = True
     placement: str = "fixed"
+    shared_spi: bool = False
     transports: tuple[Device, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,7 +164,7 @@ class VirtioSpec:
                     f"virtio-{i}",
                     "virtio",
                     Range(base + i * stride, stride),
-                    Spi(first + i),
+                    Spi(first if self.shared_spi else first + i),
                     self.trigger,
                 )
                 for i in range(self.slots)
@@ -164,7 +188,13 @@ class DeviceSpec:
     :mod:`fdtgen.template.registry` (``pl031`` RTC, ``pl061`` GPIO, ``fw-cfg``).
 
     A ``pl061`` with ``power_key`` also gets a ``gpio-keys`` button reporting
-    that Linux input code (116 = KEY_POWER) on GPIO ``power_pin``.
+    that Linux input code (116 = KEY_POWER) on GPIO ``power_pin``. A device
+    that interrupts through a PPI (the vCPU stall detector) gives ``ppi``
+    instead of ``spi``; ``clock_hz`` and ``timeout_sec`` are its
+    ``clock-frequency`` and ``timeout-sec``. ``shared_spi``: the device shares
+    its SPI with another one (crosvm's COM1/COM3 and COM2/COM4), as a
+    VMM that wires two 8250s to one line does; each driver asks for a shared
+    IRQ.
     """
 
     tag: str
@@ -177,6 +207,10 @@ class DeviceSpec:
     placement: str = "fixed"
     power_key: int | None = None
     power_pin: int = 3
+    ppi: Ppi | None = None
+    clock_hz: int | None = None
+    timeout_sec: int | None = None
+    shared_spi: bool = False
 
     @property
     def range(self) -> Range:
@@ -204,6 +238,11 @@ class BootSpec:
     ``fdt_max_size``: bytes reserved for the DTB, which sits alone in its own
     2 MiB block (booting.rst "Setup the device tree": 8-byte aligned, at most
     2 megabytes).
+
+    ``dtb``, ``initrd`` and ``kernel`` name the VMM's own placement policy,
+    one of :data:`DTB_POLICIES`, :data:`INITRD_POLICIES` and
+    :data:`KERNEL_POLICIES` (``below:<offset>``: under RAM base + offset;
+    ``after-kernel-align:<size>``: the kernel's end rounded up to ``size``).
     """
 
     DEFAULT_INITRD_GAP = 16 * 1024 * KiB
@@ -212,6 +251,9 @@ class BootSpec:
     initrd_offset: int
     fdt_max_size: int
     initrd_gap: int = DEFAULT_INITRD_GAP
+    dtb: str = "top-of-ram"
+    initrd: str = "preferred"
+    kernel: str = "ram-offset"
 
     def __post_init__(self) -> None:
         if not 0 < self.fdt_max_size <= FDT_MAX_SIZE or not is_aligned(
@@ -258,6 +300,46 @@ class Template:
     cpu_map: bool = False
     timer_names: tuple[str, ...] = ()
     vmm: str = ""
+    irq_order: tuple[str, ...] = ()
+    irq_first: int = 0
+    ram_piece_align: int | None = None
+
+    def ram_align(self, memory: int) -> int:
+        """The alignment of each piece of RAM: ``piece_align`` when the RAM is at
+        least that big, else 2 MiB (openvmm: "GB alignment so holes do not create
+        sub-GB RAM chunks"); a page without ``piece_align``."""
+        a = self.ram_piece_align
+        if a is None:
+            return PAGE_SIZE
+        return a if memory >= a else 2 * 1024 * KiB
+
+    def handed_out_spis(self, virtio: int, serial: bool) -> dict[str, Spi]:
+        """The SPIs a VMM that hands lines out in attach order gives a machine.
+
+        ``irq_order`` lists who asks, in order, from SPI ``irq_first`` on:
+        ``virtio`` takes one line per transport the machine has, ``uart0``
+        one when it has a console, any other tag one (a device of the
+        template, or a line the VMM takes for something fdtgen does not
+        describe, such as Cloud Hypervisor's GED). Empty without an order:
+        the template's SPIs are fixed.
+        """
+        out: dict[str, Spi] = {}
+        n = self.irq_first
+        for tag in self.irq_order:
+            if tag == "virtio":
+                out.update((f"virtio-{i}", Spi(n + i)) for i in range(virtio))
+                n += virtio
+            elif tag != "uart0" or serial:
+                out[tag] = Spi(n)
+                n += 1
+        return out
+
+    def device(self, tag: str) -> DeviceSpec:
+        """The device tagged ``tag``."""
+        for d in self.devices:
+            if d.tag == tag:
+                return d
+        raise LayoutError(f"template {self.name!r} has no device {tag!r}")
 
     def dram_ranges(self) -> tuple[Range, ...]:
         """The DRAM window without its holes, in address order."""

@@ -199,12 +199,38 @@ def _check_gic(t: Template, where: str) -> None:
             )
 
 
+def _check_handed_out(t: Template, where: str) -> None:
+    """A template whose VMM hands SPIs out in order pins the ones of its fullest machine
+    (every virtio slot, a console), so a blob of that machine checks against it."""
+    if not t.irq_order:
+        return
+    if len(set(t.irq_order)) != len(t.irq_order):
+        raise LayoutError(f"{where}: irq order {list(t.irq_order)} names a tag twice")
+    full = t.handed_out_spis(t.virtio.slots, True)
+    pinned: list[tuple[str, Spi | None]] = [("uart0", t.uart.spi)]
+    # A device with no interrupt in the DT (Firecracker's RTC) still takes its line.
+    pinned += [(d.tag, d.spi) for d in t.devices if d.tag in t.irq_order and d.spi is not None]
+    if "virtio" in t.irq_order and t.virtio.slots:
+        pinned.append(("virtio-0", t.virtio.first_spi))
+    for tag, have in pinned:
+        if tag in full and have != full[tag]:
+            raise LayoutError(
+                f"{where}: {tag!r} is pinned to {have}, but the irq order hands it "
+                f"{full[tag]} with every virtio slot and a console"
+            )
+
+
 def _check_interrupts(t: Template, where: str) -> None:
     """No SPI and no PPI is wired to two sources."""
+    _check_handed_out(t, where)
     Spi(t.virtio.first_spi.number + max(t.virtio.slots - 1, 0))  # last slot stays in range
     spis: list[tuple[Spi, str]] = [(t.uart.spi, "uart0")]
-    spis += [(Spi(t.virtio.first_spi.number + i), f"virtio-{i}") for i in range(t.virtio.slots)]
-    spis += [(d.spi, d.tag) for d in t.devices if d.spi is not None]
+    spis += [
+        (d.spi, d.tag)
+        for d in t.virtio.transports[: 1 if t.virtio.shared_spi else None]
+        if d.spi is not None
+    ]
+    spis += [(d.spi, d.tag) for d in t.devices if d.spi is not None and not d.shared_spi]
     if not t.virtio.slots:
         spis = [s for s in spis if not s[1].startswith("virtio-")]
     if t.gic.v2m is not None:
@@ -215,4 +241,17 @@ def _check_interrupts(t: Template, where: str) -> None:
         ppis.append((t.gic.maintenance_ppi, "gic maintenance"))
     if t.pmu is not None:
         ppis.append((t.pmu.ppi, "pmu"))
+    ppis += [(d.ppi, d.tag) for d in t.devices if d.ppi is not None]
     _one_owner_each(ppis, where)
+    owners = {s for s, _ in spis}
+    for d in t.devices:
+        if d.shared_spi and d.spi is not None and d.spi not in owners:
+            raise LayoutError(
+                f"{where}: device {d.tag!r} shares {d.spi} ({d.spi.intid}), which no other "
+                "device is wired to"
+            )
+        if d.ppi is not None and t.gic.version != 3:
+            raise LayoutError(
+                f"{where}: device {d.tag!r} interrupts through {d.ppi}; fdtgen describes a "
+                "device PPI only on a GICv3 (a GICv2 PPI needs a CPU mask per machine)"
+            )

@@ -16,6 +16,7 @@ example.
 
 from __future__ import annotations
 
+from fdtgen.fdt.tree import Prop
 from fdtgen.irq import Spi
 from fdtgen.ranges import Range
 from fdtgen.template.devices import (
@@ -23,11 +24,14 @@ from fdtgen.template.devices import (
     QemuDevice,
     fw_cfg_node,
     gpio_keys_node,
+    mc146818_node,
     ns16550_node,
     pl011_node,
     pl031_node,
     pl061_node,
+    stall_detector_node,
     virtio_mmio_node,
+    wired_node,
 )
 from fdtgen.template.model import Template
 from fdtgen.units import KiB
@@ -42,6 +46,7 @@ PL011 = DeviceKind(
     node=pl011_node,
     apb_clock=True,
     qemu=QemuDevice("PL011", Range(0x0900_0000, 4 * KiB), Spi(1)),
+    console="ttyAMA",  # drivers/tty/serial/amba-pl011.c: dev_name "ttyAMA"
 )
 NS16550A = DeviceKind(
     name="ns16550a",
@@ -49,6 +54,8 @@ NS16550A = DeviceKind(
     node_name="serial",
     compatible=("ns16550a",),
     node=ns16550_node,
+    console="ttyS",  # drivers/tty/serial/8250/8250_core.c: dev_name "ttyS"
+    irq_shared=True,  # drivers/tty/serial/8250/8250_of.c: port->flags = UPF_SHARE_IRQ | ...
 )
 PL031 = DeviceKind(
     name="pl031",
@@ -69,6 +76,43 @@ PL061 = DeviceKind(
     qemu=QemuDevice("PL061 GPIO", Range(0x0903_0000, 4 * KiB), Spi(7)),
     root_node=gpio_keys_node,
 )
+PL030 = DeviceKind(  # arm/primecell.yaml: no binding of its own, matched by its periphid
+    name="pl030",
+    table="device",
+    node_name="rtc",
+    compatible=("arm,primecell",),
+    node=pl031_node,
+    apb_clock=True,
+    extra=(Prop.cells("arm,primecell-periphid", 0x0004_1030),),  # crosvm PL030_AMBA_ID
+)
+MC146818 = DeviceKind(
+    name="mc146818",
+    table="device",
+    node_name="rtc",
+    compatible=("motorola,mc146818",),
+    node=mc146818_node,
+)
+VMGENID = DeviceKind(
+    name="vmgenid",
+    table="device",
+    node_name="rng",  # the binding's example node name
+    compatible=("microsoft,vmgenid",),
+    node=wired_node,
+)
+VMCLOCK = DeviceKind(
+    name="vmclock",
+    table="device",
+    node_name="ptp",
+    compatible=("amazon,vmclock",),
+    node=wired_node,
+)
+STALL_DETECTOR = DeviceKind(
+    name="vcpu-stall-detector",
+    table="device",
+    node_name="vmwdt",  # the binding's example node name
+    compatible=("qemu,vcpu-stall-detector",),
+    node=stall_detector_node,
+)
 FW_CFG = DeviceKind(
     name="fw-cfg",
     table="device",
@@ -86,11 +130,26 @@ VIRTIO_MMIO = DeviceKind(
 )
 
 KINDS: dict[str, DeviceKind] = {
-    k.name: k for k in (PL011, NS16550A, PL031, PL061, FW_CFG, VIRTIO_MMIO)
+    k.name: k
+    for k in (
+        PL011,
+        NS16550A,
+        PL031,
+        PL030,
+        MC146818,
+        PL061,
+        FW_CFG,
+        VMGENID,
+        VMCLOCK,
+        STALL_DETECTOR,
+        VIRTIO_MMIO,
+    )
 }
 
+SHARING_COMPATIBLES = frozenset(k.recognised_by for k in KINDS.values() if k.irq_shared)
 UART_KINDS = tuple(k.name for k in KINDS.values() if k.table == "uart")  # [uart] kind
-DEVICE_KINDS = tuple(k.name for k in KINDS.values() if k.table == "device")  # [[device]] kind
+# [[device]] kind: the device kinds, and the UART kinds for a VMM's further UARTs
+DEVICE_KINDS = tuple(k.name for k in KINDS.values() if k.table == "device") + UART_KINDS
 
 
 def template_kinds(t: Template) -> tuple[DeviceKind, ...]:
@@ -102,9 +161,17 @@ def layout_kinds(t: Template) -> dict[str, DeviceKind]:
     """The entry for each ``Device.kind`` a layout of ``t`` can hold.
 
     A layout calls its console ``uart`` and its transports ``virtio`` whatever
-    their kind; the template's ``[uart] kind`` says which UART it is.
+    their kind; the template's ``[uart] kind`` says which UART it is. A
+    ``[[device]]`` keeps its kind's name (a further UART is ``ns16550a``).
     """
-    return {k.layout_kind: k for k in template_kinds(t)}
+    kinds = {k.layout_kind: k for k in template_kinds(t)}
+    kinds.update((d.kind, KINDS[d.kind]) for d in t.devices)
+    return kinds
+
+
+def console_name(t: Template) -> str:
+    """The tty the console UART becomes in Linux: ``ttyAMA0``, ``ttyS0``."""
+    return f"{KINDS[t.uart.kind].console}0"
 
 
 def needs_apb_clock(t: Template) -> bool:
@@ -121,6 +188,8 @@ def check_registry(kinds: dict[str, DeviceKind]) -> None:
             raise ValueError(f"device kind {name!r}: table {k.table!r} is not one of {TABLES}")
         if not k.compatible:
             raise ValueError(f"device kind {name!r} has no compatible string")
+        if (k.table == "uart") != bool(k.console):
+            raise ValueError(f"device kind {name!r}: a UART kind, and only one, names its tty")
     virtio = [k.name for k in kinds.values() if k.table == "virtio"]
     if len(virtio) != 1:
         raise ValueError(f"exactly one device kind describes the [virtio] table, not {virtio}")
