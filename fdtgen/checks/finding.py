@@ -15,6 +15,7 @@ listed prefix of its id decides), unless the rule module chose one itself.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 ERROR = "error"
@@ -48,6 +49,7 @@ SEVERITY: dict[str, str] = {
 }
 
 
+@functools.cache
 def severity_of(rule: str) -> str:
     """The severity :data:`SEVERITY` gives ``rule`` (``error`` when not listed)."""
     if rule in SEVERITY:

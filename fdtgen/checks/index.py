@@ -135,6 +135,7 @@ class TreeIndex:
         self._ranges: dict[str, tuple[list[int], list[tuple[int, int, int]]] | None] = {}
         self._maps: dict[str, list[MapRow] | None] = {}
         self._regions: list[Region] | None = None
+        self._compatible: dict[str, tuple[str, ...]] = {}
         self._lookups: dict[str, tuple[tuple[int, ...], dict[tuple[int, ...], MapRow]] | None] = {}
 
     def enabled(self, path: str) -> bool:
@@ -159,7 +160,10 @@ class TreeIndex:
         return 1 if n is None else n
 
     def compatible(self, path: str) -> tuple[str, ...]:
-        return strings(self.nodes[path].prop("compatible")) or ()
+        found = self._compatible.get(path)
+        if found is None:
+            found = self._compatible[path] = strings(self.nodes[path].prop("compatible")) or ()
+        return found
 
     def with_compatible(self, names: frozenset[str] | set[str]) -> list[str]:
         """Paths of the nodes compatible with any of ``names``, in tree order."""
