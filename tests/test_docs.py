@@ -305,7 +305,7 @@ def test_quoted_verify_finding(tmp_path: Path) -> None:
     p = run("verify", str(blob), "--template", str(template))
     assert p.returncode == 1
     finding = p.stdout.splitlines()[0]
-    assert finding.startswith("template.spi: ")
+    assert finding.startswith("error: template.spi: ")
     assert f"\n{finding}\n" in layout_doc(), f"layout.md does not quote: {finding}"
 
 

@@ -36,18 +36,47 @@ imported only with a manifest, so verifying a blob alone never imports pydantic.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from fdtgen.checks.finding import Finding
+from fdtgen.checks.finding import ERROR, NOTE, SEVERITIES, WARNING, Finding
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
 
 if TYPE_CHECKING:
+    from fdtgen.checks.index import TreeIndex
     from fdtgen.fdt.parse import Blob
     from fdtgen.manifest import Manifest
     from fdtgen.template.model import Template
 
-__all__ = ["Finding", "Options", "findings_json", "verify", "verify_parsed"]
+__all__ = [
+    "PROFILES",
+    "Finding",
+    "Options",
+    "counts",
+    "findings_json",
+    "findings_report",
+    "profile_of",
+    "verify",
+    "verify_parsed",
+]
+
+PROFILES = ("auto", "board", "microvm")
+DEFAULT_CAP = 20  # findings shown per rule; the rest are counted
+
+# What a board DTB (one a bootloader or firmware completes before the kernel
+# sees it) is not held to: the boot-time rules become notes, psci a warning
+# (firmware may add the node), and a GIC only on a microVM, which always has
+# one (booting.rst asks for the GIC's description where there is one); an SPI
+# that hardware shares between devices is normal on a board. ``None`` drops the rule.
+BOARD_SEVERITY: dict[str, str | None] = {
+    "memory.": NOTE,
+    "cpus.enable-method": NOTE,
+    "chosen.": NOTE,
+    "psci.node": WARNING,
+    "gic.node": None,
+    "timer.node": NOTE,
+    "interrupts.shared": NOTE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +89,10 @@ class Options:
     follow (``template.*``). ``dtc``: the dtc executable (``None``: skip its
     checks). ``libfdt``: ask libfdt's ``fdt_check_full`` too. ``shared_spis``:
     SPI numbers that may be wired to more than one node. ``address_bits``: the
-    guest physical address width every ``reg`` must fit.
+    guest physical address width every ``reg`` must fit. ``profile``: which
+    rules fit the blob (:data:`PROFILES`; ``"auto"`` decides by
+    :func:`profile_of`). ``cap``: findings kept per rule (``None``: all); the
+    rest are counted on one closing finding of the rule (its ``omitted``).
     """
 
     manifest: Manifest | None = None
@@ -69,6 +101,8 @@ class Options:
     libfdt: bool = True
     shared_spis: frozenset[int] = frozenset()
     address_bits: int = DEFAULT_ADDRESS_WIDTH
+    profile: str = "auto"
+    cap: int | None = DEFAULT_CAP
 
 
 def verify(buf: bytes, options: Options = Options()) -> list[Finding]:
@@ -88,7 +122,10 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
     from fdtgen.checks.regions import region_findings
     from fdtgen.checks.structure import structure_findings
 
+    if options.profile not in PROFILES:
+        raise ValueError(f"profile {options.profile!r} is not one of {PROFILES}")
     index = TreeIndex(blob.tree)
+    profile = profile_of(index) if options.profile == "auto" else options.profile
     out: list[Finding] = []
     out += structure_findings(blob, buf, libfdt=options.libfdt, dtc=options.dtc)
     out += binding_findings(index)
@@ -103,12 +140,103 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
         from fdtgen.checks.boot import boot_findings
 
         out += boot_findings(index, blob, options.manifest)
+    return _capped(_judged(out, index, profile), options.cap)
+
+
+def profile_of(index: TreeIndex) -> str:
+    """``"microvm"`` when the blob looks final, ready for the kernel as it is;
+    else ``"board"``. Final means: the root is ``linux,dummy-virt`` (QEMU's
+    virt board and the VMMs that follow it), or a node is ``virtio,mmio``, or
+    some ``/memory`` range has a nonzero size and ``/chosen`` carries what a
+    loader puts there (``bootargs`` or ``linux,initrd-start``). A board DTB as
+    a kernel ships it leaves the memory size, the command line and often the
+    CPUs' enable-method to the bootloader; its ``/chosen`` names a console at most."""
+    if "linux,dummy-virt" in index.compatible("/") or index.with_compatible({"virtio,mmio"}):
+        return "microvm"
+    chosen = index.nodes.get("/chosen")
+    loaded = chosen is not None and any(
+        chosen.prop(name) is not None for name in ("bootargs", "linux,initrd-start")
+    )
+    return "microvm" if loaded and index.memory() else "board"
+
+
+def _judged(found: list[Finding], index: TreeIndex, profile: str) -> list[Finding]:
+    """Severities for ``profile``, and a disabled node's findings as notes
+    (DT spec "status": the kernel never probes it)."""
+    out = []
+    for f in found:
+        severity: str | None = f.severity
+        if profile == "board":
+            key = max(
+                (
+                    k
+                    for k in BOARD_SEVERITY
+                    if f.rule == k or (k.endswith(".") and f.rule.startswith(k))
+                ),
+                key=len,
+                default=None,
+            )
+            if key is not None:
+                severity = BOARD_SEVERITY[key]
+        if severity is None:
+            continue
+        if f.path in index.nodes and not index.enabled(f.path):
+            severity = NOTE
+        out.append(f if severity == f.severity else replace(f, severity=severity))
     return out
+
+
+def _capped(found: list[Finding], cap: int | None) -> list[Finding]:
+    """The first ``cap`` findings of each rule, each capped rule closed by a
+    finding counting what was left out (its ``omitted``)."""
+    if cap is None:
+        return found
+    seen: dict[str, int] = {}
+    kept: list[Finding] = []
+    last: dict[str, int] = {}
+    for f in found:
+        n = seen[f.rule] = seen.get(f.rule, 0) + 1
+        if n <= cap:
+            kept.append(f)
+            last[f.rule] = len(kept) - 1
+    closing = {
+        last[rule]: Finding(rule, "/", "", "", f"{n - cap} more", omitted=n - cap)
+        for rule, n in seen.items()
+        if n > cap
+    }
+    out: list[Finding] = []
+    for i, f in enumerate(kept):
+        out.append(f)
+        if i in closing:
+            out.append(closing[i])
+    return out
+
+
+def counts(findings: Sequence[Finding]) -> dict[str, int]:
+    """Findings per severity, counting what capped rules left out."""
+    n = dict.fromkeys(SEVERITIES, 0)
+    for f in findings:
+        n[f.severity] += f.omitted or 1
+    return n
+
+
+def findings_report(findings: Sequence[Finding], source: str) -> dict[str, object]:
+    """The findings for the blob read from ``source`` as ``fdtgen verify --json``
+    reports them: ``clean`` means no finding at all, ``errors``/``warnings``/
+    ``notes`` count them (left-out ones included)."""
+    n = counts(findings)
+    return {
+        "blob": source,
+        "clean": not findings,
+        "errors": n[ERROR],
+        "warnings": n[WARNING],
+        "notes": n[NOTE],
+        "findings": [f.as_dict() for f in findings],
+    }
 
 
 def findings_json(findings: Sequence[Finding], source: str) -> str:
     """The findings for the blob read from ``source`` as ``fdtgen verify --json`` prints them."""
     import json  # only --json needs it
 
-    report = {"blob": source, "clean": not findings, "findings": [f.as_dict() for f in findings]}
-    return json.dumps(report, indent=2) + "\n"
+    return json.dumps(findings_report(findings, source), indent=2) + "\n"

@@ -10,7 +10,7 @@ arm/psci.yaml, booting.rst "Secondary CPU requirements"), ``memory.*``
 
 from __future__ import annotations
 
-from fdtgen.checks.finding import Finding
+from fdtgen.checks.finding import NOTE, Finding
 from fdtgen.checks.index import (
     PSCI_COMPATIBLE,
     TIMER_COMPATIBLE,
@@ -22,6 +22,8 @@ from fdtgen.checks.index import (
 )
 from fdtgen.fdt.tree import child_path
 from fdtgen.spec import GICV3_REDIST_STRIDE, TIMER_NAMES, VIRTIO_MMIO_MIN_SIZE
+
+PL011_CLOCK_NAMES = ("uartclk", "apb_pclk")  # serial/pl011.yaml clock-names items
 
 
 def binding_findings(index: TreeIndex) -> list[Finding]:
@@ -243,13 +245,17 @@ def _gic_findings(index: TreeIndex) -> list[Finding]:
     out: list[Finding] = []
     gics = [p for p in index.order if index.gic_version(p)]
     if not gics:
+        # booting.rst asks for the GIC's description where there is one; a
+        # board whose root controller is another (bcm2837's) has none.
+        if any(n.prop("interrupt-controller") is not None for n in index.nodes.values()):
+            return []
         return [
             Finding(
                 "gic.node",
                 "/",
                 "",
                 "",
-                "no arm,gic-v3 or GICv2 interrupt controller "
+                "no arm,gic-v3 or GICv2 interrupt controller, nor any other "
                 "(booting.rst: the DT must describe the GIC)",
             )
         ]
@@ -354,25 +360,51 @@ def _gic_findings(index: TreeIndex) -> list[Finding]:
 
 
 def _pl011_findings(index: TreeIndex) -> list[Finding]:
-    """serial/pl011.yaml: two clocks named uartclk and apb_pclk (one clock is deprecated;
-    the AMBA bus will not probe a primecell without apb_pclk), and an interrupt."""
+    """serial/pl011.yaml (torvalds/linux 1aa77e716c6f), as it states it: ``reg``,
+    ``interrupts`` required; ``clocks`` optional, at most two, "Just listing one
+    clock (the first one) is deprecated"; ``clock-names`` the items uartclk,
+    apb_pclk. A node that is also ``arm,sbsa-uart`` is an SBSA UART (its own
+    binding, no clocks) and is not held to these."""
     out = []
     for path in index.with_compatible({"arm,pl011"}):
+        if "arm,sbsa-uart" in index.compatible(path):
+            continue
         node = index.nodes[path]
-        clocks = [u for u in index.uses if u.path == path and u.prop == "clocks"]
+        clocks = index.uses_at.get((path, "clocks"), [])
         names = strings(node.prop("clock-names"))
-        if len(clocks) != 2 or names != ("uartclk", "apb_pclk"):
+        if len(clocks) > 2:
             out.append(
                 Finding(
                     "pl011.clocks",
                     path,
                     "clocks",
                     show(node.prop("clocks")),
-                    f"has {len(clocks)} clock(s) named {list(names or ())}; pl011.yaml wants two, "
-                    'clock-names = "uartclk", "apb_pclk"',
+                    f"has {len(clocks)} clocks; pl011.yaml allows at most two (uartclk, apb_pclk)",
                 )
             )
-        if node.prop("interrupts") is None and node.prop("interrupts-extended") is None:
+        elif len(clocks) == 1:
+            out.append(
+                Finding(
+                    "pl011.clocks",
+                    path,
+                    "clocks",
+                    show(node.prop("clocks")),
+                    'one clock: pl011.yaml says "Just listing one clock (the first one) is '
+                    'deprecated"; list uartclk and apb_pclk',
+                    severity=NOTE,
+                )
+            )
+        if names is not None and names != PL011_CLOCK_NAMES[: len(names)]:
+            out.append(
+                Finding(
+                    "pl011.clocks",
+                    path,
+                    "clock-names",
+                    show(node.prop("clock-names")),
+                    'pl011.yaml: clock-names must be "uartclk", "apb_pclk" in that order',
+                )
+            )
+        if index.interrupts_prop(path) is None:
             out.append(
                 Finding(
                     "pl011.interrupts", path, "interrupts", "", "missing (pl011.yaml requires it)"
@@ -400,20 +432,22 @@ def _timer_findings(index: TreeIndex) -> list[Finding]:
         ]
     for path in timers:
         node = index.nodes[path]
-        p = node.prop("interrupts")
+        p = index.interrupts_prop(path)
         decoded = index.specifiers(path)
-        if decoded is None or not decoded[1]:
+        if not decoded:
             out.append(
                 Finding(
                     "timer.interrupts",
                     path,
                     "interrupts",
                     show(p),
-                    "missing" if p is None else "does not decode against its interrupt controller",
+                    "missing (no interrupts or interrupts-extended)"
+                    if p is None
+                    else "does not decode against its interrupt controller",
                 )
             )
             continue
-        ctrl, specs = decoded
+        specs = [spec for _, spec in decoded]
         names = strings(node.prop("interrupt-names"))
         if names is not None and (len(names) != len(specs) or not set(names) <= set(TIMER_NAMES)):
             out.append(
@@ -437,19 +471,18 @@ def _timer_findings(index: TreeIndex) -> list[Finding]:
                     "a guest at EL1 has no timer interrupt",
                 )
             )
-        if index.gic_version(ctrl) is not None:
-            for spec in specs:
-                if spec[0] != 1:
-                    out.append(
-                        Finding(
-                            "timer.interrupts",
-                            path,
-                            "interrupts",
-                            show(p),
-                            f"<{' '.join(f'{c:#x}' for c in spec)}> is not a PPI (type 1): "
-                            "the architected timers are per-CPU",
-                        )
+        for ctrl, spec in decoded:
+            if index.gic_version(ctrl) is not None and spec[0] != 1:
+                out.append(
+                    Finding(
+                        "timer.interrupts",
+                        path,
+                        p.name if p is not None else "interrupts",
+                        show(p),
+                        f"<{' '.join(f'{c:#x}' for c in spec)}> is not a PPI (type 1): "
+                        "the architected timers are per-CPU",
                     )
+                )
     return out
 
 
@@ -470,13 +503,13 @@ def _virtio_findings(index: TreeIndex) -> list[Finding]:
                 )
             )
         decoded = index.specifiers(path)
-        if decoded is None or len(decoded[1]) != 1:
+        if decoded is None or len(decoded) != 1:
             out.append(
                 Finding(
                     "virtio.interrupts",
                     path,
                     "interrupts",
-                    show(node.prop("interrupts")),
+                    show(index.interrupts_prop(path)),
                     "must decode to exactly one interrupt specifier",
                 )
             )

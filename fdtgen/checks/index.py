@@ -10,6 +10,7 @@ be decoded answers ``None`` and the rule that needed it says why.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,7 +40,39 @@ GICV2_COMPATIBLE = frozenset(
 PSCI_COMPATIBLE = frozenset({"arm,psci", "arm,psci-0.2", "arm,psci-1.0"})
 TIMER_COMPATIBLE = frozenset({"arm,armv8-timer", "arm,armv7-timer"})
 
+
+# drivers/of/irq.c of_irq_imap_abusers (torvalds/linux 77b679453d33): interrupt
+# controllers whose drivers parse their own interrupt-map; the OF core ignores
+# it, so it is no nexus to decode ("fsl,ls1088a-extirq" and its kin).
+IMAP_ABUSERS = frozenset(
+    {
+        "CBEA,platform-spider-pic",
+        "sti,platform-spider-pic",
+        "realtek,rtl-intc",
+        "fsl,ls1021a-extirq",
+        "fsl,ls1043a-extirq",
+        "fsl,ls1088a-extirq",
+        "renesas,rza1-irqc",
+        "pasemi,rootbus",
+    }
+)
+# DT spec "status": what a node not "okay" is (absent status means okay).
+ENABLED_STATUS = frozenset({"okay", "ok"})
+MAX_NEXUS_HOPS = 16  # interrupt-map levels followed before giving up (a loop)
+
 SHOW_LIMIT = 96  # characters of a property value a finding shows before cutting it
+
+
+@dataclass(frozen=True, slots=True)
+class MapRow:
+    """One ``interrupt-map`` entry: the child unit address and specifier it
+    matches, the ``parent`` controller (path) and the specifier it becomes."""
+
+    child_addr: tuple[int, ...]
+    child_spec: tuple[int, ...]
+    parent: str
+    parent_addr: tuple[int, ...]
+    parent_spec: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +101,10 @@ class TreeIndex:
     Attributes: ``tree`` and its ``root``; ``nodes`` (path to node) and
     ``order`` (every path, in tree order); ``parents`` (path to its parent's
     path; the root has none); ``by_phandle`` (phandle to the first node that
-    has it); ``uses`` (every phandle reference :func:`phandle_uses` decodes).
+    has it); ``uses`` (every phandle reference :func:`phandle_uses` decodes)
+    and ``uses_at`` (the same, by (path, property)); ``disabled`` (the paths
+    of nodes whose own or an ancestor's ``status`` is not "okay": the kernel
+    never probes them).
     """
 
     def __init__(self, tree: DeviceTree) -> None:
@@ -78,6 +114,7 @@ class TreeIndex:
         self.parents: dict[str, str] = {}
         self.order: list[str] = []
         self.by_phandle: dict[int, str] = {}
+        self.disabled: set[str] = set()
         for path, node in tree.root.walk():
             self.nodes[path] = node
             self.order.append(path)
@@ -86,7 +123,24 @@ class TreeIndex:
             ph = node_phandle(node)
             if ph is not None:
                 self.by_phandle.setdefault(ph, path)
+            status = node.prop("status")
+            if self.parents.get(path) in self.disabled or (
+                status is not None and status.value.rstrip(b"\0") not in (b"okay", b"ok")
+            ):
+                self.disabled.add(path)
         self.uses: list[PhandleUse] = phandle_uses(tree.root)
+        self.uses_at: dict[tuple[str, str], list[PhandleUse]] = {}
+        for u in self.uses:
+            self.uses_at.setdefault((u.path, u.prop), []).append(u)
+        self._ranges: dict[str, tuple[list[int], list[tuple[int, int, int]]] | None] = {}
+        self._maps: dict[str, list[MapRow] | None] = {}
+        self._regions: list[Region] | None = None
+        self._compatible: dict[str, tuple[str, ...]] = {}
+        self._lookups: dict[str, tuple[tuple[int, ...], dict[tuple[int, ...], MapRow]] | None] = {}
+
+    def enabled(self, path: str) -> bool:
+        """The node and its ancestors are all "okay" (DT spec "status")."""
+        return path not in self.disabled
 
     def cell(self, path: str, name: str) -> int | None:
         """The one-cell property ``name`` of the node at ``path``, or ``None``."""
@@ -106,7 +160,10 @@ class TreeIndex:
         return 1 if n is None else n
 
     def compatible(self, path: str) -> tuple[str, ...]:
-        return strings(self.nodes[path].prop("compatible")) or ()
+        found = self._compatible.get(path)
+        if found is None:
+            found = self._compatible[path] = strings(self.nodes[path].prop("compatible")) or ()
+        return found
 
     def with_compatible(self, names: frozenset[str] | set[str]) -> list[str]:
         """Paths of the nodes compatible with any of ``names``, in tree order."""
@@ -135,31 +192,46 @@ class TreeIndex:
         bus = self.parents.get(path)
         addr = base
         while bus is not None and bus != "/":
-            node = self.nodes[bus]
-            if string(node.prop("device_type")) == "pci":
+            if bus not in self._ranges:
+                self._ranges[bus] = self._bus_ranges(bus)
+            window = self._ranges[bus]
+            if window is None:
                 return None
-            ranges = node.prop("ranges")
-            if ranges is None:
-                return None
-            if ranges.value:
-                up = self.parents[bus]
-                entries = _ranges(
-                    ranges.value,
-                    self.address_cells(bus),
-                    self.address_cells(up),
-                    self.size_cells(bus),
-                )
-                if entries is None:
+            starts, entries = window
+            if entries:  # empty: an identity mapping
+                i = bisect.bisect_right(starts, addr) - 1
+                if i < 0 or not addr < entries[i][0] + entries[i][2]:
                     return None
-                hit = next(((c, p, s) for c, p, s in entries if c <= addr < c + s), None)
-                if hit is None:
-                    return None
-                addr = hit[1] + addr - hit[0]
+                addr = entries[i][1] + addr - entries[i][0]
             bus = self.parents.get(bus)
         return addr
 
+    def _bus_ranges(self, bus: str) -> tuple[list[int], list[tuple[int, int, int]]] | None:
+        """``bus``'s ``ranges`` sorted by child address, with the child
+        addresses apart for bisection; ``None`` when it does not map to CPU
+        addresses (no ``ranges``, a PCI bus, a length that does not fit)."""
+        node = self.nodes[bus]
+        ranges = node.prop("ranges")
+        if ranges is None or string(node.prop("device_type")) == "pci":
+            return None
+        entries = _ranges(
+            ranges.value,
+            self.address_cells(bus),
+            self.address_cells(self.parents[bus]),
+            self.size_cells(bus),
+        )
+        if entries is None:
+            return None
+        entries.sort()
+        return [c for c, _, _ in entries], entries
+
     def regions(self) -> list[Region]:
         """Every ``reg`` range on a memory-mapped bus, as CPU addresses, in tree order."""
+        if self._regions is None:
+            self._regions = self._all_regions()
+        return self._regions
+
+    def _all_regions(self) -> list[Region]:
         out = []
         for path in self.order:
             parent = self.parents.get(path)
@@ -217,19 +289,146 @@ class TreeIndex:
             cur = self.parents.get(cur)
         return None
 
-    def specifiers(
-        self, path: str, prop: str = "interrupts"
-    ) -> tuple[str, list[tuple[int, ...]]] | None:
-        """``(controller, specifiers)`` of a node's ``interrupts``; ``None`` if undecodable."""
-        p = self.nodes[path].prop(prop)
+    def interrupts_prop(self, path: str) -> Prop | None:
+        """The node's ``interrupts-extended``, else its ``interrupts`` (Linux
+        ``of_irq_parse_one`` tries the extended form first)."""
+        node = self.nodes[path]
+        return node.prop("interrupts-extended") or node.prop("interrupts")
+
+    def specifiers(self, path: str) -> list[tuple[str, tuple[int, ...]]] | None:
+        """``(controller, specifier)`` for each interrupt of the node, from
+        ``interrupts-extended`` or ``interrupts``; ``None`` if it has neither
+        or they do not decode."""
+        node = self.nodes[path]
+        ext = node.prop("interrupts-extended")
+        if ext is not None:
+            uses = self.uses_at.get((path, "interrupts-extended"), [])
+            if not uses or any(u.target is None or u.problem for u in uses):
+                return None
+            cells = ext.as_cells()
+            out = []
+            for u in uses:
+                assert u.target is not None
+                n = self.cell(u.target, "#interrupt-cells") or 0
+                out.append((u.target, tuple(cells[u.cell + 1 : u.cell + 1 + n])))
+            return out
+        p = node.prop("interrupts")
         ctrl = self.interrupt_parent(path)
         if p is None or ctrl is None or len(p.value) % 4:
             return None
-        n = self.cell(ctrl, "#interrupt-cells")
+        width = self.cell(ctrl, "#interrupt-cells")
         cells = p.as_cells()
-        if not n or len(cells) % n:
+        if not width or len(cells) % width:
             return None
-        return ctrl, [cells[i : i + n] for i in range(0, len(cells), n)]
+        n = width
+        return [(ctrl, tuple(cells[i : i + n])) for i in range(0, len(cells), n)]
+
+    def is_nexus(self, path: str) -> bool:
+        """The node translates interrupts through its ``interrupt-map``: it has
+        one and is no controller that parses its own (:data:`IMAP_ABUSERS`)."""
+        node = self.nodes[path]
+        if node.prop("interrupt-map") is None:
+            return False
+        return not (
+            node.prop("interrupt-controller") is not None
+            and any(c in IMAP_ABUSERS for c in self.compatible(path))
+        )
+
+    def interrupt_map(self, path: str) -> list[MapRow] | None:
+        """The nexus's ``interrupt-map`` rows (DT spec "interrupt-map": child
+        unit address in the nexus's ``#address-cells``, child specifier, parent
+        phandle, parent unit address in the *parent's* ``#address-cells``
+        (0 when it has none), parent specifier); ``None`` if it does not decode."""
+        if path in self._maps:
+            return self._maps[path]
+        rows: list[MapRow] | None = []
+        uses = self.uses_at.get((path, "interrupt-map"), [])
+        p = self.nodes[path].prop("interrupt-map")
+        ac = self.map_address_cells(path)
+        ic = self.cell(path, "#interrupt-cells")
+        if p is None or not uses or ic is None or any(u.target is None or u.problem for u in uses):
+            rows = None
+        else:
+            cells = p.as_cells()
+            for u in uses:
+                assert u.target is not None and rows is not None
+                start = u.cell - ac - ic
+                pac = self.cell(u.target, "#address-cells") or 0
+                pic = self.cell(u.target, "#interrupt-cells") or 0
+                at = u.cell + 1 + pac
+                rows.append(
+                    MapRow(
+                        tuple(cells[start : start + ac]),
+                        tuple(cells[start + ac : u.cell]),
+                        u.target,
+                        tuple(cells[u.cell + 1 : at]),
+                        tuple(cells[at : at + pic]),
+                    )
+                )
+        self._maps[path] = rows
+        return rows
+
+    def map_address_cells(self, path: str) -> int:
+        """``#address-cells`` from ``path`` upwards, default 2 (Linux ``of_irq_parse_raw``)."""
+        cur: str | None = path
+        while cur is not None:
+            n = self.cell(cur, "#address-cells")
+            if n is not None:
+                return n
+            cur = self.parents.get(cur)
+        return 2
+
+    def resolve(
+        self, path: str, ctrl: str, spec: tuple[int, ...]
+    ) -> tuple[str, tuple[int, ...]] | None:
+        """The controller and specifier an interrupt of the node at ``path``
+        reaches through any interrupt nexus (Linux ``of_irq_parse_raw``: the
+        node's unit address and specifier, masked by ``interrupt-map-mask``,
+        matched against the rows whose parent is enabled; a next level matches
+        on the row's parent unit address); ``None`` when no row matches."""
+        reg = self.nodes[path].prop("reg")
+        addr: tuple[int, ...] = (
+            reg.as_cells() if reg is not None and len(reg.value) % 4 == 0 else ()
+        )
+        for _ in range(MAX_NEXUS_HOPS):
+            if not self.is_nexus(ctrl):
+                return ctrl, spec
+            lookup = self._map_lookup(ctrl)
+            if lookup is None:
+                return None
+            mask, rows = lookup
+            ac = self.map_address_cells(ctrl)
+            key = tuple(addr[:ac]) + (0,) * max(0, ac - len(addr)) + spec
+            hit = rows.get(tuple(k & m for k, m in zip(key, mask, strict=False)))
+            if hit is None:
+                return None
+            if hit.parent == ctrl:  # an entry to itself ends the walk
+                return ctrl, hit.parent_spec
+            ctrl, spec, addr = hit.parent, hit.parent_spec, hit.parent_addr
+        return None
+
+    def _map_lookup(
+        self, ctrl: str
+    ) -> tuple[tuple[int, ...], dict[tuple[int, ...], MapRow]] | None:
+        """The nexus's mask and its rows by masked key (the first row whose
+        parent is enabled wins, as in Linux's in-order scan)."""
+        if ctrl in self._lookups:
+            return self._lookups[ctrl]
+        rows = self.interrupt_map(ctrl)
+        found: tuple[tuple[int, ...], dict[tuple[int, ...], MapRow]] | None = None
+        if rows is not None:
+            width = self.map_address_cells(ctrl) + (self.cell(ctrl, "#interrupt-cells") or 0)
+            mask_p = self.nodes[ctrl].prop("interrupt-map-mask")
+            mask = mask_p.as_cells() if mask_p is not None and len(mask_p.value) % 4 == 0 else ()
+            mask = (tuple(mask) + (0xFFFF_FFFF,) * width)[:width]
+            table: dict[tuple[int, ...], MapRow] = {}
+            for r in rows:
+                if self.enabled(r.parent):
+                    k = r.child_addr + r.child_spec
+                    table.setdefault(tuple(c & m for c, m in zip(k, mask, strict=False)), r)
+            found = (mask, table)
+        self._lookups[ctrl] = found
+        return found
 
     def gic_version(self, path: str) -> int | None:
         """3 or 2 if the node at ``path`` is a GICv3 or GICv2, else ``None``."""

@@ -1,9 +1,12 @@
 """``interrupts.*`` findings: every specifier decodes and the GIC accepts it.
 
-Each ``interrupts`` (and each ``interrupt-map`` entry) decodes against its
-controller's ``#interrupt-cells``; a GIC specifier uses a type the GIC has, a
-number in the binding's range and, for SPIs, a trigger the GIC accepts; no
-SPI is wired to two nodes unless declared shared.
+Each ``interrupts`` or ``interrupts-extended`` (and each ``interrupt-map``
+entry of a nexus) decodes against its controller's ``#interrupt-cells``; a GIC
+specifier uses a type the GIC has, a number in the binding's range and, for
+SPIs, a trigger the GIC accepts; no SPI is wired to two enabled nodes unless
+declared shared. A controller on Linux's list of interrupt-map abusers
+(:data:`~fdtgen.checks.index.IMAP_ABUSERS`) parses its own map and is skipped.
+Sharing is found with a dict keyed by (controller, SPI): linear in the tree.
 """
 
 from __future__ import annotations
@@ -25,80 +28,37 @@ EPPI_INTID_BASE = 1056  # INTID 1056..1119
 def interrupt_findings(index: TreeIndex, shared: frozenset[int] = frozenset()) -> list[Finding]:
     """Every ``interrupts`` decodes against its controller; GIC specifiers use a
     valid type, a number in the binding's range and (for SPIs) a trigger the GIC
-    accepts (Linux ``gic_set_type``: level-high or edge-rising); no SPI is
-    wired to two nodes unless listed in ``shared``."""
+    accepts (Linux ``gic_set_type``: level-high or edge-rising); no SPI that an
+    enabled node uses, directly or through an interrupt nexus, is wired to a
+    second enabled node unless listed in ``shared``."""
     out: list[Finding] = []
     owners: dict[tuple[str, int], list[str]] = {}
     for path in index.order:
-        node = index.nodes[path]
-        p = node.prop("interrupts")
+        p = index.interrupts_prop(path)
         if p is None:
             continue
-        ctrl = index.interrupt_parent(path)
-        if ctrl is None:
-            out.append(
-                Finding(
-                    "interrupts.parent",
-                    path,
-                    "interrupts",
-                    show(p),
-                    "no interrupt parent "
-                    "(no interrupt-parent here or above, or it does not resolve)",
-                )
-            )
-            continue
-        if not is_interrupt_provider(index.nodes[ctrl]):
-            out.append(
-                Finding(
-                    "interrupts.parent",
-                    path,
-                    "interrupts",
-                    show(p),
-                    f"the interrupt parent {ctrl} has no interrupt-controller or interrupt-map",
-                )
-            )
-            continue
-        n = index.cell(ctrl, "#interrupt-cells")
-        if not n:
-            out.append(
-                Finding(
-                    "interrupts.cells",
-                    path,
-                    "interrupts",
-                    show(p),
-                    f"the interrupt parent {ctrl} has no usable #interrupt-cells",
-                )
-            )
-            continue
-        if len(p.value) % (4 * n):
-            out.append(
-                Finding(
-                    "interrupts.cells",
-                    path,
-                    "interrupts",
-                    show(p),
-                    f"is {len(p.value)} bytes, not a whole number of {ctrl}'s "
-                    f"#interrupt-cells = {n} specifiers",
-                )
-            )
-            continue
-        decoded = index.specifiers(path)
-        if decoded is None:
-            continue
-        for spec in decoded[1]:
-            out += _gic_specifier(index, path, p, ctrl, spec, owners)
-    for path in index.order:
-        node = index.nodes[path]
-        imap = node.prop("interrupt-map")
-        if imap is None:
-            continue
-        for u in index.uses:
-            if u.path != path or u.prop != "interrupt-map" or u.target is None or u.problem:
+        if p.name == "interrupts":
+            problem = _interrupts_problem(index, path, p)
+            if problem is not None:
+                out.append(problem)
                 continue
-            cells = imap.as_cells()
-            start = u.cell + 1 + (index.cell(u.target, "#address-cells") or 0)
-            width = index.cell(u.target, "#interrupt-cells") or 0
-            out += _gic_specifier(index, path, imap, u.target, cells[start : start + width], owners)
+        # interrupts-extended that does not decode is a phandle.* finding.
+        for ctrl, spec in index.specifiers(path) or ():
+            out += _gic_specifier(index, path, p, ctrl, spec)
+            final = index.resolve(path, ctrl, spec) if index.is_nexus(ctrl) else (ctrl, spec)
+            if final is None or not index.enabled(path):
+                continue
+            if final[0] != ctrl:
+                out += _gic_specifier(index, path, p, final[0], final[1])
+            if index.gic_version(final[0]) and len(final[1]) >= 3 and final[1][0] == 0:
+                owners.setdefault((final[0], final[1][1]), []).append(path)
+    for path in index.order:
+        if not index.is_nexus(path):
+            continue
+        imap = index.nodes[path].prop("interrupt-map")
+        assert imap is not None
+        for row in index.interrupt_map(path) or ():
+            out += _gic_specifier(index, path, imap, row.parent, row.parent_spec)
     for (ctrl, spi), paths in owners.items():
         unique = list(dict.fromkeys(paths))
         if len(unique) > 1 and spi not in shared and not _all_share(index, unique):
@@ -116,13 +76,52 @@ def interrupt_findings(index: TreeIndex, shared: frozenset[int] = frozenset()) -
     return out
 
 
+def _interrupts_problem(index: TreeIndex, path: str, p: Prop) -> Finding | None:
+    """Why a node's ``interrupts`` cannot be decoded against its parent, if it cannot."""
+    ctrl = index.interrupt_parent(path)
+    if ctrl is None:
+        return Finding(
+            "interrupts.parent",
+            path,
+            "interrupts",
+            show(p),
+            "no interrupt parent (no interrupt-parent here or above, or it does not resolve)",
+        )
+    if not is_interrupt_provider(index.nodes[ctrl]):
+        return Finding(
+            "interrupts.parent",
+            path,
+            "interrupts",
+            show(p),
+            f"the interrupt parent {ctrl} has no interrupt-controller or interrupt-map",
+        )
+    n = index.cell(ctrl, "#interrupt-cells")
+    if not n:
+        return Finding(
+            "interrupts.cells",
+            path,
+            "interrupts",
+            show(p),
+            f"the interrupt parent {ctrl} has no usable #interrupt-cells",
+        )
+    if len(p.value) % (4 * n):
+        return Finding(
+            "interrupts.cells",
+            path,
+            "interrupts",
+            show(p),
+            f"is {len(p.value)} bytes, not a whole number of {ctrl}'s "
+            f"#interrupt-cells = {n} specifiers",
+        )
+    return None
+
+
 def _gic_specifier(
     index: TreeIndex,
     path: str,
     p: Prop,
     ctrl: str,
     spec: Sequence[int],
-    owners: dict[tuple[str, int], list[str]],
 ) -> list[Finding]:
     version = index.gic_version(ctrl)
     if version is None or len(spec) < 3:
@@ -170,8 +169,6 @@ def _gic_specifier(
                 "the GIC rejects it (gic_set_type -EINVAL) and the driver fails to probe",
             )
         )
-    if kind == 0:
-        owners.setdefault((ctrl, number), []).append(path)
     return out
 
 

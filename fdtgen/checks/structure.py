@@ -21,6 +21,23 @@ from fdtgen.units import U64_MAX
 
 DTC_TIMEOUT = 30.0  # seconds: dtc reads at most 2 MiB and answers in milliseconds
 
+# The checks the kernel's own DTB build switches off (scripts/Makefile.dtbs,
+# torvalds/linux 52c996d3f40b: -Wno-unique_unit_address always, and by default
+# -Wno-unit_address_vs_reg -Wno-avoid_unnecessary_addr_size -Wno-alias_paths
+# -Wno-graph_child_address -Wno-simple_bus_reg), plus interrupt_provider, which
+# the same build switched off until the interrupt warnings were fixed
+# (scripts/Makefile.lib up to 6.7): a distribution's DTBs were built without them.
+DTC_QUIET = (
+    "unique_unit_address",
+    "unit_address_vs_reg",
+    "avoid_unnecessary_addr_size",
+    "alias_paths",
+    "graph_child_address",
+    "simple_bus_reg",
+    "interrupt_provider",
+)
+NAME_MAX = 31  # DT spec "Node Names" / "Property Names": 1 to 31 characters
+
 _DTC_LINE = re.compile(r"^(?:.*?: )?(Warning|ERROR) \(([\w-]+)\): (.*)$")
 
 
@@ -76,7 +93,21 @@ def structure_findings(
             )
         )
     for path, node in root.walk():
-        if path != "/" and not SPEC_NODE_NAME_RE.fullmatch(node.name):
+        base = node.name.partition("@")[0]
+        if path != "/" and len(base) > NAME_MAX:
+            out.append(
+                Finding(
+                    "structure.name-length",
+                    path,
+                    "",
+                    repr(node.name),
+                    f"the node name is {len(base)} characters, over the DT spec's {NAME_MAX} "
+                    "(dtc and Linux accept it)",
+                )
+            )
+            base = base[:NAME_MAX]
+        name = base + node.name[len(node.name.partition("@")[0]) :]
+        if path != "/" and not SPEC_NODE_NAME_RE.fullmatch(name):
             out.append(
                 Finding(
                     "structure.node-name",
@@ -88,7 +119,18 @@ def structure_findings(
                 )
             )
         for p in node.props:
-            if not SPEC_PROP_NAME_RE.fullmatch(p.name):
+            if len(p.name) > NAME_MAX:
+                out.append(
+                    Finding(
+                        "structure.name-length",
+                        path,
+                        p.name,
+                        "",
+                        f"the property name is {len(p.name)} characters, over the DT spec's "
+                        f"{NAME_MAX} (dtc and Linux accept it)",
+                    )
+                )
+            if not SPEC_PROP_NAME_RE.fullmatch(p.name[:NAME_MAX]):
                 out.append(
                     Finding(
                         "structure.property-name",
@@ -155,10 +197,12 @@ def _libfdt_findings(buf: bytes) -> list[Finding]:
 
 
 def dtc_findings(dtc: str, buf: bytes, timeout: float = DTC_TIMEOUT) -> list[Finding]:
-    """dtc's checks on the blob (``dtc -I dtb -O dtb -o /dev/null -``), one finding
-    per warning or error line; a dtc that cannot run, fails silently or takes
+    """dtc's checks on the blob (``dtc -I dtb -O dtb -o /dev/null -``) but those
+    the kernel's DTB build switches off (:data:`DTC_QUIET`), one finding per
+    warning or error line; a dtc that cannot run, fails silently or takes
     longer than ``timeout`` seconds is one finding."""
-    argv = [dtc, "-I", "dtb", "-O", "dtb", "-o", os.devnull, "-"]
+    quiet = [f"-Wno-{check}" for check in DTC_QUIET]
+    argv = [dtc, "-I", "dtb", "-O", "dtb", *quiet, "-o", os.devnull, "-"]
     try:
         done = subprocess.run(
             argv,

@@ -138,14 +138,14 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
         decoded = index.specifiers(path)
         if decoded is None:
             continue
-        got = tuple(spec[1] if len(spec) > 1 and spec[0] == 1 else -1 for spec in decoded[1])
+        got = tuple(spec[1] if len(spec) > 1 and spec[0] == 1 else -1 for _, spec in decoded)
         if got != want:
             out.append(
                 Finding(
                     "template.timer",
                     path,
                     "interrupts",
-                    show(index.nodes[path].prop("interrupts")),
+                    show(index.interrupts_prop(path)),
                     f"template {t.name!r} wires the timers to PPIs {list(want)} "
                     f"(INTIDs {[n + PPI_INTID_BASE for n in want]})",
                 )
@@ -204,9 +204,9 @@ def _pick(pinned: dict[str, Range], *tags: str) -> list[Range]:
 
 def _template_spi(index: TreeIndex, t: Template, path: str, what: str, spi: int) -> list[Finding]:
     decoded = index.specifiers(path)
-    if decoded is None or not decoded[1] or len(decoded[1][0]) < 2:
+    if not decoded or len(decoded[0][1]) < 2:
         return []
-    spec = decoded[1][0]
+    spec = decoded[0][1]
     if (spec[0], spec[1]) != (0, spi):
         return [
             Finding(

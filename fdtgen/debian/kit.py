@@ -1,4 +1,5 @@
-"""Debian's arm64 cloud kernel and busybox-static, fetched with apt into a cache.
+"""Debian's arm64 cloud kernel and busybox-static, and the device trees of Debian's
+generic arm64 kernel, fetched with apt into a cache.
 
 The machine's architecture list and package state stay untouched: apt runs with
 ``APT::Architecture=arm64`` and its own lists, archive cache and an empty status
@@ -8,6 +9,11 @@ machine's), or deb.debian.org when it uses none. The kernel is resolved at run
 time through the ``linux-image-cloud-arm64`` metapackage, because Debian drops
 superseded kernel ABIs from the archive. Both packages are unpacked with
 ``dpkg -x``; a later run finds them in the cache and needs no network.
+
+:func:`dtbs` fetches the generic kernel (the ``linux-image-arm64``
+metapackage's dependency, ``linux-image-<abi>-arm64``) the same way and
+unpacks only its ``usr/lib/linux-image-<abi>/`` tree: every DTB the
+distribution ships for its boards, a corpus of real-world blobs.
 
 Cache: ``$FDTGEN_BOOT_CACHE``, else ``/var/cache/fdtgen-apt`` when writable
 (CI runs as root), else ``$XDG_CACHE_HOME/fdtgen`` (``~/.cache/fdtgen``).
@@ -30,11 +36,13 @@ from fdtgen.debian.sources import Source, debian_sources, machine_sources
 from fdtgen.errors import FdtgenError
 
 KERNEL_METAPACKAGE = "linux-image-cloud-arm64"
+GENERIC_METAPACKAGE = "linux-image-arm64"
 BUSYBOX_PACKAGE = "busybox-static"
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 _KIT_FORMAT = 1
+_DTBS_FORMAT = 1
 
 
 class FetchError(FdtgenError):
@@ -124,6 +132,10 @@ class Apt:
         ):
             d.mkdir(parents=True, exist_ok=True)
         (etc / "sources.list").write_text("".join(s.line("arm64") + "\n" for s in sources()))
+        # An empty dpkg status of its own: /dev/null is not always a device
+        # (in some containers it is a regular file other processes write to).
+        status = root / "status"
+        status.write_bytes(b"")
         self.options = [
             "-oAPT::Architecture=arm64",
             "-oAPT::Architectures=arm64",
@@ -131,7 +143,7 @@ class Apt:
             f"-oDir::Etc::SourceParts={etc / 'sources.list.d'}",
             f"-oDir::State::Lists={root / 'lists'}",
             f"-oDir::Cache={root / 'cache'}",
-            "-oDir::State::status=/dev/null",
+            f"-oDir::State::status={status}",
             "-oAcquire::Languages=none",
             "-oAcquire::Retries=3",
         ]
@@ -161,18 +173,104 @@ class Apt:
         return m.group(1).strip()
 
 
-def _fetch(root: Path) -> Kit:
-    for tool in ("apt-get", "apt-cache", "dpkg"):
+def _updated_apt(root: Path) -> Apt:
+    for tool in ("apt-get", "apt-cache", "dpkg", "dpkg-deb", "tar"):
         if shutil.which(tool) is None:
             raise FetchError(f"{tool} is required to fetch Debian's arm64 kernel")
     apt = Apt(root / "apt")
     apt.run("apt-get", "-q", "update")
+    return apt
+
+
+def _abi_package(apt: Apt, metapackage: str) -> str:
+    """The kernel package a metapackage depends on now."""
     # "linux-image-6.1.0-50-cloud-arm64 (= 6.1.176-1)": the current ABI package.
-    depends = apt.field(KERNEL_METAPACKAGE, "Depends")
+    depends = apt.field(metapackage, "Depends")
     m = re.match(r"(linux-image-[^\s,(]+)", depends)
     if not m:
-        raise FetchError(f"{KERNEL_METAPACKAGE}: cannot read the kernel package from {depends!r}")
-    kernel_package = m.group(1)
+        raise FetchError(f"{metapackage}: cannot read the kernel package from {depends!r}")
+    return m.group(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Dtbs:
+    """The generic kernel's device trees: ``root`` holds ``<vendor>/<board>.dtb``."""
+
+    root: Path
+    kernel_package: str
+    kernel_version: str
+
+    def paths(self) -> list[Path]:
+        """Every ``*.dtb`` under ``root``, sorted."""
+        return sorted(self.root.rglob("*.dtb"))
+
+
+def dtbs() -> Dtbs:
+    """The cached DTBs of Debian's generic arm64 kernel, fetching them first if needed."""
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _load_dtbs(root)
+        if found is not None:
+            return found
+        return _fetch_dtbs(root)
+
+
+def _load_dtbs(root: Path) -> Dtbs | None:
+    try:
+        data = json.loads((root / "dtbs.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("format") != _DTBS_FORMAT:
+        return None
+    d = Dtbs(root / data["root"], data["kernel_package"], data["kernel_version"])
+    return d if d.root.is_dir() and d.paths() else None
+
+
+def _fetch_dtbs(root: Path) -> Dtbs:
+    apt = _updated_apt(root)
+    package = _abi_package(apt, GENERIC_METAPACKAGE)
+    version = apt.field(package, "Version")
+    debs = root / "dtb-debs"
+    shutil.rmtree(debs, ignore_errors=True)
+    debs.mkdir()
+    apt.run("apt-get", "-q", "download", package, cwd=debs)
+    (deb,) = debs.glob("*.deb")
+    # The package is mostly modules; only its DTB tree is unpacked.
+    unpacked = root / "dtbs"
+    shutil.rmtree(unpacked, ignore_errors=True)
+    unpacked.mkdir()
+    data = subprocess.run(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True
+    ).stdout
+    subprocess.run(
+        ["tar", "-x", "--wildcards", "./usr/lib/linux-image-*/*"],
+        input=data,
+        cwd=unpacked,
+        check=True,
+    )
+    release = package.removeprefix("linux-image-")
+    tree = unpacked / "usr" / "lib" / f"linux-image-{release}"
+    record = {
+        "format": _DTBS_FORMAT,
+        "root": str(tree.relative_to(root)),
+        "kernel_package": package,
+        "kernel_version": version,
+    }
+    tmp = root / "dtbs.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(root / "dtbs.json")
+    shutil.rmtree(debs, ignore_errors=True)
+    found = _load_dtbs(root)
+    if found is None:
+        raise FetchError(f"{package} unpacked no DTBs under {tree}")
+    return found
+
+
+def _fetch(root: Path) -> Kit:
+    apt = _updated_apt(root)
+    kernel_package = _abi_package(apt, KERNEL_METAPACKAGE)
     kernel_version = apt.field(kernel_package, "Version")
     debs = root / "debs"
     shutil.rmtree(debs, ignore_errors=True)
