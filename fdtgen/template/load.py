@@ -41,6 +41,7 @@ from fdtgen.template.model import (
     UartSpec,
     VirtioSpec,
 )
+from fdtgen.template.pci import MSI_STYLES, PCIE_COMPATIBLES, VIRTIO_TRANSPORTS, PcieSpec, bus_range
 from fdtgen.template.proofs import check_template
 from fdtgen.template.registry import DEVICE_KINDS, PL061, UART_KINDS
 from fdtgen.units import U32_MAX, U64_MAX, parse_size
@@ -476,6 +477,29 @@ def virtio_spec(v: _Reader) -> VirtioSpec:
     )
 
 
+def pcie_spec(r: _Reader) -> PcieSpec:
+    """The ``[pcie]`` host bridge; windows as ``<name>_base``/``<name>_end`` pairs."""
+    first, last = r.get("bus_range", bus_range, (0, 255))
+    base, end = r.get("config_base", address), r.get("config_end", address)
+    spec = PcieSpec(
+        compatible=r.get("compatible", one_of(*PCIE_COMPATIBLES)),
+        config=_span(r, "config_base", base, "config_end", end),
+        bus_first=first,
+        bus_last=last,
+        io=range_of(r, "io_base", "io_end"),
+        mmio32=range_of(r, "mmio32_base", "mmio32_end"),
+        mmio64=range_of(r, "mmio64_base", "mmio64_end"),
+        prefetchable64=r.get("mmio64_prefetchable", boolean, False),
+        first_spi=r.get("first_spi", spi, None),
+        msi=r.get("msi", one_of(*MSI_STYLES), "none"),
+        domain=r.get("domain", u32, 0),
+        unit_address=r.get("unit_address", address, None),
+        virtio=r.get("virtio", one_of(*VIRTIO_TRANSPORTS), "mmio"),
+    )
+    r.done()
+    return spec
+
+
 def hole(r: _Reader) -> Region:
     h = Region(r.get("tag", text), Range(r.get("base", address), r.get("size", region_size)))
     r.done()
@@ -492,6 +516,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
     d = top.table("dram")
     b = top.table("boot")
     pmu = top.optional_table("pmu")
+    pcie = top.optional_table("pcie")
     gic = gic_spec(g)
     if gic.version not in (2, 3):
         raise TemplateError(
@@ -556,6 +581,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
         ),
         reserved=tuple(reserved),
         rules=tuple(rules),
+        pcie=None if pcie is None else pcie_spec(pcie),
         uart_clock_hz=u.get(
             "clock_hz", int_in(1, U32_MAX, "clock-frequency is one 32-bit cell"), 24_000_000
         ),

@@ -9,6 +9,7 @@ from fdtgen.errors import LayoutError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address, subtract
 from fdtgen.spec import DTB_ALIGN, FDT_MAX_SIZE, PAGE_SIZE
+from fdtgen.template.pci import PcieSpec
 from fdtgen.units import U64_MAX, KiB, is_aligned
 
 REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole window
@@ -258,6 +259,12 @@ class Template:
     cpu_map: bool = False
     timer_names: tuple[str, ...] = ()
     vmm: str = ""
+    pcie: PcieSpec | None = None
+
+    @property
+    def virtio_transport(self) -> str:
+        """``mmio``, ``pci`` or ``both``: the ``[pcie]`` table's ``virtio``, else ``mmio``."""
+        return "mmio" if self.pcie is None else self.pcie.virtio
 
     def dram_ranges(self) -> tuple[Range, ...]:
         """The DRAM window without its holes, in address order."""
@@ -297,4 +304,6 @@ class Template:
         ]
         if self.virtio.base is not None and self.virtio.slots:
             regions.append(Region("virtio", self.virtio.window, align=PAGE_SIZE))
+        if self.pcie is not None:
+            regions.extend(self.pcie.regions())
         return tuple(sorted(regions, key=by_address))
