@@ -21,7 +21,8 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
     kit = debian.kit()
-    modules = modinfo.load_order(kit.modules, ["virtio_mmio", "virtio_pci", "virtio_blk", "virtio_rng"])
+    wanted = ["virtio_mmio", "virtio_pci", "virtio_blk", "virtio_rng"]
+    modules = modinfo.load_order(kit.modules, wanted)
     shutil.copyfile(kit.kernel, out / "vmlinuz")
     (out / "initrd.gz").write_bytes(initramfs.initramfs(kit.busybox.read_bytes(), modules, "hello"))
     print(f"{out / 'vmlinuz'}: {kit.kernel_package} {kit.kernel_version}")

@@ -139,7 +139,8 @@ done
 for d in /sys/bus/pci/devices/*; do
     [ -e "$d" ] || continue
     driver=$(basename "$(readlink "$d/driver")")
-    say pci "$(basename "$d") vendor=$(cat "$d/vendor") device=$(cat "$d/device") driver=$driver"
+    id="vendor=$(cat "$d/vendor") device=$(cat "$d/device")"
+    say pci "$(basename "$d") $id driver=$driver"
 done
 echo FDTGEN-DONE
 poweroff -f
