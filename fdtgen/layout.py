@@ -89,6 +89,8 @@ class Layout:
             out.append((self.its.base, self.its.size, "gic-its"))
         if g.v2m is not None:
             out.append((g.v2m.range.base, g.v2m.range.size, "gic-v2m"))
+        if self.template.pcie is not None:
+            out += [(r.range.base, r.range.size, r.tag) for r in self.template.pcie.regions()]
         out.sort()
         return out
 
@@ -229,6 +231,8 @@ def resolve(
     ends += [r.range.end for r in t.reserved]
     v2m = None if t.gic.v2m is None else t.gic.v2m.range
     ends += [r.end for r in (its, t.gic.cpu_if, v2m) if r is not None]
+    if t.pcie is not None:  # the configuration space and every window the bridge decodes
+        ends += [r.range.end for r in t.pcie.regions()]
     if max(ends) > 1 << bits:
         raise _past_width(layout(()), bits)
     return layout(_place_ram(t, memory, base, bits))

@@ -30,6 +30,7 @@ from fdtgen.irq import Spi, Trigger
 from fdtgen.layout import Layout
 from fdtgen.ranges import Range, subtract
 from fdtgen.template.model import Device, Template
+from fdtgen.template.pci import PREFETCHABLE, SPACE_IO, SPACE_MEM32
 from fdtgen.template.registry import layout_kinds
 from fdtgen.units import GiB, MiB, fmt_size
 
@@ -44,7 +45,7 @@ class Row:
     """One region of a map.
 
     ``kind`` groups regions for drawing (``ram``, ``gic``, ``uart``,
-    ``virtio``, ``device``, ``reserved``, ``boot``); ``note`` is a short
+    ``virtio``, ``pci``, ``device``, ``reserved``, ``boot``); ``note`` is a short
     remark (``"not in the DT"``, ``"frames for vCPUs 3..32"``).
     """
 
@@ -93,6 +94,8 @@ def _kind(tag: str, drawn: dict[str, str]) -> str:
         return "ram"
     if tag.startswith("gic"):
         return "gic"
+    if tag.startswith("pcie-"):
+        return "pci"
     return "device"
 
 
@@ -155,7 +158,24 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
     return sorted(rows, key=lambda r: (r.range.base, r.source == BOOT, r.range.end, r.tag))
 
 
+def pcie_note(t: Template, tag: str) -> str:
+    """What a PCIe region is: the configuration space's buses, a window's PCI space."""
+    p = t.pcie
+    if p is None:
+        return ""
+    if tag in ("pcie-ecam", "pcie-cam"):
+        return f"{p.compatible}, buses {p.bus_first}..{p.bus_last}"
+    for window, space, cpu in p.windows():
+        if window == tag:
+            what = {SPACE_IO: "I/O", SPACE_MEM32: "32-bit memory"}.get(space, "64-bit memory")
+            pref = ", prefetchable" if space & PREFETCHABLE else ""
+            return f"{what}{pref} at PCI {hex_addr(p.pci_address(space, cpu))}"
+    return ""
+
+
 def _live_note(layout: Layout, tag: str, range_: Range, d: Device | None, kind: str) -> str:
+    if kind == "pci":
+        return pcie_note(layout.template, tag)
     if tag.startswith("gic-redist") and layout.redist_stride:
         frames = range_.size // layout.redist_stride
         return f"{frames} frames of {fmt_size(layout.redist_stride, 2)}"
@@ -204,6 +224,8 @@ def template_rows(t: Template) -> list[Row]:
         elif r.tag.startswith("gic-redist"):
             stride = t.gic.redist_stride
             note = f"{r.range.size // stride} frames of {fmt_size(stride, 2)}"
+        elif kind == "pci":
+            note = pcie_note(t, r.tag)
         rows.append(Row(r.tag, r.range, source, kind, spi, trigger, note))
     for h in t.ram_holes:
         rows.append(Row(h.tag, h.range, PINNED, "hole", note="DRAM hole: RAM is split around it"))
@@ -370,6 +392,7 @@ _FILL = {
     "gic": "#e3d9f2",
     "uart": "#fde3c8",
     "virtio": "#d6e6fa",
+    "pci": "#d4efee",
     "device": "#fbf3c4",
     "reserved": "#e6e6e6",
     "boot": "#f8cccc",

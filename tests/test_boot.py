@@ -43,7 +43,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 QEMU = shutil.which("qemu-system-aarch64")
 DISK_MARKER_OFFSET = 1024 * 512  # the guest reads this sector (dd skip=1024)
-MODULES = ["virtio_mmio", "virtio_blk", "virtio_rng"]
+MODULES = ["virtio_mmio", "virtio_pci", "virtio_blk", "virtio_rng"]
 
 
 def require_qemu() -> str:
@@ -612,3 +612,164 @@ def test_guest_reports_are_found_behind_kernel_output_on_the_same_line():
         "no report here = 1\n"
     )
     assert guest.parse_facts(console) == {"initrd": ["INITRD-1"], "nproc": ["4"]}
+
+
+# ---------------------------------------------------------------------------
+# PCIe: the board options per template, and virtio-pci disks read through the bridge
+
+
+@pytest.mark.parametrize(
+    "template, machine",
+    [
+        ("qemu-virt", "virt,gic-version=3"),
+        ("qemu-virt-gicv2", "virt,gic-version=2"),
+        ("qemu-virt-its-off", "virt,gic-version=3,its=off"),
+    ],
+)
+def test_the_board_options_follow_the_templates_gic(tmp_path, template, machine):
+    kernel = fake_image(tmp_path / "Image")
+    r = fdtgen("qemu", "--template", template, "--kernel", str(kernel), "--print", "--",
+               "-device", "virtio-blk-pci,drive=d0")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    argv = shlex.split(r.stdout)
+    assert argv[1:3] == ["-M", machine]
+    assert argv[-2:] == ["-device", "virtio-blk-pci,drive=d0"]
+
+
+def test_a_virtio_pci_device_needs_a_bridge_in_the_dtb(tmp_path):
+    kernel = fake_image(tmp_path / "Image")
+    template = squib_at_qemu_addresses(tmp_path)
+    err = one_line_error(fdtgen("qemu", "--template", str(template), "--kernel", str(kernel),
+                                "--print", "--", "-device", "virtio-rng-pci"))  # fmt: skip
+    assert (
+        "-device virtio-rng-pci is a virtio-pci device, but template 'squib-on-qemu' has no "
+        "[pcie] bridge" in err
+    )
+
+
+def test_a_pci_only_template_refuses_virtio_mmio_devices(tmp_path):
+    kernel = fake_image(tmp_path / "Image")
+    text = (templates_dir() / "qemu-virt.toml").read_text()
+    virtio = text.index("[virtio]\n")
+    text = text[:virtio] + text[text.index("[dram]", virtio) :]
+    text = text.replace('virtio = "both"', 'virtio = "pci"').replace(
+        '[[rule]]\nkind = "below"\nlower = "virtio"\nupper = "dram"\n', ""
+    )
+    path = tmp_path / "pci-only.toml"
+    path.write_text(text.replace('name = "qemu-virt"', 'name = "pci-only"'))
+    base = ["qemu", "--template", str(path), "--virtio", "0", "--kernel", str(kernel), "--print"]
+    err = one_line_error(fdtgen(*base, "--", "-device", "virtio-rng-device"))
+    assert "-device virtio-rng-device is a virtio-mmio device, but template 'pci-only'" in err
+    r = fdtgen(*base, "--", "-device", "virtio-rng-pci")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        pytest.param({"first_spi = 3": "first_spi = 8"}, "pcie first_spi SPI 8", id="intx"),
+        pytest.param(
+            {
+                "config_base = 0x40_1000_0000": "config_base = 0x40_3000_0000",
+                "config_end = 0x40_2000_0000": "config_end = 0x40_4000_0000",
+            },
+            "pcie config [0x4030000000, 0x4040000000) is not QEMU's [0x4010000000",
+            id="ecam",
+        ),  # fmt: skip
+        pytest.param({'msi = "msi-map"': 'msi = "none"'}, "pcie msi 'none'", id="msi"),
+    ],
+)
+def test_a_bridge_that_differs_from_qemus_is_refused(tmp_path, changes, message):
+    kernel = fake_image(tmp_path / "Image")
+    text = (templates_dir() / "qemu-virt.toml").read_text()
+    for old, new in changes.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    err = one_line_error(
+        fdtgen("qemu", "--template", str(path), "--kernel", str(kernel), "--print")
+    )
+    assert message in err
+
+
+@dataclass(frozen=True)
+class PciCase:
+    template: str
+    msi_chip: str | None  # the irqchip /proc/interrupts names for MSI; None: INTx
+    rng_chip: str  # the GIC's name for the virtio-mmio rng's line
+
+
+PCI_CASES = [
+    pytest.param(PciCase("qemu-virt", "ITS-MSI", "GICv3"), id="gicv3-its-msi"),
+    pytest.param(PciCase("qemu-virt-gicv2", "MSI", "GIC-0"), id="gicv2-v2m-msi"),
+    pytest.param(PciCase("qemu-virt-its-off", None, "GICv3"), id="gicv3-intx"),
+]
+
+
+@pytest.mark.boot
+@pytest.mark.parametrize("case", PCI_CASES)
+def test_debian_kernel_reads_a_virtio_pci_disk_through_fdtgens_pcie_node(
+    tmp_path, kit, modules, case
+):
+    """The disk sits behind the DTB's bridge: its BARs come from ``ranges``, its
+    completions arrive by MSI through the ITS or v2m frame (``msi-map``), or by
+    INTx through ``interrupt-map`` when the board has no MSI controller."""
+    require_qemu()
+    token = uuid.uuid4().hex[:12]
+    disk_marker = f"PCIDISK-{token}"
+    (tmp_path / "initrd.gz").write_bytes(
+        initramfs.initramfs(kit.busybox.read_bytes(), modules, f"INITRD-{token}")
+    )
+    disk = bytearray(1 * MiB)
+    disk[DISK_MARKER_OFFSET : DISK_MARKER_OFFSET + len(disk_marker)] = disk_marker.encode()
+    (tmp_path / "disk.img").write_bytes(bytes(disk))
+    work = tmp_path / "work"
+    argv = [
+        sys.executable, "-m", "fdtgen", "qemu", "--template", case.template, "--vcpus", "2",
+        "--memory", "256MiB", "--kernel", str(kit.kernel), "--initrd", str(tmp_path / "initrd.gz"),
+        "--workdir", str(work), "--",
+        "-drive", f"file={tmp_path / 'disk.img'},if=none,format=raw,id=d0,readonly=on",
+        "-device", "virtio-blk-pci,drive=d0",
+        "-device", "virtio-rng-device",
+    ]  # fmt: skip
+    b = guest.run(argv, cwd=str(ROOT))
+    assert b.done, b.tail()
+    dtb = via_libfdt((work / "guest.dtb").read_bytes())
+    bridge = props(dtb, "/pcie@10000000")
+    ((ecam, _),) = reg_pairs(bridge["reg"])
+
+    # The generic host driver bound the bridge at the DTB's configuration space
+    # and found QEMU's virtio-blk (1af4:1001) in slot 1 behind it.
+    assert b.all("pci-host") == [f"{ecam:x}.pcie"]
+    pci = {line.split()[0]: line for line in b.all("pci")}
+    assert "vendor=0x1af4 device=0x1001 driver=virtio-pci" in pci["0000:00:01.0"], pci
+    seen = {}
+    for line in b.all("virtio"):
+        name, *fields = line.split()
+        info = dict(f.split("=", 1) for f in fields)
+        seen[info["driver"]] = (name, info["path"])
+    blk, path = seen["virtio_blk"]
+    assert f"/{ecam:x}.pcie/pci0000:00/0000:00:01.0/{blk}" in path
+    assert b.one("blk-data") == disk_marker  # a read that completes needs its interrupt
+
+    irqs = [line.split() for line in b.all("irq")]
+    blk_lines = [w for w in irqs if w[-1] == blk or w[-1].startswith(f"{blk}-")]
+    if case.msi_chip is None:
+        # INTx: slot 1 pin A is SPI 3 + (1 + 1 - 1) % 4 = 4, INTID 36, level.
+        assert "msi-map" not in bridge
+        (words,) = blk_lines
+        assert words[-4:-1] == ["GICv3", "36", "Level"], words
+    else:
+        assert "msi-map" in bridge
+        assert blk_lines and all(w[3] == case.msi_chip for w in blk_lines), blk_lines
+    assert sum(int(n) for w in blk_lines for n in w[1:3]) > 0, blk_lines
+    # The virtio-mmio rng beside it still takes transport 31's edge SPI 47 (INTID 79).
+    rng, _ = seen["virtio_rng"]
+    (words,) = [w for w in irqs if w[-1] == rng]
+    assert words[3:6] == [case.rng_chip, "79", "Edge"], words
+    assert b.one("nproc") == "2"
+    assert not b.all("insmod-failed") and not b.all("modules"), b.tail()
+    for problem in ("Kernel panic", "WARNING:", "psci: failed"):
+        assert problem not in b.console, problem
+    assert b.powered_off and not b.killed, b.tail()

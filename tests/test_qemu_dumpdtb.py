@@ -1,10 +1,12 @@
 """The qemu-virt template against QEMU's own device tree.
 
 QEMU writes the tree it would give a guest with ``-M virt,...,dumpdtb=FILE``.
-For the same vCPUs and RAM (and GIC version: the ``qemu-virt`` and
-``qemu-virt-gicv2`` templates), every node both trees describe must have the same
-``reg``, ``interrupts`` and ``compatible``; the nodes only one side has are
-exactly the ones docs/templates.md lists and justifies.
+For the same vCPUs and RAM (and GIC version and ITS: the ``qemu-virt``,
+``qemu-virt-gicv2`` and ``qemu-virt-its-off`` templates), every node both trees
+describe must have the same ``reg``, ``interrupts`` and ``compatible``; the PCIe
+host bridge must match property for property, its ``interrupt-map`` and
+``msi-map`` phandles pointing at the same nodes; the nodes only one side has
+are exactly the ones docs/templates.md lists and justifies.
 """
 
 from __future__ import annotations
@@ -31,19 +33,20 @@ COMPARED = ("reg", "interrupts", "compatible")
 # docs/templates.md, "qemu-virt: differences from QEMU's dumpdtb".
 ONLY_QEMU = {
     ("reg", 0x0): "flash@0",
-    ("reg", 0x40_1000_0000): "pcie@10000000",
     ("name", "/platform-bus@c000000"): "platform-bus@c000000",
 }
+PCIE = ("reg", 0x40_1000_0000)  # the bridge, keyed by its configuration space
+PHANDLE_CELL = {"interrupt-map": (10, 4), "msi-map": (4, 1)}  # row width, phandle cell
 ONLY_OURS = {("name", "/aliases"): "aliases"}
 
 
-def qemu_dtb(tmp_path: Path, vcpus: int, memory: int, gic_version: int = 3) -> bytes:
+def qemu_dtb(tmp_path: Path, vcpus: int, memory: int, machine: str = "gic-version=3") -> bytes:
     out = tmp_path / "qemu.dtb"
     subprocess.run(
         [
             str(QEMU),
             "-M",
-            f"virt,gic-version={gic_version},dumpdtb={out}",
+            f"virt,{machine},dumpdtb={out}",
             "-cpu",
             "cortex-a57",
             "-smp",
@@ -111,19 +114,44 @@ def cpu_map(flat: dict[str, list[tuple[str, bytes]]]) -> dict[str, bytes]:
     return out
 
 
+def pcie_props(flat: dict[str, list[tuple[str, bytes]]], path: str) -> dict[str, object]:
+    """The bridge's properties, each phandle in its maps replaced by what its target describes."""
+    described = {path: key for key, (path, _) in keyed(flat).items()}
+    targets = {ph: described[p] for ph, p in phandle_targets(flat).items()}
+    out: dict[str, object] = {}
+    for name, value in flat[path]:
+        if name not in PHANDLE_CELL:
+            out[name] = value
+            continue
+        width, at = PHANDLE_CELL[name]
+        cells = struct.unpack(f">{len(value) // 4}I", value)
+        assert len(cells) % width == 0, (name, len(cells))
+        out[name] = [
+            (*cells[i : i + at], targets[cells[i + at]], *cells[i + at + 1 : i + width])
+            for i in range(0, len(cells), width)
+        ]
+    return out
+
+
 @pytest.mark.parametrize(
-    "template, gic_version, vcpus, memory",
+    "template, machine, vcpus, memory",
     [
-        pytest.param("qemu-virt", 3, 1, 128 * MiB, id="v3-1cpu-128m"),
-        pytest.param("qemu-virt", 3, 2, 512 * MiB, id="v3-2cpu-512m"),
-        pytest.param("qemu-virt", 3, 20, 3 * GiB, id="v3-20cpu-second-aff1"),
-        pytest.param("qemu-virt", 3, 130, 1 * GiB, id="v3-130cpu-redist2"),
-        pytest.param("qemu-virt-gicv2", 2, 1, 256 * MiB, id="v2-1cpu"),
-        pytest.param("qemu-virt-gicv2", 2, 8, 1 * GiB, id="v2-8cpu-cpumask"),
+        pytest.param("qemu-virt", "gic-version=3", 1, 128 * MiB, id="v3-1cpu-128m"),
+        pytest.param("qemu-virt", "gic-version=3", 2, 512 * MiB, id="v3-2cpu-512m"),
+        pytest.param("qemu-virt", "gic-version=3", 20, 3 * GiB, id="v3-20cpu-second-aff1"),
+        pytest.param("qemu-virt", "gic-version=3", 130, 1 * GiB, id="v3-130cpu-redist2"),
+        pytest.param("qemu-virt-gicv2", "gic-version=2", 1, 256 * MiB, id="v2-1cpu"),
+        pytest.param("qemu-virt-gicv2", "gic-version=2", 8, 1 * GiB, id="v2-8cpu-cpumask"),
+        pytest.param("qemu-virt-its-off", "gic-version=3,its=off", 2, 512 * MiB, id="its-off"),
+        pytest.param(
+            "qemu-virt-its-off", "gic-version=3,its=off", 130, 1 * GiB, id="its-off-redist2"
+        ),
     ],
 )
-def test_qemu_virt_matches_qemu_dumpdtb(tmp_path, template, gic_version, vcpus, memory):
-    theirs_flat = via_libfdt(qemu_dtb(tmp_path, vcpus, memory, gic_version))
+def test_qemu_virt_matches_qemu_dumpdtb(tmp_path, template, machine, vcpus, memory):
+    gic_version = 2 if "gic-version=2" in machine else 3
+    its = gic_version == 3 and "its=off" not in machine
+    theirs_flat = via_libfdt(qemu_dtb(tmp_path, vcpus, memory, machine))
     ours_flat = via_libfdt(build(Machine(template=template, vcpus=vcpus, memory=memory)).blob)
     theirs, ours = keyed(theirs_flat), keyed(ours_flat)
 
@@ -142,9 +170,24 @@ def test_qemu_virt_matches_qemu_dumpdtb(tmp_path, template, gic_version, vcpus, 
     assert {k: ours[k][0].rsplit("/", 1)[1] for k in set(ours) - set(theirs)} == ONLY_OURS
     # The checks above matched these by content; make sure they really are there.
     assert ("cpu", 0x100 if vcpus > 16 else 0) in both
-    assert ("reg", 0x0808_0000 if gic_version == 3 else 0x0802_0000) in both  # the ITS / v2m frame
+    msi = {3: ("reg", 0x0808_0000), 2: ("reg", 0x0802_0000)}[gic_version]  # the ITS / v2m frame
+    assert (msi in both) == (its or gic_version == 2) and msi not in set(theirs) ^ set(ours)
     assert len([k for k in both if k[0] == "cpu"]) == vcpus
     assert len([k for k in both if k[0] == "reg" and 0x0A00_0000 <= k[1] < 0x0A00_4000]) == 32
+
+    # The PCIe bridge, property for property: windows, bus range, the 4 x 4 INTx
+    # swizzle onto SPI 3..6 through the GIC, and the MSI controller (none with its=off).
+    pcie_t = pcie_props(theirs_flat, theirs[PCIE][0])
+    pcie_o = pcie_props(ours_flat, ours[PCIE][0])
+    assert pcie_o == pcie_t
+    assert theirs[PCIE][0] == ours[PCIE][0] == "/pcie@10000000"
+    assert len(pcie_o["interrupt-map"]) == 16
+    assert {row[4] for row in pcie_o["interrupt-map"]} == {("reg", 0x0800_0000)}
+    assert sorted({row[8] for row in pcie_o["interrupt-map"]}) == [3, 4, 5, 6]
+    if its or gic_version == 2:
+        assert pcie_o["msi-map"] == [(0, msi, 0, 0x10000)]
+    else:
+        assert "msi-map" not in pcie_o and "msi-parent" not in pcie_o
 
     # Same topology: each cpu-map leaf names the cpu with the same MPIDR.
     assert cpu_map(ours_flat) == cpu_map(theirs_flat) and len(cpu_map(ours_flat)) == vcpus

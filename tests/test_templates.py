@@ -53,6 +53,7 @@ BUILTIN = [
     "openvmm",
     "qemu-virt",
     "qemu-virt-gicv2",
+    "qemu-virt-its-off",
     "squib",
 ]
 
@@ -72,8 +73,25 @@ DOCUMENTED = {
             "platform-bus": (0x0C00_0000, 0x0200_0000),
             "dram": (0x4000_0000, 255 * GiB),
             "gic-redist2": (256 * GiB, 64 * MiB),
+            # VIRT_PCIE_MMIO, VIRT_PCIE_PIO, VIRT_HIGH_PCIE_ECAM, VIRT_HIGH_PCIE_MMIO
+            "pcie-mmio32": (0x1000_0000, 0x2EFF_0000),
+            "pcie-io": (0x3EFF_0000, 0x1_0000),
+            "pcie-ecam": (256 * GiB + 256 * MiB, 256 * MiB),
+            "pcie-mmio64": (512 * GiB, 512 * GiB),
         },
         "spis": {"uart0": 1, "rtc": 2, "gpio": 7, "virtio-0": 16, "virtio-31": 47},
+        "max_vcpus": 512,
+    },
+    "qemu-virt-its-off": {  # -M virt,its=off: the same map without an ITS
+        "regions": {
+            "gic-dist": (0x0800_0000, 0x1_0000),
+            "gic-redist": (0x080A_0000, 0xF6_0000),
+            "uart0": (0x0900_0000, 0x1000),
+            "pcie-mmio32": (0x1000_0000, 0x2EFF_0000),
+            "pcie-ecam": (256 * GiB + 256 * MiB, 256 * MiB),
+            "pcie-mmio64": (512 * GiB, 512 * GiB),
+        },
+        "spis": {"uart0": 1, "rtc": 2, "gpio": 7, "virtio-0": 16},
         "max_vcpus": 512,
     },
     "qemu-virt-gicv2": {
@@ -385,7 +403,7 @@ def test_ram_base_inside_a_hole_is_rejected():
         build(Machine(template="cloud-hypervisor", ram_base=0xFC00_0000, virtio=0))
 
 
-def test_address_width_bounds_every_live_range():
+def test_address_width_bounds_every_live_range(tmp_path):
     # 36 bits (Apple M1 HVF): QEMU's second redistributor region at 256 GiB does not fit...
     with pytest.raises(
         ConfigError,
@@ -393,15 +411,27 @@ def test_address_width_bounds_every_live_range():
         r"the 36-bit",
     ):
         build(Machine(template="qemu-virt", vcpus=124, address_width=36))
-    # ...and neither does RAM that would end past 64 GiB...
+    # ...nor does its PCIe configuration space above it (40 bits hold every window)...
+    with pytest.raises(
+        ConfigError,
+        match=r"address_width: region 'pcie-ecam' \[0x4010000000, 0x4020000000\) ends past "
+        r"the 36-bit",
+    ):
+        build(Machine(template="qemu-virt", address_width=36))
+    assert build(Machine(template="qemu-virt", address_width=40)).layout.address_width == 40
+    # ...and, on the board without its PCIe bridge, neither does RAM past 64 GiB...
+    text = (templates_dir() / "qemu-virt.toml").read_text()
+    start = text.index("[pcie]")
+    no_pcie = tmp_path / "no-pcie.toml"
+    no_pcie.write_text(text[:start] + text[text.index("[[rule]]", start) :])
     with pytest.raises(
         ConfigError,
         match=r"memory: 64 GiB .* ends at 0x1040000000, past the 36-bit guest physical address "
         r"limit 0x1000000000",
     ):
-        build(Machine(template="qemu-virt", memory=64 * GiB, address_width=36))
+        build(Machine(template=str(no_pcie), memory=64 * GiB, address_width=36))
     # ...but 123 vCPUs and 63 GiB do.
-    b = build(Machine(template="qemu-virt", vcpus=123, memory=63 * GiB, address_width=36))
+    b = build(Machine(template=str(no_pcie), vcpus=123, memory=63 * GiB, address_width=36))
     assert max(r.range.end for r in b.layout.regions()) == 64 * GiB
 
 

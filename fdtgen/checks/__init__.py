@@ -19,6 +19,10 @@ value and what is wrong. The rule groups, in report order, one module each:
   wired to two devices.
 * :mod:`~fdtgen.checks.regions` (``regions.*``): no two ``reg`` ranges
   overlap; all lie inside the address width.
+* :mod:`~fdtgen.checks.pci` (``pci.*``): PCI host bridges: cells, bus range,
+  configuration space, well-formed windows that fit and collide with nothing,
+  ``interrupt-map`` rows that resolve, ``msi-map``/``msi-parent`` naming MSI
+  controllers.
 * :mod:`~fdtgen.checks.template` (``template.*``, with a template): every
   pinned region and SPI where the template puts it.
 * :mod:`~fdtgen.checks.boot` (``boot.*``, with a manifest): booting.rst's
@@ -118,6 +122,7 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
     from fdtgen.checks.bindings import binding_findings
     from fdtgen.checks.index import TreeIndex
     from fdtgen.checks.interrupts import interrupt_findings
+    from fdtgen.checks.pci import pci_findings
     from fdtgen.checks.references import reference_findings
     from fdtgen.checks.regions import region_findings
     from fdtgen.checks.structure import structure_findings
@@ -132,6 +137,7 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
     out += reference_findings(index)
     out += interrupt_findings(index, options.shared_spis)
     out += region_findings(index, options.address_bits)
+    out += pci_findings(index, options.address_bits)
     if options.template is not None:
         from fdtgen.checks.template import template_findings
 

@@ -3,13 +3,14 @@
 Root children come in a fixed, documented order: ``chosen``, ``aliases``,
 ``memory@...``, ``cpus``, ``psci``, ``timer``, ``pmu``, ``apb-pclk``, the
 nodes devices add under the root (``gpio-keys``), then every MMIO device
-(the GIC, then the layout's devices: UART, RTC, GPIO, fw-cfg, virtio-mmio)
-by ascending unit address. Nodes a template does not have are left out.
+(the GIC, then the layout's devices: UART, RTC, GPIO, fw-cfg, virtio-mmio,
+and the PCIe host bridge) by ascending unit address. Nodes a template does not have are left out.
 Properties come in the order each function writes them. Nothing depends on
 hashing or the host.
 
 The CPU-side nodes are built in :mod:`fdtgen.devicetree.cpus`, the GIC in
-:mod:`fdtgen.devicetree.gic`, and each device by its kind's entry in
+:mod:`fdtgen.devicetree.gic`, the PCIe host bridge in
+:mod:`fdtgen.devicetree.pci`, and each device by its kind's entry in
 :mod:`fdtgen.template.registry`.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 from fdtgen.devicetree.chosen import chosen_node, uart_path
 from fdtgen.devicetree.cpus import Topology, cpus_node, pmu_node, psci_node, timer_node
 from fdtgen.devicetree.gic import gic_node
+from fdtgen.devicetree.pci import pcie_node
 from fdtgen.errors import ConfigError
 from fdtgen.fdt.tree import DeviceTree, Node, Prop, reg_cells, unit_name
 from fdtgen.layout import Layout, resolve
@@ -147,6 +149,9 @@ def mmio_nodes(layout: Layout) -> list[Node]:
     mmio.extend(
         (d.range.base, kinds[d.kind].build(d, t)) for d in (*layout.devices, *layout.unwired)
     )
+    pcie = pcie_node(layout)
+    if pcie is not None and t.pcie is not None:
+        mmio.append((t.pcie.node_address, pcie))
     mmio.sort(key=lambda item: item[0])
     return [node for _, node in mmio]
 

@@ -41,12 +41,13 @@ import gzip
 import shlex
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fdtgen.errors import ConfigError, ImageError, PlacementError
 from fdtgen.irq import Ppi, Spi, Trigger
 from fdtgen.layout import Layout
+from fdtgen.qemu.pci import check_gicv2, check_pcie, check_virtio_pci, qemu_machine
 from fdtgen.ranges import Range
 from fdtgen.spec import GICV3_REDIST_STRIDE
 from fdtgen.template.registry import layout_kinds
@@ -83,8 +84,8 @@ _REFUSED_OPTIONS = {
     "-append": "the command line lives in the DTB (--cmdline)",
     "-smp": "the vCPU count comes from the machine (--vcpus)",
     "-m": "QEMU's RAM size is --qemu-memory",
-    "-machine": f"the board is {QEMU_MACHINE}",
-    "-M": f"the board is {QEMU_MACHINE}",
+    "-machine": "the board is virt with the template's GIC options",
+    "-M": "the board is virt with the template's GIC options",
 }
 _VIRTIO_BUS = "virtio-mmio-bus."
 
@@ -123,33 +124,13 @@ def check_machine(layout: Layout, psci_method: str) -> None:
         return ConfigError(f"qemu: {where}: {what}; {hint}")
 
     g = t.gic
-    if g.version != 3:
-        raise refuse(f"GIC version {g.version} is not the GICv3 of {QEMU_MACHINE}")
     if layout.gic_dist != GICD:
-        raise refuse(f"'gic-dist' {layout.gic_dist} is not QEMU's GICv3 distributor {GICD}")
-    if g.its is not None and g.its != ITS:
-        raise refuse(f"'gic-its' {g.its} is not QEMU's ITS {ITS}")
-    if layout.redist_stride != GICV3_REDIST_STRIDE:
-        raise refuse(
-            f"redistributor stride {layout.redist_stride:#x} is not QEMU's {GICV3_REDIST_STRIDE:#x}"
-        )
-    if layout.vcpus > MAX_VCPUS:
-        raise refuse(f"vcpus {layout.vcpus} is over QEMU virt's {MAX_VCPUS}")
-    # QEMU creates min(vcpus, 123) frames in GICR and the rest in GICR2; Linux
-    # walks each DT range until GICR_TYPER.Last, so each range must start at
-    # QEMU's region and hold every frame QEMU put there.
-    counts = (min(layout.vcpus, GICR_VCPUS), max(layout.vcpus - GICR_VCPUS, 0))
-    wanted = [(w, n) for w, n in zip((GICR, GICR2), counts, strict=True) if n]
-    ok = len(layout.gic_redist) == len(wanted) and all(
-        r.base == w.base and w.contains(r) and r.size >= n * GICV3_REDIST_STRIDE
-        for r, (w, n) in zip(layout.gic_redist, wanted, strict=False)
-    )
-    if not ok:
-        shown = ", ".join(str(r) for r in layout.gic_redist) or "none"
-        need = ", ".join(
-            f"{n} x {GICV3_REDIST_STRIDE:#x} from {w.base:#x} within {w}" for w, n in wanted
-        )
-        raise refuse(f"'gic-redist' {shown} does not cover QEMU's redistributors ({need})")
+        raise refuse(f"'gic-dist' {layout.gic_dist} is not QEMU's GIC distributor {GICD}")
+    if g.version == 2:
+        check_gicv2(t, layout.vcpus, refuse)
+    else:
+        _check_gicv3(layout, refuse)
+    check_pcie(t, refuse)
     if tuple(t.timer_ppis) != TIMER_PPIS:
         shown = ", ".join(str(p.number) for p in t.timer_ppis)
         raise refuse(f"timer PPIs {shown} are not QEMU's 13, 14, 11, 10")
@@ -192,6 +173,34 @@ def check_machine(layout: Layout, psci_method: str) -> None:
                 f"{d.tag!r} {d.range} {_irq(d.spi)} is not QEMU's {fixed.name} {fixed.range} "
                 f"{_irq(fixed.spi)}"
             )
+
+
+def _check_gicv3(layout: Layout, refuse: Callable[[str], ConfigError]) -> None:
+    """The ITS, the redistributor stride and regions and the vCPU count are QEMU's."""
+    g = layout.template.gic
+    if g.its is not None and g.its != ITS:
+        raise refuse(f"'gic-its' {g.its} is not QEMU's ITS {ITS}")
+    if layout.redist_stride != GICV3_REDIST_STRIDE:
+        raise refuse(
+            f"redistributor stride {layout.redist_stride:#x} is not QEMU's {GICV3_REDIST_STRIDE:#x}"
+        )
+    if layout.vcpus > MAX_VCPUS:
+        raise refuse(f"vcpus {layout.vcpus} is over QEMU virt's {MAX_VCPUS}")
+    # QEMU creates min(vcpus, 123) frames in GICR and the rest in GICR2; Linux
+    # walks each DT range until GICR_TYPER.Last, so each range must start at
+    # QEMU's region and hold every frame QEMU put there.
+    counts = (min(layout.vcpus, GICR_VCPUS), max(layout.vcpus - GICR_VCPUS, 0))
+    wanted = [(w, n) for w, n in zip((GICR, GICR2), counts, strict=True) if n]
+    ok = len(layout.gic_redist) == len(wanted) and all(
+        r.base == w.base and w.contains(r) and r.size >= n * GICV3_REDIST_STRIDE
+        for r, (w, n) in zip(layout.gic_redist, wanted, strict=False)
+    )
+    if not ok:
+        shown = ", ".join(str(r) for r in layout.gic_redist) or "none"
+        need = ", ".join(
+            f"{n} x {GICV3_REDIST_STRIDE:#x} from {w.base:#x} within {w}" for w, n in wanted
+        )
+        raise refuse(f"'gic-redist' {shown} does not cover QEMU's redistributors ({need})")
 
 
 def _irq(spi: Spi | None) -> str:
@@ -298,6 +307,8 @@ def check_extra_args(extra: Sequence[str], layout: Layout) -> None:
         option = "-" + arg.lstrip("-").split("=", 1)[0] if arg.startswith("-") else None
         if option in _REFUSED_OPTIONS:
             raise ConfigError(f"qemu args: {arg} is not allowed: {_REFUSED_OPTIONS[option]}")
+    drivers = [v.split(",")[0] for v in _option_values(extra, "-device")]
+    check_virtio_pci(layout.template, [d for d in drivers if d.startswith("virtio-")])
     described = {d.range.base for d in layout.virtio}
     for driver, index in virtio_transports(extra):
         base = transport_base(index)
@@ -339,7 +350,7 @@ def command(
     """The ``qemu-system-aarch64`` argv: the board, the loaders, CPU 0's start, ``extra``."""
     argv = [
         binary,
-        "-M", QEMU_MACHINE,
+        "-M", qemu_machine(layout.template),
         "-cpu", QEMU_CPU,
         "-smp", str(layout.vcpus),
         "-m", f"{ram_size // MiB}M",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
@@ -24,9 +23,29 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fdtgen.errors import IrqError, LayoutError, TemplateError
-from fdtgen.irq import SPI_MAX, Intid, Ppi, Spi, Trigger
+from fdtgen.irq import SPI_MAX, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address
 from fdtgen.spec import GICV3_REDIST_STRIDE, MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
+from fdtgen.template.fields import (
+    Reader,
+    address,
+    boolean,
+    dt_text,
+    int_in,
+    integer,
+    intid,
+    one_of,
+    policy,
+    ppi,
+    ppis,
+    region_size,
+    size,
+    spi,
+    strings,
+    text,
+    trigger,
+    u32,
+)
 from fdtgen.template.model import (
     DTB_POLICIES,
     INITRD_POLICIES,
@@ -43,11 +62,11 @@ from fdtgen.template.model import (
     Template,
     UartSpec,
     VirtioSpec,
-    is_policy,
 )
+from fdtgen.template.pci import MSI_STYLES, PCIE_COMPATIBLES, VIRTIO_TRANSPORTS, PcieSpec, bus_range
 from fdtgen.template.proofs import check_template
 from fdtgen.template.registry import DEVICE_KINDS, PL061, UART_KINDS
-from fdtgen.units import U32_MAX, U64_MAX, parse_size
+from fdtgen.units import U32_MAX
 
 T = TypeVar("T")
 
@@ -165,202 +184,7 @@ def place_dynamic(t: Template) -> Template:
     )
 
 
-class _Reader:
-    """Typed access to one TOML table, with errors naming the key path."""
-
-    def __init__(self, data: dict[str, Any], where: str, path: str) -> None:
-        self.data, self.where, self.path = data, where, path
-        self.used: set[str] = set()
-
-    def _fail(self, key: str, msg: str) -> TemplateError:
-        return TemplateError(f"template {self.path}: {self.where}{key}: {msg}")
-
-    def _typo_of(self, key: str) -> str:
-        """`` (is 'dist_bas' a typo of it?)`` when an unread key in the table is close."""
-        import difflib
-
-        close = difflib.get_close_matches(key, sorted(set(self.data) - self.used), n=1, cutoff=0.6)
-        return f" (is {close[0]!r} a typo of it?)" if close else ""
-
-    def get(self, key: str, conv: Callable[[Any], T], default: Any = ...) -> T:
-        self.used.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise self._fail(key, "missing" + self._typo_of(key))
-            return default  # type: ignore[no-any-return]
-        raw = self.data[key]
-        try:
-            return conv(raw)
-        except (ValueError, TypeError, IrqError, LayoutError) as e:
-            raise self._fail(key, f"{_shown(raw, conv)}: {e}") from None
-
-    def table(self, key: str) -> _Reader:
-        self.used.add(key)
-        value = self.data.get(key)
-        if not isinstance(value, dict):
-            raise self._fail(
-                key, "missing table" + self._typo_of(key) if value is None else "must be a table"
-            )
-        return _Reader(value, f"{self.where}{key}.", self.path)
-
-    def optional_table(self, key: str) -> _Reader | None:
-        self.used.add(key)
-        return None if key not in self.data else self.table(key)
-
-    def tables(self, key: str) -> list[_Reader]:
-        self.used.add(key)
-        value = self.data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self._fail(key, "must be an array of tables")
-        return [_Reader(v, f"{self.where}{key}[{i}].", self.path) for i, v in enumerate(value)]
-
-    def done(self) -> None:
-        extra = sorted(set(self.data) - self.used)
-        if extra:
-            import difflib
-
-            close = difflib.get_close_matches(extra[0], sorted(self.used), n=1, cutoff=0.6)
-            hint = (
-                f"; did you mean {close[0]!r}?"
-                if close
-                else (f"; valid keys: {', '.join(sorted(self.used))}" if self.used else "")
-            )
-            raise self._fail(extra[0], "unknown key" + hint)
-
-
-_HEX: set[Callable[[Any], Any]] = set()
-
-
-def _hex(conv: Callable[[Any], T]) -> Callable[[Any], T]:
-    """Mark a converter of addresses and byte counts: errors show its integers in hex."""
-    _HEX.add(conv)
-    return conv
-
-
-def _shown(v: Any, conv: Callable[[Any], Any]) -> str:
-    """A rejected value as an error shows it: addresses and large numbers in hex."""
-    if type(v) is int and (conv in _HEX or abs(v) > 0xFFFF):
-        return f"{v:#x}" if v >= 0 else f"-{-v:#x}"
-    return repr(v)
-
-
-@_hex
-def size(v: Any) -> int:
-    n = parse_size(v) if isinstance(v, str) else v
-    if type(n) is not int or not 0 <= n <= U64_MAX:
-        raise ValueError("expected a 64-bit byte count (int or string like '64KiB')")
-    return n
-
-
-@_hex
-def region_size(v: Any) -> int:
-    """The size of a region the template pins: a range holds at least one byte."""
-    n = size(v)
-    if n == 0:
-        raise ValueError("must be > 0 (a region holds at least one byte)")
-    return n
-
-
-@_hex
-def address(v: Any) -> int:
-    return size(v)
-
-
-def text(v: Any) -> str:
-    if not isinstance(v, str):
-        raise TypeError("expected a string")
-    return v
-
-
-def dt_text(v: Any) -> str:
-    """A string the device tree carries: NUL-terminated there, so none inside."""
-    s = text(v)
-    if "\0" in s:
-        raise ValueError(
-            f"contains a NUL byte at offset {s.index(chr(0))} "
-            "(a device-tree string ends at its first NUL)"
-        )
-    return s
-
-
-def strings(v: Any) -> tuple[str, ...]:
-    """A device-tree string list (``compatible``): each string without a NUL."""
-    if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
-        raise TypeError("expected a non-empty list of strings")
-    for i, s in enumerate(v):
-        if "\0" in s:
-            raise ValueError(
-                f"string {i} contains a NUL byte at offset {s.index(chr(0))} "
-                "(a device-tree string ends at its first NUL)"
-            )
-    return tuple(v)
-
-
-def integer(v: Any) -> int:
-    if type(v) is not int:
-        raise TypeError("expected an integer")
-    return v
-
-
-def int_in(lo: int, hi: int, why: str) -> Callable[[Any], int]:
-    """An integer in ``lo..hi``; ``why`` names the rule."""
-
-    def conv(v: Any) -> int:
-        n = integer(v)
-        if not lo <= n <= hi:
-            shown = (lambda x: f"{x:#x}") if hi > 0xFFFF else str
-            raise ValueError(f"must be in {shown(lo)}..{shown(hi)} ({why})")
-        return n
-
-    return conv
-
-
-u32 = int_in(0, U32_MAX, "it becomes one 32-bit device-tree cell")
-
-
-def spi(v: Any) -> Spi:
-    return Spi(integer(v))
-
-
-def ppi(v: Any) -> Ppi:
-    return Ppi(integer(v))
-
-
-def intid(v: Any) -> Intid:
-    return Intid(integer(v))
-
-
-def ppis(v: Any) -> tuple[Ppi, ...]:
-    if not isinstance(v, list) or not all(type(n) is int for n in v):
-        raise TypeError("expected a list of integers")
-    return tuple(Ppi(n) for n in v)
-
-
-def trigger(v: Any) -> Trigger:
-    return Trigger.parse(text(v))
-
-
-def boolean(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise TypeError("expected true or false")
-    return v
-
-
-def one_of(*choices: str) -> Callable[[Any], str]:
-    def conv(v: Any) -> str:
-        if text(v) not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}")
-        return str(v)
-
-    return conv
-
-
-def policy(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    """One of ``choices`` (:func:`fdtgen.template.model.is_policy`)."""
-    return lambda v: is_policy(text(v), choices)
-
-
-def _base_or_placement(r: _Reader) -> tuple[int | None, str]:
+def _base_or_placement(r: Reader) -> tuple[int | None, str]:
     """A region's ``base``, or ``placement = "below-4g"`` for the loader to place it."""
     placement = r.get("placement", one_of(*PLACEMENTS), "fixed")
     base = r.get("base", address, None)
@@ -369,7 +193,7 @@ def _base_or_placement(r: _Reader) -> tuple[int | None, str]:
     return base, placement
 
 
-def range_of(r: _Reader, base_key: str, end_key: str) -> Range | None:
+def range_of(r: Reader, base_key: str, end_key: str) -> Range | None:
     """``[base, end)`` from two optional keys (both or neither)."""
     base, end = r.get(base_key, address, None), r.get(end_key, address, None)
     if base is None and end is None:
@@ -382,14 +206,14 @@ def range_of(r: _Reader, base_key: str, end_key: str) -> Range | None:
     return _span(r, base_key, base, end_key, end)
 
 
-def _span(r: _Reader, base_key: str, base: int, end_key: str, end: int) -> Range:
+def _span(r: Reader, base_key: str, base: int, end_key: str, end: int) -> Range:
     """``[base, end)``; an empty or inverted span is an error naming ``end_key``."""
     if end <= base:
         raise r._fail(end_key, f"{end:#x}: must be > {base_key} {base:#x} (the end is exclusive)")
     return Range(base, end - base)
 
 
-def gic_spec(g: _Reader) -> GicSpec:
+def gic_spec(g: Reader) -> GicSpec:
     maint = g.get("maintenance_ppi", ppi, None)
     its = g.optional_table("its")
     v2m = g.optional_table("v2m")
@@ -416,7 +240,7 @@ def gic_spec(g: _Reader) -> GicSpec:
     return spec
 
 
-def its_range(its: _Reader, g: _Reader) -> Range:
+def its_range(its: Reader, g: Reader) -> Range:
     """The ITS frame; ``below_redist = true`` pins it right below the redistributor window."""
     if its.get("below_redist", boolean, False):
         if "base" in its.data:
@@ -431,7 +255,7 @@ def its_range(its: _Reader, g: _Reader) -> Range:
     return Range(its.get("base", address), its.get("size", region_size))
 
 
-def msi_frame(r: _Reader) -> MsiFrame:
+def msi_frame(r: Reader) -> MsiFrame:
     return MsiFrame(
         range=Range(r.get("base", address), r.get("size", region_size)),
         base_intid=r.get("base_intid", intid, None),
@@ -439,7 +263,7 @@ def msi_frame(r: _Reader) -> MsiFrame:
     )
 
 
-def device_spec(r: _Reader) -> DeviceSpec:
+def device_spec(r: Reader) -> DeviceSpec:
     base, placement = _base_or_placement(r)
     kind = r.get("kind", one_of(*DEVICE_KINDS))
     d = DeviceSpec(
@@ -471,7 +295,7 @@ def device_spec(r: _Reader) -> DeviceSpec:
 NO_VIRTIO = VirtioSpec(None, 0x200, 0, Spi(0), Trigger.EDGE_RISING, placement="none")
 
 
-def virtio_spec(v: _Reader) -> VirtioSpec:
+def virtio_spec(v: Reader) -> VirtioSpec:
     base, placement = _base_or_placement(v)
     first_spi = v.get("first_spi", spi)
     slots = v.get("slots", int_in(0, SPI_MAX + 1, "one SPI per transport"))
@@ -494,14 +318,37 @@ def virtio_spec(v: _Reader) -> VirtioSpec:
     )
 
 
-def hole(r: _Reader) -> Region:
+def pcie_spec(r: Reader) -> PcieSpec:
+    """The ``[pcie]`` host bridge; windows as ``<name>_base``/``<name>_end`` pairs."""
+    first, last = r.get("bus_range", bus_range, (0, 255))
+    base, end = r.get("config_base", address), r.get("config_end", address)
+    spec = PcieSpec(
+        compatible=r.get("compatible", one_of(*PCIE_COMPATIBLES)),
+        config=_span(r, "config_base", base, "config_end", end),
+        bus_first=first,
+        bus_last=last,
+        io=range_of(r, "io_base", "io_end"),
+        mmio32=range_of(r, "mmio32_base", "mmio32_end"),
+        mmio64=range_of(r, "mmio64_base", "mmio64_end"),
+        prefetchable64=r.get("mmio64_prefetchable", boolean, False),
+        first_spi=r.get("first_spi", spi, None),
+        msi=r.get("msi", one_of(*MSI_STYLES), "none"),
+        domain=r.get("domain", u32, 0),
+        unit_address=r.get("unit_address", address, None),
+        virtio=r.get("virtio", one_of(*VIRTIO_TRANSPORTS), "mmio"),
+    )
+    r.done()
+    return spec
+
+
+def hole(r: Reader) -> Region:
     h = Region(r.get("tag", text), Range(r.get("base", address), r.get("size", region_size)))
     r.done()
     return h
 
 
 def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
-    top = _Reader(data, "", path)
+    top = Reader(data, "", path)
     m = top.table("machine")
     timer = top.table("timer")
     g = top.table("gic")
@@ -511,6 +358,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
     b = top.table("boot")
     pmu = top.optional_table("pmu")
     irq = top.optional_table("irq")
+    pcie = top.optional_table("pcie")
     gic = gic_spec(g)
     if gic.version not in (2, 3):
         raise TemplateError(
@@ -578,6 +426,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
         ),
         reserved=tuple(reserved),
         rules=tuple(rules),
+        pcie=None if pcie is None else pcie_spec(pcie),
         uart_clock_hz=u.get(
             "clock_hz", int_in(1, U32_MAX, "clock-frequency is one 32-bit cell"), 24_000_000
         ),

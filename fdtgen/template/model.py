@@ -9,6 +9,7 @@ from fdtgen.errors import LayoutError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address, subtract
 from fdtgen.spec import DTB_ALIGN, FDT_MAX_SIZE, PAGE_SIZE
+from fdtgen.template.pci import PcieSpec
 from fdtgen.units import U64_MAX, KiB, is_aligned, parse_size
 
 REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole window
@@ -303,6 +304,12 @@ class Template:
     irq_order: tuple[str, ...] = ()
     irq_first: int = 0
     ram_piece_align: int | None = None
+    pcie: PcieSpec | None = None
+
+    @property
+    def virtio_transport(self) -> str:
+        """``mmio``, ``pci`` or ``both``: the ``[pcie]`` table's ``virtio``, else ``mmio``."""
+        return "mmio" if self.pcie is None else self.pcie.virtio
 
     def ram_align(self, memory: int) -> int:
         """The alignment of each piece of RAM: ``piece_align`` when the RAM is at
@@ -379,4 +386,6 @@ class Template:
         ]
         if self.virtio.base is not None and self.virtio.slots:
             regions.append(Region("virtio", self.virtio.window, align=PAGE_SIZE))
+        if self.pcie is not None:
+            regions.extend(self.pcie.regions())
         return tuple(sorted(regions, key=by_address))

@@ -22,6 +22,7 @@ from fdtgen.spec import (
     VIRTIO_MMIO_MIN_SIZE,
 )
 from fdtgen.template.model import REDIST_ANCHORS, REDIST_REG_KINDS, Template
+from fdtgen.template.pci import check_pcie
 from fdtgen.units import KiB, is_aligned, is_pow2
 
 
@@ -90,6 +91,9 @@ def check_template(t: Template) -> None:
             f"timer PPIs with one of {', '.join(TIMER_NAMES)}"
         )
     _check_gic(t, where)
+    if t.pcie is not None:
+        msi = t.gic.its is not None or t.gic.v2m is not None
+        check_pcie(t.pcie, where, msi, t.virtio.slots)
     for rule in t.rules:
         lo, hi = by_tag.get(rule.lower), by_tag.get(rule.upper)
         if lo is None or hi is None:
@@ -235,6 +239,8 @@ def _check_interrupts(t: Template, where: str) -> None:
         spis = [s for s in spis if not s[1].startswith("virtio-")]
     if t.gic.v2m is not None:
         spis += [(s, "gic-v2m") for s in t.gic.v2m.spis()]
+    if t.pcie is not None:
+        spis += [(s, "pcie-intx") for s in t.pcie.intx_spis()]
     _one_owner_each(spis, where)
     ppis: list[tuple[Ppi, str]] = [(p, "timer") for p in t.timer_ppis]
     if t.gic.maintenance_ppi is not None:

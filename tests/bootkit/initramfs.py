@@ -68,6 +68,15 @@ if [ -e /dev/hwrng ]; then
     say rng-bytes "$(dd if=/dev/hwrng bs=16 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')"
 fi
 grep -i virtio /proc/interrupts | while read -r line; do say irq "$line"; done
+for h in /sys/bus/platform/drivers/pci-host-generic/*.pcie; do
+    [ -e "$h" ] && say pci-host "$(basename "$h")"
+done
+for d in /sys/bus/pci/devices/*; do
+    [ -e "$d" ] || continue
+    driver=$(basename "$(readlink "$d/driver")")
+    id="vendor=$(cat "$d/vendor") device=$(cat "$d/device")"
+    say pci "$(basename "$d") $id driver=$driver"
+done
 echo FDTGEN-DONE
 poweroff -f
 """

@@ -1,0 +1,185 @@
+"""A template's PCIe host bridge: its windows, its INTx and MSI wiring, and their proofs.
+
+The node follows Linux ``Documentation/devicetree/bindings/pci/host-generic-pci.yaml``
+(torvalds/linux 0cfa80d3): ``compatible`` is ``pci-host-ecam-generic`` or
+``pci-host-cam-generic``, ``reg`` is the configuration space whose base is the
+first bus of ``bus-range``, and ``ranges`` "must provide at least a definition
+of non-prefetchable memory". The bus-level rules are dt-schema's
+``pci/pci-bus-common.yaml`` (devicetree-org/dt-schema 06498e6f): three address
+cells, two size cells, one interrupt cell, a ``bus-range`` of two cells up to 255.
+
+A window's CPU address is its PCI address for memory (a 1:1 mapping, as QEMU,
+kvmtool and Cloud Hypervisor describe theirs); I/O space starts at PCI
+address 0. The legacy INTx lines use the swizzle QEMU's ``create_pcie_irq_map``
+writes (qemu/qemu 19bd6aaf hw/arm/virt.c): slot s, pin p (1 = INTA) raises SPI
+``first_spi + (s + p - 1) % 4``, four slots by four pins under the mask
+``<0x1800 0 0 7>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fdtgen.errors import LayoutError
+from fdtgen.irq import Spi
+from fdtgen.ranges import Range, Region
+from fdtgen.units import GiB, KiB, MiB
+
+ECAM = "pci-host-ecam-generic"
+CAM = "pci-host-cam-generic"
+PCIE_COMPATIBLES = (ECAM, CAM)
+# Configuration space per bus: ECAM "bus << 20", CAM "bus << 16" (host-generic-pci.yaml).
+BUS_CONFIG_SIZE = {ECAM: 1 * MiB, CAM: 64 * KiB}
+BUS_MAX = 255  # pci-bus-common.yaml bus-range "maximum: 255"
+MSI_STYLES = ("msi-map", "msi-parent", "none")  # how the bridge names its MSI controller
+VIRTIO_TRANSPORTS = ("mmio", "pci", "both")  # which transports the VMM's virtio devices use
+PCI_IO_LIMIT = 16 * MiB  # arm64 asm/memory.h PCI_IO_SIZE: the I/O space Linux maps
+MEM32_LIMIT = 4 * GiB  # a 32-bit memory window (space code 10) ends below 4 GiB
+RID_SPACE = 0x1_0000  # requester IDs: bus << 8 | devfn, 16 bits (pci-msi.txt msi-map)
+
+# phys.hi of a ranges entry (IEEE 1275 PCI binding, "npt000ss bbbbbbbb dddddfff rrrrrrrr").
+SPACE_IO = 0x0100_0000  # ss = 01
+SPACE_MEM32 = 0x0200_0000  # ss = 10
+SPACE_MEM64 = 0x0300_0000  # ss = 11
+PREFETCHABLE = 0x4000_0000  # p
+INTX_SLOTS = 4  # interrupt-map rows cover slots 0..3 (the mask keeps slot bits 11-12)
+INTX_PINS = 4  # INTA..INTD
+INTX_MAP_MASK = (0x1800, 0, 0, 7)  # create_pcie_irq_map: "devfn (PCI_SLOT(3))", "PCI irq"
+
+
+@dataclass(frozen=True, slots=True)
+class PcieSpec:
+    """The ``[pcie]`` table: one generic host bridge.
+
+    ``config`` is the configuration space (``reg``), holding buses
+    ``bus_first..bus_last``. ``io``, ``mmio32`` and ``mmio64`` are the windows'
+    CPU ranges (``None``: none); ``prefetchable64`` marks the 64-bit window
+    prefetchable. ``first_spi`` is INTA of slot 0 (``None``: no
+    ``interrupt-map``). ``msi`` is how the node names the template's MSI
+    controller (``msi-map``, ``msi-parent`` or ``none``). ``domain`` is
+    ``linux,pci-domain``. ``unit_address`` names the node (``None``: the
+    configuration space base; QEMU names its bridge after the 32-bit window).
+    ``virtio`` is the transport the VMM's virtio devices use: ``mmio``,
+    ``pci`` or ``both``. INTx lines are level-sensitive (PCI Local Bus
+    "INTx# ... level sensitive"), so every row is level-high; the node is
+    always ``dma-coherent``, as every VMM's virtual bridge is.
+    """
+
+    compatible: str
+    config: Range
+    mmio32: Range | None
+    bus_first: int = 0
+    bus_last: int = BUS_MAX
+    io: Range | None = None
+    mmio64: Range | None = None
+    prefetchable64: bool = False
+    first_spi: Spi | None = None
+    msi: str = "none"
+    domain: int = 0
+    unit_address: int | None = None
+    virtio: str = "mmio"
+
+    @property
+    def buses(self) -> int:
+        return self.bus_last - self.bus_first + 1
+
+    @property
+    def node_address(self) -> int:
+        return self.config.base if self.unit_address is None else self.unit_address
+
+    def windows(self) -> tuple[tuple[str, int, Range], ...]:
+        """``(tag, phys.hi, CPU range)`` of each window, in ``ranges`` order: I/O, 32, 64."""
+        out = []
+        if self.io is not None:
+            out.append(("pcie-io", SPACE_IO, self.io))
+        if self.mmio32 is not None:
+            out.append(("pcie-mmio32", SPACE_MEM32, self.mmio32))
+        if self.mmio64 is not None:
+            hi = SPACE_MEM64 | (PREFETCHABLE if self.prefetchable64 else 0)
+            out.append(("pcie-mmio64", hi, self.mmio64))
+        return tuple(out)
+
+    def pci_address(self, space: int, cpu: Range) -> int:
+        """The PCI bus address a window starts at: 0 for I/O, the CPU address for memory."""
+        return 0 if space == SPACE_IO else cpu.base
+
+    def regions(self) -> tuple[Region, ...]:
+        """The configuration space and every window, as the template's pinned regions."""
+        return (
+            Region("pcie-ecam" if self.compatible == ECAM else "pcie-cam", self.config),
+            *(Region(tag, r) for tag, _, r in self.windows()),
+        )
+
+    def intx_spis(self) -> tuple[Spi, ...]:
+        if self.first_spi is None:
+            return ()
+        return tuple(Spi(self.first_spi.number + i) for i in range(INTX_PINS))
+
+    def intx_rows(self) -> tuple[tuple[int, int, Spi], ...]:
+        """``(slot, pin, SPI)`` of every interrupt-map row, slot-major (QEMU's order)."""
+        if self.first_spi is None:
+            return ()
+        first = self.first_spi.number
+        return tuple(
+            (slot, pin, Spi(first + (slot + pin - 1) % INTX_PINS))
+            for slot in range(INTX_SLOTS)
+            for pin in range(1, INTX_PINS + 1)
+        )
+
+
+def bus_range(v: Any) -> tuple[int, int]:
+    """``[first, last]``: two bus numbers, first <= last <= 255 (pci-bus-common.yaml)."""
+    if not isinstance(v, list) or len(v) != 2 or not all(type(n) is int for n in v):
+        raise TypeError("expected [first, last]: two integers")
+    first, last = v
+    if not 0 <= first <= last <= BUS_MAX:
+        raise ValueError(f"must satisfy 0 <= first <= last <= {BUS_MAX} (pci-bus-common.yaml)")
+    return first, last
+
+
+def check_pcie(p: PcieSpec, where: str, msi_controller: bool, virtio_slots: int) -> None:
+    """The PCIe proofs beyond the pinned-region ones (no overlap, alignment).
+
+    Raises :class:`LayoutError` naming the key, its value and the rule.
+    """
+    w = f"{where}: pcie"
+    if p.compatible not in PCIE_COMPATIBLES:
+        raise LayoutError(f"{w} compatible {p.compatible!r} is not one of {PCIE_COMPATIBLES}")
+    need = p.buses * BUS_CONFIG_SIZE[p.compatible]
+    if p.config.size != need:
+        raise LayoutError(
+            f"{w} config {p.config} is {p.config.size:#x} bytes, but buses "
+            f"{p.bus_first}..{p.bus_last} take {need:#x} ({p.buses} x "
+            f"{BUS_CONFIG_SIZE[p.compatible]:#x}, host-generic-pci.yaml)"
+        )
+    if p.mmio32 is None:
+        raise LayoutError(
+            f"{w} has no mmio32 window (host-generic-pci.yaml: ranges must provide "
+            "at least a definition of non-prefetchable memory)"
+        )
+    if p.mmio32.end > MEM32_LIMIT:
+        raise LayoutError(
+            f"{w} mmio32 {p.mmio32} ends past {MEM32_LIMIT:#x}: a 32-bit window maps "
+            "1:1 to PCI addresses below 4 GiB"
+        )
+    if p.io is not None and p.io.size > PCI_IO_LIMIT:
+        raise LayoutError(
+            f"{w} io {p.io} is {p.io.size:#x} bytes, more than the {PCI_IO_LIMIT:#x} of I/O "
+            "space arm64 Linux maps (PCI_IO_SIZE)"
+        )
+    if p.msi not in MSI_STYLES:
+        raise LayoutError(f"{w} msi {p.msi!r} is not one of {', '.join(MSI_STYLES)}")
+    if p.msi != "none" and not msi_controller:
+        raise LayoutError(
+            f"{w} msi {p.msi!r} names the MSI controller, but the gic has no its or v2m"
+        )
+    if p.virtio not in VIRTIO_TRANSPORTS:
+        raise LayoutError(f"{w} virtio {p.virtio!r} is not one of {', '.join(VIRTIO_TRANSPORTS)}")
+    if p.virtio == "pci" and virtio_slots:
+        raise LayoutError(
+            f"{w} virtio 'pci': the VMM has no virtio-mmio transports, but [virtio] has "
+            f"{virtio_slots} slots (use 'both')"
+        )
+    if not 0 <= p.domain <= 0xFFFF_FFFF:
+        raise LayoutError(f"{w} domain {p.domain} is not one 32-bit cell")

@@ -1,0 +1,298 @@
+"""The PCIe host bridge: the ``[pcie]`` table, its proofs, the node and the ``pci.*`` rules.
+
+Each broken case starts from a valid template or tree and changes one thing,
+so a test shows that exactly the rule under test notices it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import libfdt
+import pytest
+
+from fdtgen.checks import Options, verify
+from fdtgen.devicetree.machine import Machine
+from fdtgen.errors import ConfigError, FdtgenError
+from fdtgen.fdt.encode import encode
+from fdtgen.fdt.tree import DeviceTree, Prop
+from fdtgen.pictures import layout_rows
+from fdtgen.pipeline import build
+from fdtgen.template.load import load_template, templates_dir
+from fdtgen.template.pci import PcieSpec
+from fdtgen.units import GiB, MiB
+
+from .test_verify import drop_prop, edit, keys, set_prop
+
+PCIE = "/pcie@10000000"
+GIC = "/interrupt-controller@8000000"
+QEMU_VIRT = build(Machine(template="qemu-virt", vcpus=2, memory=512 * MiB))
+
+
+def check(tree: DeviceTree, bits: int = 48) -> list[tuple[str, str, str]]:
+    return sorted(keys(verify(encode(tree), Options(address_bits=bits))))
+
+
+def bridge_template(tmp_path: Path, **changes: str) -> Path:
+    """qemu-virt's template with its ``[pcie]`` lines edited (``old=new`` pairs)."""
+    text = (templates_dir() / "qemu-virt.toml").read_text()
+    for old, new in changes.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    return path
+
+
+# -- the template ------------------------------------------------------------
+
+
+def test_the_qemu_virt_bridge_is_loaded_as_written():
+    p = load_template("qemu-virt").pcie
+    assert p is not None
+    assert p.compatible == "pci-host-ecam-generic" and (p.bus_first, p.bus_last) == (0, 255)
+    assert [(tag, hex(space), r.base, r.size) for tag, space, r in p.windows()] == [
+        ("pcie-io", "0x1000000", 0x3EFF_0000, 0x1_0000),
+        ("pcie-mmio32", "0x2000000", 0x1000_0000, 0x2EFF_0000),
+        ("pcie-mmio64", "0x3000000", 512 * GiB, 512 * GiB),
+    ]
+    assert p.node_address == 0x1000_0000 and p.msi == "msi-map" and p.virtio == "both"
+    # The swizzle: slot s, pin p -> SPI 3 + (s + p - 1) % 4.
+    rows = p.intx_rows()
+    assert len(rows) == 16
+    assert [(s, pin, spi.number) for s, pin, spi in rows[:5]] == [
+        (0, 1, 3), (0, 2, 4), (0, 3, 5), (0, 4, 6), (1, 1, 4),
+    ]  # fmt: skip
+    assert load_template("squib").pcie is None
+    assert load_template("squib").virtio_transport == "mmio"
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        pytest.param(
+            {"config_end = 0x40_2000_0000": "config_end = 0x40_1800_0000"},
+            r"pcie config \[0x4010000000, 0x4018000000\) is 0x8000000 bytes, but buses 0..255 "
+            r"take 0x10000000",
+            id="config-size",
+        ),
+        pytest.param(
+            {"bus_range = [0, 255]": "bus_range = [3, 2]"},
+            r"pcie.bus_range: \[3, 2\]: must satisfy 0 <= first <= last <= 255",
+            id="bus-range",
+        ),
+        pytest.param(
+            {"mmio32_base = 0x1000_0000 ": "mmio32_base = 0x0A00_0000 "},
+            r"'virtio' \[0xa000000, 0xa004000\) overlaps .*'pcie-mmio32'|'pcie-mmio32' .* overlaps",
+            id="overlap",
+        ),
+        pytest.param(
+            {"first_spi = 3 ": "first_spi = 7 "},
+            r"SPI 7 \(INTID 39\) is wired to both 'gpio' and 'pcie-intx'",
+            id="intx-spi",
+        ),
+        pytest.param(
+            {'compatible = "pci-host-ecam-generic"': 'compatible = "pci-host-magic"'},
+            r"pcie.compatible: 'pci-host-magic': expected one of pci-host-ecam-generic",
+            id="compatible",
+        ),
+        pytest.param(
+            {'virtio = "both"': 'virtio = "pci"'},
+            r"pcie virtio 'pci': the VMM has no virtio-mmio transports, but \[virtio\] has 32",
+            id="virtio-pci-with-slots",
+        ),
+        pytest.param(
+            {"mmio32_end = 0x3EFF_0000": "mmio32_end = 0x3EFF_0000\nmmio32_colour = 1"},
+            r"pcie.mmio32_colour: unknown key",
+            id="unknown-key",
+        ),
+    ],
+)
+def test_a_bridge_that_breaks_a_proof_is_refused(tmp_path, changes, message):
+    with pytest.raises(FdtgenError, match=message):
+        load_template(str(bridge_template(tmp_path, **changes)))
+
+
+def test_an_msi_reference_needs_an_msi_controller(tmp_path):
+    path = bridge_template(
+        tmp_path,
+        **{'[gic.its]\nbase = 0x0808_0000                # VIRT_GIC_ITS\nsize = "128KiB"\n': ""},
+    )
+    with pytest.raises(FdtgenError, match="pcie msi 'msi-map' names the MSI controller"):
+        load_template(str(path))
+
+
+def test_a_32_bit_window_past_4_gib_is_refused():
+    from fdtgen.errors import LayoutError
+    from fdtgen.ranges import Range
+    from fdtgen.template.pci import check_pcie
+
+    p = PcieSpec("pci-host-cam-generic", Range(0, 64 * 1024 * 256), Range(0xF000_0000, 0x2000_0000))
+    with pytest.raises(LayoutError, match=r"mmio32 \[0xf0000000, 0x110000000\) ends past"):
+        check_pcie(p, "t", False, 0)
+
+
+def test_every_window_must_fit_the_address_width():
+    with pytest.raises(ConfigError, match=r"region 'pcie-mmio64' \[0x8000000000, 0x10000000000\)"):
+        build(Machine(template="qemu-virt", address_width=39))
+
+
+def test_the_layout_listing_shows_the_windows():
+    rows = {r.tag: r for r in layout_rows(QEMU_VIRT.layout)}
+    assert rows["pcie-ecam"].kind == "pci"
+    assert rows["pcie-ecam"].note == "pci-host-ecam-generic, buses 0..255"
+    assert rows["pcie-io"].note == "I/O at PCI 0x0"
+    assert rows["pcie-mmio64"].note == "64-bit memory at PCI 0x80_0000_0000"
+
+
+# -- the node ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["qemu-virt", "qemu-virt-gicv2", "qemu-virt-its-off"])
+def test_every_bridge_blob_round_trips_through_dtc_and_passes_libfdt_and_verify(name, dtc):
+    b = build(Machine(template=name, vcpus=2, memory=256 * MiB))
+    buf = bytearray(b.blob)
+    assert libfdt.fdt_check_full(buf, len(buf)) == 0
+    again, warnings = dtc.dtb_to_dtb(b.blob)
+    assert again == b.blob and warnings == ""
+    assert verify(b.blob, Options(dtc=dtc.exe, template=load_template(name))) == []
+    node = b.tree.root.find(PCIE)
+    assert node is not None
+    assert ("msi-map" in {p.name for p in node.props}) == (name != "qemu-virt-its-off")
+
+
+def test_the_bridge_sits_among_the_mmio_nodes_by_its_unit_address():
+    names = [c.name for c in QEMU_VIRT.tree.root.children]
+    assert names[-1] == "pcie@10000000"  # above every virtio-mmio transport at 0xa00xxxx
+    assert re.fullmatch(r"virtio_mmio@a00[0-9a-f]{4}", names[-2])
+
+
+# -- pci.* ---------------------------------------------------------------------
+
+T = QEMU_VIRT.tree
+
+
+def test_the_qemu_virt_tree_is_clean():
+    assert check(T) == []
+
+
+@pytest.mark.parametrize(
+    "prop, rule",
+    [
+        (Prop.strings("device_type", "pcie"), "pci.device-type"),
+        (Prop.cells("#address-cells", 2), "pci.cells"),
+        (Prop.cells("bus-range", 0, 256), "pci.bus-range"),
+        (Prop.cells("bus-range", 0, 0x1FF), "pci.bus-range"),
+        (Prop.cells("reg", 0x40, 0x1000_0000, 0, 0x80_0000), "pci.reg"),
+        (Prop.cells("interrupt-map-mask", 0x1800, 0, 7), "pci.interrupt-map"),
+        (Prop.cells("#interrupt-cells", 2), "pci.interrupt-map"),
+        (Prop.cells("msi-map", 0, 1, 0, 0x10000), "pci.msi-map"),  # the GIC: not an MSI controller
+        (Prop.cells("msi-map", 0, 3, 0, 0x10001), "pci.msi-map"),  # past the 16-bit RID space
+        (Prop.cells("msi-map", 0, 0x99, 0, 0x10000), "pci.msi-map"),
+        (Prop.cells("msi-parent", 0x99), "pci.msi-parent"),
+        (Prop.cells("linux,pci-domain", 0, 0), "pci.domain"),
+    ],
+)
+def test_each_broken_bridge_property_is_found(prop, rule):
+    found = check(edit(T, PCIE, set_prop(prop)))
+    assert (rule, PCIE, prop.name) in found
+    assert {f[0] for f in found if f[0].startswith("pci.")} == {rule}
+
+
+def _ranges(*entries: tuple[int, int, int, int]) -> Prop:
+    cells: list[int] = []
+    for hi, pci, cpu, size in entries:
+        for value in (pci, cpu, size):
+            cells += [value >> 32, value & 0xFFFF_FFFF]
+        cells.insert(len(cells) - 6, hi)
+    return Prop.cells("ranges", *cells)
+
+
+MEM32 = (0x0200_0000, 0x1000_0000, 0x1000_0000, 0x2EFF_0000)
+
+
+@pytest.mark.parametrize(
+    "ranges, needle",
+    [
+        pytest.param(
+            _ranges(MEM32, (0x0000_0000, 0, 0x3EFF_0000, 0x1_0000)), "space code", id="config-space"
+        ),
+        pytest.param(
+            _ranges(MEM32, (0x0200_0800, 0, 0x3EFF_0000, 0x1_0000)), "space code", id="devfn-bits"
+        ),
+        pytest.param(
+            _ranges((0x0200_0000, 0x1_0000_0000, 0x80_0000_0000, 1 * GiB)),
+            "ends past 4 GiB",
+            id="32-bit-high",
+        ),
+        pytest.param(
+            _ranges((0x4300_0000, 0x80_0000_0000, 0x80_0000_0000, 1 * GiB)),
+            "non-prefetchable",
+            id="only-prefetchable",
+        ),
+        pytest.param(_ranges(MEM32, (0x0300_0000, 0, 0x3EFF_0000, 0)), "size 0", id="empty-window"),
+        pytest.param(Prop.cells("ranges", *range(6)), "not whole entries", id="length"),
+    ],
+)
+def test_each_malformed_ranges_entry_is_found(ranges, needle):
+    found = verify(encode(edit(T, PCIE, set_prop(ranges))))
+    pci = [f for f in found if f.rule.startswith("pci.")]
+    assert [f.rule for f in pci] == ["pci.ranges"], pci
+    assert needle in pci[0].message
+
+
+def test_a_window_over_ram_or_past_the_address_width_is_found():
+    over_ram = _ranges(MEM32, (0x0300_0000, 0x4000_0000, 0x4000_0000, 1 * GiB))
+    found = [f for f in verify(encode(edit(T, PCIE, set_prop(over_ram)))) if f.rule == "pci.window"]
+    assert len(found) == 1 and "/memory@40000000 reg entry 0" in found[0].message
+    assert ("pci.window", PCIE, "ranges") in check(T, bits=39)  # mmio64 ends at 2^40
+    assert check(T, bits=40) == []
+
+
+def test_interrupt_map_rows_must_resolve():
+    imap = T.root.find(PCIE).prop("interrupt-map")  # type: ignore[union-attr]
+    cells = list(imap.as_cells())
+    bad_pin = cells.copy()
+    bad_pin[3] = 5
+    found = verify(encode(edit(T, PCIE, set_prop(Prop.cells("interrupt-map", *bad_pin)))))
+    assert [f.message for f in found if f.rule == "pci.interrupt-map"] == [
+        "pin 5 is not INTA..INTD (1..4)"
+    ]
+    function = cells.copy()
+    function[0] = 0x100  # function 1 of slot 0: bits the mask <0x1800 0 0 7> clears
+    found = verify(encode(edit(T, PCIE, set_prop(Prop.cells("interrupt-map", *function)))))
+    assert [f.message for f in found if f.rule == "pci.interrupt-map"] == [
+        "sets bits the interrupt-map-mask clears: no device matches it"
+    ]
+    truncated = Prop.cells("interrupt-map", *cells[:-1])
+    found = verify(encode(edit(T, PCIE, set_prop(truncated))))
+    assert any("is truncated" in f.message for f in found if f.rule == "pci.interrupt-map")
+    to_uart = cells.copy()
+    to_uart[4] = 2  # the clock's phandle: no interrupt controller
+    found = verify(encode(edit(T, PCIE, set_prop(Prop.cells("interrupt-map", *to_uart)))))
+    assert any(
+        "is not an interrupt controller" in f.message
+        for f in found
+        if f.rule == "pci.interrupt-map"
+    )
+
+
+def test_a_bridge_without_its_required_properties_is_found():
+    found = check(edit(T, PCIE, drop_prop("device_type", "ranges", "reg")))
+    assert {("pci.device-type", PCIE, "device_type"), ("pci.ranges", PCIE, "ranges"),
+            ("pci.reg", PCIE, "reg")} <= set(found)  # fmt: skip
+
+
+def test_two_bridges_need_distinct_domains():
+    node = T.root.find(PCIE)
+    assert node is not None
+    from fdtgen.fdt.tree import Node
+
+    twin = Node("pcie@20000000", node.props, node.children)
+    tree = DeviceTree(
+        Node("", T.root.props, (*T.root.children, twin)), T.reserve, T.boot_cpuid_phys
+    )
+    found = verify(encode(tree))
+    domains = [f for f in found if f.rule == "pci.domain"]
+    assert len(domains) == 1 and "also /pcie@10000000's" in domains[0].message
