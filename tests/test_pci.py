@@ -238,7 +238,7 @@ MEM32 = (0x0200_0000, 0x1000_0000, 0x1000_0000, 0x2EFF_0000)
 def test_each_malformed_ranges_entry_is_found(ranges, needle):
     found = verify(encode(edit(T, PCIE, set_prop(ranges))))
     pci = [f for f in found if f.rule.startswith("pci.")]
-    assert [f.rule for f in pci] == ["pci.ranges"], pci
+    assert [f.rule.removesuffix("-width") for f in pci] == ["pci.ranges"], pci
     assert needle in pci[0].message
 
 
