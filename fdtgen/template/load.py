@@ -14,6 +14,7 @@ window, RAM is split around it, as openvmm places its virtio-mmio block.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,10 +24,16 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fdtgen.errors import IrqError, LayoutError, TemplateError
+from fdtgen.errors import IrqError, LayoutError, TemplateError, parse_failure, shown
 from fdtgen.irq import SPI_MAX, Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address
-from fdtgen.spec import GICV3_REDIST_STRIDE, MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
+from fdtgen.spec import (
+    GICV3_REDIST_STRIDE,
+    MAX_ADDRESS_WIDTH,
+    MIN_ADDRESS_WIDTH,
+    PAGE_SIZE,
+    VIRTIO_MMIO_MIN_SIZE,
+)
 from fdtgen.template.model import (
     PLACEMENTS,
     REDIST_ANCHORS,
@@ -43,7 +50,7 @@ from fdtgen.template.model import (
 )
 from fdtgen.template.proofs import check_template
 from fdtgen.template.registry import DEVICE_KINDS, PL061, UART_KINDS
-from fdtgen.units import U32_MAX, U64_MAX, parse_size
+from fdtgen.units import U32_MAX, U64_MAX, is_pow2, parse_size
 
 T = TypeVar("T")
 
@@ -65,14 +72,22 @@ def load_template(name_or_path: str | os.PathLike[str]) -> Template:
 
     A built-in template is parsed once per process; a file once per version of
     it (its path, size and modification time), so an edited file is read again.
+    An error in a file starts with its path; one about the name itself (no such
+    file, no such built-in) names the ``template`` setting, for the caller to
+    say where the name came from (:attr:`fdtgen.errors.FdtgenError.setting`).
     """
     name = os.fspath(name_or_path)
     if "/" in name or name.endswith(".toml"):
         path = Path(name)
-        if not path.is_file():
-            raise TemplateError(f"template: file {name!r} does not exist")
-        resolved = path.resolve()
-        st = resolved.stat()
+        try:
+            resolved = path.resolve()
+            st = resolved.stat()
+        except OSError as e:  # no such file, a name too long, a loop of links
+            raise TemplateError(
+                f"template: {shown(name)}: cannot read: {e.strerror}", setting="template"
+            ) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise TemplateError(f"template: {shown(name)}: not a file", setting="template")
         return _load_file(str(resolved), st.st_size, st.st_mtime_ns)
     return _load_builtin(name)
 
@@ -82,43 +97,42 @@ def _load_builtin(name: str) -> Template:
     names = builtin_names()
     if name not in names:
         raise TemplateError(
-            f"template: {name!r} is not a built-in template "
-            f"(built-in: {', '.join(names)}; or give a path to a .toml file)"
+            f"template: {shown(name)} is not a built-in template "
+            f"(built-in: {', '.join(names)}; or give a path to a .toml file)",
+            setting="template",
         )
     source = templates_dir() / f"{name}.toml"
-    return _parsed(source.read_text(encoding="utf-8"), str(source))
+    return _parsed(source.read_bytes(), str(source))
 
 
 @lru_cache(maxsize=64)
 def _load_file(path: str, size: int, mtime_ns: int) -> Template:
     """The template file at ``path`` as of ``size`` and ``mtime_ns`` (the cache key)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as e:
-        raise TemplateError(f"template {path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise TemplateError(
-            f"template {path}: not UTF-8 text: {e.reason} at byte {e.start}"
-        ) from None
-    return _parsed(text, path)
+        raise TemplateError(f"{path}: cannot read template: {e.strerror}") from None
+    return _parsed(raw, path)
 
 
-def _parsed(text: str, path: str) -> Template:
+def _parsed(raw: bytes, path: str) -> Template:
+    """A template file's bytes, parsed and proved; every failure names ``path``."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise TemplateError(f"template {path}: not valid TOML: {e}") from None
+        data = tomllib.loads(raw.decode())
+    except (ValueError, RecursionError) as e:  # not UTF-8, not TOML, nested too deeply
+        raise TemplateError(f"{path}: {parse_failure(e, 'TOML')}") from None
     return _checked(data, path)
 
 
 def _checked(data: dict[str, Any], path: str) -> Template:
+    """Parse, place and prove; a range, interrupt or proof error gets ``path`` in front."""
     try:
-        t = parse_template(data, path)
+        t = place_dynamic(parse_template(data, path))
+        check_template(t)
     except (LayoutError, IrqError) as e:  # a Range or Spi built from the file's numbers
-        raise TemplateError(f"template {path}: {e}") from None
-    t = place_dynamic(t)
-    check_template(t)
+        msg = str(e)
+        raise TemplateError(msg if msg.startswith(f"{path}: ") else f"{path}: {msg}") from None
     return t
 
 
@@ -146,7 +160,7 @@ def place_dynamic(t: Template) -> Template:
     try:
         placed = alloc.allocate()
     except LayoutError as e:
-        raise TemplateError(f"template {t.path or t.name}: {e}") from None
+        raise TemplateError(f"{t.path or t.name}: {e}") from None
     where = {p.tag: p.range for p in placed}
     holes = [
         Region(f"{tag}-gap", where[tag]) for tag, _, _ in dynamic if where[tag].overlaps(t.dram)
@@ -169,7 +183,7 @@ class _Reader:
         self.used: set[str] = set()
 
     def _fail(self, key: str, msg: str) -> TemplateError:
-        return TemplateError(f"template {self.path}: {self.where}{key}: {msg}")
+        return TemplateError(f"{self.path}: {self.where}{key}: {msg}")
 
     def _typo_of(self, key: str) -> str:
         """`` (is 'dist_bas' a typo of it?)`` when an unread key in the table is close."""
@@ -234,10 +248,8 @@ def _hex(conv: Callable[[Any], T]) -> Callable[[Any], T]:
 
 
 def _shown(v: Any, conv: Callable[[Any], Any]) -> str:
-    """A rejected value as an error shows it: addresses and large numbers in hex."""
-    if type(v) is int and (conv in _HEX or abs(v) > 0xFFFF):
-        return f"{v:#x}" if v >= 0 else f"-{-v:#x}"
-    return repr(v)
+    """A rejected value as an error shows it: addresses in hex, long values cut short."""
+    return shown(v, hex_from=0 if conv in _HEX else 0x10000)
 
 
 @_hex
@@ -254,6 +266,17 @@ def region_size(v: Any) -> int:
     n = size(v)
     if n == 0:
         raise ValueError("must be > 0 (a region holds at least one byte)")
+    return n
+
+
+@_hex
+def virtio_stride(v: Any) -> int:
+    """Bytes from one virtio-mmio transport to the next: room for its register block."""
+    n = size(v)
+    if n < VIRTIO_MMIO_MIN_SIZE or not is_pow2(n):
+        raise ValueError(
+            f"must be a power of 2 >= {VIRTIO_MMIO_MIN_SIZE:#x} (the virtio-mmio register block)"
+        )
     return n
 
 
@@ -468,7 +491,7 @@ def virtio_spec(v: _Reader) -> VirtioSpec:
     return VirtioSpec(
         base=base,
         placement=placement,
-        stride=v.get("stride", size),
+        stride=v.get("stride", virtio_stride),
         slots=slots,
         first_spi=first_spi,
         trigger=v.get("trigger", trigger),
@@ -494,9 +517,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
     pmu = top.optional_table("pmu")
     gic = gic_spec(g)
     if gic.version not in (2, 3):
-        raise TemplateError(
-            f"template {path}: gic.version: {gic.version} is not supported (2 or 3)"
-        )
+        raise TemplateError(f"{path}: gic.version: {shown(gic.version)}: is not supported (2 or 3)")
     virtio = NO_VIRTIO if v is None else virtio_spec(v)
     reserved = []
     for r in top.tables("reserved"):
@@ -565,8 +586,8 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
         reader.done()
     if t.psci_method not in ("hvc", "smc"):
         raise TemplateError(
-            f"template {path}: machine.psci_method: {t.psci_method!r} is not hvc or smc"
+            f"{path}: machine.psci_method: {shown(t.psci_method)}: is not hvc or smc"
         )
     if not t.max_vcpus >= 1:
-        raise TemplateError(f"template {path}: machine.max_vcpus: {t.max_vcpus} must be >= 1")
+        raise TemplateError(f"{path}: machine.max_vcpus: {shown(t.max_vcpus)}: must be >= 1")
     return t
