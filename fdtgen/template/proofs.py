@@ -21,6 +21,7 @@ from fdtgen.spec import (
     MAX_ADDRESS_WIDTH,
     MIN_ADDRESS_WIDTH,
     PAGE_SIZE,
+    RAM_ALIGN,
     TIMER_NAMES,
     TIMER_PPIS_UNNAMED,
     VIRTIO_MMIO_MIN_SIZE,
@@ -78,12 +79,15 @@ def check_template(t: Template) -> None:
         raise LayoutError(f"{where}: region {unplaced[0]!r} has no address (place it first)")
     regions = t.pinned_regions()
     check_regions(regions, where)
+    _check_address_width(t, where)
     by_tag = {r.tag: r for r in regions}
     tags = [r.tag for r in regions] + [h.tag for h in t.ram_holes]
     dup = next((tag for tag in tags if tags.count(tag) > 1), None)
     if dup is not None:
         raise LayoutError(f"{where}: region tag {dup!r} is used twice")
     _check_holes(t, where)
+    if not is_aligned(t.dram.base, RAM_ALIGN):  # RAM starts there unless a config moves it
+        raise AlignmentError("dram", "base", t.dram.base, RAM_ALIGN, where)
     if t.virtio.stride < VIRTIO_MMIO_MIN_SIZE or not is_pow2(t.virtio.stride):
         raise LayoutError(
             f"{where}: virtio stride {t.virtio.stride:#x} must be a power of 2 >= "
@@ -113,7 +117,6 @@ def check_template(t: Template) -> None:
         if rule.kind not in ("abuts", "below"):
             raise LayoutError(f"{where}: unknown rule kind {rule.kind!r} (use abuts, below)")
     _check_interrupts(t, where)
-    _check_address_width(t, where)
 
 
 def _check_timer(t: Template, where: str) -> None:
