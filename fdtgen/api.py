@@ -63,7 +63,6 @@ def build(config: Mapping[str, Any] | str | os.PathLike[str] | Config | None = N
     from fdtgen.boot.image import input_file
     from fdtgen.config import Config, load, read_bytes, validate
     from fdtgen.manifest import manifest_for
-    from fdtgen.pipeline import build as run
 
     inputs = []
     if isinstance(config, Config):
@@ -78,7 +77,7 @@ def build(config: Mapping[str, Any] | str | os.PathLike[str] | Config | None = N
         raise TypeError(
             f"config: expected a mapping, a path or a Config, not {type(config).__name__}"
         )
-    b = run(settings.machine(), settings.boot())
+    b = settings.build()
     return _result(b, manifest_for(b, inputs) if b.placement is not None else None)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fdtgen.boot.image import InputFile, KernelImage, input_file, read_initrd, read_kernel
-from fdtgen.config import anchor_paths, parse_file, read_bytes, validate
+from fdtgen.config import anchor_paths, parse_file, parse_json, read_bytes, validate
 from fdtgen.errors import ConfigError, FdtgenError
 from fdtgen.manifest import manifest_for, to_json
 from fdtgen.pipeline import build
@@ -69,16 +69,11 @@ def items_from_dir(path: str) -> list[Item]:
 
 def items_from_lines(lines: Iterable[str], source: str = "stdin") -> Iterator[Item]:
     """JSON lines: one config object per line; an optional ``"name"`` key names its outputs."""
-    import json
-
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         where = f"{source}:{number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{where}: not valid JSON: {e}") from None
+        data = parse_json(line, where)
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: each line must be a JSON object")
         name = data.pop("name", f"vm-{number:06d}")

@@ -31,9 +31,18 @@ from typing import TYPE_CHECKING
 
 from fdtgen.errors import AllocationExhaustedError, ConfigError, LayoutError
 from fdtgen.ranges import Range, Region
-from fdtgen.spec import MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE, RAM_ALIGN
+from fdtgen.spec import (
+    DEFAULT_ADDRESS_WIDTH,
+    GICV3_REDIST_FRAME,
+    GICV3_REDIST_STRIDE,
+    MAX_ADDRESS_WIDTH,
+    MIN_ADDRESS_WIDTH,
+    PAGE_SIZE,
+    RAM_ALIGN,
+)
 from fdtgen.template.model import Device, Template
-from fdtgen.units import U64_MAX, KiB, fmt_size, is_aligned
+from fdtgen.template.proofs import REDIST_STRIDE_RULE
+from fdtgen.units import U64_MAX, fmt_size, is_aligned
 
 if TYPE_CHECKING:
     from fdtgen.allocator import Allocator
@@ -125,13 +134,13 @@ def _redistributors(t: Template, vcpus: int, stride: int) -> tuple[Range, ...]:
     if live_end > window.end and g.redist2_window is None:
         raise ConfigError(
             f"redist_stride: {vcpus} vCPUs x {stride:#x} ends the redistributors at "
-            f"{live_end:#x}, past the 'gic-redist' window {window} (the next region starts "
-            f"at {window.end:#x})"
+            f"{live_end:#x}, past the 'gic-redist' window {window} of template {t.name!r} "
+            f"(the next region starts at {window.end:#x})",
+            setting="redist_stride",
         )
-    if not is_aligned(stride, 64 * KiB):
+    if stride < GICV3_REDIST_STRIDE or not is_aligned(stride, GICV3_REDIST_FRAME):
         raise ConfigError(
-            f"redist_stride: {stride:#x} is not a multiple of 0x10000 "
-            "(arm,gic-v3.yaml redistributor-stride)"
+            f"redist_stride: {stride:#x}: {REDIST_STRIDE_RULE}", setting="redist_stride"
         )
     first = min(vcpus, window.size // stride)
     rest = vcpus - first
@@ -139,7 +148,8 @@ def _redistributors(t: Template, vcpus: int, stride: int) -> tuple[Range, ...]:
     if rest and second is not None and rest * stride > second.size:
         raise ConfigError(
             f"redist_stride: {vcpus} vCPUs x {stride:#x} need {rest} frames in the 'gic-redist2' "
-            f"window {second}, which holds {second.size // stride}"
+            f"window {second} of template {t.name!r}, which holds {second.size // stride}",
+            setting="redist_stride",
         )
     if g.redist_reg == "window":
         return (window,) if not rest or second is None else (window, second)
@@ -167,37 +177,57 @@ def resolve(
     RAM starts at ``ram_base`` (default: the template's DRAM base; 2 MiB
     aligned, booting.rst "Call the kernel image") and is split around the
     template's DRAM holes into several ``/memory`` ranges. ``address_width``
-    (default: the template's, else 64) bounds every live range.
+    (default: the template's, else ``DEFAULT_ADDRESS_WIDTH``, the width
+    ``fdtgen verify`` assumes) bounds every live range. An error names the
+    setting it is about (``vcpus``, ``memory``...) in ``setting``.
     """
     if not 1 <= vcpus <= t.max_vcpus:
         raise ConfigError(
-            f"vcpus: {vcpus} is outside 1..{t.max_vcpus} (template {t.name!r} max_vcpus)"
+            f"vcpus: {vcpus} is outside 1..{t.max_vcpus} (template {t.name!r} max_vcpus)",
+            setting="vcpus",
         )
     stride = t.gic.redist_stride if redist_stride is None else redist_stride
     if not 0 < stride <= U64_MAX:
-        raise ConfigError(f"redist_stride: {stride:#x} is not a positive 64-bit size")
+        raise ConfigError(
+            f"redist_stride: {stride:#x} is not a positive 64-bit size", "redist_stride"
+        )
     gic_redist = _redistributors(t, vcpus, stride)
     if memory <= 0 or not is_aligned(memory, PAGE_SIZE):
-        raise ConfigError(f"memory: {memory:#x} is not a positive multiple of {PAGE_SIZE:#x}")
+        raise ConfigError(
+            f"memory: {memory:#x} is not a positive multiple of {PAGE_SIZE:#x}", "memory"
+        )
     if not 0 <= virtio <= t.virtio.slots:
-        raise ConfigError(f"virtio: {virtio} is outside 0..{t.virtio.slots} (template slots)")
+        raise ConfigError(
+            f"virtio: {virtio} is outside 0..{t.virtio.slots} "
+            f"(template {t.name!r} has {t.virtio.slots} virtio slots)",
+            setting="virtio",
+        )
     base = t.dram.base if ram_base is None else ram_base
     if not t.dram.base <= base < t.dram.end:
-        raise ConfigError(f"ram_base: {base:#x} is outside the template's DRAM window {t.dram}")
+        raise ConfigError(
+            f"ram_base: {base:#x} is outside the DRAM window {t.dram} of template {t.name!r}",
+            setting="ram_base",
+        )
     if not is_aligned(base, RAM_ALIGN):
         raise ConfigError(
             f"ram_base: {base:#x} is not aligned to {RAM_ALIGN:#x} "
-            "(booting.rst: the Image sits at a 2 MiB-aligned base in RAM)"
+            "(booting.rst: the Image sits at a 2 MiB-aligned base in RAM)",
+            setting="ram_base",
         )
     hole = next((h for h in t.ram_holes if h.range.base <= base < h.range.end), None)
     if hole is not None:
-        raise ConfigError(f"ram_base: {base:#x} lies in the DRAM hole {hole.tag!r} {hole.range}")
+        raise ConfigError(
+            f"ram_base: {base:#x} lies in the DRAM hole {hole.tag!r} {hole.range} "
+            f"of template {t.name!r}",
+            setting="ram_base",
+        )
     width = t.address_width if address_width is None else address_width
     if width is not None and (
         type(width) is not int or not MIN_ADDRESS_WIDTH <= width <= MAX_ADDRESS_WIDTH
     ):
         raise ConfigError(
-            f"address_width: {width!r} is outside {MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits"
+            f"address_width: {width!r} is outside {MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits",
+            setting="address_width",
         )
     u = t.uart
     handed = t.handed_out_spis(virtio, serial)
@@ -224,7 +254,7 @@ def resolve(
     def layout(ram: tuple[Range, ...]) -> Layout:
         return Layout(t, vcpus, ram, t.gic.dist, gic_redist, stride, devices, width, its, unwired_)
 
-    bits = MAX_ADDRESS_WIDTH if width is None else width
+    bits = DEFAULT_ADDRESS_WIDTH if width is None else width
     ends = [t.gic.dist.end, *(r.end for r in gic_redist)]
     # The transports follow one another up their window, so the last one ends last.
     ends += [d.range.end for d in (*console, *transports[-1:], *wired, *unwired_)]
@@ -234,17 +264,18 @@ def resolve(
     if t.pcie is not None:  # the configuration space and every window the bridge decodes
         ends += [r.range.end for r in t.pcie.regions()]
     if max(ends) > 1 << bits:
-        raise _past_width(layout(()), bits)
+        raise _past_width(layout(()), bits, width is None)
     return layout(_place_ram(t, memory, base, bits))
 
 
-def _past_width(layout: Layout, bits: int) -> ConfigError:
+def _past_width(layout: Layout, bits: int, default: bool) -> ConfigError:
     """The first live region (by address) that ends past the address width."""
     limit = 1 << bits
     r = next(r for r in layout.regions() if r.range.end > limit)
     return ConfigError(
         f"address_width: region {r.tag!r} {r.range} ends past the {bits}-bit guest "
-        f"physical address limit {limit:#x}"
+        f"physical address limit {limit:#x}" + (" (the default width)" if default else ""),
+        setting="address_width",
     )
 
 
@@ -272,7 +303,7 @@ def _place_ram(t: Template, memory: int, base: int, bits: int) -> tuple[Range, .
     except AllocationExhaustedError as e:
         if e.tag != "ram":
             raise
-        raise ConfigError(_ram_overflow(t, memory, base, bits)) from None
+        raise ConfigError(_ram_overflow(t, memory, base, bits), setting="memory") from None
     return tuple(p.range for p in placed if p.kind == "ram")
 
 
@@ -293,7 +324,7 @@ def _ram_overflow(t: Template, memory: int, base: int, bits: int) -> str:
             + ")"
         )
     if end > t.dram.end:
-        return f"{what}, past the template's DRAM max end {t.dram.end:#x}"
+        return f"{what}, past the DRAM max end {t.dram.end:#x} of template {t.name!r}"
     return (
         f"{what}, past the {bits}-bit guest physical address limit {1 << bits:#x} (address_width)"
     )

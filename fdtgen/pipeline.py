@@ -69,7 +69,11 @@ def build(m: Machine, boot: Boot | None = None) -> Build:
     boot = boot or _NO_BOOT
     placement = None
     if boot.kernel is not None:
-        placement = place(layout.ram, template.boot, boot.kernel, boot.initrd_size)
+        try:
+            placement = place(layout.ram, template.boot, boot.kernel, boot.initrd_size)
+        except PlacementError as e:  # the kernel (and initrd) the machine's settings name
+            e.setting = "kernel" if e.setting is None else e.setting
+            raise
     tree = machine_tree(layout, filled, placement, boot)
     entropy = entropy_names(boot)
     try:
@@ -77,7 +81,9 @@ def build(m: Machine, boot: Boot | None = None) -> Build:
             tree, [(CHOSEN, name) for name, _ in entropy], max_size=dtb_limit(placement)
         )
     except BlobTooLargeError as e:
-        raise dtb_too_large(e, placement) from None
+        err = dtb_too_large(e, placement)
+        err.setting = "kernel" if placement is not None else ""  # "": the settings as a whole
+        raise err from None
     slots = patch_slots(entropy, offsets, boot)
     return Build(m, layout, tree, blob, placement, slots, boot)
 

@@ -30,10 +30,15 @@ PAGE_SIZE = 4 * KiB  # the smallest arm64 translation granule
 RAM_ALIGN = 2 * MiB  # RAM pieces keep the Image's 2 MiB-aligned base possible
 MIN_ADDRESS_WIDTH = 32  # ID_AA64MMFR0_EL1.PARange: 32 bits is the smallest
 MAX_ADDRESS_WIDTH = 64
-DEFAULT_ADDRESS_WIDTH = 48  # what a blob that names no width is checked against (booting.rst)
+# The guest physical address width of a machine whose template and config name
+# none: builds keep every range below 1 << 48 and verify checks a blob against
+# the same (ARMv8.0's largest PARange; booting.rst's flags bit 3 "48-bit
+# addressable range").
+DEFAULT_ADDRESS_WIDTH = 48
 
 # -- arm,gic-v3.yaml / arm,gic.yaml ------------------------------------------------------
-GICV3_REDIST_STRIDE = 128 * KiB  # RD_base + SGI_base frames, 64 KiB each
+GICV3_REDIST_FRAME = 64 * KiB  # arm,gic-v3.yaml redistributor-stride: a multiple of 64 KiB
+GICV3_REDIST_STRIDE = 2 * GICV3_REDIST_FRAME  # RD_base + SGI_base (a GICv4 adds VLPI + reserved)
 GICV2_MAX_VCPUS = 8  # arm,gic.yaml: the PPI CPU mask (flags bits 15:8) has 8 bits
 GICV2M_MAX_INTID = 1019  # the last SPI INTID a v2m frame may signal
 
@@ -42,6 +47,9 @@ VIRTIO_MMIO_MIN_SIZE = 0x200  # registers up to 0x0fc, device-specific config fr
 
 # -- arm,arch_timer.yaml -----------------------------------------------------------------
 TIMER_NAMES = ("sec-phys", "phys", "virt", "hyp-phys", "hyp-virt")  # interrupt-names, in order
+# Without interrupt-names the PPIs are found by position: secure, non-secure,
+# virtual, hypervisor, and (newer) hypervisor virtual.
+TIMER_PPIS_UNNAMED = (4, 5)
 
 # -- arch/arm64/include/uapi/asm/setup.h -------------------------------------------------
 # The kernel keeps this many bytes of /chosen/bootargs, its NUL included, and

@@ -16,23 +16,25 @@ TiB = 1 << 40
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
 
+# Binary units only: "3GB" is 3 * 10**9 bytes to some readers and 3 GiB to
+# others, so decimal spellings are refused with the binary one to write instead.
 _UNITS = {
     "": 1,
     "b": 1,
     "k": KiB,
-    "kb": KiB,
     "kib": KiB,
     "m": MiB,
-    "mb": MiB,
     "mib": MiB,
     "g": GiB,
-    "gb": GiB,
     "gib": GiB,
     "t": TiB,
-    "tb": TiB,
     "tib": TiB,
 }
+_DECIMAL_UNITS = {"kb": "KiB", "mb": "MiB", "gb": "GiB", "tb": "TiB"}
 _SIZE_RE = re.compile(r"\s*(0[xX]_*[0-9a-fA-F][0-9a-fA-F_]*|[0-9][0-9_]*)\s*([a-zA-Z]*)\s*")
+# The longest size text worth parsing or repeating in a message (a size has at
+# most 20 decimal digits, plus separators and a unit).
+_SIZE_TEXT_MAX = 64
 
 
 def is_pow2(value: int) -> bool:
@@ -56,16 +58,23 @@ def is_aligned(value: int, align: int) -> bool:
 def parse_size(text: str) -> int:
     """Parse ``"512MiB"``, ``"1G"``, ``"0x2000_0000"`` or ``"4096"`` into bytes.
 
-    Units are binary (``MB`` means MiB, as in QEMU's ``-m``). Raises ``ValueError``
-    with the rejected text.
+    Units are binary and case-insensitive: ``K``/``KiB``, ``M``/``MiB``,
+    ``G``/``GiB``, ``T``/``TiB``, or ``B`` (bytes). Decimal spellings (``kB``,
+    ``MB``, ``GB``, ``TB``) are refused with the binary unit to write instead.
+    Raises ``ValueError`` saying what is wrong; the caller names the text.
     """
+    if len(text) > _SIZE_TEXT_MAX:
+        raise ValueError(f"is not a size: {len(text)} characters (at most {_SIZE_TEXT_MAX})")
     m = _SIZE_RE.fullmatch(text)
     if not m:
-        raise ValueError(f"{text!r} is not a size (expected e.g. 512MiB, 1GiB, 0x20000000)")
+        raise ValueError("is not a size (expected e.g. 512MiB, 1GiB, 0x20000000, 4096)")
     number, unit = m.groups()
+    binary = _DECIMAL_UNITS.get(unit.lower())
+    if binary is not None:
+        raise ValueError(f"decimal units are not accepted; write {number}{binary} (binary)")
     factor = _UNITS.get(unit.lower())
     if factor is None:
-        raise ValueError(f"{text!r} has unknown unit {unit!r} (use B, KiB, MiB, GiB, TiB)")
+        raise ValueError(f"unknown unit {unit!r} (use B, K/KiB, M/MiB, G/GiB, T/TiB)")
     digits = number.replace("_", "")
     if digits[:2] in ("0x", "0X"):
         return int(digits[2:], 16) * factor

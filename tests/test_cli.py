@@ -76,7 +76,7 @@ def test_dts_of_a_config_with_a_kernel_is_the_tree_build_writes(tmp_path, dtc):
     "config, message",
     [
         ("vcpus-33-fail.toml", "vcpus: 33 is outside 1..32 (template 'squib' max_vcpus)"),
-        ("ram-past-max-fail.toml", "past the template's DRAM max end 0x10000000000"),
+        ("ram-past-max-fail.toml", "past the DRAM max end 0x10000000000 of template 'squib'"),
         ("stride-overflow-fail.toml", "past the 'gic-redist' window [0x80a0000, 0xe0a0000)"),
         ("unknown-key-fail.toml", "vcpu: unknown key"),
         ("bad-memory-fail.json", "memory: 'lots'"),

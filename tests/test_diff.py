@@ -247,5 +247,5 @@ def test_dts_of_any_blob_prints_through_the_cli_and_rejects_machine_overrides(tm
     assert out.read_text() == r.stdout
     r = fdtgen("dts", str(tmp_path / "q.dtb"), "--vcpus", "4")
     assert r.returncode == 2
-    expected = "fdtgen: error: --vcpus: machine options do not apply to a DTB"
+    expected = "fdtgen: error: command line: --vcpus: machine options do not apply to a DTB"
     assert r.stderr == f"{expected} ({tmp_path / 'q.dtb'})\n"

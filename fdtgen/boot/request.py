@@ -31,11 +31,17 @@ class Boot:
 
     def __post_init__(self) -> None:
         if not 0 <= self.rng_seed <= RNG_SEED_MAX:
-            raise ConfigError(f"rng_seed: {self.rng_seed} bytes is outside 0..{RNG_SEED_MAX}")
+            raise ConfigError(
+                f"rng_seed: {self.rng_seed} bytes is outside 0..{RNG_SEED_MAX}", setting="rng_seed"
+            )
         if self.initrd is not None and self.initrd_size is None:
-            raise ConfigError(f"initrd: {self.initrd.path!r} was read but no initrd size was given")
+            raise ConfigError(
+                f"initrd: {self.initrd.path!r} was read but no initrd size was given",
+                setting="initrd",
+            )
         if self.initrd_size is not None and self.kernel is None:
             raise ConfigError(
                 f"initrd: {self.initrd_size:#x} bytes given without a kernel; placement needs "
-                "the kernel (--kernel, or kernel = ... in the config)"
+                "the kernel (--kernel, or kernel = ... in the config)",
+                setting="initrd",
             )

@@ -28,10 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fdtgen.pipeline import build
 
     cfg = load_boot_config(args)
-    result = build(cfg.machine(), cfg.boot())
+    result = cfg.build()
     outputs = [(args.output, result.blob)]
     if args.dts:
         from fdtgen.fdt.dts import to_dts

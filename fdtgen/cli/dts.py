@@ -52,11 +52,10 @@ def run(args: argparse.Namespace) -> int:
         text = to_dts(with_labels(blob.tree))
     else:
         from fdtgen.cli.common import load_boot_config
-        from fdtgen.pipeline import build
 
         # The tree fdtgen build writes: with the config's kernel, initrd and seeds.
         cfg = load_boot_config(args)
-        tree = build(cfg.machine(), cfg.boot()).tree
+        tree = cfg.build().tree
         if tree is None:
             raise RuntimeError("dts: the build kept no tree")  # build() always keeps it
         text = to_dts(tree)

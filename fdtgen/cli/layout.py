@@ -20,11 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fdtgen.cli.common import load_boot_config
     from fdtgen.pictures import layout_rows
-    from fdtgen.pipeline import build
     from fdtgen.units import fmt_size
 
     cfg = load_boot_config(args)
-    b = build(cfg.machine(), cfg.boot())
+    b = cfg.build()
     lay = b.layout
     title = (
         f"{lay.template.name}: {lay.vcpus} vCPUs, {fmt_size(sum(r.size for r in lay.ram), 2)} RAM"

@@ -26,10 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fdtgen.cli.common import load_boot_config
     from fdtgen.errors import ConfigError
-    from fdtgen.pipeline import build
 
     cfg = load_boot_config(args)
-    b = build(cfg.machine(), cfg.boot())
+    b = cfg.build()
     if b.placement is None or b.boot is None or b.boot.kernel is None:
         raise ConfigError(
             "place: placement needs a kernel (--kernel, or kernel = ... in the config)"

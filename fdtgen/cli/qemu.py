@@ -84,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     from fdtgen.config import override
     from fdtgen.errors import ConfigError, FdtgenError, PlacementError, UsageError
     from fdtgen.manifest import manifest_for, to_json
-    from fdtgen.pipeline import build
     from fdtgen.qemu import command as qemu
     from fdtgen.qemu.trampoline import TRAMPOLINE_SIZE, trampoline
     from fdtgen.ranges import Range
@@ -115,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             qemu_memory = parse_size(args.qemu_memory)
         except ValueError as e:
-            raise UsageError(f"--qemu-memory: {e}") from None
+            raise UsageError(f"--qemu-memory: {args.qemu_memory!r}: {e}") from None
 
-    machine = cfg.machine()
-    b = build(machine, cfg.boot())
+    b = cfg.build()
+    machine = b.machine
     layout = b.layout
     qemu.check_machine(layout, machine.psci_method or layout.template.psci_method)
     ram_size = qemu.qemu_ram(layout, qemu_memory)

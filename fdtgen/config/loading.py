@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fdtgen.config.model import Config
-from fdtgen.errors import ConfigError
+from fdtgen.errors import ConfigError, parse_failure
 
 
 def validate(
@@ -21,11 +21,12 @@ def validate(
     the offending key is one of ``from_cli``, the keys an option set.
     """
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as e:
         from fdtgen.config.messages import config_error  # wording errors is for failures only
 
         raise config_error(e.errors(), source, from_cli) from None
+    return cfg.sourced(source, frozenset(from_cli))
 
 
 def load(path: str | None, overrides: Mapping[str, Any] | None = None) -> Config:
@@ -34,7 +35,8 @@ def load(path: str | None, overrides: Mapping[str, Any] | None = None) -> Config
     data: dict[str, Any] = anchor_paths(read_file(path), path) if path else {}
     updates = {k: v for k, v in (overrides or {}).items() if v is not None}
     data.update(updates)
-    return validate(data, path or "config", updates)
+    # Without a file, every setting is an option or a default: the command line's.
+    return validate(data, path or "command line", updates)
 
 
 def override(cfg: Config, overrides: Mapping[str, Any], source: str = "command line") -> Config:
@@ -42,7 +44,9 @@ def override(cfg: Config, overrides: Mapping[str, Any], source: str = "command l
     updates = {k: v for k, v in overrides.items() if v is not None}
     if not updates:
         return cfg
-    return validate({**cfg.model_dump(exclude_unset=True), **updates}, source, updates)
+    out = validate({**cfg.model_dump(exclude_unset=True), **updates}, source, updates)
+    from_cli = {k for k in Config.model_fields if cfg.source_of(k) == "command line"}
+    return out.sourced(cfg.source_of(""), frozenset(from_cli | set(updates)))
 
 
 def read_file(path: str) -> dict[str, Any]:
@@ -61,23 +65,31 @@ def read_bytes(path: str) -> bytes:
 
 def parse_file(raw: bytes, path: str) -> dict[str, Any]:
     """The bytes of config file ``path`` as a mapping (see :func:`read_file`)."""
-    is_json = path.lower().endswith(".json")
-    try:  # import only the parser this file needs
-        if is_json:
-            import json
+    if path.lower().endswith(".json"):
+        data = parse_json(raw, path)
+    else:
+        import tomllib  # import only the parser this file needs
 
-            data = json.loads(raw)
-        else:
-            import tomllib
-
+        try:
             data = tomllib.loads(raw.decode())
-    except ValueError as e:  # JSONDecodeError, TOMLDecodeError, UnicodeDecodeError
-        raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'TOML'}: {e}") from None
+        except (ValueError, RecursionError) as e:  # not UTF-8, not TOML, nested too deeply
+            raise ConfigError(f"{path}: {parse_failure(e, 'TOML')}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a table/object")
     if isinstance(data.get("$schema"), str):  # an editor's pointer to the JSON Schema
         del data["$schema"]
     return data
+
+
+def parse_json(raw: bytes | str, source: str) -> Any:
+    """JSON text (a config file, or one line of ``build-many``'s input) as Python
+    values; anything the parser refuses is one :class:`ConfigError` line."""
+    import json
+
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, nested too deeply
+        raise ConfigError(f"{source}: {parse_failure(e, 'JSON')}") from None
 
 
 def anchor_paths(data: dict[str, Any], path: str) -> dict[str, Any]:

@@ -4,8 +4,8 @@ pydantic reports what failed (``ValidationError.errors()``: loc, type, ctx,
 input); this module words it for the person who wrote the file, from the same
 models that validated it: the key as written (``kernel.size``), the value
 (hex when large, shortened when long), the rule, the range an integer key
-allows, and for an unknown key the key probably meant, or the keys that table
-takes.
+allows, and for an unknown key (its value not repeated: it may be a secret)
+the key probably meant, or the keys that table takes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from fdtgen.config.model import Config
 from fdtgen.errors import ConfigError
+from fdtgen.errors import shown as _shown
 
 # Bound violations are worded here (pydantic's own text prints 2**64-1 as a float).
 _BOUNDS = {
@@ -57,13 +58,15 @@ def describe(err: Mapping[str, Any]) -> str:
     shown = _shown(err.get("input"))
     kind = err["type"]
     if kind == "extra_forbidden":
-        return f"{key}: unknown key (value {shown}){_suggest(loc)}"
+        return f"{key}: unknown key{_suggest(loc)}"  # its value may be a secret
     if kind in _NOT_A_TABLE:
         choices = _located(loc[:-1])[1] if loc else None
         if isinstance(choices, dict):  # kernel/initrd: a path, or a table
             keys = ", ".join(node.model_fields) if _is_model(node) else ""
             return f"{key}: {shown}: must be a file path or a table with keys {keys}"
         return f"{key}: {shown}: must be a table of keys and values"
+    if kind == "string_unicode":  # a lone surrogate: JSON "\udc80", or a non-UTF-8 argv byte
+        return f"{key}: {shown}: is not valid UTF-8 text (it holds a lone surrogate)"
     allowed = _allowed(node)
     bound = _BOUNDS.get(kind)
     if bound is not None:
@@ -75,17 +78,6 @@ def describe(err: Mapping[str, Any]) -> str:
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
     return f"{key}: {shown}: {msg[0].lower() + msg[1:]}{allowed}"
-
-
-def _shown(value: Any) -> str:
-    """A value as the message repeats it: large integers in hex, long text cut short."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 0xFFFF:
-        return f"{value:#x}"
-    shown = repr(value)
-    if len(shown) > 80:  # a 3 kB command line is not worth repeating whole
-        length = len(value) if isinstance(value, str) else len(shown)
-        shown = f"{shown[:60]}... ({length} chars)"
-    return shown
 
 
 def _number(n: int) -> str:

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     WithJsonSchema,
 )
@@ -30,7 +31,8 @@ from fdtgen.boot.image import InputFile, KernelImage, declared_kernel
 from fdtgen.boot.image import read_initrd as default_read_initrd
 from fdtgen.boot.image import read_kernel as default_read_kernel
 from fdtgen.devicetree.machine import DEFAULT_CMDLINE, Machine, Topology
-from fdtgen.pipeline import Boot
+from fdtgen.errors import FdtgenError, located
+from fdtgen.pipeline import Boot, Build, build
 from fdtgen.spec import COMMAND_LINE_SIZE, RNG_SEED_MAX, TEXT_OFFSET_LIMIT
 from fdtgen.units import U64_MAX, parse_size
 
@@ -79,10 +81,11 @@ def path_or_declared(v: Any) -> str:
 Cmdline = Annotated[str, AfterValidator(cmdline_after)]
 FilePath = Annotated[str, Field(min_length=1), AfterValidator(path_after)]
 # What units.parse_size accepts, as an ECMA-262 pattern for editors (a test keeps
-# the two in step): a decimal or 0x number, underscores allowed, and a binary unit.
+# the two in step): a decimal or 0x number, underscores allowed, and a binary unit
+# (K or KiB, not the decimal kB), at most 64 characters.
 SIZE_PATTERN = (
-    r"^\s*(0[xX]_*[0-9a-fA-F][0-9a-fA-F_]*|[0-9][0-9_]*)"
-    r"\s*([bB]|[kKmMgGtT]([iI]?[bB])?)?\s*$"
+    r"^(?=[\s\S]{0,64}$)\s*(0[xX]_*[0-9a-fA-F][0-9a-fA-F_]*|[0-9][0-9_]*)"
+    r"\s*([bB]|[kKmMgGtT]([iI][bB])?)?\s*$"
 )
 
 
@@ -143,9 +146,18 @@ class TopologyConfig(BaseModel):
 
 
 class Config(BaseModel):
-    """The user-facing machine description. Keys are stable: scripts depend on them."""
+    """The user-facing machine description. Keys are stable: scripts depend on them.
+
+    It remembers where each setting came from (:func:`fdtgen.config.validate`
+    tells it: a key an option set came from the ``command line``, the others
+    from the config file), so that :meth:`build` can start an error about a
+    setting with its file.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    _source: str = PrivateAttr("config")
+    _from_cli: frozenset[str] = PrivateAttr(frozenset())
 
     template: str = Field("squib", description="built-in template name or path to a .toml")
     vcpus: int = Field(2, ge=1, le=4096, strict=True)
@@ -189,6 +201,32 @@ class Config(BaseModel):
         min_length=1,
         description="derive the seeds from this text; default: zero slots a loader fills",
     )
+
+    def source_of(self, key: str) -> str:
+        """Where setting ``key`` came from: ``command line``, or the config file."""
+        return "command line" if key in self._from_cli else self._source
+
+    def sourced(self, source: str, from_cli: frozenset[str]) -> "Config":
+        """This config, knowing its file (``source``) and the keys options set."""
+        self._source, self._from_cli = source, from_cli
+        return self
+
+    def build(
+        self,
+        read_kernel: Callable[[str], KernelImage] = default_read_kernel,
+        read_initrd: Callable[[str], InputFile] = default_read_initrd,
+    ) -> Build:
+        """:func:`fdtgen.pipeline.build` of :meth:`machine` and :meth:`boot`.
+
+        An error about one setting (``vcpus`` past the template's
+        ``max_vcpus``) starts with where that setting came from.
+        """
+        try:
+            return build(self.machine(), self.boot(read_kernel, read_initrd))
+        except FdtgenError as e:
+            if e.setting is None:
+                raise
+            raise located(e, self.source_of(e.setting)) from None
 
     def machine(self) -> Machine:
         """The machine to build: the pipeline's first input."""

@@ -48,7 +48,9 @@ class Topology:
         for name in ("sockets", "clusters", "cores", "threads"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
-                raise ConfigError(f"topology.{name}: {value!r} must be a positive integer")
+                raise ConfigError(
+                    f"topology.{name}: {value!r} must be a positive integer", setting="topology"
+                )
 
     @property
     def vcpus(self) -> int:

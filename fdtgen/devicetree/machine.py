@@ -105,7 +105,8 @@ def cpu_topology(layout: Layout, m: Machine) -> Topology | None:
     if topo is not None and topo.vcpus != layout.vcpus:
         raise ConfigError(
             f"topology: {topo.sockets} sockets x {topo.clusters} clusters x {topo.cores} cores x "
-            f"{topo.threads} threads = {topo.vcpus} vCPUs, but vcpus is {layout.vcpus}"
+            f"{topo.threads} threads = {topo.vcpus} vCPUs, but vcpus is {layout.vcpus}",
+            setting="topology",
         )
     return topo
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fdtgen.errors import IrqError, LayoutError, TemplateError
+from fdtgen.errors import IrqError, LayoutError, TemplateError, shown
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
+from fdtgen.spec import VIRTIO_MMIO_MIN_SIZE
 from fdtgen.template.model import is_policy
-from fdtgen.units import U32_MAX, U64_MAX, parse_size
+from fdtgen.units import U32_MAX, U64_MAX, is_pow2, parse_size
 
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ class Reader:
         self.used: set[str] = set()
 
     def _fail(self, key: str, msg: str) -> TemplateError:
-        return TemplateError(f"template {self.path}: {self.where}{key}: {msg}")
+        return TemplateError(f"{self.path}: {self.where}{key}: {msg}")
 
     def _typo_of(self, key: str) -> str:
         """`` (is 'dist_bas' a typo of it?)`` when an unread key in the table is close."""
@@ -91,10 +92,8 @@ def _hex(conv: Callable[[Any], T]) -> Callable[[Any], T]:
 
 
 def _shown(v: Any, conv: Callable[[Any], Any]) -> str:
-    """A rejected value as an error shows it: addresses and large numbers in hex."""
-    if type(v) is int and (conv in _HEX or abs(v) > 0xFFFF):
-        return f"{v:#x}" if v >= 0 else f"-{-v:#x}"
-    return repr(v)
+    """A rejected value as an error shows it: addresses in hex, long values cut short."""
+    return shown(v, hex_from=0 if conv in _HEX else 0x10000)
 
 
 @_hex
@@ -111,6 +110,17 @@ def region_size(v: Any) -> int:
     n = size(v)
     if n == 0:
         raise ValueError("must be > 0 (a region holds at least one byte)")
+    return n
+
+
+@_hex
+def virtio_stride(v: Any) -> int:
+    """Bytes from one virtio-mmio transport to the next: room for its register block."""
+    n = size(v)
+    if n < VIRTIO_MMIO_MIN_SIZE or not is_pow2(n):
+        raise ValueError(
+            f"must be a power of 2 >= {VIRTIO_MMIO_MIN_SIZE:#x} (the virtio-mmio register block)"
+        )
     return n
 
 

@@ -14,6 +14,7 @@ window, RAM is split around it, as openvmm places its virtio-mmio block.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from dataclasses import replace
 from functools import lru_cache
@@ -22,7 +23,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fdtgen.errors import IrqError, LayoutError, TemplateError
+from fdtgen.errors import IrqError, LayoutError, TemplateError, parse_failure, shown
 from fdtgen.irq import SPI_MAX, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address
 from fdtgen.spec import GICV3_REDIST_STRIDE, MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
@@ -45,6 +46,7 @@ from fdtgen.template.fields import (
     text,
     trigger,
     u32,
+    virtio_stride,
 )
 from fdtgen.template.model import (
     DTB_POLICIES,
@@ -88,14 +90,22 @@ def load_template(name_or_path: str | os.PathLike[str]) -> Template:
 
     A built-in template is parsed once per process; a file once per version of
     it (its path, size and modification time), so an edited file is read again.
+    An error in a file starts with its path; one about the name itself (no such
+    file, no such built-in) names the ``template`` setting, for the caller to
+    say where the name came from (:attr:`fdtgen.errors.FdtgenError.setting`).
     """
     name = os.fspath(name_or_path)
     if "/" in name or name.endswith(".toml"):
         path = Path(name)
-        if not path.is_file():
-            raise TemplateError(f"template: file {name!r} does not exist")
-        resolved = path.resolve()
-        st = resolved.stat()
+        try:
+            resolved = path.resolve()
+            st = resolved.stat()
+        except OSError as e:  # no such file, a name too long, a loop of links
+            raise TemplateError(
+                f"template: {shown(name)}: cannot read: {e.strerror}", setting="template"
+            ) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise TemplateError(f"template: {shown(name)}: not a file", setting="template")
         return _load_file(str(resolved), st.st_size, st.st_mtime_ns)
     return _load_builtin(name)
 
@@ -105,43 +115,42 @@ def _load_builtin(name: str) -> Template:
     names = builtin_names()
     if name not in names:
         raise TemplateError(
-            f"template: {name!r} is not a built-in template "
-            f"(built-in: {', '.join(names)}; or give a path to a .toml file)"
+            f"template: {shown(name)} is not a built-in template "
+            f"(built-in: {', '.join(names)}; or give a path to a .toml file)",
+            setting="template",
         )
     source = templates_dir() / f"{name}.toml"
-    return _parsed(source.read_text(encoding="utf-8"), str(source))
+    return _parsed(source.read_bytes(), str(source))
 
 
 @lru_cache(maxsize=64)
 def _load_file(path: str, size: int, mtime_ns: int) -> Template:
     """The template file at ``path`` as of ``size`` and ``mtime_ns`` (the cache key)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as e:
-        raise TemplateError(f"template {path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise TemplateError(
-            f"template {path}: not UTF-8 text: {e.reason} at byte {e.start}"
-        ) from None
-    return _parsed(text, path)
+        raise TemplateError(f"{path}: cannot read template: {e.strerror}") from None
+    return _parsed(raw, path)
 
 
-def _parsed(text: str, path: str) -> Template:
+def _parsed(raw: bytes, path: str) -> Template:
+    """A template file's bytes, parsed and proved; every failure names ``path``."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise TemplateError(f"template {path}: not valid TOML: {e}") from None
+        data = tomllib.loads(raw.decode())
+    except (ValueError, RecursionError) as e:  # not UTF-8, not TOML, nested too deeply
+        raise TemplateError(f"{path}: {parse_failure(e, 'TOML')}") from None
     return _checked(data, path)
 
 
 def _checked(data: dict[str, Any], path: str) -> Template:
+    """Parse, place and prove; a range, interrupt or proof error gets ``path`` in front."""
     try:
-        t = parse_template(data, path)
+        t = place_dynamic(parse_template(data, path))
+        check_template(t)
     except (LayoutError, IrqError) as e:  # a Range or Spi built from the file's numbers
-        raise TemplateError(f"template {path}: {e}") from None
-    t = place_dynamic(t)
-    check_template(t)
+        msg = str(e)
+        raise TemplateError(msg if msg.startswith(f"{path}: ") else f"{path}: {msg}") from None
     return t
 
 
@@ -169,7 +178,7 @@ def place_dynamic(t: Template) -> Template:
     try:
         placed = alloc.allocate()
     except LayoutError as e:
-        raise TemplateError(f"template {t.path or t.name}: {e}") from None
+        raise TemplateError(f"{t.path or t.name}: {e}") from None
     where = {p.tag: p.range for p in placed}
     holes = [
         Region(f"{tag}-gap", where[tag]) for tag, _, _ in dynamic if where[tag].overlaps(t.dram)
@@ -309,7 +318,7 @@ def virtio_spec(v: Reader) -> VirtioSpec:
     return VirtioSpec(
         base=base,
         placement=placement,
-        stride=v.get("stride", size),
+        stride=v.get("stride", virtio_stride),
         slots=slots,
         first_spi=first_spi,
         trigger=v.get("trigger", trigger),
@@ -361,9 +370,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
     pcie = top.optional_table("pcie")
     gic = gic_spec(g)
     if gic.version not in (2, 3):
-        raise TemplateError(
-            f"template {path}: gic.version: {gic.version} is not supported (2 or 3)"
-        )
+        raise TemplateError(f"{path}: gic.version: {shown(gic.version)}: is not supported (2 or 3)")
     virtio = NO_VIRTIO if v is None else virtio_spec(v)
     reserved = []
     for r in top.tables("reserved"):
@@ -439,8 +446,8 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
         reader.done()
     if t.psci_method not in ("hvc", "smc"):
         raise TemplateError(
-            f"template {path}: machine.psci_method: {t.psci_method!r} is not hvc or smc"
+            f"{path}: machine.psci_method: {shown(t.psci_method)}: is not hvc or smc"
         )
     if not t.max_vcpus >= 1:
-        raise TemplateError(f"template {path}: machine.max_vcpus: {t.max_vcpus} must be >= 1")
+        raise TemplateError(f"{path}: machine.max_vcpus: {shown(t.max_vcpus)}: must be >= 1")
     return t

@@ -13,17 +13,29 @@ from fdtgen.errors import (
 from fdtgen.irq import Ppi, Spi
 from fdtgen.ranges import Region, by_address
 from fdtgen.spec import (
+    DEFAULT_ADDRESS_WIDTH,
     GICV2_MAX_VCPUS,
     GICV2M_MAX_INTID,
+    GICV3_REDIST_FRAME,
+    GICV3_REDIST_STRIDE,
     MAX_ADDRESS_WIDTH,
     MIN_ADDRESS_WIDTH,
     PAGE_SIZE,
+    RAM_ALIGN,
     TIMER_NAMES,
+    TIMER_PPIS_UNNAMED,
     VIRTIO_MMIO_MIN_SIZE,
 )
 from fdtgen.template.model import REDIST_ANCHORS, REDIST_REG_KINDS, Template
 from fdtgen.template.pci import check_pcie
-from fdtgen.units import KiB, is_aligned, is_pow2
+from fdtgen.units import is_aligned, is_pow2
+
+# The redistributor stride rule, for the template's stride and a config's.
+REDIST_STRIDE_RULE = (
+    f"must be a multiple of {GICV3_REDIST_FRAME:#x} and at least {GICV3_REDIST_STRIDE:#x} "
+    "(arm,gic-v3.yaml redistributor-stride; a GICv3 redistributor is two 64 KiB frames, "
+    "RD_base and SGI_base)"
+)
 
 
 def check_regions(regions: Sequence[Region], context: str = "layout") -> None:
@@ -34,9 +46,9 @@ def check_regions(regions: Sequence[Region], context: str = "layout") -> None:
                 f"{context}: region {r.tag!r} alignment {r.align:#x} is not a power of 2"
             )
         if not is_aligned(r.range.base, r.align):
-            raise AlignmentError(r.tag, "base", r.range.base, r.align)
+            raise AlignmentError(r.tag, "base", r.range.base, r.align, context)
         if not is_aligned(r.range.size, r.align):
-            raise AlignmentError(r.tag, "size", r.range.size, r.align)
+            raise AlignmentError(r.tag, "size", r.range.size, r.align, context)
     ordered = sorted(regions, key=by_address)
     for a, b in itertools.pairwise(ordered):
         if a.range.overlaps(b.range):
@@ -55,8 +67,9 @@ def _one_owner_each(wired: Sequence[tuple[Spi | Ppi, str]], where: str) -> None:
 
 
 def check_template(t: Template) -> None:
-    """The load-time proofs. Raises :class:`LayoutError` naming regions and ranges."""
-    where = f"template {t.name!r}"
+    """The load-time proofs. Raises :class:`LayoutError` naming the template's file
+    (or, for a template made in code, its name), regions and ranges."""
+    where = t.path or f"template {t.name!r}"
     virtio_base = t.virtio.base if t.virtio.slots else 0
     unplaced = [
         tag
@@ -67,12 +80,15 @@ def check_template(t: Template) -> None:
         raise LayoutError(f"{where}: region {unplaced[0]!r} has no address (place it first)")
     regions = t.pinned_regions()
     check_regions(regions, where)
+    _check_address_width(t, where)
     by_tag = {r.tag: r for r in regions}
     tags = [r.tag for r in regions] + [h.tag for h in t.ram_holes]
     dup = next((tag for tag in tags if tags.count(tag) > 1), None)
     if dup is not None:
         raise LayoutError(f"{where}: region tag {dup!r} is used twice")
     _check_holes(t, where)
+    if not is_aligned(t.dram.base, RAM_ALIGN):  # RAM starts there unless a config moves it
+        raise AlignmentError("dram", "base", t.dram.base, RAM_ALIGN, where)
     if t.virtio.stride < VIRTIO_MMIO_MIN_SIZE or not is_pow2(t.virtio.stride):
         raise LayoutError(
             f"{where}: virtio stride {t.virtio.stride:#x} must be a power of 2 >= "
@@ -82,14 +98,8 @@ def check_template(t: Template) -> None:
     if t.virtio.slots < 0:
         raise LayoutError(f"{where}: virtio slots {t.virtio.slots} is negative")
     if t.virtio.slots and not is_aligned(t.virtio.window.base, t.virtio.stride):
-        raise AlignmentError("virtio", "base", t.virtio.window.base, t.virtio.stride)
-    if t.timer_names and (
-        len(t.timer_names) != len(t.timer_ppis) or any(n not in TIMER_NAMES for n in t.timer_names)
-    ):
-        raise LayoutError(
-            f"{where}: timer names {list(t.timer_names)} must name each of the {len(t.timer_ppis)} "
-            f"timer PPIs with one of {', '.join(TIMER_NAMES)}"
-        )
+        raise AlignmentError("virtio", "base", t.virtio.window.base, t.virtio.stride, where)
+    _check_timer(t, where)
     _check_gic(t, where)
     if t.pcie is not None:
         msi = t.gic.its is not None or t.gic.v2m is not None
@@ -111,13 +121,59 @@ def check_template(t: Template) -> None:
         if rule.kind not in ("abuts", "below"):
             raise LayoutError(f"{where}: unknown rule kind {rule.kind!r} (use abuts, below)")
     _check_interrupts(t, where)
-    if (
-        t.address_width is not None
-        and not MIN_ADDRESS_WIDTH <= t.address_width <= MAX_ADDRESS_WIDTH
+
+
+def _check_timer(t: Template, where: str) -> None:
+    """arm,arch_timer.yaml: without ``interrupt-names`` the timer PPIs are found by
+    position (secure, non-secure, virtual, hypervisor[, hypervisor virtual]);
+    with names, each is named once and the virtual timer a guest at EL1 runs on
+    is there. ``fdtgen verify`` flags a blob that breaks either."""
+    ppis = [p.number for p in t.timer_ppis]
+    if not t.timer_names:
+        lo, hi = TIMER_PPIS_UNNAMED
+        if not lo <= len(ppis) <= hi:
+            raise LayoutError(
+                f"{where}: timer.ppis: {ppis}: needs {lo} or {hi} PPIs, secure, non-secure, "
+                "virtual, hypervisor[, hypervisor virtual] (arm,arch_timer.yaml), or "
+                "timer.names to say which ones it has"
+            )
+    elif (
+        len(t.timer_names) != len(ppis)
+        or any(n not in TIMER_NAMES for n in t.timer_names)
+        or len(set(t.timer_names)) != len(t.timer_names)
+        or "virt" not in t.timer_names
     ):
         raise LayoutError(
-            f"{where}: address_width {t.address_width} is outside "
+            f"{where}: timer.names: {list(t.timer_names)}: must name each of the {len(ppis)} "
+            f'timer PPIs once with one of {", ".join(TIMER_NAMES)}, "virt" among them '
+            "(the virtual timer a guest at EL1 runs on)"
+        )
+
+
+def _check_address_width(t: Template, where: str) -> None:
+    """Every region the template pins ends within its address width (or, when it
+    names none, the default every build and ``fdtgen verify`` assume); so does
+    the start of its DRAM window."""
+    width = DEFAULT_ADDRESS_WIDTH if t.address_width is None else t.address_width
+    if not MIN_ADDRESS_WIDTH <= width <= MAX_ADDRESS_WIDTH:
+        raise LayoutError(
+            f"{where}: machine.address_width: {width}: is outside "
             f"{MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH} bits"
+        )
+    limit = 1 << width
+    named = "machine.address_width" if t.address_width is not None else "the default"
+    for r in t.pinned_regions():
+        if r.tag.startswith("dram"):
+            continue  # RAM is placed inside the width (resolve); the window may reach past it
+        if r.range.end > limit:
+            raise LayoutError(
+                f"{where}: region {r.tag!r} {r.range} ends past the {width}-bit guest physical "
+                f"address limit {limit:#x} ({named} address width)"
+            )
+    if t.dram.base >= limit:
+        raise LayoutError(
+            f"{where}: dram.base: {t.dram.base:#x}: is past the {width}-bit guest physical "
+            f"address limit {limit:#x} ({named} address width)"
         )
 
 
@@ -129,7 +185,7 @@ def _check_holes(t: Template, where: str) -> None:
                 f"{where}: DRAM hole {h.tag!r} {h.range} is not inside the DRAM window {t.dram}"
             )
         if not is_aligned(h.range.base, PAGE_SIZE) or not is_aligned(h.range.size, PAGE_SIZE):
-            raise AlignmentError(h.tag, "range", h.range.base, PAGE_SIZE)
+            raise AlignmentError(h.tag, "range", h.range.base, PAGE_SIZE, where)
     holes = sorted(t.ram_holes, key=by_address)
     for a, b in itertools.pairwise(holes):
         if a.range.overlaps(b.range):
@@ -166,10 +222,11 @@ def _check_gic(t: Template, where: str) -> None:
                 f"{where}: an ITS that follows the redistributors must be pinned right below the "
                 f"'gic-redist' window {g.redist_window} (its position with max_vcpus)"
             )
-        if g.redist_stride <= 0 or not is_aligned(g.redist_stride, 64 * KiB):
+        if g.redist_stride < GICV3_REDIST_STRIDE or not is_aligned(
+            g.redist_stride, GICV3_REDIST_FRAME
+        ):
             raise LayoutError(
-                f"{where}: gic redist_stride {g.redist_stride:#x} must be a multiple of 0x10000 "
-                "(arm,gic-v3.yaml redistributor-stride)"
+                f"{where}: gic.redist_stride: {g.redist_stride:#x}: {REDIST_STRIDE_RULE}"
             )
         capacity = sum(w.size // g.redist_stride for w in g.redist_windows())
         if t.max_vcpus > capacity:
