@@ -32,12 +32,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.dir)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"command line: {args.dir}: not a directory")
+        raise UsageError(f"{args.dir}: not a directory")
     found = kit.kit()
     try:
         modules = modinfo.load_order(found.modules, [*MODULES, *args.module])
     except ValueError as e:
-        raise UsageError(f"command line: --module: {e}") from None
+        raise UsageError(f"--module: {e}") from None
     os.makedirs(out, exist_ok=True)
     kernel, initrd = out / "vmlinuz", out / "initrd.gz"
     write_atomic(str(kernel), found.kernel.read_bytes())
