@@ -6,7 +6,7 @@ import argparse
 import shutil
 import sys
 
-from fdtgen.cli.common import load_blob
+from fdtgen.cli.common import add_blob_size_argument, load_blob
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH, MAX_ADDRESS_WIDTH
 
 HELP = "check any DTB against the format, the bindings and booting.rst (exit 1 on findings)"
@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SPI",
         help="an SPI number several nodes may share (repeatable)",
     )
+    add_blob_size_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         from fdtgen.checks.manifest import load_manifest
 
         manifest = load_manifest(args.manifest)
-    data, blob = load_blob(args.blob)
+    data, blob = load_blob(args.blob, args.max_blob_size)
     options = Options(
         manifest=manifest,
         template=template,

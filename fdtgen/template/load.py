@@ -14,6 +14,7 @@ window, RAM is split around it, as openvmm places its virtio-mmio block.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fdtgen.errors import IrqError, LayoutError, TemplateError
+from fdtgen.files import file_kind, read_regular
 from fdtgen.irq import SPI_MAX, Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address
 from fdtgen.spec import GICV3_REDIST_STRIDE, MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
@@ -43,9 +45,11 @@ from fdtgen.template.model import (
 )
 from fdtgen.template.proofs import check_template
 from fdtgen.template.registry import DEVICE_KINDS, PL061, UART_KINDS
-from fdtgen.units import U32_MAX, U64_MAX, parse_size
+from fdtgen.units import U32_MAX, U64_MAX, MiB, parse_size
 
 T = TypeVar("T")
+
+TEMPLATE_MAX_SIZE = 1 * MiB  # a template file is a few KiB; this stops a runaway read
 
 
 def templates_dir() -> Traversable:
@@ -69,10 +73,12 @@ def load_template(name_or_path: str | os.PathLike[str]) -> Template:
     name = os.fspath(name_or_path)
     if "/" in name or name.endswith(".toml"):
         path = Path(name)
-        if not path.is_file():
+        if not path.exists():
             raise TemplateError(f"template: file {name!r} does not exist")
         resolved = path.resolve()
         st = resolved.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read; /dev/zero never ends
+            raise TemplateError(f"template {name!r}: not a regular file ({file_kind(st.st_mode)})")
         return _load_file(str(resolved), st.st_size, st.st_mtime_ns)
     return _load_builtin(name)
 
@@ -92,11 +98,9 @@ def _load_builtin(name: str) -> Template:
 @lru_cache(maxsize=64)
 def _load_file(path: str, size: int, mtime_ns: int) -> Template:
     """The template file at ``path`` as of ``size`` and ``mtime_ns`` (the cache key)."""
+    raw = read_regular(path, f"template {path}", TEMPLATE_MAX_SIZE, TemplateError)
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise TemplateError(f"template {path}: cannot read: {e.strerror}") from None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TemplateError(
             f"template {path}: not UTF-8 text: {e.reason} at byte {e.start}"
