@@ -14,7 +14,10 @@ The targets:
   command itself: >= 2,000 DTBs/s with manifests, file writes included;
 * cold start: ``fdtgen build CONFIG`` <= ``python -c "import pydantic"`` +
   40 ms; ``fdtgen dts``/``verify`` of a blob <= a bare interpreter + 40 ms;
-* allocator: 1,000 dynamic requests <= 50 ms.
+* allocator: 1,000 dynamic requests <= 50 ms;
+* kernel reads: an Image.gz followed by 200,000 empty gzip members, and a
+  10 MiB gzip bomb that would inflate to 10 GiB (stopped at the Image cap),
+  each read (or refused) in <= 2 s.
 
 Every contender is timed interleaved with what it is compared to (each round,
 or each config, times both, so drift in machine load hits them alike); figures
@@ -246,6 +249,38 @@ def allocator(requests: int, rounds: int) -> float:
     return statistics.median(timed(run) for _ in range(rounds))
 
 
+def kernel_reads(rounds: int) -> dict[str, float]:
+    """Median seconds for ``read_kernel`` on the two hostile gzip kernels."""
+    import gzip
+    import struct
+    import zlib
+
+    from fdtgen.boot.image import read_kernel
+    from fdtgen.errors import ImageError
+
+    mib = 1 << 20
+    header = struct.pack("<IIQQQQQQ4sI", 0, 0, 0, 0x1AB_0000, 0xA, 0, 0, 0, b"ARM\x64", 0)
+    raw = header + bytes(4 * mib - len(header))
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    start = c.compress(raw) + c.flush(zlib.Z_SYNC_FLUSH)
+    block = c.compress(bytes(mib)) + c.flush(zlib.Z_SYNC_FLUSH)  # refers only to zeros
+    with tempfile.TemporaryDirectory() as tmp:
+        members, bomb = Path(tmp) / "members.gz", Path(tmp) / "bomb.gz"
+        members.write_bytes(gzip.compress(raw) + gzip.compress(b"") * 200_000)
+        bomb.write_bytes(start + block * 10 * 1024 + c.flush())
+
+        def refused() -> None:
+            with contextlib.suppress(ImageError):
+                read_kernel(str(bomb))
+
+        return {
+            "200000 empty members": statistics.median(
+                timed(lambda: read_kernel(str(members))) for _ in range(rounds)
+            ),
+            "10 GiB gzip bomb": statistics.median(timed(refused) for _ in range(rounds)),
+        }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds and configs (a smoke run)")
@@ -316,6 +351,13 @@ def main() -> int:
     results["allocator_s"] = a
     print(f"  {a * 1e3:9.2f} ms")
     checks.append(("allocator 1000 requests <= 50 ms", a <= 0.050, f"{a * 1e3:.1f} ms"))
+
+    print("== kernel reads: hostile gzip kernels")
+    k = kernel_reads(rounds=1 if quick else 5)
+    results["kernel_read_s"] = k
+    for name, v in k.items():
+        print(f"  {name:26} {v * 1e3:8.1f} ms")
+        checks.append((f"kernel read, {name} <= 2 s", v <= 2.0, f"{v * 1e3:.0f} ms"))
 
     print("== targets" + (" (--quick: few rounds and configs; not a verdict)" if quick else ""))
     for name, ok, value in checks:

@@ -67,6 +67,29 @@ def items_from_dir(path: str) -> list[Item]:
     return out
 
 
+def item_inputs(item: Item) -> list[tuple[str, str]]:
+    """The files ``item`` reads, as ``(role, path)``: its config file, and the
+    kernel, initrd and template files it names."""
+    out = [(f.role, f.path) for f in item.inputs]
+    for role in ("kernel", "initrd", "template"):
+        value = item.data.get(role)
+        if not isinstance(value, str) or not value:
+            continue
+        if role != "template" or "/" in value or value.endswith(".toml"):
+            out.append((role, value))
+    return out
+
+
+def check_inside(root: str, path: str, what: str) -> None:
+    """Refuse ``path`` unless it resolves (symlinks followed) inside directory ``root``."""
+    import os
+
+    top = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([top, real]) != top:
+        raise ConfigError(f"{what} {path!r} resolves to {real!r}, outside --root {root!r}")
+
+
 def items_from_lines(lines: Iterable[str], source: str = "stdin") -> Iterator[Item]:
     """JSON lines: one config object per line; an optional ``"name"`` key names its outputs."""
     for number, line in enumerate(lines, 1):

@@ -19,6 +19,7 @@ module, so building a DTB never imports pydantic.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, NotRequired
@@ -87,12 +88,27 @@ class InitrdEntry(TypedDict):
 
 @with_config(_STRICT)
 class DtbEntry(TypedDict):
-    """The DTB: copy the ``size``-byte blob to ``address`` (x0)."""
+    """The DTB: copy the ``size``-byte blob to ``address`` (x0).
+
+    ``sha256`` identifies the DTB file written beside the manifest (its
+    patch slots as written: zeros unless derived), so a DTB that is not the
+    one this manifest was made for is found; manifests written before it was
+    recorded lack it.
+    """
 
     address: Address
     size: Annotated[int, Field(gt=0, le=FDT_MAX_SIZE)]
     reserved: Annotated[
         int, Field(gt=0, le=FDT_MAX_SIZE, description="bytes of the slot kept for the DTB")
+    ]
+    sha256: NotRequired[
+        Annotated[
+            str,
+            Field(
+                pattern="^[0-9a-f]{64}$",
+                description="sha256 of the DTB file as written (patch slots unfilled)",
+            ),
+        ]
     ]
 
 
@@ -247,7 +263,12 @@ def manifest_for(b: Build, extra_inputs: Sequence[InputFile] = ()) -> Manifest:
             "format": k.format,
         },
         "initrd": None if p.initrd is None else {"address": p.initrd.base, "size": p.initrd.size},
-        "dtb": {"address": p.dtb.base, "size": len(b.blob), "reserved": p.dtb.size},
+        "dtb": {
+            "address": p.dtb.base,
+            "size": len(b.blob),
+            "reserved": p.dtb.size,
+            "sha256": hashlib.sha256(b.blob).hexdigest(),
+        },
         "registers": {"x0": regs.x0, "x1": regs.x1, "x2": regs.x2, "x3": regs.x3, "pc": regs.pc},
         "memory": [{"address": r.base, "size": r.size} for r in layout.ram],
         "patch_slots": [

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fdtgen"
 
 # Lowest first. A module is placed by its longest matching prefix.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("fdtgen.errors", "fdtgen.units", "fdtgen.version"),
+    ("fdtgen.errors", "fdtgen.files", "fdtgen.units", "fdtgen.version"),
     ("fdtgen.fdt",),
     ("fdtgen.spec", "fdtgen.irq", "fdtgen.ranges", "fdtgen.allocator"),
     ("fdtgen.template",),

@@ -16,6 +16,8 @@ TARGETS = [
     "fdtgen dts BLOB <= bare + 40 ms",
     "fdtgen verify BLOB <= bare + 40 ms",
     "allocator 1000 requests <= 50 ms",
+    "kernel read, 200000 empty members <= 2 s",
+    "kernel read, 10 GiB gzip bomb <= 2 s",
 ]
 
 
@@ -43,6 +45,7 @@ def test_quick_benchmark_measures_every_contender_and_prints_every_target(tmp_pa
         assert all(figures[section][name] > 0 for name in names)
     assert figures["build_many_per_s"] > 0
     assert figures["allocator_s"] > 0
+    assert set(figures["kernel_read_s"]) == {"200000 empty members", "10 GiB gzip bomb"}
     assert set(figures["cold_start_s"]) == {
         "bare interpreter",
         "import pydantic",

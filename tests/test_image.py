@@ -166,7 +166,7 @@ def _bad(data: bytes, tmp_path, name: str = "Image") -> str:
         ),
         pytest.param(
             image_bytes(0, 0, magic=b"ARMd"[::-1]),
-            "are 64 4d 52 41, expected 41 52 4d 64 ('ARM\\x64')",
+            "without the arm64 Image header, no ARM\\x64 magic at 0x38)",
             id="bad-magic",
         ),
         pytest.param(b"\x7fELF" + bytes(200), "an ELF file (vmlinux?)", id="elf"),

@@ -951,8 +951,11 @@ def _sparse(path: Path) -> None:
 @pytest.mark.parametrize(
     "make, message",
     [
-        (Path.mkdir, "not a regular file (a manifest is a JSON file: fdtgen build --manifest)"),
-        (_fifo, "not a regular file (a manifest is a JSON file: fdtgen build --manifest)"),
+        (
+            Path.mkdir,
+            "not a regular file (a directory; a manifest is a JSON file: fdtgen build --manifest)",
+        ),
+        (_fifo, "not a regular file (a FIFO; a manifest is a JSON file: fdtgen build --manifest)"),
         (_sparse, f"{MANIFEST_MAX_SIZE + 1} bytes is over the 16 MiB a manifest may be"),
         (lambda path: None, "cannot read manifest: No such file or directory"),
     ],

@@ -28,10 +28,12 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from fdtgen.errors import ImageError
+from fdtgen.files import CHUNK, open_regular, too_large
 from fdtgen.spec import DEFAULT_TEXT_OFFSET, TEXT_OFFSET_LIMIT
-from fdtgen.units import KiB, MiB
+from fdtgen.units import GiB, KiB, MiB, fmt_size
 
 HEADER_SIZE = 64
 MAGIC = b"ARM\x64"
@@ -46,7 +48,18 @@ GZIP_MAGIC = b"\x1f\x8b"
 MZ_MAGIC = b"MZ"
 ZBOOT_TYPE = b"zimg"
 _ZBOOT_HEADER = struct.Struct("<2s2x4sII8x32s")  # magic, type, offset, size, comp type
-_CHUNK = 4 * MiB
+# The compression names zboot-header.S records (Linux drivers/firmware/efi/libstub/
+# Makefile.zboot, comp-type-$(CONFIG_KERNEL_*), torvalds/linux db6da59cf27b): an
+# error names one of these, never bytes it does not recognise.
+ZBOOT_COMP_TYPES = frozenset({"gzip", "lz4", "lzma", "lzo", "xzkern", "zstd22"})
+
+# The most bytes an Image may have, decompressed or not. Not a booting.rst rule
+# (placement checks the Image against RAM): a cap that stops a runaway file or
+# a decompression bomb early, far above a real kernel (Debian's 6.1 cloud arm64
+# Image declares an image_size of 0x1ab0000, under 27 MiB: fixtures/kernel/).
+KERNEL_MAX_SIZE = 256 * MiB
+# The largest initrd read: measured by stat and refused unread above this.
+INITRD_MAX_SIZE = 1 * GiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +115,8 @@ def kernel_header(head: bytes, what: str = "kernel") -> tuple[int, int, int]:
         raise ImageError(
             f"{what}: truncated: {found}, shorter than the {HEADER_SIZE}-byte arm64 Image header"
         )
-    magic = head[MAGIC_OFFSET : MAGIC_OFFSET + 4]
-    if magic != MAGIC:
-        raise ImageError(f"{what}: not an arm64 Image: {_describe_foreign(head, magic)}")
+    if head[MAGIC_OFFSET : MAGIC_OFFSET + 4] != MAGIC:
+        raise ImageError(f"{what}: not an arm64 Image ({_describe_foreign(head)})")
     text_offset, image_size, flags = struct.unpack_from("<QQQ", head, 8)
     if flags & FLAG_BIG_ENDIAN:
         raise ImageError(
@@ -114,17 +126,32 @@ def kernel_header(head: bytes, what: str = "kernel") -> tuple[int, int, int]:
     return text_offset, image_size, flags
 
 
-def kernel_from_bytes(data: bytes, what: str = "kernel") -> KernelImage:
+def kernel_from_bytes(data: bytes, what: str = "kernel", limit: int | None = None) -> KernelImage:
     """Parse a raw Image, an Image.gz or an EFI zboot file held in memory."""
+    import io
+
+    return _kernel(_Reader(io.BytesIO(data)), len(data), what, _limit(limit))
+
+
+def _limit(limit: int | None) -> int:
+    return KERNEL_MAX_SIZE if limit is None else limit
+
+
+def _kernel(r: _Reader, file_size: int, what: str, limit: int) -> KernelImage:
+    """The kernel facts of the file ``r`` reads (``file_size`` bytes), its
+    Image at most ``limit`` bytes once decompressed."""
+    magic = bytes(r.peek(8))
     fmt = "raw"
-    if data[:2] == GZIP_MAGIC:
-        head, size = _gunzip(data, what)
+    if magic[:2] == GZIP_MAGIC:
+        head, size = _gunzip(r, what, limit)
         fmt = "gzip"
-    elif data[:2] == MZ_MAGIC and data[4:8] == ZBOOT_TYPE:
-        head, size = _unzboot(data, what)
+    elif magic[:2] == MZ_MAGIC and magic[4:8] == ZBOOT_TYPE:
+        head, size = _unzboot(r, file_size, what, limit)
         fmt = "zboot-gzip"
     else:
-        head, size = data[:HEADER_SIZE], len(data)
+        if file_size > limit:
+            raise ImageError(too_large(what, file_size, limit))
+        head, size = bytes(r.peek(HEADER_SIZE)), file_size
     if fmt != "raw" and head[:2] == GZIP_MAGIC:
         raise ImageError(f"{what}: the {fmt} payload is itself gzip-compressed, not an Image")
     text_offset, image_size, flags = kernel_header(
@@ -163,23 +190,46 @@ def declared_kernel(
     return KernelImage(effective, image_size, flags, size, fmt, source)
 
 
-def read_kernel(path: str) -> KernelImage:
-    """Read a kernel file: a raw Image (``MZ`` EFI stub or not), ``Image.gz`` or EFI zboot."""
+def read_kernel(path: str, limit: int | None = None) -> KernelImage:
+    """Read a kernel file: a raw Image (``MZ`` EFI stub or not), ``Image.gz`` or EFI zboot.
+
+    The file is read once, forward, in chunks: its sha256 is computed as it
+    is read and a gzip payload is inflated as a stream, counting bytes and
+    keeping only the header, so memory stays bounded whatever the file. The
+    Image may be at most ``limit`` bytes (default :data:`KERNEL_MAX_SIZE`),
+    decompressed or not; inflating stops as soon as it passes that.
+    """
+    import hashlib
+
     what = f"kernel {path!r}"
-    data = _read(path, what)
-    k = kernel_from_bytes(data, what)
-    return KernelImage(
-        k.text_offset, k.image_size, k.flags, k.size, k.format, input_file("kernel", path, data)
-    )
+    limit = _limit(limit)
+    f, file_size = open_regular(path, what, limit, ImageError)
+    digest = hashlib.sha256()
+    with f:
+        r = _Reader(f, digest, what)
+        k = _kernel(r, file_size, what, limit)
+        read = r.drain()
+    source = InputFile("kernel", path, read, digest.hexdigest())
+    return KernelImage(k.text_offset, k.image_size, k.flags, k.size, k.format, source)
 
 
-def read_initrd(path: str) -> InputFile:
-    """An initrd/initramfs file: loaded as is, so only its size and digest matter."""
+def read_initrd(path: str, limit: int = INITRD_MAX_SIZE) -> InputFile:
+    """An initrd/initramfs file: loaded as is, so only its size and digest matter.
+
+    The size comes from ``stat`` (a file over ``limit`` is refused unread);
+    the digest is computed over the file in chunks, never holding it whole.
+    """
+    import hashlib
+
     what = f"initrd {path!r}"
-    data = _read(path, what)
-    if not data:
-        raise ImageError(f"{what}: the file is empty")
-    return input_file("initrd", path, data)
+    f, size = open_regular(path, what, limit, ImageError)
+    with f:
+        if size == 0:
+            raise ImageError(f"{what}: the file is empty")
+        digest = hashlib.sha256()
+        r = _Reader(f, digest, what)
+        read = r.drain()
+    return InputFile("initrd", path, read, digest.hexdigest())
 
 
 def input_file(role: str, path: str, data: bytes) -> InputFile:
@@ -188,79 +238,146 @@ def input_file(role: str, path: str, data: bytes) -> InputFile:
     return InputFile(role, path, len(data), hashlib.sha256(data).hexdigest())
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise ImageError(f"{what}: cannot read: {e.strerror}") from None
+class _Reader:
+    """A file read forward once in :data:`fdtgen.files.CHUNK`-byte reads, every
+    byte fed to ``digest`` as it is read; ``peek`` and ``consume`` walk it by
+    position without ever holding more than a chunk and a peek."""
+
+    def __init__(self, f: BinaryIO, digest: Any = None, what: str = "kernel") -> None:
+        self.f, self.digest, self.what = f, digest, what
+        self.buf = b""
+        self.start = 0  # file offset of buf[0]
+        self.at = 0  # file offset of the next byte not consumed
+        self.read = 0  # bytes read from the file so far
+        self.eof = False
+
+    def _chunk(self) -> bytes:
+        try:
+            chunk = self.f.read(CHUNK)
+        except OSError as e:
+            raise ImageError(f"{self.what}: cannot read: {e.strerror}") from None
+        if not chunk:
+            self.eof = True
+        elif self.digest is not None:
+            self.digest.update(chunk)
+        self.read += len(chunk)
+        return chunk
+
+    def peek(self, n: int) -> memoryview:
+        """Up to ``n`` bytes from the current position (fewer at the end of the file)."""
+        end = self.start + len(self.buf)
+        if end < self.at + n and not self.eof:
+            parts = [self.buf[self.at - self.start :]] if self.at < end else []
+            have = max(0, end - self.at)
+            while have < n:
+                pos = self.read
+                chunk = self._chunk()
+                if not chunk:
+                    break
+                skip = max(0, self.at - pos)
+                if skip < len(chunk):
+                    parts.append(chunk[skip:] if skip else chunk)
+                    have += len(chunk) - skip
+            self.buf, self.start = b"".join(parts), self.at
+        off = self.at - self.start
+        return memoryview(self.buf)[off : off + n]
+
+    def consume(self, n: int) -> None:
+        self.at += n
+
+    def drain(self) -> int:
+        """Read (and hash) the rest of the file; the number of bytes in it."""
+        while not self.eof:
+            self._chunk()
+        return self.read
 
 
-def _describe_foreign(head: bytes, magic: bytes) -> str:
-    found = (
-        f"bytes at {MAGIC_OFFSET:#x} are {magic.hex(' ') or 'missing'}, "
-        f"expected {MAGIC.hex(' ')} ('ARM\\x64')"
-    )
+def _describe_foreign(head: bytes) -> str:
+    """What a file without the arm64 magic seems to be, from well-known magic
+    numbers only: an error never echoes the file's own bytes."""
+    rule = f"no ARM\\x64 magic at {MAGIC_OFFSET:#x}"
     if head[:4] == b"\x7fELF":
-        return f"an ELF file (vmlinux?); {found}"
+        return f"an ELF file (vmlinux?), {rule}"
     if head[:4] == b"\x27\x05\x19\x56":
-        return f"a U-Boot uImage; {found}"
+        return f"a U-Boot uImage, {rule}"
     if head[:2] == MZ_MAGIC:
-        return f"a PE/COFF (MZ) file without the arm64 Image header; {found}"
-    return found
+        return f"a PE/COFF (MZ) file without the arm64 Image header, {rule}"
+    return rule
 
 
-def _gunzip(data: bytes, what: str, fmt: str = "gzip") -> tuple[bytes, int]:
-    """The first 64 bytes and the total length of the gzip member(s) in ``data``.
+def _gunzip(
+    r: _Reader, what: str, limit: int, fmt: str = "gzip", end: int | None = None
+) -> tuple[bytes, int]:
+    """The first 64 bytes and the total length of the gzip member(s) at ``r``
+    (up to file offset ``end``).
 
-    Streams the decompression (an Image is tens of MiB); trailing bytes after
-    the last member are ignored, as gzip(1) does.
+    One pass, linear in the input: each member gets a fresh decompressor fed
+    from ``r`` in slices that start small and double, so that the bytes past a
+    member's end (``unused_data``, which zlib copies) are few for a tiny
+    member and at most a chunk for a large one; output is taken a chunk at a
+    time and counted, never kept, and inflating stops once it passes
+    ``limit``. Bytes after the last member are ignored, as gzip(1) does.
     """
     head = bytearray()
     total = 0
-    rest = data
-    while rest[:2] == GZIP_MAGIC:
+
+    def left() -> int:
+        return CHUNK if end is None else min(CHUNK, end - r.at)
+
+    while left() >= 2 and r.peek(2) == GZIP_MAGIC:
         d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        buf = rest
-        try:
-            while not d.eof:
-                out = d.decompress(buf, _CHUNK)
-                total += len(out)
-                if len(head) < HEADER_SIZE:
-                    head += out[: HEADER_SIZE - len(head)]
-                buf = d.unconsumed_tail
-                if not d.eof and not buf and len(out) < _CHUNK:
-                    raise ImageError(
-                        f"{what}: truncated {fmt} data: the stream ends after {total} "
-                        "decompressed bytes without its trailer"
-                    )
-        except zlib.error as e:
-            raise ImageError(
-                f"{what}: corrupt {fmt} data after {total} decompressed bytes: {e}"
-            ) from None
-        rest = d.unused_data
+        feed = 256
+        while not d.eof:
+            view = r.peek(min(feed, left()))
+            try:
+                out = d.decompress(view, CHUNK) if view else d.flush()
+                while True:
+                    total += len(out)
+                    if total > limit:
+                        raise ImageError(
+                            f"{what}: too large: the {fmt} data inflates past the "
+                            f"{fmt_size(limit)} cap on an Image ({total:#x} bytes so far)"
+                        )
+                    if len(head) < HEADER_SIZE:
+                        head += out[: HEADER_SIZE - len(head)]
+                    if not (d.unconsumed_tail or (len(out) == CHUNK and not d.eof)):
+                        break
+                    out = d.decompress(d.unconsumed_tail, CHUNK)
+            except zlib.error as e:
+                raise ImageError(
+                    f"{what}: corrupt {fmt} data after {total} decompressed bytes: {e}"
+                ) from None
+            if not view and not d.eof:
+                raise ImageError(
+                    f"{what}: truncated {fmt} data: the stream ends after {total} "
+                    "decompressed bytes without its trailer"
+                )
+            r.consume(len(view) - len(d.unused_data) if d.eof else len(view))
+            feed = min(2 * feed, CHUNK)
     return bytes(head), total
 
 
-def _unzboot(data: bytes, what: str) -> tuple[bytes, int]:
+def _unzboot(r: _Reader, file_size: int, what: str, limit: int) -> tuple[bytes, int]:
     """The Image inside an EFI zboot container (zboot-header.S), gzip payloads only."""
-    if len(data) < _ZBOOT_HEADER.size:
-        raise ImageError(f"{what}: truncated EFI zboot header: {len(data)} bytes")
-    _, _, offset, size, comp = _ZBOOT_HEADER.unpack_from(data)
+    header = bytes(r.peek(_ZBOOT_HEADER.size))
+    if len(header) < _ZBOOT_HEADER.size:
+        raise ImageError(f"{what}: truncated EFI zboot header: {len(header)} bytes")
+    _, _, offset, size, comp = _ZBOOT_HEADER.unpack_from(header)
     comp_type = comp.split(b"\0", 1)[0].decode("ascii", "replace")
     if comp_type != "gzip":
+        named = repr(comp_type) if comp_type in ZBOOT_COMP_TYPES else "an unknown"
         raise ImageError(
-            f"{what}: EFI zboot image with a {comp_type!r} payload; only gzip payloads can be "
+            f"{what}: EFI zboot image with {named} payload; only gzip payloads can be "
             "unpacked (give the decompressed Image instead)"
         )
-    if offset + size > len(data) or size == 0:
+    if offset + size > file_size or size == 0:
         raise ImageError(
             f"{what}: truncated EFI zboot file: payload [{offset:#x}, {offset + size:#x}) "
-            f"but the file is {len(data):#x} bytes"
+            f"but the file is {file_size:#x} bytes"
         )
-    payload = data[offset : offset + size]
-    if payload[:2] != GZIP_MAGIC:
+    r.consume(offset)
+    if r.peek(2) != GZIP_MAGIC or size < 2:
         raise ImageError(
             f"{what}: EFI zboot payload at {offset:#x} does not start with the gzip magic"
         )
-    return _gunzip(payload, what, "zboot gzip")
+    return _gunzip(r, what, limit, "zboot gzip", end=offset + size)

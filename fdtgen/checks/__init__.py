@@ -150,7 +150,7 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
     if options.manifest is not None:
         from fdtgen.checks.boot import boot_findings
 
-        out += boot_findings(index, blob, options.manifest)
+        out += boot_findings(index, blob, options.manifest, buf)
     return _capped(_judged(out, index, profile), options.cap)
 
 

@@ -48,12 +48,27 @@ class Span:
         return f"[{self.base:#x}, {self.end:#x})"
 
 
-def boot_findings(index: TreeIndex, blob: Blob, m: Manifest) -> list[Finding]:
-    """Documentation/arch/arm64/booting.rst, rule by rule, for the manifest's placement."""
+def boot_findings(
+    index: TreeIndex, blob: Blob, m: Manifest, buf: bytes | None = None
+) -> list[Finding]:
+    """Documentation/arch/arm64/booting.rst, rule by rule, for the manifest's
+    placement; with the blob's bytes ``buf``, first whether it is the DTB the
+    manifest was written for (``dtb.sha256``)."""
     out: list[Finding] = []
 
     def add(rule: str, value: str, message: str, path: str = "/", prop: str = "") -> None:
         out.append(Finding(f"boot.{rule}", path, prop, value, message))
+
+    want = m["dtb"].get("sha256")
+    if buf is not None and want is not None and not _digest_matches(buf, want, m):
+        import hashlib
+
+        add(
+            "dtb-sha256",
+            hashlib.sha256(buf).hexdigest(),
+            f"the blob's sha256 is not the manifest's dtb.sha256 {want}: this is not the DTB "
+            "the manifest was written for (an older or newer build, or an interrupted write)",
+        )
 
     k, regs = m["kernel"], m["registers"]
     load, entry, pc = k["load_address"], k["entry"], regs["pc"]
@@ -230,6 +245,23 @@ def boot_findings(index: TreeIndex, blob: Blob, m: Manifest) -> list[Finding]:
             if a.base < b.end and b.base < a.end:
                 add("overlap", f"{a} {b}", f"the {an} {a} and the {bn} {b} overlap")
     return out
+
+
+def _digest_matches(buf: bytes, want: str, m: Manifest) -> bool:
+    """``buf`` hashes to ``want`` as written, or once the patch slots a loader
+    fills per boot (``derived`` false) are zero again, as they were written."""
+    import hashlib
+
+    if hashlib.sha256(buf).hexdigest() == want:
+        return True
+    unfilled = bytearray(buf)
+    slots = [s for s in m["patch_slots"] if not s["derived"]]
+    for s in slots:
+        end = s["offset"] + s["size"]
+        if end > len(unfilled):
+            return False
+        unfilled[s["offset"] : end] = bytes(s["size"])
+    return bool(slots) and hashlib.sha256(unfilled).hexdigest() == want
 
 
 def _cells_value(p: Prop | None) -> int | None:

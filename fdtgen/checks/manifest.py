@@ -14,6 +14,7 @@ import os
 import stat
 
 from fdtgen.errors import ManifestError
+from fdtgen.files import file_kind
 from fdtgen.manifest import Manifest, from_json
 from fdtgen.units import MiB, fmt_size
 
@@ -32,11 +33,19 @@ def load_manifest(path: str) -> Manifest:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):
             raise ManifestError(
-                path, "", "not a regular file (a manifest is a JSON file: fdtgen build --manifest)"
+                path,
+                "",
+                f"not a regular file ({file_kind(st.st_mode)}; "
+                "a manifest is a JSON file: fdtgen build --manifest)",
             )
         if st.st_size > MANIFEST_MAX_SIZE:
             raise ManifestError(path, "", f"{st.st_size} bytes is {too_big}")
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a path swapped for a FIFO since the stat cannot block the open
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ManifestError(path, "", "not a regular file")
+            os.set_blocking(fd, True)
             raw = f.read(MANIFEST_MAX_SIZE + 1)
     except OSError as e:
         raise ManifestError(path, "", f"cannot read manifest: {e.strerror or e}") from None

@@ -8,6 +8,7 @@ from fdtgen.cli.common import (
     add_boot_arguments,
     add_config_arguments,
     config_inputs,
+    input_paths,
     load_boot_config,
     write_all_atomic,
 )
@@ -31,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_boot_config(args)
     result = cfg.build()
+    # The DTB first, the manifest (which records the DTB's sha256) last: a kill
+    # between the renames leaves a new DTB beside an old manifest, which
+    # verify --manifest reports by that digest.
     outputs = [(args.output, result.blob)]
     if args.dts:
         from fdtgen.fdt.dts import to_dts
@@ -40,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
         from fdtgen.manifest import manifest_for, to_json
 
         outputs.append((args.manifest, to_json(manifest_for(result, config_inputs(args)))))
-    write_all_atomic(outputs)
+    write_all_atomic(outputs, input_paths(args, cfg))
     return 0

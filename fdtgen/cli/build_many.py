@@ -21,17 +21,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--initrd", metavar="FILE", help="initrd for every config that names none")
     p.add_argument("--template", help="template for every config that names none")
     p.add_argument("--no-manifest", action="store_true", help="write only the DTBs")
+    p.add_argument(
+        "--root",
+        metavar="DIR",
+        help="every kernel, initrd and template file a config names, and every output, "
+        "must resolve inside DIR",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from fdtgen.batch import build_items, items_from_dir, items_from_lines
+    from fdtgen.batch import (
+        build_items,
+        check_inside,
+        item_inputs,
+        items_from_dir,
+        items_from_lines,
+    )
     from fdtgen.cli.common import write_all_atomic
     from fdtgen.errors import OutputError
 
     items = list(items_from_lines(sys.stdin)) if args.source == "-" else items_from_dir(args.source)
+    if args.root is not None:  # before the command line's defaults join the configs' paths
+        check_inside(args.root, args.output_dir, "--output-dir")
+        for item in items:
+            for role, path in item_inputs(item):
+                if role != "config":  # the config files are the ones the command line named
+                    check_inside(args.root, path, f"{item.source}: {role}")
     defaults = {"kernel": args.kernel, "initrd": args.initrd, "template": args.template}
     defaults = {k: (os.path.abspath(v) if k != "template" else v) for k, v in defaults.items() if v}
     for item in items:  # command-line defaults fill what a config leaves out
@@ -48,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         files.append((os.path.join(args.output_dir, out.name + ".dtb"), out.dtb))
         if out.manifest is not None:
             files.append((os.path.join(args.output_dir, out.name + ".json"), out.manifest))
-    write_all_atomic(files, sync_each=False)
+    if args.root is not None:
+        for path, _ in files:
+            check_inside(args.root, path, "output")
+    inputs = [pair for item in items for pair in item_inputs(item)]
+    write_all_atomic(files, inputs, sync_each=False)
     print(f"built {len(outputs)} machines into {args.output_dir}", file=sys.stderr)
     return 0

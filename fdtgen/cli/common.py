@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fdtgen.errors import OutputError
+from fdtgen.units import MiB
+
+# A DTB read for dts, verify or diff: booting.rst caps a bootable one at 2 MiB;
+# the cap only stops a runaway read (/dev/zero, a disk image given by mistake).
+BLOB_MAX_SIZE = 64 * MiB
+MAX_BLOB_OPTION = "--max-blob-size"
 
 if TYPE_CHECKING:
     from fdtgen.boot.image import InputFile
@@ -93,97 +96,82 @@ def config_inputs(args: argparse.Namespace) -> list[InputFile]:
     return [input_file("config", args.config, read_bytes(args.config))]
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all (temp file + rename).
+def write_atomic(path: str, data: bytes, inputs: Sequence[tuple[str, str]] = ()) -> None:
+    """Write ``data`` to ``path`` whole or not at all (see :func:`write_all_atomic`)."""
+    write_all_atomic([(path, data)], inputs)
 
-    ``-`` writes to standard output.
+
+def write_all_atomic(
+    outputs: list[tuple[str, bytes]],
+    inputs: Sequence[tuple[str, str]] = (),
+    *,
+    sync_each: bool = True,
+) -> None:
+    """Write every output, or none, in the order given (:func:`fdtgen.files.write_outputs`).
+
+    A regular file (or a symlink to one) is replaced by a renamed temporary
+    file and keeps its permissions; a character device or FIFO is written in
+    place; ``-`` is standard output. Outputs naming the same file, or one of
+    the ``inputs`` (``(role, path)``), are refused before anything is written.
     """
-    write_all_atomic([(path, data)])
+    from fdtgen.files import write_outputs
+
+    write_outputs(outputs, inputs, sync_each=sync_each)
 
 
-def write_all_atomic(outputs: list[tuple[str, bytes]], *, sync_each: bool = True) -> None:
-    """Write every output, or none: all temp files are written and synced first,
-    then renamed into place; on any failure the temp files are removed.
+def input_paths(args: argparse.Namespace, cfg: Config | None = None) -> list[tuple[str, str]]:
+    """The files a command reads, as ``(role, path)``: no output may overwrite one."""
+    out = [("config", args.config)] if getattr(args, "config", None) else []
+    if cfg is not None:
+        for role in ("kernel", "initrd"):
+            value = getattr(cfg, role)
+            if isinstance(value, str):
+                out.append((role, value))
+        if "/" in cfg.template or cfg.template.endswith(".toml"):
+            out.append(("template", cfg.template))
+    return out
 
-    An output replacing an existing file keeps that file's permissions. ``-``
-    writes to standard output, last. With ``sync_each`` false (thousands of
-    files, as build-many writes), no temp file is synced on its own: one
-    ``os.sync()`` flushes them all before the renames, where a journal commit
-    per file would cost milliseconds each.
-    """
-    staged: list[tuple[str, str]] = []
-    to_stdout = [data for path, data in outputs if path == "-"]
+
+def add_blob_size_argument(p: argparse.ArgumentParser) -> None:
+    """``--max-blob-size SIZE``: the cap on a DTB read (default 64 MiB)."""
+    p.add_argument(
+        MAX_BLOB_OPTION,
+        metavar="SIZE",
+        type=_size,
+        help=f"refuse a DTB file larger than SIZE (default: {BLOB_MAX_SIZE >> 20}MiB)",
+    )
+
+
+def _size(text: str) -> int:
+    from fdtgen.units import parse_size
+
     try:
-        for path, data in outputs:
-            if path != "-":
-                staged.append((_stage(path, data, sync_each), path))
-        if staged and not sync_each:
-            os.sync()
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except BaseException as e:
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise OutputError(f"output: cannot write {e.filename!r}: {e.strerror}") from None
-        raise
-    for data in to_stdout:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        size = parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be positive")
+    return size
 
 
-def _stage(path: str, data: bytes, sync: bool = True) -> str:
-    """``data`` in a new temp file next to ``path`` (synced, unless not ``sync``);
-    returns its name."""
-    if os.path.isdir(path):
-        raise OutputError(f"output: {path!r} is a directory")
-    parent, name = os.path.split(path)
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except OSError:
-        mode = 0o644  # new files: rw-r--r-- less the umask
-    for attempt in range(100):
-        tmp = os.path.join(parent, f".{name}.{os.getpid()}.{attempt}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            break
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise OutputError(f"output: cannot write {path!r}: {e.strerror}") from None
-    else:
-        raise OutputError(f"output: cannot create a temporary file next to {path!r}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if sync:
-                os.fsync(f.fileno())
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise OutputError(f"output: cannot write {path!r}: {e.strerror}") from None
-    return tmp
-
-
-def load_blob(path: str) -> tuple[bytes, Blob]:
+def load_blob(path: str, max_size: int | None = None) -> tuple[bytes, Blob]:
     """Read and strictly parse the DTB at ``path`` (``-``: standard input).
+
+    The file must be a regular file of at most ``max_size`` bytes (default
+    :data:`BLOB_MAX_SIZE`); standard input is read up to that many bytes.
 
     Any problem is one :class:`BlobError` line; when the parser rejects a blob
     that libfdt's ``fdt_check_full`` accepts, the line says so.
     """
     from fdtgen.errors import BlobError
     from fdtgen.fdt.parse import parse_blob
+    from fdtgen.files import read_capped, read_regular
 
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-    except OSError as e:
-        raise BlobError(f"{path}: cannot read: {e.strerror}") from None
+    limit = max_size if max_size is not None else BLOB_MAX_SIZE
+    if path == "-":
+        data = read_capped(sys.stdin.buffer, "standard input", limit, BlobError, MAX_BLOB_OPTION)
+    else:
+        data = read_regular(path, path, limit, BlobError, MAX_BLOB_OPTION)
     try:
         return data, parse_blob(data)
     except BlobError as e:
@@ -209,12 +197,19 @@ def add_view_arguments(p: argparse.ArgumentParser, when: str = "") -> None:
     )
 
 
-def show_map(args: argparse.Namespace, rows: Sequence[Row], title: str, head: list[str]) -> None:
-    """Write the SVG if asked, then print ``head``, the table and the diagram as asked."""
+def show_map(
+    args: argparse.Namespace,
+    rows: Sequence[Row],
+    title: str,
+    head: list[str],
+    inputs: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Write the SVG if asked (never over one of ``inputs``), then print
+    ``head``, the table and the diagram as asked."""
     from fdtgen.pictures import diagram, svg, table
 
     if args.svg:
-        write_atomic(args.svg, svg(rows, title).encode())
+        write_atomic(args.svg, svg(rows, title).encode(), inputs)
         if args.svg == "-":
             return
     if args.diagram:  # the heading sits right on top of the picture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fdtgen.cli.common import add_config_arguments, write_atomic
+from fdtgen.cli.common import add_blob_size_argument, add_config_arguments, write_atomic
 from fdtgen.errors import UsageError
 
 HELP = "print the DTS of a machine config (or the embedded default), or of any DTB file"
@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o", "--output", default="-", metavar="DTS", help="output path (default: stdout)"
     )
+    add_blob_size_argument(p)
 
 
 def _is_blob_file(path: str | None) -> bool:
@@ -30,11 +31,19 @@ def _is_blob_file(path: str | None) -> bool:
 
     if path is None:
         return False
-    try:
-        with open(path, "rb") as f:
-            return is_blob(f.read(4))
+    import os
+    import stat
+
+    try:  # only a regular file is opened: a FIFO or a device is the config path's to report
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return is_blob(os.read(fd, 4))
+        finally:
+            os.close(fd)
     except OSError:
-        return False  # the config path reports the error
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,10 +57,11 @@ def run(args: argparse.Namespace) -> int:
         if given:
             option = given[0].replace("_", "-")
             raise UsageError(f"--{option}: machine options do not apply to a DTB ({args.config})")
-        _, blob = load_blob(args.config)
+        _, blob = load_blob(args.config, args.max_blob_size)
         text = to_dts(with_labels(blob.tree))
+        inputs = [("blob", args.config)]
     else:
-        from fdtgen.cli.common import load_boot_config
+        from fdtgen.cli.common import input_paths, load_boot_config
 
         # The tree fdtgen build writes: with the config's kernel, initrd and seeds.
         cfg = load_boot_config(args)
@@ -59,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
         if tree is None:
             raise RuntimeError("dts: the build kept no tree")  # build() always keeps it
         text = to_dts(tree)
+        inputs = input_paths(args, cfg)
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        write_atomic(args.output, text.encode())
+        write_atomic(args.output, text.encode(), inputs)
     return 0

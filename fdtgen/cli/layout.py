@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fdtgen.cli.common import load_boot_config
+    from fdtgen.cli.common import input_paths, load_boot_config
     from fdtgen.pictures import layout_rows
     from fdtgen.units import fmt_size
 
@@ -30,5 +30,5 @@ def run(args: argparse.Namespace) -> int:
     )
     if b.placement is not None:
         title += ", kernel placed"
-    show_map(args, layout_rows(lay, b.placement), title, [title])
+    show_map(args, layout_rows(lay, b.placement), title, [title], input_paths(args, cfg))
     return 0

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fdtgen.cli.common import add_config_arguments, load_config, write_all_atomic
+from fdtgen.cli.common import add_config_arguments, input_paths, load_config, write_all_atomic
 
 HELP = "boot a kernel under qemu with fdtgen's own device tree and placement"
 
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         if image is not None:
             outputs.append((str(work / "Image"), image))
-        write_all_atomic(outputs)
+        write_all_atomic(outputs, input_paths(args, cfg))
         argv = qemu.command(layout, loads(work), stub_base, ram_size, args.qemu_args, args.qemu)
         ok = True
         if args.print_only:

@@ -46,5 +46,6 @@ def run(args: argparse.Namespace) -> int:
     if t.source:
         head.append(f"source: {t.source}")
     head.append(f"max_vcpus {t.max_vcpus}, GICv{t.gic.version}, {t.uart.kind} console")
-    show_map(args, template_rows(t), title, head)
+    path_like = "/" in words[0] or words[0].endswith(".toml")
+    show_map(args, template_rows(t), title, head, [("template", words[0])] if path_like else [])
     return 0

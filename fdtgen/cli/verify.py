@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 
-from fdtgen.cli.common import load_blob
+from fdtgen.cli.common import add_blob_size_argument, load_blob
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH, MAX_ADDRESS_WIDTH
 
 HELP = "check DTBs against the format, the bindings and booting.rst (exit 1 on errors)"
@@ -68,6 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SPI",
         help="an SPI number several nodes may share (repeatable)",
     )
+    add_blob_size_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     for path in paths:
         try:
-            data, blob = load_blob(path)
+            data, blob = load_blob(path, args.max_blob_size)
         except BlobError as e:
             print(f"fdtgen: error: {e}", file=sys.stderr)
             unreadable += 1

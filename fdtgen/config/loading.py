@@ -10,6 +10,9 @@ from pydantic import ValidationError
 
 from fdtgen.config.model import Config
 from fdtgen.errors import ConfigError, parse_failure
+from fdtgen.units import MiB
+
+CONFIG_MAX_SIZE = 1 * MiB  # a config is a few hundred bytes; this stops a runaway read
 
 
 def validate(
@@ -55,12 +58,11 @@ def read_file(path: str) -> dict[str, Any]:
 
 
 def read_bytes(path: str) -> bytes:
-    """A config file's bytes (a config error if it cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
+    """A config file's bytes: a regular file of at most :data:`CONFIG_MAX_SIZE`
+    (anything else is a config error, raised before a byte is read)."""
+    from fdtgen.files import read_regular
+
+    return read_regular(path, path, CONFIG_MAX_SIZE, ConfigError, noun="config")
 
 
 def parse_file(raw: bytes, path: str) -> dict[str, Any]:

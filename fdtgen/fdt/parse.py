@@ -133,7 +133,13 @@ def parse_header(buf: bytes) -> Header:
         raise BlobError(f"header: expected at least 4 bytes for the magic, found {len(buf)}", 0)
     magic = _u32(buf, 0)
     if magic != FDT_MAGIC:
-        raise BlobError(f"magic: expected {FDT_MAGIC:#010x}, found {magic:#010x}", 0)
+        # The file's own bytes are not echoed: it may be anything (a key, /etc/shadow).
+        found = (
+            "it byte-swapped (a blob written little-endian)"
+            if magic == int.from_bytes(FDT_MAGIC.to_bytes(4, "big"), "little")
+            else "other bytes (not a flattened device tree)"
+        )
+        raise BlobError(f"magic: expected {FDT_MAGIC:#010x}, found {found}", 0)
     if len(buf) < V16_HEADER_SIZE:
         raise BlobError(f"header: expected at least {V16_HEADER_SIZE} bytes, found {len(buf)}", 0)
     version, last_comp = _u32(buf, 0x14), _u32(buf, 0x18)

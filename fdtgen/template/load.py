@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fdtgen.errors import IrqError, LayoutError, TemplateError, parse_failure, shown
+from fdtgen.files import file_kind, read_regular
 from fdtgen.irq import SPI_MAX, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address
 from fdtgen.spec import GICV3_REDIST_STRIDE, MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
@@ -68,9 +69,11 @@ from fdtgen.template.model import (
 from fdtgen.template.pci import MSI_STYLES, PCIE_COMPATIBLES, VIRTIO_TRANSPORTS, PcieSpec, bus_range
 from fdtgen.template.proofs import check_template
 from fdtgen.template.registry import DEVICE_KINDS, PL061, UART_KINDS
-from fdtgen.units import U32_MAX
+from fdtgen.units import U32_MAX, MiB
 
 T = TypeVar("T")
+
+TEMPLATE_MAX_SIZE = 1 * MiB  # a template file is a few KiB; this stops a runaway read
 
 
 def templates_dir() -> Traversable:
@@ -105,7 +108,10 @@ def load_template(name_or_path: str | os.PathLike[str]) -> Template:
                 f"template: {shown(name)}: cannot read: {e.strerror}", setting="template"
             ) from None
         if not stat.S_ISREG(st.st_mode):
-            raise TemplateError(f"template: {shown(name)}: not a file", setting="template")
+            raise TemplateError(
+                f"template: {shown(name)}: not a regular file ({file_kind(st.st_mode)})",
+                setting="template",
+            )
         return _load_file(str(resolved), st.st_size, st.st_mtime_ns)
     return _load_builtin(name)
 
@@ -126,11 +132,7 @@ def _load_builtin(name: str) -> Template:
 @lru_cache(maxsize=64)
 def _load_file(path: str, size: int, mtime_ns: int) -> Template:
     """The template file at ``path`` as of ``size`` and ``mtime_ns`` (the cache key)."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise TemplateError(f"{path}: cannot read template: {e.strerror}") from None
+    raw = read_regular(path, path, TEMPLATE_MAX_SIZE, TemplateError, noun="template")
     return _parsed(raw, path)
 
 
