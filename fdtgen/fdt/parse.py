@@ -130,10 +130,14 @@ def _u32(buf: bytes, off: int) -> int:
 def parse_header(buf: bytes) -> Header:
     """The header, checked against ``len(buf)`` (libfdt ``fdt_check_header``)."""
     if len(buf) < 4:
-        raise BlobError(f"header: expected at least 4 bytes for the magic, found {len(buf)}", 0)
+        raise BlobError(
+            f"header: expected at least 4 bytes for the magic {FDT_MAGIC:#010x}, found "
+            f"{len(buf)} (not a DTB)",
+            0,
+        )
     magic = _u32(buf, 0)
     if magic != FDT_MAGIC:
-        raise BlobError(f"magic: expected {FDT_MAGIC:#010x}, found {magic:#010x}", 0)
+        raise BlobError(f"magic: expected {FDT_MAGIC:#010x}, found {magic:#010x} (not a DTB)", 0)
     if len(buf) < V16_HEADER_SIZE:
         raise BlobError(f"header: expected at least {V16_HEADER_SIZE} bytes, found {len(buf)}", 0)
     version, last_comp = _u32(buf, 0x14), _u32(buf, 0x18)
