@@ -24,17 +24,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+_SNIFF = 4096  # bytes read to tell a DTB from a config
+
+
 def _is_blob_file(path: str | None) -> bool:
-    """Whether ``path`` is a file starting with the FDT magic ``0xd00dfeed``."""
+    """Whether ``path`` is a DTB (it starts with the FDT magic ``0xd00dfeed``).
+
+    A file that is neither a DTB nor possibly a config (empty, blank, or
+    binary and not named ``.toml``/``.json``) is refused here, rather than
+    read as an empty config that builds the default machine.
+    """
     from fdtgen.fdt.parse import is_blob
 
     if path is None:
         return False
     try:
         with open(path, "rb") as f:
-            return is_blob(f.read(4))
+            head = f.read(_SNIFF)
     except OSError:
         return False  # the config path reports the error
+    if is_blob(head):
+        return True
+    if not head.strip():
+        raise UsageError(
+            f"{path}: {'empty' if not head else 'blank'} file: expected a DTB (magic 0xd00dfeed) "
+            "or a TOML/JSON machine config"
+        )
+    if not path.lower().endswith((".toml", ".json")) and _binary(head):
+        word = int.from_bytes(head[:4].ljust(4, b"\0"), "big")
+        raise UsageError(
+            f"{path}: neither a DTB (first word {word:#010x}, not the magic 0xd00dfeed) "
+            "nor a TOML/JSON machine config (binary content)"
+        )
+    return False
+
+
+def _binary(head: bytes) -> bool:
+    """Whether ``head`` cannot be the start of a text file: a NUL, or not UTF-8
+    (a multi-byte character cut at the end of ``head`` is allowed)."""
+    if b"\0" in head:
+        return True
+    try:
+        head.decode()
+    except UnicodeDecodeError as e:
+        return e.start < len(head) - 3
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +82,11 @@ def run(args: argparse.Namespace) -> int:
         if given:
             option = given[0].replace("_", "-")
             raise UsageError(f"--{option}: machine options do not apply to a DTB ({args.config})")
+        from fdtgen.fdt.dts import header_notes
+
         _, blob = load_blob(args.config)
+        for note in header_notes(blob.tree):
+            print(f"fdtgen: note: {args.config}: {note}", file=sys.stderr)
         text = to_dts(with_labels(blob.tree))
     else:
         from fdtgen.cli.common import load_boot_config
