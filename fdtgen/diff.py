@@ -7,18 +7,21 @@ tree is ignored: string-table order and sharing, block order, padding,
 ``FDT_NOP`` tokens, header version, the order of properties and of sibling
 nodes, and the numbers chosen as phandles: a reference is compared by the node
 it points at (shown as ``&{/path}``), and a ``phandle`` property only by its
-presence.
+presence. References are the cells
+:func:`fdtgen.fdt.phandles.reference_cells` decodes (dtc's checks, Linux's
+supplier bindings, the CPU bindings); in any other property a cell that names
+the same node through another number is no change (:func:`_renumbered`).
 
-Nodes are matched by name; siblings left over on both sides that share a unit
-address (``pl011@9000000`` and ``serial@9000000``) are matched as a rename.
+Nodes are matched by name; siblings left over on both sides are paired as a
+rename when they are of the same kind and share the unit address or the name
+before it (:func:`_renames`). Everything is linear in the trees' sizes.
 Values are shown as DTS: strings, cells or bytes, as dtc would print them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fdtgen.fdt.dts import prop_value
 from fdtgen.fdt.phandles import NO_PHANDLE, phandle_paths, reference_cells
@@ -28,8 +31,7 @@ VALUE_LIMIT = 200  # characters of a rendered value before it is cut
 PHANDLE_PROPS = frozenset({"phandle", "linux,phandle"})
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One difference. ``kind`` is ``node-added``, ``node-removed``,
     ``node-renamed``, ``property-added``, ``property-removed``,
     ``property-changed``, ``memreserve`` or ``boot-cpuid-phys``; ``path`` is
@@ -296,6 +298,8 @@ def _reserve(entries: Sequence[tuple[int, int]]) -> str:
 def changes_json(changes: Sequence[Change], a: str, b: str, limit: int | None = None) -> str:
     """The changes as JSON: the first ``limit`` (all if ``None``), their total
     ``count`` and how many were ``omitted``."""
+    import json  # only --json needs it
+
     shown = changes if limit is None else changes[:limit]
     doc = {
         "a": a,

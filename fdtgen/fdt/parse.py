@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fdtgen.errors import BlobError
 from fdtgen.fdt.encode import (
@@ -65,8 +65,7 @@ _U32 = struct.Struct(">I")
 _PROP_HEAD = struct.Struct(">II")
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """The header fields (DT spec "Header"); ``size_dt_struct`` is ``None`` before v17."""
 
     totalsize: int
@@ -84,8 +83,7 @@ class Header:
         return HEADER_SIZE if self.version >= 17 else V16_HEADER_SIZE
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(NamedTuple):
     """One of the blob's blocks: ``[base, end)`` in blob offsets."""
 
     name: str
@@ -97,8 +95,7 @@ class Block:
         return self.base + self.size
 
 
-@dataclass(frozen=True, slots=True)
-class Blob:
+class Blob(NamedTuple):
     """A parsed blob: the tree plus what the encoding looked like.
 
     ``blocks`` lists the header and the three blocks by offset; ``nops`` counts

@@ -4,11 +4,12 @@ and the wider set bindings define (for diff and readable DTS)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fdtgen.fdt.tree import DeviceTree, Kind, Node, Prop, Ref, child_path
 
-# Consumer property -> the provider's cells property (dtc
+# Consumer property -> the provider's cells property (dtc checks.c,
+# dgibson/dtc 061c89ea064ecfbf760357980a77d204fb7fae7d,
 # WARNING_PROPERTY_PHANDLE_CELLS); msi-parent's #msi-cells is optional.
 PROVIDER_CELLS = {
     "clocks": "#clock-cells",
@@ -33,8 +34,7 @@ SINGLE_PHANDLE = frozenset({"interrupt-parent", "next-level-cache"})
 NO_PHANDLE = (0, 0xFFFF_FFFF)  # dtc: "a cell value 0 or -1 to skip over optional entries"
 
 
-@dataclass(frozen=True, slots=True)
-class PhandleUse:
+class PhandleUse(NamedTuple):
     """One phandle cell in a property: ``cell`` indexes the property's cells.
 
     ``target`` is the path of the node carrying that phandle, ``None`` if none
@@ -222,9 +222,11 @@ def _interrupt_map(ix: _Index, path: str, node: Node, cells: tuple[int, ...]) ->
 #   02ac5f9d6caec96071103f7c62b5117526e47b64, ``of_supplier_bindings``): the
 #   specifier lists ``interconnects``/``#interconnect-cells``,
 #   ``io-backends``, ``nvmem-cells``, ``access-controllers``, ``pses``; and the
-#   plain phandle lists ``extcon``, ``wakeup-parent``, ``pinctrl-N``, ``leds``,
+#   plain phandle lists ``extcon``, ``wakeup-parent``, ``pinctrl-N`` (it lists 0
+#   to 8; the pinctrl states go on), ``leds``,
 #   ``backlight``, ``panel``, ``post-init-providers``, ``power-supplies``,
-#   ``remote-endpoint`` and every ``*-supply``;
+#   ``remote-endpoint`` (one phandle, as dtc's checks.c ``get_remote_endpoint``
+#   reads it) and every ``*-supply``;
 # * ``assigned-clocks`` and ``assigned-clock-parents`` with the provider's
 #   ``#clock-cells`` (``drivers/clk/clk-conf.c``, torvalds/linux
 #   03844599e65c44a70c932e3e314ee89e23cb6dd3, ``of_parse_phandle_with_args``);
