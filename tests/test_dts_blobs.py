@@ -8,11 +8,17 @@ properties dtc's checks do not know.
 
 from __future__ import annotations
 
+import struct
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fdtgen.fdt.dts import header_notes, to_dts
+from fdtgen.fdt.encode import encode
 from fdtgen.fdt.parse import parse
 from fdtgen.fdt.phandles import with_labels
+from fdtgen.fdt.tree import DeviceTree, Node, Prop
 
 from .conftest import run_fdtgen as fdtgen
 from .test_diff import BOARD
@@ -117,3 +123,66 @@ def test_a_config_of_comments_only_is_still_a_config(tmp_path):
     path.write_text("# every default\n")
     r = fdtgen("dts", str(path))
     assert r.returncode == 0 and r.stdout.startswith("/dts-v1/;")
+
+
+# Reference-carrying properties a generated tree draws from: name -> how many
+# argument cells follow each phandle (clocks' provider has #clock-cells = <1>).
+# remote-endpoint stays in BOARD, inside the port nodes dtc's graph checks need.
+REFERENCES = {"clocks": 1, "pinctrl-0": 0, "vdd-supply": 0, "cpu-idle-states": 0, "cpu": 0}
+
+
+@st.composite
+def referencing_trees(draw: st.DrawFn) -> DeviceTree:
+    """Trees whose nodes carry explicit phandles and reference each other (the
+    root included) through dtc's and Linux's reference properties and a vendor
+    list, with reservations and a boot CPU the source may not imply."""
+    count = draw(st.integers(1, 12))
+    phandles = draw(
+        st.lists(st.integers(1, 0xFFFF_FFFE), min_size=count + 1, max_size=count + 1, unique=True)
+    )
+    root_has_phandle = draw(st.booleans())
+    targets = phandles[: count + 1] if root_has_phandle else phandles[1 : count + 1]
+    kids = []
+    for i in range(count):
+        props = [
+            Prop.cells("reg", i),
+            Prop.cells("phandle", phandles[i + 1]),
+            Prop.cells("#clock-cells", 1),
+        ]
+        for name in draw(st.lists(st.sampled_from(sorted(REFERENCES)), unique=True, max_size=3)):
+            refs = draw(st.lists(st.sampled_from(targets), min_size=1, max_size=3))
+            cells: list[int] = []
+            for ph in refs if name in ("clocks", "pinctrl-0") else refs[:1]:
+                cells += [ph] + [draw(st.integers(0, 9))] * REFERENCES[name]
+            props.append(Prop.cells(name, *cells))
+        if draw(st.booleans()):
+            props.append(Prop.cells("vendor,pins", 1, 2, draw(st.sampled_from(targets))))
+        kids.append(Node(f"n{i}@{i:x}", tuple(props)))
+    root_props = [Prop.cells("#address-cells", 1), Prop.cells("#size-cells", 0)]  # reg = <i>
+    if root_has_phandle:
+        root_props.append(Prop.cells("phandle", phandles[0]))
+    cpus = Node(
+        "cpus",
+        (Prop.cells("#address-cells", 1), Prop.cells("#size-cells", 0)),
+        (Node("cpu@100", (Prop.strings("device_type", "cpu"), Prop.cells("reg", 0x100))),),
+    )
+    bases = draw(st.lists(st.integers(0, 2**64 - 2), max_size=3))
+    reserve = [(base, draw(st.integers(1, 2**64 - base - 1))) for base in bases]
+    return DeviceTree(
+        Node("", tuple(root_props), (cpus, *kids)),
+        reserve=tuple(reserve),
+        boot_cpuid_phys=draw(st.sampled_from([None, 0, 0x100, 0x7FFF_FFFF])),
+    )
+
+
+@given(tree=referencing_trees())
+def test_generated_trees_print_dts_that_dtc_compiles_to_the_same_bytes(dtc, tree):
+    blob = encode(tree)
+    parsed = parse(blob)
+    text = to_dts(with_labels(parsed))
+    boot = struct.unpack_from(">I", blob, 0x1C)[0]
+    compiled, _ = dtc.run("-I", "dts", "-O", "dtb", "-b", str(boot), "-", data=text.encode())
+    assert compiled == blob
+    assert ("// boot_cpuid_phys" in text) == (boot != 0x100)
+    if parsed.root.prop("phandle") is not None:
+        assert "\n/ {\n" in text and ": / {" not in text
