@@ -237,7 +237,9 @@ def _match(a: Node, b: Node) -> list[tuple[str, str, Node, Node]]:
         renamed = _renames(left_a, [c for c in bn.children if c.name not in mine]) if left_a else {}
         below = []
         for c in an.children:
-            other = theirs.get(c.name) or renamed.get(c.name)
+            other = theirs.get(c.name)
+            if other is None:
+                other = renamed.get(c.name)
             if other is not None:
                 below.append((child_path(ap, c.name), child_path(bp, other.name), c, other))
         stack.extend(reversed(below))
