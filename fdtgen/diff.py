@@ -7,29 +7,31 @@ tree is ignored: string-table order and sharing, block order, padding,
 ``FDT_NOP`` tokens, header version, the order of properties and of sibling
 nodes, and the numbers chosen as phandles: a reference is compared by the node
 it points at (shown as ``&{/path}``), and a ``phandle`` property only by its
-presence.
+presence. References are the cells
+:func:`fdtgen.fdt.phandles.reference_cells` decodes (dtc's checks, Linux's
+supplier bindings, the CPU bindings); in any other property a cell that names
+the same node through another number is no change (:func:`_renumbered`).
 
-Nodes are matched by name; siblings left over on both sides that share a unit
-address (``pl011@9000000`` and ``serial@9000000``) are matched as a rename.
+Nodes are matched by name; siblings left over on both sides are paired as a
+rename when they are of the same kind and share the unit address or the name
+before it (:func:`_renames`). Everything is linear in the trees' sizes.
 Values are shown as DTS: strings, cells or bytes, as dtc would print them.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fdtgen.fdt.dts import prop_value
-from fdtgen.fdt.phandles import phandle_uses
-from fdtgen.fdt.tree import DeviceTree, Node, Prop, child_path
+from fdtgen.fdt.phandles import NO_PHANDLE, phandle_paths, reference_cells
+from fdtgen.fdt.tree import DeviceTree, Kind, Node, Prop, child_path
 
 VALUE_LIMIT = 200  # characters of a rendered value before it is cut
 PHANDLE_PROPS = frozenset({"phandle", "linux,phandle"})
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One difference. ``kind`` is ``node-added``, ``node-removed``,
     ``node-renamed``, ``property-added``, ``property-removed``,
     ``property-changed``, ``memreserve`` or ``boot-cpuid-phys``; ``path`` is
@@ -79,20 +81,17 @@ def _summary(node: Node) -> str:
     )
 
 
+# Properties whose numbers are never phandles, whatever they happen to equal.
+NUMERIC_PROPS = frozenset({"reg", "ranges", "dma-ranges", "interrupts"})
+
+
 class _Refs:
-    """Which cells of which properties are phandle references, and to what node."""
+    """One tree's phandle references: the cells bindings name
+    (:func:`fdtgen.fdt.phandles.reference_cells`) and every phandle's node."""
 
     def __init__(self, root: Node) -> None:
-        self.cells: dict[tuple[str, str], dict[int, str]] = {}
-        broken: set[tuple[str, str]] = set()
-        for u in phandle_uses(root):
-            key = (u.path, u.prop)
-            if u.target is None or u.problem:
-                broken.add(key)
-            else:
-                self.cells.setdefault(key, {})[u.cell] = u.target
-        for key in broken:
-            self.cells.pop(key, None)
+        self.cells = reference_cells(root)
+        self.paths = phandle_paths(root)
 
     def value(self, path: str, p: Prop, rename: dict[str, str]) -> object:
         """A comparable form of ``p``: references become the (renamed) target path."""
@@ -122,35 +121,136 @@ class _Refs:
         return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 3] + "..."
 
 
-def _match(
-    a: Node, b: Node, a_path: str, b_path: str, pairs: list[tuple[str, str, Node, Node]]
-) -> None:
-    """Pair up nodes: by name, then leftover siblings by a shared unit address."""
-    pairs.append((a_path, b_path, a, b))
-    theirs = {c.name: c for c in b.children}
-    left_a = [c for c in a.children if c.name not in theirs]
-    mine = {c.name for c in a.children}
-    left_b = [c for c in b.children if c.name not in mine]
-    by_unit: dict[str, list[Node]] = {}
-    for c in left_b:
-        unit = c.name.partition("@")[2]
-        if unit:
-            by_unit.setdefault(unit, []).append(c)
-    units_a = [c.name.partition("@")[2] for c in left_a]
-    for c in a.children:
-        other = theirs.get(c.name)
-        if other is None:
-            unit = c.name.partition("@")[2]
-            cands = by_unit.get(unit, []) if unit else []
-            if len(cands) == 1 and units_a.count(unit) == 1:
-                other = cands[0]
-        if other is not None:
-            _match(c, other, child_path(a_path, c.name), child_path(b_path, other.name), pairs)
+def _changed(
+    ap: str, p: Prop, bp: str, q: Prop, refs_a: _Refs, refs_b: _Refs, rename: dict[str, str]
+) -> bool:
+    """Whether ``p`` (at ``ap`` in ``a``) and ``q`` (at ``bp`` in ``b``) differ
+    for a kernel: known references by the node they name, anything else by
+    value, less cells that only renumber a reference (:func:`_renumbered`)."""
+    if (ap, p.name) in refs_a.cells or (bp, q.name) in refs_b.cells:
+        return refs_a.value(ap, p, rename) != refs_b.value(bp, q, {})
+    if p.name in PHANDLE_PROPS:
+        return False
+    return p.value != q.value and not _renumbered(p, q, refs_a, refs_b, rename)
+
+
+GROUP_LIMIT = 16  # cells in the largest tuple a vendor list repeats, for _renumbered
+
+
+def _renumbered(p: Prop, q: Prop, refs_a: _Refs, refs_b: _Refs, rename: dict[str, str]) -> bool:
+    """Whether ``p`` and ``q``, of a property no binding lists (a vendor pin
+    list, ``trip``, ``pm_qos``), differ only by renumbered references.
+
+    The value is read as tuples of ``size`` cells (``size`` dividing the
+    length, at most :data:`GROUP_LIMIT`) with a reference at one offset: every
+    differing cell must sit at that offset, and every cell at that offset, on
+    both sides, must name the same node (through ``rename``). So in
+    ``<1 2 3 &pcfg>, <1 3 3 &pcfg>`` a renumbered ``&pcfg`` passes, while an
+    edited pin number fails even when it happens to equal the new phandle of
+    the node the old number named: the untouched cells at its offset name
+    different nodes on the two sides."""
+    if (
+        len(p.value) != len(q.value)
+        or len(p.value) % 4
+        or p.name.startswith("#")
+        or p.name in NUMERIC_PROPS
+        or p.kind is Kind.STRINGS
+    ):
+        return False
+    xs, ys = p.as_cells(), q.as_cells()
+    differ = [i for i, (x, y) in enumerate(zip(xs, ys, strict=True)) if x != y]
+    n = len(xs)
+    for size in range(1, min(n, GROUP_LIMIT) + 1):
+        offset = differ[0] % size
+        if n % size or any(i % size != offset for i in differ):
+            continue
+        if all(_same_target(xs[i], ys[i], refs_a, refs_b, rename) for i in range(offset, n, size)):
+            return True
+    return False
+
+
+def _same_target(x: int, y: int, refs_a: _Refs, refs_b: _Refs, rename: dict[str, str]) -> bool:
+    ta, tb = refs_a.paths.get(x), refs_b.paths.get(y)
+    if ta is None or tb is None:
+        return x == y and x in NO_PHANDLE
+    return rename.get(ta, ta) == tb
+
+
+def _unit(name: str) -> str:
+    return name.partition("@")[2]
+
+
+def _base(name: str) -> str:
+    return name.partition("@")[0]
+
+
+def _kind(node: Node) -> bytes | None:
+    """What a node is, for matching renames: its compatible, else its device_type."""
+    for name in ("compatible", "device_type"):
+        p = node.prop(name)
+        if p is not None and p.value:
+            return p.value
+    return None
+
+
+def _renames(left_a: list[Node], left_b: list[Node]) -> dict[str, Node]:
+    """Leftover siblings paired as renames, by ``a``'s name.
+
+    A pair must be of the same kind (compatible, else device_type) and share
+    the unit address (``pl011@9000000`` -> ``serial@9000000``) or, failing
+    that, the name before the ``@`` (``memory@40000000`` -> ``memory@80000000``);
+    a key held by more than one leftover on either side pairs nothing. Nodes
+    of no kind are never paired: ``ethernet@1`` and ``usb-port@1`` share only
+    a number. Linear in the number of siblings."""
+    out: dict[str, Node] = {}
+    kinds_a = {c.name: _kind(c) for c in left_a}
+    kinds_b = {c.name: _kind(c) for c in left_b}
+    for part in (_unit, _base):
+        keys_a: dict[tuple[str, bytes], list[Node]] = {}
+        keys_b: dict[tuple[str, bytes], list[Node]] = {}
+        for side, kinds, keys in ((left_a, kinds_a, keys_a), (left_b, kinds_b, keys_b)):
+            for c in side:
+                kind, at = kinds[c.name], part(c.name)
+                if kind is not None and at:
+                    keys.setdefault((at, kind), []).append(c)
+        for key, mine in keys_a.items():
+            theirs = keys_b.get(key)
+            if theirs is not None and len(mine) == 1 and len(theirs) == 1:
+                out[mine[0].name] = theirs[0]
+        taken = {c.name for c in out.values()}
+        left_a = [c for c in left_a if c.name not in out]
+        left_b = [c for c in left_b if c.name not in taken]
+    return out
+
+
+def _match(a: Node, b: Node) -> list[tuple[str, str, Node, Node]]:
+    """Matched node pairs with their paths, ``a``'s pre-order: by name, then
+    leftover siblings as renames (:func:`_renames`)."""
+    pairs: list[tuple[str, str, Node, Node]] = []
+    stack = [("/", "/", a, b)]
+    while stack:
+        ap, bp, an, bn = stack.pop()
+        pairs.append((ap, bp, an, bn))
+        theirs = {c.name: c for c in bn.children}
+        mine = {c.name for c in an.children}
+        left_a = [c for c in an.children if c.name not in theirs]
+        renamed = _renames(left_a, [c for c in bn.children if c.name not in mine]) if left_a else {}
+        below = []
+        for c in an.children:
+            other = theirs.get(c.name)
+            if other is None:
+                other = renamed.get(c.name)
+            if other is not None:
+                below.append((child_path(ap, c.name), child_path(bp, other.name), c, other))
+        stack.extend(reversed(below))
+    return pairs
 
 
 def diff_trees(a: DeviceTree, b: DeviceTree) -> list[Change]:
     """The changes from ``a`` to ``b``: per matched node in ``a``'s order its
-    renames and property changes, then removed nodes, then added nodes."""
+    renames and property changes, then removed nodes, then added nodes.
+
+    Time and memory are linear in the two trees' sizes."""
     out: list[Change] = []
     if a.boot_cpuid() != b.boot_cpuid():
         out.append(
@@ -160,21 +260,20 @@ def diff_trees(a: DeviceTree, b: DeviceTree) -> list[Change]:
         out.append(
             Change("memreserve", "/memreserve/", "", _reserve(a.reserve), _reserve(b.reserve))
         )
-    pairs: list[tuple[str, str, Node, Node]] = []
-    _match(a.root, b.root, "/", "/", pairs)
+    pairs = _match(a.root, b.root)
     rename = {ap: bp for ap, bp, _, _ in pairs}
     matched_b = set(rename.values())
     refs_a, refs_b = _Refs(a.root), _Refs(b.root)
     for ap, bp, an, bn in pairs:
         if an.name != bn.name and ap != "/":
             out.append(Change("node-renamed", ap, "", an.name, bn.name))
-        theirs = {p.name: p for p in bn.props}
+        theirs = {q.name: q for q in bn.props}
         mine = {p.name for p in an.props}
         for p in an.props:
             q = theirs.get(p.name)
             if q is None:
                 out.append(Change("property-removed", ap, p.name, old=refs_a.render(ap, p)))
-            elif refs_a.value(ap, p, rename) != refs_b.value(bp, q, {}):
+            elif _changed(ap, p, bp, q, refs_a, refs_b, rename):
                 out.append(
                     Change(
                         "property-changed", ap, p.name, refs_a.render(ap, p), refs_b.render(bp, q)
@@ -198,11 +297,18 @@ def _reserve(entries: Sequence[tuple[int, int]]) -> str:
     return ", ".join(f"{base:#x} {size:#x}" for base, size in sorted(entries)) or "(none)"
 
 
-def changes_json(changes: Sequence[Change], a: str, b: str) -> str:
-    return (
-        json.dumps(
-            {"a": a, "b": b, "same": not changes, "changes": [c.as_dict() for c in changes]},
-            indent=2,
-        )
-        + "\n"
-    )
+def changes_json(changes: Sequence[Change], a: str, b: str, limit: int | None = None) -> str:
+    """The changes as JSON: the first ``limit`` (all if ``None``), their total
+    ``count`` and how many were ``omitted``."""
+    import json  # only --json needs it
+
+    shown = changes if limit is None else changes[:limit]
+    doc = {
+        "a": a,
+        "b": b,
+        "same": not changes,
+        "count": len(changes),
+        "omitted": len(changes) - len(shown),
+        "changes": [c.as_dict() for c in shown],
+    }
+    return json.dumps(doc, indent=2) + "\n"

@@ -217,7 +217,7 @@ def _rejects() -> list[object]:
         pytest.param(
             b"\xd0\x0d\xfe\xee" + ok[4:],
             0,
-            "magic: expected 0xd00dfeed, found other bytes (not a flattened device tree)",
+            "magic: expected 0xd00dfeed, found other bytes (not a DTB)",
             True,
             id="bad-magic",
         ),

@@ -25,8 +25,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_blob_size_argument(p)
 
 
+_SNIFF = 4096  # bytes read to tell a DTB from a config
+
+
 def _is_blob_file(path: str | None) -> bool:
-    """Whether ``path`` is a file starting with the FDT magic ``0xd00dfeed``."""
+    """Whether ``path`` is a DTB (it starts with the FDT magic ``0xd00dfeed``).
+
+    A file that is neither a DTB nor possibly a config (empty, blank, or
+    binary and not named ``.toml``/``.json``) is refused here, rather than
+    read as an empty config that builds the default machine.
+    """
     from fdtgen.fdt.parse import is_blob
 
     if path is None:
@@ -34,16 +42,43 @@ def _is_blob_file(path: str | None) -> bool:
     import os
     import stat
 
+    from fdtgen.errors import ConfigError
+
     try:  # only a regular file is opened: a FIFO or a device is the config path's to report
         if not stat.S_ISREG(os.stat(path).st_mode):
             return False
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            return is_blob(os.read(fd, 4))
+            head = os.read(fd, _SNIFF)
         finally:
             os.close(fd)
     except OSError:
-        return False
+        return False  # the config path reports the error
+    if is_blob(head):
+        return True
+    if not head.strip():
+        raise ConfigError(
+            f"{path}: {'empty' if not head else 'blank'} file: expected a DTB (magic 0xd00dfeed) "
+            "or a TOML/JSON machine config"
+        )
+    if not path.lower().endswith((".toml", ".json")) and _binary(head):
+        raise ConfigError(
+            f"{path}: neither a DTB (no magic 0xd00dfeed) nor a TOML/JSON machine config "
+            "(binary content)"
+        )
+    return False
+
+
+def _binary(head: bytes) -> bool:
+    """Whether ``head`` cannot be the start of a text file: a NUL, or not UTF-8
+    (a multi-byte character cut at the end of ``head`` is allowed)."""
+    if b"\0" in head:
+        return True
+    try:
+        head.decode()
+    except UnicodeDecodeError as e:
+        return e.start < len(head) - 3
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
         if given:
             option = given[0].replace("_", "-")
             raise UsageError(f"--{option}: machine options do not apply to a DTB ({args.config})")
+        from fdtgen.fdt.dts import header_notes
+
         _, blob = load_blob(args.config, args.max_blob_size)
+        for note in header_notes(blob.tree):
+            print(f"fdtgen: note: {args.config}: {note}", file=sys.stderr)
         text = to_dts(with_labels(blob.tree))
         inputs = [("blob", args.config)]
     else:

@@ -2,7 +2,16 @@
 
 Nodes that carry a phandle are written with a label, and references to them as
 ``&label``; the ``phandle`` property itself stays explicit so its position (and
-so the blob) does not depend on how dtc would assign one.
+so the blob) does not depend on how dtc would assign one. The root takes no
+label (dtc's grammar has none for ``/``): a reference to it is the path
+reference ``&{/}``.
+
+One header field has no DTS spelling: ``boot_cpuid_phys``. dtc derives it
+from the source unless given ``-b`` (dgibson/dtc ``livetree.c``
+6f8b28f496093156ae126b434ed753094943da03, ``guess_boot_cpuid``: the one-cell
+``reg`` of the first child of ``/cpus``, else 0); when the tree's value
+differs, :func:`header_notes` says so and :func:`to_dts` writes the note as a
+comment.
 """
 
 from __future__ import annotations
@@ -48,8 +57,26 @@ def prop_value(p: Prop) -> str | None:
     return "[" + " ".join(f"{b:02x}" for b in p.value) + "]"
 
 
+def header_notes(tree: DeviceTree) -> list[str]:
+    """What of ``tree`` its DTS cannot carry, one sentence each (none usually)."""
+    if tree.boot_cpuid_phys is None:
+        return []
+    derived = DeviceTree(tree.root).boot_cpuid()
+    if tree.boot_cpuid_phys == derived:
+        return []
+    return [
+        f"boot_cpuid_phys is {tree.boot_cpuid_phys:#x} in the header, which DTS cannot "
+        f"carry; dtc derives {derived:#x} from /cpus, so compile with "
+        f"dtc -b {tree.boot_cpuid_phys:#x} to keep it"
+    ]
+
+
 def to_dts(tree: DeviceTree) -> str:
     lines = ["/dts-v1/;", ""]
+    notes = header_notes(tree)
+    if notes:
+        lines.extend(f"// {note}" for note in notes)
+        lines.append("")
     for base, size in tree.reserve:
         lines.append(f"/memreserve/ {base:#018x} {size:#018x};")
     if tree.reserve:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fdtgen.errors import BlobError
 from fdtgen.fdt.encode import (
@@ -65,8 +65,7 @@ _U32 = struct.Struct(">I")
 _PROP_HEAD = struct.Struct(">II")
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """The header fields (DT spec "Header"); ``size_dt_struct`` is ``None`` before v17."""
 
     totalsize: int
@@ -84,8 +83,7 @@ class Header:
         return HEADER_SIZE if self.version >= 17 else V16_HEADER_SIZE
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(NamedTuple):
     """One of the blob's blocks: ``[base, end)`` in blob offsets."""
 
     name: str
@@ -97,8 +95,7 @@ class Block:
         return self.base + self.size
 
 
-@dataclass(frozen=True, slots=True)
-class Blob:
+class Blob(NamedTuple):
     """A parsed blob: the tree plus what the encoding looked like.
 
     ``blocks`` lists the header and the three blocks by offset; ``nops`` counts
@@ -130,16 +127,20 @@ def _u32(buf: bytes, off: int) -> int:
 def parse_header(buf: bytes) -> Header:
     """The header, checked against ``len(buf)`` (libfdt ``fdt_check_header``)."""
     if len(buf) < 4:
-        raise BlobError(f"header: expected at least 4 bytes for the magic, found {len(buf)}", 0)
+        raise BlobError(
+            f"header: expected at least 4 bytes for the magic {FDT_MAGIC:#010x}, found "
+            f"{len(buf)} (not a DTB)",
+            0,
+        )
     magic = _u32(buf, 0)
     if magic != FDT_MAGIC:
         # The file's own bytes are not echoed: it may be anything (a key, /etc/shadow).
         found = (
             "it byte-swapped (a blob written little-endian)"
             if magic == int.from_bytes(FDT_MAGIC.to_bytes(4, "big"), "little")
-            else "other bytes (not a flattened device tree)"
+            else "other bytes"
         )
-        raise BlobError(f"magic: expected {FDT_MAGIC:#010x}, found {found}", 0)
+        raise BlobError(f"magic: expected {FDT_MAGIC:#010x}, found {found} (not a DTB)", 0)
     if len(buf) < V16_HEADER_SIZE:
         raise BlobError(f"header: expected at least {V16_HEADER_SIZE} bytes, found {len(buf)}", 0)
     version, last_comp = _u32(buf, 0x14), _u32(buf, 0x18)

@@ -1,13 +1,15 @@
-"""Phandle references in a parsed tree (dtc checks.c), for verify and for readable DTS."""
+"""Phandle references in a parsed tree: dtc's checks (checks.c, for verify)
+and the wider set bindings define (for diff and readable DTS)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fdtgen.fdt.tree import DeviceTree, Kind, Node, Prop, Ref, child_path
 
-# Consumer property -> the provider's cells property (dtc
+# Consumer property -> the provider's cells property (dtc checks.c,
+# dgibson/dtc 061c89ea064ecfbf760357980a77d204fb7fae7d,
 # WARNING_PROPERTY_PHANDLE_CELLS); msi-parent's #msi-cells is optional.
 PROVIDER_CELLS = {
     "clocks": "#clock-cells",
@@ -32,8 +34,7 @@ SINGLE_PHANDLE = frozenset({"interrupt-parent", "next-level-cache"})
 NO_PHANDLE = (0, 0xFFFF_FFFF)  # dtc: "a cell value 0 or -1 to skip over optional entries"
 
 
-@dataclass(frozen=True, slots=True)
-class PhandleUse:
+class PhandleUse(NamedTuple):
     """One phandle cell in a property: ``cell`` indexes the property's cells.
 
     ``target`` is the path of the node carrying that phandle, ``None`` if none
@@ -214,6 +215,152 @@ def _interrupt_map(ix: _Index, path: str, node: Node, cells: tuple[int, ...]) ->
     return out
 
 
+# Beyond dtc's checks. dtc's list is what phandle_uses decodes; real trees
+# reference nodes through many more properties, and a tool that compares two
+# trees or prints one as source must know them. reference_cells adds, by name:
+# * the suppliers Linux's ``drivers/of/property.c`` links (torvalds/linux
+#   02ac5f9d6caec96071103f7c62b5117526e47b64, ``of_supplier_bindings``): the
+#   specifier lists ``interconnects``/``#interconnect-cells``,
+#   ``io-backends``, ``nvmem-cells``, ``access-controllers``, ``pses``; and the
+#   plain phandle lists ``extcon``, ``wakeup-parent``, ``pinctrl-N`` (it lists 0
+#   to 8; the pinctrl states go on), ``leds``,
+#   ``backlight``, ``panel``, ``post-init-providers``, ``power-supplies``,
+#   ``remote-endpoint`` (one phandle, as dtc's checks.c ``get_remote_endpoint``
+#   reads it) and every ``*-supply``;
+# * ``assigned-clocks`` and ``assigned-clock-parents`` with the provider's
+#   ``#clock-cells`` (``drivers/clk/clk-conf.c``, torvalds/linux
+#   03844599e65c44a70c932e3e314ee89e23cb6dd3, ``of_parse_phandle_with_args``);
+# * the phandle lists of the CPU bindings: ``cpu``, ``cpus``,
+#   ``cpu-idle-states`` (``Documentation/devicetree/bindings/arm/cpus.yaml``,
+#   torvalds/linux 0791faebfe750292a8a842b64795a390ca4a3b51: "List of phandles
+#   to idle state nodes"), ``operating-points-v2``, ``interrupt-affinity``,
+#   ``memory-region``.
+#
+# A plain list counts only when every cell names a node of the same tree;
+# otherwise the property is left as numbers. Properties no binding names
+# (vendor pin lists such as ``rockchip,pins``) are left to the caller's
+# comparison, which can test a cell against :func:`phandle_paths`.
+
+# Specifier lists: the provider's cells property, and whether a provider may
+# omit it (then the entry has no argument cells).
+LINUX_PROVIDER_CELLS: dict[str, tuple[str, bool]] = {
+    "interconnects": ("#interconnect-cells", False),
+    "io-backends": ("#io-backend-cells", False),
+    "nvmem-cells": ("#nvmem-cell-cells", True),
+    "access-controllers": ("#access-controller-cells", False),
+    "pses": ("#pse-cells", False),
+    "assigned-clocks": ("#clock-cells", False),
+    "assigned-clock-parents": ("#clock-cells", False),
+}
+PHANDLE_LISTS = frozenset(
+    {
+        "extcon",
+        "wakeup-parent",
+        "leds",
+        "backlight",
+        "panel",
+        "post-init-providers",
+        "power-supplies",
+        "remote-endpoint",
+        "cpu",
+        "cpus",
+        "cpu-idle-states",
+        "operating-points-v2",
+        "interrupt-affinity",
+        "memory-region",
+    }
+)
+_PINCTRL = re.compile(r"pinctrl-[0-9]+")
+
+Cells = dict[tuple[str, str], dict[int, str]]
+
+
+def phandle_targets(root: Node) -> dict[int, tuple[str, Node]]:
+    """Each phandle in the tree and the (first) node carrying it, with its path."""
+    out: dict[int, tuple[str, Node]] = {}
+    for path, node in root.walk():
+        ph = node_phandle(node)
+        if ph is not None and ph not in NO_PHANDLE:
+            out.setdefault(ph, (path, node))
+    return out
+
+
+def phandle_paths(root: Node) -> dict[int, str]:
+    """Each phandle in the tree and the path of the (first) node carrying it."""
+    return {ph: path for ph, (path, _) in phandle_targets(root).items()}
+
+
+def is_phandle_list(name: str) -> bool:
+    """Whether bindings define ``name`` as a list of bare phandles."""
+    return name in PHANDLE_LISTS or name.endswith("-supply") or bool(_PINCTRL.fullmatch(name))
+
+
+def reference_cells(root: Node) -> Cells:
+    """``(node path, property) -> {cell index: target path}`` for every property
+    whose references decode whole; a property with any cell that does not is
+    left out (it is compared as numbers)."""
+    targets = phandle_targets(root)
+    out: Cells = {}
+    broken: set[tuple[str, str]] = set()
+    for u in phandle_uses(root):
+        key = (u.path, u.prop)
+        if u.target is None or u.problem:
+            broken.add(key)
+        else:
+            out.setdefault(key, {})[u.cell] = u.target
+    for key in broken:
+        out.pop(key, None)
+    for path, node in root.walk():
+        for p in node.props:
+            if (path, p.name) in out or not p.value or len(p.value) % 4:
+                continue
+            if p.name in LINUX_PROVIDER_CELLS:
+                cells_name, optional = LINUX_PROVIDER_CELLS[p.name]
+                found = _specifiers(targets, p.as_cells(), cells_name, optional)
+            elif is_phandle_list(p.name):
+                found = _plain(targets, p.as_cells())
+            else:
+                continue
+            if found:
+                out[(path, p.name)] = found
+    return out
+
+
+def _plain(targets: dict[int, tuple[str, Node]], cells: tuple[int, ...]) -> dict[int, str] | None:
+    found = {}
+    for i, c in enumerate(cells):
+        target = targets.get(c)
+        if target is None:
+            return None
+        found[i] = target[0]
+    return found
+
+
+def _specifiers(
+    targets: dict[int, tuple[str, Node]], cells: tuple[int, ...], cells_name: str, optional: bool
+) -> dict[int, str] | None:
+    """``<&provider args...>...``; ``None`` unless every entry decodes."""
+    found: dict[int, str] = {}
+    i = 0
+    while i < len(cells):
+        if cells[i] in NO_PHANDLE:  # an empty entry (clk-conf.c: "skip empty (null) phandles")
+            i += 1
+            continue
+        target = targets.get(cells[i])
+        if target is None:
+            return None
+        path, node = target
+        n_prop = node.prop(cells_name)
+        if n_prop is None and not optional:
+            return None
+        n = int.from_bytes(n_prop.value, "big") if n_prop and len(n_prop.value) == 4 else 0
+        if i + 1 + n > len(cells):
+            return None
+        found[i] = path
+        i += 1 + n
+    return found
+
+
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -246,43 +393,45 @@ def with_labels(tree: DeviceTree) -> DeviceTree:
     if any(n > 1 for n in counts.values()):
         return tree
     labels: dict[str, str] = {}
-    by_phandle: dict[int, str] = {}
     used: set[str] = set()
+    next_n: dict[str, int] = {}  # per base, the first suffix not yet tried
     for path, node in root.walk():
         p = node.prop("phandle")
         if p is None or len(p.value) != 4:
             continue
-        v = int.from_bytes(p.value, "big")
-        base = _LABEL_BAD.sub("_", node.name or "root")
+        if path == "/":  # dtc takes no label on the root: refer to it by path
+            labels[path] = "{/}"
+            continue
+        base = _LABEL_BAD.sub("_", node.name)
         if base[0].isdigit():
             base = "n" + base
-        label, n = base, 1
+        n = next_n.get(base, 1)
+        label = base if n == 1 else f"{base}_{n}"
         while label in used:
             n += 1
             label = f"{base}_{n}"
+        next_n[base] = n + 1
         used.add(label)
         labels[path] = label
-        by_phandle[v] = label
-    refs: dict[tuple[str, str], set[int]] = {}
-    broken: set[tuple[str, str]] = set()
-    for use in phandle_uses(root):
-        key = (use.path, use.prop)
-        if use.problem or use.phandle not in by_phandle:
-            broken.add(key)
-        else:
-            refs.setdefault(key, set()).add(use.cell)
+    refs: dict[tuple[str, str], dict[int, str]] = {
+        key: cells
+        for key, cells in reference_cells(root).items()
+        if all(target in labels for target in cells.values())
+    }
 
     def rebuild(node: Node, path: str) -> Node:
         props = []
         for p in node.props:
             cells = refs.get((path, p.name))
-            if cells and (path, p.name) not in broken:
+            if cells:
                 items = tuple(
-                    Ref(by_phandle[c], c) if i in cells else c for i, c in enumerate(p.as_cells())
+                    Ref(labels[cells[i]], c) if i in cells else c
+                    for i, c in enumerate(p.as_cells())
                 )
                 p = Prop(p.name, p.value, Kind.CELLS, items)
             props.append(p)
         kids = tuple(rebuild(c, child_path(path, c.name)) for c in node.children)
-        return Node(node.name, tuple(props), kids, labels.get(path))
+        label = labels.get(path)
+        return Node(node.name, tuple(props), kids, None if path == "/" else label)
 
     return DeviceTree(rebuild(root, "/"), tree.reserve, tree.boot_cpuid_phys)
