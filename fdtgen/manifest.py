@@ -191,7 +191,12 @@ class GicEntry(TypedDict):
 
 @with_config(_STRICT)
 class Manifest(TypedDict):
-    """Where a loader puts kernel, initrd and DTB, and what the VMM must provide."""
+    """Where a loader puts kernel, initrd and DTB, and what the VMM must provide.
+
+    ``notes`` says where the placement left the template VMM's own choice
+    because it breaks booting.rst, and why (empty when it kept every one);
+    manifests written before it was recorded lack it.
+    """
 
     manifest_version: NotRequired[Annotated[int, Field(default=MANIFEST_VERSION)]]
     fdtgen_version: str
@@ -199,6 +204,14 @@ class Manifest(TypedDict):
     kernel: KernelEntry
     initrd: InitrdEntry | None
     dtb: DtbEntry
+    notes: NotRequired[
+        Annotated[
+            list[str],
+            Field(
+                description="where the placement differs from the VMM's own, and why (booting.rst)"
+            ),
+        ]
+    ]
     registers: RegistersEntry
     memory: list[Span]
     patch_slots: list[PatchSlotEntry]
@@ -269,6 +282,7 @@ def manifest_for(b: Build, extra_inputs: Sequence[InputFile] = ()) -> Manifest:
             "reserved": p.dtb.size,
             "sha256": hashlib.sha256(b.blob).hexdigest(),
         },
+        "notes": list(p.notes),
         "registers": {"x0": regs.x0, "x1": regs.x1, "x2": regs.x2, "x3": regs.x3, "pc": regs.pc},
         "memory": [{"address": r.base, "size": r.size} for r in layout.ram],
         "patch_slots": [

@@ -556,3 +556,57 @@ def test_reading_a_broken_manifest_names_the_file_the_key_and_the_rule(raw, key,
     assert (e.value.source, e.value.key, e.value.rule) == ("boot.json", key, rule)
     assert str(e.value) == ": ".join(p for p in ("boot.json", key, rule) if p)
     assert isinstance(e.value, FdtgenError)
+
+
+# -- placement notes ---------------------------------------------------------------------
+
+
+def test_a_vmm_placement_fdtgen_leaves_is_a_note_in_manifest_and_place(tmp_path):
+    # openvmm puts the DTB right after the kernel (dtb = "after-kernel"); the
+    # kernel ends inside a 2 MiB block, which booting.rst keeps for the DTB alone.
+    cfg = tmp_path / "vm.toml"
+    cfg.write_text('template = "openvmm"\nvirtio = 1\n')
+    man, out = tmp_path / "boot.json", tmp_path / "g.dtb"
+    args = (str(cfg), "--kernel", str(KERNEL))
+    r = fdtgen("build", *args, "-o", str(out), "--manifest", str(man))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(man.read_text())
+    k, dtb = doc["kernel"], doc["dtb"]["address"]
+    vmm = -(-(k["load_address"] + k["reserved"]) // 4096) * 4096  # the kernel's end, page up
+    assert vmm % (2 * MiB) and dtb == -(-vmm // (2 * MiB)) * (2 * MiB)
+    assert doc["notes"] == [
+        f"dtb: the VMM puts it right after the kernel at {vmm:#x}; fdtgen puts it at "
+        f"{dtb:#x}, the next 2 MiB block, which it shares with nothing (booting.rst)"
+    ]
+    jsonschema.validate(doc, schema(), cls=jsonschema.Draft202012Validator)
+    assert from_json(man.read_text())["notes"] == doc["notes"]
+    r = fdtgen("place", *args)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == f"note: {doc['notes'][0]}"
+    r = fdtgen("verify", str(out), "--manifest", str(man), "--no-dtc")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_placement_that_keeps_the_vmms_choices_has_no_notes(tmp_path):
+    doc = json.loads(to_json(manifest_for(real_build())))
+    assert doc["notes"] == []
+    r = fdtgen("place", "--kernel", str(KERNEL))
+    assert r.returncode == 0, r.stderr
+    assert not any(line.startswith("note:") for line in r.stdout.splitlines())
+
+
+def test_a_manifest_written_before_notes_is_still_read_and_verified(tmp_path):
+    man, out = tmp_path / "boot.json", tmp_path / "g.dtb"
+    r = fdtgen("build", "--kernel", str(KERNEL), "-o", str(out), "--manifest", str(man))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(man.read_text())
+    del doc["notes"]
+    man.write_text(json.dumps(doc))
+    assert "notes" not in from_json(man.read_text())
+    jsonschema.validate(doc, schema(), cls=jsonschema.Draft202012Validator)
+    r = fdtgen("verify", str(out), "--manifest", str(man), "--no-dtc")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc["notes"] = "dtb moved"  # a list of strings, not one
+    man.write_text(json.dumps(doc))
+    with pytest.raises(ManifestError, match="notes"):
+        from_json(man.read_text(), str(man))

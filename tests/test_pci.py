@@ -168,6 +168,135 @@ def test_the_bridge_sits_among_the_mmio_nodes_by_its_unit_address():
     assert re.fullmatch(r"virtio_mmio@a00[0-9a-f]{4}", names[-2])
 
 
+# -- the VMMs' bridges, as their own DT code writes them -------------------------
+
+# (template, node path, virtio-mmio transports to build with)
+VMM_BRIDGES = [
+    ("cloud-hypervisor", "/pci@30000000", 0),
+    ("crosvm", "/pci@10000", 0),
+    ("kvmtool", "/pci@40000000", 2),
+]
+GIC_PHANDLE, MSI_PHANDLE = 1, 3
+SPI, LEVEL_HIGH = 0, 4
+
+
+def vmm_bridge(name: str, path: str, virtio: int) -> tuple[bytes, dict[str, tuple[int, ...]]]:
+    b = build(Machine(template=name, vcpus=2, memory=512 * MiB, virtio=virtio))
+    node = b.tree.root.find(path)
+    assert node is not None, [c.name for c in b.tree.root.children]
+    cells = {}
+    for prop in node.props:
+        if prop.name not in ("compatible", "device_type"):
+            cells[prop.name] = prop.as_cells()
+    return b.blob, {"compatible": node.prop("compatible").as_strings(), **cells}  # type: ignore[union-attr, dict-item]
+
+
+@pytest.mark.parametrize("name, path, virtio", VMM_BRIDGES)
+def test_each_vmm_bridge_blob_round_trips_and_passes_libfdt_and_verify(name, path, virtio, dtc):
+    blob, _ = vmm_bridge(name, path, virtio)
+    buf = bytearray(blob)
+    assert libfdt.fdt_check_full(buf, len(buf)) == 0
+    again, warnings = dtc.dtb_to_dtb(blob)
+    assert again == blob and warnings == ""
+    assert verify(blob, Options(dtc=dtc.exe, template=load_template(name))) == []
+
+
+def test_the_cloud_hypervisor_bridge_is_segment_0_of_create_pci_nodes():
+    _, p = vmm_bridge(*VMM_BRIDGES[0])
+    assert p["compatible"] == ("pci-host-ecam-generic",)
+    assert p["reg"] == (0, 0x3000_0000, 0, 1 * MiB)  # one segment's ECAM: bus 0
+    assert p["bus-range"] == (0, 0)
+    assert p["ranges"] == (
+        0x0100_0000, 0, 0, 0, 0x0905_0000, 0, 0x1_0000,  # MEM_PCI_IO_START at I/O 0
+        0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0x2000_0000,  # MEM_32BIT_DEVICES
+    )  # fmt: skip
+    assert p["msi-map"] == (0, MSI_PHANDLE, 0, 0x100)  # bus 0's requester IDs
+    assert "interrupt-map" not in p and "msi-parent" not in p
+    assert p["linux,pci-domain"] == (0,)
+
+
+def test_the_crosvm_bridge_is_cam_with_a_row_per_device_slot():
+    _, p = vmm_bridge(*VMM_BRIDGES[1])
+    assert p["compatible"] == ("pci-host-cam-generic",)
+    assert p["reg"] == (0, 0x1_0000, 0, 16 * MiB) and p["bus-range"] == (0, 0)
+    assert p["ranges"] == (0x0200_0000, 0, 0x0200_0000, 0, 0x0200_0000, 0, 32 * MiB)
+    assert p["interrupt-map-mask"] == (0xF800, 0, 0, 7)
+    rows = p["interrupt-map"]
+    assert len(rows) == 28 * 10  # 3 child cells, pin, GIC phandle, 2 address cells, 3 cells
+    # Device i at 00:(i+1).0 raises INTA on SPI 4 + i, level-high (generate_pci_root).
+    assert [rows[i : i + 10] for i in range(0, len(rows), 10)] == [
+        ((slot << 11), 0, 0, 1, GIC_PHANDLE, 0, 0, SPI, 3 + slot, LEVEL_HIGH)
+        for slot in range(1, 29)
+    ]
+    assert "msi-map" not in p and "msi-parent" not in p  # no ITS without --gic-its
+
+
+def test_the_kvmtool_bridge_decodes_256_buses_for_bus_0_and_io_at_address_0():
+    _, p = vmm_bridge(*VMM_BRIDGES[2])
+    assert p["reg"] == (0, 0x4000_0000, 0, 256 * MiB) and p["bus-range"] == (0, 0)
+    assert p["ranges"] == (
+        0x0100_0000, 0, 0, 0, 0, 0, 0x1_0000,  # KVM_IOPORT_AREA
+        0x0200_0000, 0, 0x5000_0000, 0, 0x5000_0000, 0, 0x3000_0000,  # up to ARM_MEMORY_AREA
+    )  # fmt: skip
+    assert p["msi-map"] == (0, MSI_PHANDLE, 0, 0x100)
+    assert "interrupt-map" not in p  # virtio-mmio: no PCI device has a pin
+
+
+def test_cloud_hypervisor_and_crosvm_have_virtio_pci_only():
+    for name in ("cloud-hypervisor", "crosvm"):
+        t = load_template(name)
+        assert t.virtio_transport == "pci" and t.virtio.slots == 0
+    assert load_template("kvmtool").virtio_transport == "mmio"
+
+
+@pytest.mark.parametrize(
+    "template, changes, message",
+    [
+        pytest.param(
+            "kvmtool",
+            {'msi = "msi-map"': 'msi = "msi-parent"'},
+            r"pcie msi 'msi-parent' names the ITS, whose #msi-cells = <1> wants a DeviceID",
+            id="msi-parent-to-its",
+        ),
+        pytest.param(
+            "crosvm",
+            {"intx_slots = 28": "intx_slots = 32"},
+            r"intx_first_slot 1 \+ intx_slots 32: a per-slot map names 1 or more of the bus's "
+            r"device numbers 0..31",
+            id="per-slot-past-slot-31",
+        ),
+        pytest.param(
+            "crosvm",
+            {"first_spi = 4 ": "first_spi = 2 "},
+            r"SPI 2 \(INTID 34\) is wired to both",
+            id="per-slot-spi-taken",
+        ),
+        pytest.param(
+            "kvmtool",
+            {"config_end = 0x5000_0000": "config_end = 0x4008_0000"},
+            r"pcie config \[0x40000000, 0x40080000\) is 0x80000 bytes, but buses 0..0 take "
+            r"0x100000 .* in whole buses",
+            id="config-short-of-a-bus",
+        ),
+        pytest.param(
+            "kvmtool",
+            {'node_name = "pci"': 'node_name = "host"'},
+            r"pcie.node_name: 'host': expected one of pcie, pci",
+            id="node-name",
+        ),
+    ],
+)
+def test_a_vmm_bridge_that_breaks_a_proof_is_refused(tmp_path, template, changes, message):
+    text = (templates_dir() / f"{template}.toml").read_text()
+    for old, new in changes.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    with pytest.raises(FdtgenError, match=message):
+        load_template(str(path))
+
+
 # -- pci.* ---------------------------------------------------------------------
 
 T = QEMU_VIRT.tree

@@ -131,9 +131,10 @@ DOCUMENTED = {
             "uart0": (0x0900_0000, 0x1000),
             "rtc": (0x0901_0000, 0x1000),
             "gpio": (0x0902_0000, 0x1000),
-            "pci-io": (0x0905_0000, 0x1_0000),
-            "pci-mmio32": (0x1000_0000, 0x2000_0000),
-            "pci-ecam": (0x3000_0000, 256 * MiB),
+            "pcie-io": (0x0905_0000, 0x1_0000),  # MEM_PCI_IO_START
+            "pcie-mmio32": (0x1000_0000, 0x2000_0000),  # MEM_32BIT_DEVICES_START
+            "pcie-ecam": (0x3000_0000, 1 * MiB),  # segment 0 of PCI_MMCONFIG_START
+            "pci-ecam": (0x3010_0000, 255 * MiB),
             "dram": (0x4000_0000, 0xFC00_0000 - 0x4000_0000),
         },
         "holes": {"mem32-reserved": (0xFC00_0000, 0x0400_0000)},
@@ -145,7 +146,8 @@ DOCUMENTED = {
         "regions": {
             "uart0": (0x3F8, 8),
             "rtc": (0x2000, 0x1000),
-            "pci-cam": (0x1_0000, 16 * MiB),
+            "pcie-cam": (0x1_0000, 16 * MiB),  # AARCH64_PCI_CAM_BASE_DEFAULT
+            "pcie-mmio32": (0x0200_0000, 32 * MiB),  # AARCH64_PCI_MEM_BASE_DEFAULT
             "gic-dist": (0x4000_0000 - 0x1_0000, 0x1_0000),
             "vmwdt": (0x3000, 0x1000),
             "pvtime": (0x01FF_0000, 0x1_0000),
@@ -164,7 +166,9 @@ DOCUMENTED = {
             "flash": (0x0200_0000, 16 * MiB),
             "virtio": (0x0300_0000, 32 * 0x200),
             "gic-dist": (0x4000_0000 - 0x1_0000, 0x1_0000),
-            "pci-ecam": (0x4000_0000, 256 * MiB),
+            "pcie-ecam": (0x4000_0000, 256 * MiB),  # KVM_PCI_CFG_AREA
+            "pcie-io": (0, 64 * KiB),  # KVM_IOPORT_AREA
+            "pcie-mmio32": (0x5000_0000, 0x3000_0000),  # KVM_PCI_MMIO_AREA
             "dram": (0x8000_0000, 0x100_0000_0000 - 0x8000_0000),
         },
         "spis": {"uart0": 0, "serial1": 1, "serial3": 3, "virtio-0": 4},

@@ -64,6 +64,7 @@ def placement_table(b: Build, p: Placement, k: KernelImage) -> list[str]:
     for s in b.slots:
         fill = "derived from the entropy seed" if s.derived else "zero: fill per boot"
         lines.append(f"patch: {s.property} at DTB offset {s.offset:#x}, {s.size} bytes ({fill})")
+    lines += [f"note: {n}" for n in p.notes]
     return lines
 
 

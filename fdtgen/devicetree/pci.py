@@ -12,7 +12,7 @@ from fdtgen.fdt.tree import Cell, Node, Prop, reg_cells, unit_name
 from fdtgen.irq import CELL_TYPE_SPI, Trigger
 from fdtgen.layout import Layout
 from fdtgen.template.devices import GIC_REF, MSI_REF
-from fdtgen.template.pci import INTX_MAP_MASK, RID_SPACE, PcieSpec
+from fdtgen.template.pci import PcieSpec
 
 GIC_ADDRESS_CELLS = 2  # the GIC node's #address-cells: each map row's parent unit address
 SLOT_SHIFT = 11  # phys.hi "dddddfff" device bits 15:11
@@ -23,7 +23,6 @@ _BUS_CELLS = (
     Prop.cells("#size-cells", 2),
 )
 _INTX_CELLS = Prop.cells("#interrupt-cells", 1)
-_INTX_MASK = Prop.cells("interrupt-map-mask", *INTX_MAP_MASK)
 _DMA_COHERENT = Prop.empty("dma-coherent")
 
 
@@ -60,10 +59,11 @@ def pcie_node(layout: Layout) -> Node | None:
         _ranges(p),
     ]
     if p.first_spi is not None:
-        props += [_INTX_CELLS, _interrupt_map(p), _INTX_MASK]
+        props += [_INTX_CELLS, _interrupt_map(p), Prop.cells("interrupt-map-mask", *p.intx_mask)]
     if p.msi == "msi-map":
-        props.append(Prop.cells("msi-map", 0, MSI_REF, 0, RID_SPACE))  # every requester ID
+        rid, count = p.rids  # the bridge's requester IDs, mapped 1:1
+        props.append(Prop.cells("msi-map", rid, MSI_REF, rid, count))
     elif p.msi == "msi-parent":
         props.append(Prop.cells("msi-parent", MSI_REF))
     props += [_DMA_COHERENT, Prop.cells("linux,pci-domain", p.domain)]
-    return Node(unit_name("pcie", p.node_address), tuple(props))
+    return Node(unit_name(p.node_name, p.node_address), tuple(props))

@@ -38,7 +38,7 @@ PCIE = PcieSpec(
     first_spi=Spi(3),  # a15irqmap[VIRT_PCIE]
 )
 _COMPARED = ("compatible", "config", "bus_first", "bus_last", "io", "mmio32", "mmio64",
-             "prefetchable64", "first_spi")  # fmt: skip
+             "prefetchable64", "first_spi", "intx")  # fmt: skip
 
 
 def qemu_machine(t: Template) -> str:

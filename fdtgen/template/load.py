@@ -66,7 +66,17 @@ from fdtgen.template.model import (
     UartSpec,
     VirtioSpec,
 )
-from fdtgen.template.pci import MSI_STYLES, PCIE_COMPATIBLES, VIRTIO_TRANSPORTS, PcieSpec, bus_range
+from fdtgen.template.pci import (
+    INTX_SLOTS,
+    INTX_STYLES,
+    MSI_STYLES,
+    NODE_NAMES,
+    PCIE_COMPATIBLES,
+    SLOTS,
+    VIRTIO_TRANSPORTS,
+    PcieSpec,
+    bus_range,
+)
 from fdtgen.template.proofs import check_template
 from fdtgen.template.registry import DEVICE_KINDS, PL061, UART_KINDS
 from fdtgen.units import U32_MAX, MiB
@@ -347,6 +357,10 @@ def pcie_spec(r: Reader) -> PcieSpec:
         domain=r.get("domain", u32, 0),
         unit_address=r.get("unit_address", address, None),
         virtio=r.get("virtio", one_of(*VIRTIO_TRANSPORTS), "mmio"),
+        intx=r.get("intx", one_of(*INTX_STYLES), "swizzle"),
+        intx_first_slot=r.get("intx_first_slot", int_in(0, SLOTS - 1, "a device number"), 0),
+        intx_slots=r.get("intx_slots", int_in(1, SLOTS, "device numbers"), INTX_SLOTS),
+        node_name=r.get("node_name", one_of(*NODE_NAMES), "pcie"),
     )
     r.done()
     return spec

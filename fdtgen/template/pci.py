@@ -13,7 +13,10 @@ kvmtool and Cloud Hypervisor describe theirs); I/O space starts at PCI
 address 0. The legacy INTx lines use the swizzle QEMU's ``create_pcie_irq_map``
 writes (qemu/qemu 19bd6aaf hw/arm/virt.c): slot s, pin p (1 = INTA) raises SPI
 ``first_spi + (s + p - 1) % 4``, four slots by four pins under the mask
-``<0x1800 0 0 7>``.
+``<0x1800 0 0 7>``. A VMM that gives each device its own line instead (crosvm's
+``generate_pci_root``: device i at slot ``first_slot + i``, function 0, INTA,
+the next free SPI) has a ``per-slot`` map: one row per slot, under the mask
+``<0xf800 0 0 7>`` that keeps all five device bits.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ PCIE_COMPATIBLES = (ECAM, CAM)
 BUS_CONFIG_SIZE = {ECAM: 1 * MiB, CAM: 64 * KiB}
 BUS_MAX = 255  # pci-bus-common.yaml bus-range "maximum: 255"
 MSI_STYLES = ("msi-map", "msi-parent", "none")  # how the bridge names its MSI controller
+NODE_NAMES = ("pcie", "pci")  # pci-bus-common.yaml $nodename: "^pcie?@"
 VIRTIO_TRANSPORTS = ("mmio", "pci", "both")  # which transports the VMM's virtio devices use
 PCI_IO_LIMIT = 16 * MiB  # arm64 asm/memory.h PCI_IO_SIZE: the I/O space Linux maps
 MEM32_LIMIT = 4 * GiB  # a 32-bit memory window (space code 10) ends below 4 GiB
@@ -46,6 +50,9 @@ PREFETCHABLE = 0x4000_0000  # p
 INTX_SLOTS = 4  # interrupt-map rows cover slots 0..3 (the mask keeps slot bits 11-12)
 INTX_PINS = 4  # INTA..INTD
 INTX_MAP_MASK = (0x1800, 0, 0, 7)  # create_pcie_irq_map: "devfn (PCI_SLOT(3))", "PCI irq"
+INTX_STYLES = ("swizzle", "per-slot")  # 4 x 4 rows, or one INTA row per slot
+PER_SLOT_MASK = (0xF800, 0, 0, 7)  # every device bit (phys.hi 15:11) and the pin
+SLOTS = 32  # device numbers 0..31 on a bus (phys.hi "ddddd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +70,11 @@ class PcieSpec:
     ``virtio`` is the transport the VMM's virtio devices use: ``mmio``,
     ``pci`` or ``both``. INTx lines are level-sensitive (PCI Local Bus
     "INTx# ... level sensitive"), so every row is level-high; the node is
-    always ``dma-coherent``, as every VMM's virtual bridge is.
+    always ``dma-coherent``, as every VMM's virtual bridge is. ``intx`` is the
+    ``interrupt-map`` style: ``swizzle`` (four slots by four pins) or
+    ``per-slot`` (``intx_slots`` rows from ``intx_first_slot``, INTA of each on
+    its own SPI). ``node_name`` is ``pcie`` or ``pci``. The ``msi-map`` covers
+    the requester IDs of the buses in ``bus-range``, 256 per bus, 1:1.
     """
 
     compatible: str
@@ -79,6 +90,10 @@ class PcieSpec:
     domain: int = 0
     unit_address: int | None = None
     virtio: str = "mmio"
+    intx: str = "swizzle"
+    intx_first_slot: int = 0
+    intx_slots: int = INTX_SLOTS
+    node_name: str = "pcie"
 
     @property
     def buses(self) -> int:
@@ -111,16 +126,30 @@ class PcieSpec:
             *(Region(tag, r) for tag, _, r in self.windows()),
         )
 
+    @property
+    def intx_mask(self) -> tuple[int, int, int, int]:
+        return PER_SLOT_MASK if self.intx == "per-slot" else INTX_MAP_MASK
+
+    @property
+    def rids(self) -> tuple[int, int]:
+        """``(first, count)``: the requester IDs of the bridge's buses (bus << 8 | devfn)."""
+        return self.bus_first << 8, self.buses << 8
+
     def intx_spis(self) -> tuple[Spi, ...]:
         if self.first_spi is None:
             return ()
-        return tuple(Spi(self.first_spi.number + i) for i in range(INTX_PINS))
+        lines = self.intx_slots if self.intx == "per-slot" else INTX_PINS
+        return tuple(Spi(self.first_spi.number + i) for i in range(lines))
 
     def intx_rows(self) -> tuple[tuple[int, int, Spi], ...]:
         """``(slot, pin, SPI)`` of every interrupt-map row, slot-major (QEMU's order)."""
         if self.first_spi is None:
             return ()
         first = self.first_spi.number
+        if self.intx == "per-slot":
+            return tuple(
+                (self.intx_first_slot + i, 1, Spi(first + i)) for i in range(self.intx_slots)
+            )
         return tuple(
             (slot, pin, Spi(first + (slot + pin - 1) % INTX_PINS))
             for slot in range(INTX_SLOTS)
@@ -138,20 +167,27 @@ def bus_range(v: Any) -> tuple[int, int]:
     return first, last
 
 
-def check_pcie(p: PcieSpec, where: str, msi_controller: bool, virtio_slots: int) -> None:
+def check_pcie(
+    p: PcieSpec, where: str, msi_controller: bool, virtio_slots: int, its: bool = False
+) -> None:
     """The PCIe proofs beyond the pinned-region ones (no overlap, alignment).
+
+    ``its``: the MSI controller the bridge names is a GICv3 ITS (``#msi-cells = <1>``).
 
     Raises :class:`LayoutError` naming the key, its value and the rule.
     """
     w = f"{where}: pcie"
     if p.compatible not in PCIE_COMPATIBLES:
         raise LayoutError(f"{w} compatible {p.compatible!r} is not one of {PCIE_COMPATIBLES}")
-    need = p.buses * BUS_CONFIG_SIZE[p.compatible]
-    if p.config.size != need:
+    per_bus = BUS_CONFIG_SIZE[p.compatible]
+    need = p.buses * per_bus
+    # host-generic-pci.yaml ties reg's base to the first bus and sets no upper size:
+    # crosvm and kvmtool decode 256 buses' space and say bus-range <0 0>.
+    if p.config.size < need or p.config.size % per_bus:
         raise LayoutError(
             f"{w} config {p.config} is {p.config.size:#x} bytes, but buses "
             f"{p.bus_first}..{p.bus_last} take {need:#x} ({p.buses} x "
-            f"{BUS_CONFIG_SIZE[p.compatible]:#x}, host-generic-pci.yaml)"
+            f"{per_bus:#x}, host-generic-pci.yaml), in whole buses"
         )
     if p.mmio32 is None:
         raise LayoutError(
@@ -168,11 +204,28 @@ def check_pcie(p: PcieSpec, where: str, msi_controller: bool, virtio_slots: int)
             f"{w} io {p.io} is {p.io.size:#x} bytes, more than the {PCI_IO_LIMIT:#x} of I/O "
             "space arm64 Linux maps (PCI_IO_SIZE)"
         )
+    if p.intx not in INTX_STYLES:
+        raise LayoutError(f"{w} intx {p.intx!r} is not one of {', '.join(INTX_STYLES)}")
+    last_slot = p.intx_first_slot + p.intx_slots - 1
+    slots_ok = p.intx_slots >= 1 and 0 <= p.intx_first_slot <= last_slot < SLOTS
+    if p.intx == "per-slot" and not slots_ok:
+        raise LayoutError(
+            f"{w} intx_first_slot {p.intx_first_slot} + intx_slots {p.intx_slots}: a per-slot "
+            f"map names 1 or more of the bus's device numbers 0..{SLOTS - 1}"
+        )
+    if p.node_name not in NODE_NAMES:
+        raise LayoutError(f"{w} node_name {p.node_name!r} is not one of {', '.join(NODE_NAMES)}")
     if p.msi not in MSI_STYLES:
         raise LayoutError(f"{w} msi {p.msi!r} is not one of {', '.join(MSI_STYLES)}")
     if p.msi != "none" and not msi_controller:
         raise LayoutError(
             f"{w} msi {p.msi!r} names the MSI controller, but the gic has no its or v2m"
+        )
+    if p.msi == "msi-parent" and its:
+        raise LayoutError(
+            f"{w} msi 'msi-parent' names the ITS, whose #msi-cells = <1> wants a DeviceID "
+            "cell no bridge-wide msi-parent can give; use 'msi-map' (pci-msi.txt: a "
+            "requester ID becomes the msi-specifier)"
         )
     if p.virtio not in VIRTIO_TRANSPORTS:
         raise LayoutError(f"{w} virtio {p.virtio!r} is not one of {', '.join(VIRTIO_TRANSPORTS)}")

@@ -103,7 +103,7 @@ def check_template(t: Template) -> None:
     _check_gic(t, where)
     if t.pcie is not None:
         msi = t.gic.its is not None or t.gic.v2m is not None
-        check_pcie(t.pcie, where, msi, t.virtio.slots)
+        check_pcie(t.pcie, where, msi, t.virtio.slots, its=t.gic.its is not None)
     for rule in t.rules:
         lo, hi = by_tag.get(rule.lower), by_tag.get(rule.upper)
         if lo is None or hi is None:
