@@ -105,9 +105,10 @@ def cpus_node(layout: Layout, topo: Topology | None = None) -> Node:
     add = cpus.append
     for i in range(layout.vcpus):
         reg = ((i >> 12) & 0xFF) << 16 | ((i >> 4) & 0xFF) << 8 | (i & 0xF)
-        props = (_CPU_TYPE, compatible, new(Prop, ("reg", _PACK1(reg), CELLS, (reg,))), _PSCI_ENABLE)
+        cell = new(Prop, ("reg", _PACK1(reg), CELLS, (reg,)))
+        props = (_CPU_TYPE, compatible, cell, _PSCI_ENABLE)
         if topo is None:
-            add(new(Node, ("cpu@%x" % reg, props, (), None)))
+            add(new(Node, (f"cpu@{reg:x}", props, (), None)))
             continue
         ref = cpu_ref(i)
         phandle = Prop.cells("phandle", ref.phandle)

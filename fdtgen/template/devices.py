@@ -269,4 +269,4 @@ def virtio_mmio_node(k: DeviceKind, d: Wired, t: Template) -> Node:
         )
     if t.virtio.dma_coherent:
         props += (_DMA_COHERENT,)
-    return new(Node, ("%s@%x" % (k.node_name, base), props, (), None))
+    return new(Node, (f"{k.node_name}@{base:x}", props, (), None))
