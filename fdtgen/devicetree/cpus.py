@@ -101,7 +101,7 @@ def cpus_node(layout: Layout, topo: Topology | None = None) -> Node:
     """``/cpus``: a node per vCPU, ``reg`` its :func:`mpidr` (inlined here, with the
     nodes and ``reg`` made as the tuples they are: a machine has up to 4096)."""
     compatible = Prop.strings("compatible", layout.template.cpu_compatible)
-    cpus = []
+    cpus: list[Node] = []
     add = cpus.append
     for i in range(layout.vcpus):
         reg = ((i >> 12) & 0xFF) << 16 | ((i >> 4) & 0xFF) << 8 | (i & 0xF)
