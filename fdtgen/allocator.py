@@ -208,7 +208,9 @@ class Allocator:
             free.take(got)
             placed.append(Placed(got, d.tag, d.placement.value))
 
-        todo = {p: [d for d in self._dynamic if d.placement is p] for p in Placement}
+        todo: dict[Placement, list[_Dynamic]] = {p: [] for p in Placement}
+        for d in self._dynamic:
+            todo[d.placement].append(d)
         for p in (Placement.BELOW_4G, Placement.ABOVE_4G):
             # By alignment, then size, both descending; the sort is stable,
             # even reversed, so equal requests keep the caller's order.

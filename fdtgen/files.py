@@ -141,17 +141,39 @@ class Target:
     char_device: bool = False
 
 
-def target(path: str) -> Target:
-    """How ``path`` is written; an :class:`OutputError` if it cannot be."""
+def target(path: str, parents: dict[str, str] | None = None) -> Target:
+    """How ``path`` is written; an :class:`OutputError` if it cannot be.
+
+    ``parents`` keeps each directory's real path across the calls of one write
+    (build-many writes thousands of files into one directory): a path whose
+    last part is no symlink is that real path joined with its name, found by
+    one ``lstat`` rather than ``realpath``'s one per component.
+    """
     if path == "-":
         return Target(path, "stdout", path, None)
-    real = os.path.realpath(path)
+    head, name = os.path.split(path)
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
-        return Target(path, "atomic", real, real)  # a new file (or a dangling link's target)
+        st = None
     except OSError as e:
         raise OutputError(f"output: cannot write {path!r}: {e.strerror}") from None
+    if name in ("", ".", "..") or (st is not None and stat.S_ISLNK(st.st_mode)):
+        real = os.path.realpath(path)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise OutputError(f"output: cannot write {path!r}: {e.strerror}") from None
+    else:
+        parents = {} if parents is None else parents
+        top = parents.get(head)
+        if top is None:
+            top = parents[head] = os.path.realpath(head or ".")
+        real = os.path.join(top, name)
+    if st is None:
+        return Target(path, "atomic", real, real)  # a new file (or a dangling link's target)
     ident = (st.st_dev, st.st_ino)
     if stat.S_ISREG(st.st_mode):
         return Target(path, "atomic", real, ident)
@@ -218,7 +240,8 @@ def write_outputs(
     outputs written, in the order given. A failure removes the temporary files
     not yet renamed. A replaced file keeps its permissions.
     """
-    targets = [target(path) for path, _ in outputs]
+    parents: dict[str, str] = {}
+    targets = [target(path, parents) for path, _ in outputs]
     check_targets(targets, inputs)
     for parent in sorted({os.path.dirname(t.real) for t in targets if t.how == "atomic"}):
         remove_stale_temps(parent or ".")
@@ -263,12 +286,13 @@ def _write_direct(path: str, data: bytes) -> None:
 def _stage(t: Target, data: bytes, sync: bool) -> str:
     """``data`` in a new temporary file beside ``t.real``; returns its name."""
     parent, name = os.path.split(t.real)
-    try:
-        mode = os.stat(t.real).st_mode & 0o7777
-    except OSError:
-        mode = 0o644  # new files: rw-r--r-- less the umask
+    mode = 0o644  # new files: rw-r--r-- less the umask
+    if t.ident != t.real:  # it existed when classified: keep its permissions
+        with contextlib.suppress(OSError):
+            mode = os.stat(t.real).st_mode & 0o7777
+    pid = os.getpid()
     for attempt in range(100):
-        tmp = os.path.join(parent, f".{name[:160]}.fdtgen-{os.getpid()}-{attempt}.tmp")
+        tmp = os.path.join(parent, f".{name[:160]}.fdtgen-{pid}-{attempt}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
             break
@@ -279,11 +303,14 @@ def _stage(t: Target, data: bytes, sync: bool) -> str:
     else:
         raise OutputError(f"output: cannot create a temporary file next to {t.path!r}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             if sync:
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

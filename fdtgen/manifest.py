@@ -32,7 +32,7 @@ from typing_extensions import TypedDict  # pydantic reads only this one on Pytho
 from fdtgen.boot.image import InputFile
 from fdtgen.devicetree.machine import default_cmdline
 from fdtgen.errors import ConfigError, ManifestError
-from fdtgen.irq import Trigger
+from fdtgen.irq import SPI_INTID_BASE, Trigger
 from fdtgen.pipeline import Build
 from fdtgen.ranges import by_address
 from fdtgen.spec import FDT_MAX_SIZE
@@ -257,7 +257,7 @@ def manifest_for(b: Build, extra_inputs: Sequence[InputFile] = ()) -> Manifest:
                 "address": d.range.base,
                 "size": d.range.size,
                 "spi": None if spi is None else spi.number,
-                "intid": None if spi is None else spi.intid.value,
+                "intid": None if spi is None else spi.number + SPI_INTID_BASE,  # Spi.intid
                 "trigger": None if spi is None else _TRIGGER_LABELS[d.trigger],
             }
         )

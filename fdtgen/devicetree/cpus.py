@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fdtgen.devicetree.gic import ppi_cells
 from fdtgen.errors import ConfigError
-from fdtgen.fdt.tree import Node, Prop, Ref, unit_name
+from fdtgen.fdt.tree import CELLS, PACK_CELLS, Node, Prop, Ref, new, unit_name
 from fdtgen.layout import Layout
 from fdtgen.template.devices import Phandle
 from fdtgen.template.model import Template
@@ -25,6 +25,7 @@ _CPU_TYPE = Prop.strings("device_type", "cpu")
 _PSCI_ENABLE = Prop.strings("enable-method", "psci")
 _CPUS_CELLS = (Prop.cells("#address-cells", 1), Prop.cells("#size-cells", 0))
 _ALWAYS_ON = Prop.empty("always-on")
+_PACK1 = PACK_CELLS[1]
 
 
 def cpu_ref(index: int) -> Ref:
@@ -97,19 +98,23 @@ def cpu_map_node(topo: Topology) -> Node:
 
 
 def cpus_node(layout: Layout, topo: Topology | None = None) -> Node:
+    """``/cpus``: a node per vCPU, ``reg`` its :func:`mpidr` (inlined here, with the
+    nodes and ``reg`` made as the tuples they are: a machine has up to 4096)."""
     compatible = Prop.strings("compatible", layout.template.cpu_compatible)
-    cpus = []
+    cpus: list[Node] = []
+    add = cpus.append
     for i in range(layout.vcpus):
-        reg = mpidr(i)
-        props = (_CPU_TYPE, compatible, Prop.cells("reg", reg), _PSCI_ENABLE)
+        reg = ((i >> 12) & 0xFF) << 16 | ((i >> 4) & 0xFF) << 8 | (i & 0xF)
+        cell = new(Prop, ("reg", _PACK1(reg), CELLS, (reg,)))
+        props = (_CPU_TYPE, compatible, cell, _PSCI_ENABLE)
         if topo is None:
-            cpus.append(Node(unit_name("cpu", reg), props))
+            add(new(Node, (f"cpu@{reg:x}", props, (), None)))
             continue
         ref = cpu_ref(i)
         phandle = Prop.cells("phandle", ref.phandle)
-        cpus.append(Node(unit_name("cpu", reg), (*props, phandle), label=ref.label))
+        add(Node(unit_name("cpu", reg), (*props, phandle), label=ref.label))
     if topo is not None:
-        cpus.append(cpu_map_node(topo))
+        add(cpu_map_node(topo))
     return Node("cpus", _CPUS_CELLS, tuple(cpus))
 
 

@@ -17,6 +17,7 @@ The CPU-side nodes are built in :mod:`fdtgen.devicetree.cpus`, the GIC in
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -147,13 +148,14 @@ def mmio_nodes(layout: Layout) -> list[Node]:
     t = layout.template
     kinds = layout_kinds(t)
     mmio = [(layout.gic_dist.base, gic_node(layout))]
-    mmio.extend(
-        (d.range.base, kinds[d.kind].build(d, t)) for d in (*layout.devices, *layout.unwired)
-    )
+    add = mmio.append
+    for d in (*layout.devices, *layout.unwired):
+        k = kinds[d.kind]
+        add((d.range.base, k.node(k, d, t)))
     pcie = pcie_node(layout)
     if pcie is not None and t.pcie is not None:
-        mmio.append((t.pcie.node_address, pcie))
-    mmio.sort(key=lambda item: item[0])
+        add((t.pcie.node_address, pcie))
+    mmio.sort(key=itemgetter(0))  # addresses are distinct: no two nodes compare
     return [node for _, node in mmio]
 
 

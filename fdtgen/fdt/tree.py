@@ -49,9 +49,18 @@ class Ref(NamedTuple):
 Cell = int | Ref
 
 _EMPTY, _STRINGS, _CELLS, _U64, _BYTES = Kind.EMPTY, Kind.STRINGS, Kind.CELLS, Kind.U64, Kind.BYTES
+CELLS = _CELLS
 _tuple = tuple.__new__
 # Packers for the common cell counts; longer values take struct's own format cache.
 _PACK32 = tuple(struct.Struct(f">{n}I").pack for n in range(17))
+
+# Loops that make a node per vCPU or per virtio transport build their nodes and
+# properties as ``new(Node, (name, props, (), None))`` and
+# ``new(Prop, (name, PACK_CELLS[n](*cells), CELLS, cells))``: the same tuples,
+# without the generated ``__new__`` or the class methods' frames. They pass
+# cells known to fit (a struct.error otherwise, never a wrong blob).
+new = tuple.__new__
+PACK_CELLS = _PACK32
 _PACK64 = tuple(struct.Struct(f">{n}Q").pack for n in range(5))
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from fdtgen.fdt.tree import Node, Prop, Ref, reg_cells, unit_name
+from fdtgen.fdt.tree import CELLS, PACK_CELLS, Node, Prop, Ref, new, reg_cells, unit_name
 from fdtgen.irq import CELL_TYPE_SPI, Spi, Trigger, gic_cells
 from fdtgen.ranges import Range
 from fdtgen.template.model import DeviceSpec, Template
@@ -151,6 +151,7 @@ _PL011_CLOCKS = (
 _APB_CLOCK = (Prop.cells("clocks", CLOCK_REF), Prop.strings("clock-names", "apb_pclk"))
 _NS16550_CLOCK = Prop.cells("clock-frequency", NS16550_CLOCK_HZ)
 _DMA_COHERENT = Prop.empty("dma-coherent")
+_PACK3, _PACK4 = PACK_CELLS[3], PACK_CELLS[4]
 
 
 def pl011_node(k: DeviceKind, d: Wired, t: Template) -> Node:
@@ -249,14 +250,23 @@ def virtio_mmio_node(k: DeviceKind, d: Wired, t: Template) -> Node:
     """One virtio-mmio transport (virtio/mmio.yaml); ``dma-coherent`` if the template says so.
 
     A machine has up to 32 of these, more nodes than of any other kind, so
-    ``reg`` and ``interrupts`` are written out here rather than through
-    :func:`reg_prop` and :func:`interrupts`.
+    ``reg`` (2 + 2 cells), ``interrupts`` and the node are made as the tuples
+    they are (:data:`fdtgen.fdt.tree.new`), each value in one pack. A
+    template's ranges fit 64 bits and its SPIs and triggers a cell each.
     """
-    base, size = d.range.base, d.range.size
-    reg = Prop.cells("reg", base >> 32, base & U32_MAX, size >> 32, size & U32_MAX)  # 2 + 2 cells
-    props: tuple[Prop, ...] = (k.compatible_prop, reg)
-    if d.spi is not None:
-        props += (Prop.cells("interrupts", CELL_TYPE_SPI, d.spi.number, d.trigger),)
+    r, spi = d.range, d.spi
+    base, size = r.base, r.size
+    reg = (base >> 32, base & U32_MAX, size >> 32, size & U32_MAX)
+    props: tuple[Prop, ...]
+    if spi is None:
+        props = (k.compatible_prop, new(Prop, ("reg", _PACK4(*reg), CELLS, reg)))
+    else:
+        irq = (CELL_TYPE_SPI, spi.number, d.trigger)
+        props = (
+            k.compatible_prop,
+            new(Prop, ("reg", _PACK4(*reg), CELLS, reg)),
+            new(Prop, ("interrupts", _PACK3(*irq), CELLS, irq)),
+        )
     if t.virtio.dma_coherent:
         props += (_DMA_COHERENT,)
-    return Node(unit_name(k.node_name, base), props)
+    return new(Node, (f"{k.node_name}@{base:x}", props, (), None))
