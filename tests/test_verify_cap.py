@@ -8,9 +8,13 @@ closed after its last kept finding by one line with the exact number left out.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fdtgen.checks import Finding, Options, counts, verify
 from fdtgen.checks.finding import Findings
+from fdtgen.checks.index import Region
+from fdtgen.checks.pci import _region_spans, _window_overlaps
 from fdtgen.fdt.encode import encode
 from fdtgen.fdt.tree import DeviceTree, Node, Prop
 
@@ -163,3 +167,53 @@ def test_the_cli_prints_the_count_and_all_prints_every_finding(tmp_path):
     r = fdtgen("verify", "--no-dtc", "--all", str(path))
     assert sum(": interrupts.shared: " in line for line in r.stdout.splitlines()) == n
     assert "more interrupts.shared" not in r.stdout
+
+
+def _sweep(path: str, windows, regions) -> list[Finding]:  # type: ignore[no-untyped-def]
+    """The host-window overlap sweep as it was: every range, every host, one pass."""
+    spans = [(b, e, f"{path} ranges entry {n}") for b, e, n in windows]
+    spans += [(r.base, r.end, f"{r.path} reg entry {r.index}") for r in regions]
+    spans.sort()
+    out = []
+    reach, reach_what = -1, ""
+    mine = f"{path} ranges"
+    for base, end, what in spans:
+        if base < reach and (what.startswith(mine) or reach_what.startswith(mine)):
+            value = f"[{base:#x}, {end:#x})"
+            out.append(
+                Finding("pci.window", path, "ranges", value, f"{what} overlaps {reach_what}")
+            )
+        if end > reach:
+            reach, reach_what = end, what
+    return out
+
+
+class _Regions:
+    def __init__(self, regions: list[Region]) -> None:
+        self._regions = regions
+
+    def regions(self) -> list[Region]:
+        return self._regions
+
+    def enabled(self, path: str) -> bool:
+        return True
+
+
+@given(st.data())
+def test_window_overlaps_are_the_full_sweeps_counted_past_the_cap(data):
+    def span():  # type: ignore[no-untyped-def]
+        base = data.draw(st.integers(0, 40)) * 0x100
+        return base, base + data.draw(st.integers(1, 12)) * 0x100
+
+    regions = []
+    for i in range(data.draw(st.integers(0, 25))):
+        base, end = span()
+        regions.append(Region(f"/d{i % 7}", i, base, end - base, "device"))
+    windows = [(*span(), n) for n in range(data.draw(st.integers(0, 5)))]
+    full = _sweep("/pcie@0", windows, regions)
+    spans = _region_spans(_Regions(regions))  # type: ignore[arg-type]
+    for cap in (None, 0, 1, 3):
+        out = Findings(cap)
+        _window_overlaps("/pcie@0", windows, spans, out)
+        assert list(out) == full[: len(out)] and len(out) == min(len(full), out.cap)
+        assert out.counted.get("pci.window", 0) == len(full)

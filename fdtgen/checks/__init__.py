@@ -142,7 +142,7 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
     reference_findings(index, out)
     interrupt_findings(index, options.shared_spis, out)
     region_findings(index, options.address_bits, out)
-    out.merge(pci_findings(index, options.address_bits))
+    pci_findings(index, options.address_bits, out)
     if options.template is not None:
         from fdtgen.checks.template import template_findings
 

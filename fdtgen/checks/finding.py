@@ -133,6 +133,12 @@ class Findings(list[Finding]):
         n = self.counted[rule] = self.counted.get(rule, 0) + 1
         return n <= self.cap
 
+    def wanted(self, rule: str, n: int) -> int:
+        """Count ``n`` more findings of ``rule``; how many of them (the first) to build."""
+        before = self.counted.get(rule, 0)
+        self.counted[rule] = before + n
+        return max(0, min(n, self.cap - before))
+
     def add(self, finding: Finding) -> None:
         """Count ``finding`` and keep it if its rule is under the cap."""
         if self.wants(finding.rule):
