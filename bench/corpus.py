@@ -5,7 +5,7 @@
 The targets:
 
 * corpus: ``fdtgen.checks.verify`` over every DTB Debian's generic arm64
-  kernel ships (tests/bootkit/debian.py fetches them), in one process, dtc's
+  kernel ships (fdtgen/debian/kit.py dtbs() fetches them), in one process, dtc's
   checks left out, <= 5x ``dtc -I dtb -O dts`` run once per blob;
 * one reg: a 16 KB blob whose one node has a 1,000-entry ``reg`` of one range
   (every entry overlapping every other): <= 2 s and <= 200 MB;
@@ -170,7 +170,7 @@ def main() -> int:
             checks.append((f"{name} <= 2 s, 200 MB", ok, f"{dt:.2f} s, {rss / 2**20:.0f} MB"))
 
     sys.path.insert(0, str(ROOT))
-    from tests.bootkit import debian
+    from fdtgen.debian import kit as debian
 
     paths = debian.dtbs().paths()
     blobs = [p.read_bytes() for p in paths]

@@ -40,10 +40,10 @@ imported only with a manifest, so verifying a blob alone never imports pydantic.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fdtgen.checks.finding import ERROR, NOTE, SEVERITIES, WARNING, Finding
+from fdtgen.checks.finding import ERROR, NOTE, SEVERITIES, WARNING, Finding, Findings
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
 
 if TYPE_CHECKING:
@@ -136,22 +136,22 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
         raise ValueError(f"profile {options.profile!r} is not one of {PROFILES}")
     index = TreeIndex(blob.tree)
     profile = profile_of(index) if options.profile == "auto" else options.profile
-    out: list[Finding] = []
-    out += structure_findings(blob, buf, libfdt=options.libfdt, dtc=options.dtc)
-    out += binding_findings(index)
-    out += reference_findings(index)
-    out += interrupt_findings(index, options.shared_spis)
-    out += region_findings(index, options.address_bits)
-    out += pci_findings(index, options.address_bits)
+    out = Findings(options.cap)
+    structure_findings(blob, buf, libfdt=options.libfdt, dtc=options.dtc, out=out)
+    out.merge(binding_findings(index))
+    reference_findings(index, out)
+    interrupt_findings(index, options.shared_spis, out)
+    region_findings(index, options.address_bits, out)
+    pci_findings(index, options.address_bits, out)
     if options.template is not None:
         from fdtgen.checks.template import template_findings
 
-        out += template_findings(index, options.template)
+        out.merge(template_findings(index, options.template))
     if options.manifest is not None:
         from fdtgen.checks.boot import boot_findings
 
-        out += boot_findings(index, blob, options.manifest, buf)
-    return _capped(_judged(out, index, profile), options.cap)
+        out.merge(boot_findings(index, blob, options.manifest, buf))
+    return _capped(_judged(out, index, profile), out.counted, options.cap)
 
 
 def profile_of(index: TreeIndex) -> str:
@@ -175,51 +175,52 @@ def _judged(found: list[Finding], index: TreeIndex, profile: str) -> list[Findin
     """Severities for ``profile``, and a disabled node's findings as notes
     (DT spec "status": the kernel never probes it)."""
     out = []
+    judge: dict[str, str | None] = {}  # rule -> its severity in this profile
     for f in found:
-        severity: str | None = f.severity
-        if profile == "board":
-            key = max(
-                (
-                    k
-                    for k in BOARD_SEVERITY
-                    if f.rule == k or (k.endswith(".") and f.rule.startswith(k))
-                ),
-                key=len,
-                default=None,
+        if f.rule in judge:
+            severity = judge[f.rule]
+        else:
+            severity = judge[f.rule] = (
+                _board_severity(f.rule, f.severity) if profile == "board" else f.severity
             )
-            if key is not None:
-                severity = BOARD_SEVERITY[key]
         if severity is None:
             continue
-        if f.path in index.nodes and not index.enabled(f.path):
+        if severity != NOTE and f.path in index.disabled and f.path in index.nodes:
             severity = NOTE
-        out.append(f if severity == f.severity else replace(f, severity=severity))
+        out.append(f if severity == f.severity else _with_severity(f, severity))
     return out
 
 
-def _capped(found: list[Finding], cap: int | None) -> list[Finding]:
-    """The first ``cap`` findings of each rule, each capped rule closed by a
-    finding counting what was left out (its ``omitted``)."""
+def _board_severity(rule: str, severity: str) -> str | None:
+    """``rule``'s severity on a board: what the longest matching key of
+    :data:`BOARD_SEVERITY` says, else ``severity`` as it is."""
+    key = max(
+        (k for k in BOARD_SEVERITY if rule == k or (k.endswith(".") and rule.startswith(k))),
+        key=len,
+        default=None,
+    )
+    return severity if key is None else BOARD_SEVERITY[key]
+
+
+def _with_severity(f: Finding, severity: str) -> Finding:
+    return Finding(f.rule, f.path, f.prop, f.value, f.message, severity, f.omitted)
+
+
+def _capped(found: list[Finding], counted: dict[str, int], cap: int | None) -> list[Finding]:
+    """``found`` (at most ``cap`` findings of each rule, ``counted`` the number
+    each rule reported), each capped rule closed after its last kept finding
+    by one counting what was left out (its ``omitted``)."""
     if cap is None:
         return found
-    seen: dict[str, int] = {}
-    kept: list[Finding] = []
-    last: dict[str, int] = {}
-    for f in found:
-        n = seen[f.rule] = seen.get(f.rule, 0) + 1
-        if n <= cap:
-            kept.append(f)
-            last[f.rule] = len(kept) - 1
-    closing = {
-        last[rule]: Finding(rule, "/", "", "", f"{n - cap} more", omitted=n - cap)
-        for rule, n in seen.items()
-        if n > cap
-    }
+    last = {f.rule: i for i, f in enumerate(found) if counted.get(f.rule, 0) > cap}
+    closing = {i: rule for rule, i in last.items()}
     out: list[Finding] = []
-    for i, f in enumerate(kept):
+    for i, f in enumerate(found):
         out.append(f)
-        if i in closing:
-            out.append(closing[i])
+        rule = closing.get(i)
+        if rule is not None:
+            n = counted[rule] - cap
+            out.append(Finding(rule, "/", "", "", f"{n} more", omitted=n))
     return out
 
 

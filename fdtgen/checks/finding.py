@@ -11,11 +11,19 @@ Every finding has a severity:
 
 A rule's severity is the one :data:`SEVERITY` lists for it (the longest
 listed prefix of its id decides), unless the rule module chose one itself.
+
+Rules report into one :class:`Findings` per verify, which keeps the first
+``cap`` findings of each rule and only counts the rest: a rule asks
+:meth:`Findings.wants` before it builds a finding, so a blob with a hundred
+thousand overlapping ranges costs a hundred thousand counts, not a hundred
+thousand formatted messages.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 ERROR = "error"
@@ -103,3 +111,40 @@ class Finding:
         if self.omitted:
             out["omitted"] = self.omitted
         return out
+
+
+class Findings(list[Finding]):
+    """The findings of one verify, in report order, at most ``cap`` per rule.
+
+    A rule calls :meth:`wants` with its id before building a finding and
+    appends the finding only when told to; every call is counted in
+    ``counted`` (rule id to the number of findings the rule reported), so
+    what the cap leaves out is known exactly without being built. ``cap``
+    ``None`` keeps everything. :meth:`add` and :meth:`merge` do the same for
+    findings that are already built."""
+
+    def __init__(self, cap: int | None = None) -> None:
+        super().__init__()
+        self.cap = sys.maxsize if cap is None else cap
+        self.counted: dict[str, int] = {}
+
+    def wants(self, rule: str) -> bool:
+        """Count one more finding of ``rule``; whether it is to be built and appended."""
+        n = self.counted[rule] = self.counted.get(rule, 0) + 1
+        return n <= self.cap
+
+    def wanted(self, rule: str, n: int) -> int:
+        """Count ``n`` more findings of ``rule``; how many of them (the first) to build."""
+        before = self.counted.get(rule, 0)
+        self.counted[rule] = before + n
+        return max(0, min(n, self.cap - before))
+
+    def add(self, finding: Finding) -> None:
+        """Count ``finding`` and keep it if its rule is under the cap."""
+        if self.wants(finding.rule):
+            self.append(finding)
+
+    def merge(self, found: Iterable[Finding]) -> None:
+        """:meth:`add` each of ``found``, in order."""
+        for f in found:
+            self.add(f)

@@ -115,11 +115,20 @@ class TreeIndex:
         self.order: list[str] = []
         self.by_phandle: dict[int, str] = {}
         self.disabled: set[str] = set()
-        for path, node in tree.root.walk():
+        self._compatible_paths: list[str] = []  # nodes with a compatible, in tree order
+        stack = [("/", tree.root)]  # pre-order, iteratively: a walk per level costs depth
+        while stack:
+            path, node = stack.pop()
             self.nodes[path] = node
             self.order.append(path)
-            for c in node.children:
-                self.parents[child_path(path, c.name)] = path
+            if node.children:
+                base = "" if path == "/" else path
+                kids = [(f"{base}/{c.name}", c) for c in node.children]
+                for kid, _ in kids:
+                    self.parents[kid] = path
+                stack += reversed(kids)
+            if node.prop("compatible") is not None:
+                self._compatible_paths.append(path)
             ph = node_phandle(node)
             if ph is not None:
                 self.by_phandle.setdefault(ph, path)
@@ -167,7 +176,7 @@ class TreeIndex:
 
     def with_compatible(self, names: frozenset[str] | set[str]) -> list[str]:
         """Paths of the nodes compatible with any of ``names``, in tree order."""
-        return [p for p in self.order if any(c in names for c in self.compatible(p))]
+        return [p for p in self._compatible_paths if any(c in names for c in self.compatible(p))]
 
     def reg(self, path: str) -> list[tuple[int, int]] | None:
         """The node's ``reg`` as (base, size) in its parent's address space."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fdtgen.checks.finding import Finding
+from fdtgen.checks.finding import Finding, Findings
 from fdtgen.checks.index import TreeIndex, is_interrupt_provider, show, show_specifier
 from fdtgen.fdt.tree import Prop
 from fdtgen.irq import PPI_INTID_BASE, PPI_MAX, SPI_INTID_BASE, SPI_MAX, Trigger
@@ -24,32 +24,40 @@ ESPI_INTID_BASE = 4096  # INTID 4096..5119
 EPPI_MAX = 63  # extended PPIs 0..63
 EPPI_INTID_BASE = 1056  # INTID 1056..1119
 
+# Specifier type cell -> (name, largest number, first INTID), per GIC version.
+_GICV2_LIMITS = {0: ("SPI", SPI_MAX, SPI_INTID_BASE), 1: ("PPI", PPI_MAX, PPI_INTID_BASE)}
+_GICV3_LIMITS = _GICV2_LIMITS | {
+    2: ("extended SPI", ESPI_MAX, ESPI_INTID_BASE),
+    3: ("extended PPI", EPPI_MAX, EPPI_INTID_BASE),
+}
 
-def interrupt_findings(index: TreeIndex, shared: frozenset[int] = frozenset()) -> list[Finding]:
+
+def interrupt_findings(
+    index: TreeIndex, shared: frozenset[int] = frozenset(), out: Findings | None = None
+) -> list[Finding]:
     """Every ``interrupts`` decodes against its controller; GIC specifiers use a
     valid type, a number in the binding's range and (for SPIs) a trigger the GIC
     accepts (Linux ``gic_set_type``: level-high or edge-rising); no SPI that an
     enabled node uses, directly or through an interrupt nexus, is wired to a
-    second enabled node unless listed in ``shared``."""
-    out: list[Finding] = []
+    second enabled node unless listed in ``shared``. Reported into ``out`` (a
+    new :class:`Findings` when ``None``), which is returned."""
+    if out is None:
+        out = Findings()
     owners: dict[tuple[str, int], list[str]] = {}
     for path in index.order:
         p = index.interrupts_prop(path)
         if p is None:
             continue
-        if p.name == "interrupts":
-            problem = _interrupts_problem(index, path, p)
-            if problem is not None:
-                out.append(problem)
-                continue
+        if p.name == "interrupts" and _interrupts_problem(index, path, p, out):
+            continue
         # interrupts-extended that does not decode is a phandle.* finding.
         for ctrl, spec in index.specifiers(path) or ():
-            out += _gic_specifier(index, path, p, ctrl, spec)
+            _gic_specifier(index, path, p, ctrl, spec, out)
             final = index.resolve(path, ctrl, spec) if index.is_nexus(ctrl) else (ctrl, spec)
             if final is None or not index.enabled(path):
                 continue
             if final[0] != ctrl:
-                out += _gic_specifier(index, path, p, final[0], final[1])
+                _gic_specifier(index, path, p, final[0], final[1], out)
             if index.gic_version(final[0]) and len(final[1]) >= 3 and final[1][0] == 0:
                 owners.setdefault((final[0], final[1][1]), []).append(path)
     for path in index.order:
@@ -58,11 +66,13 @@ def interrupt_findings(index: TreeIndex, shared: frozenset[int] = frozenset()) -
         imap = index.nodes[path].prop("interrupt-map")
         assert imap is not None
         for row in index.interrupt_map(path) or ():
-            out += _gic_specifier(index, path, imap, row.parent, row.parent_spec)
+            _gic_specifier(index, path, imap, row.parent, row.parent_spec, out)
     for (ctrl, spi), paths in owners.items():
         unique = list(dict.fromkeys(paths))
         if len(unique) > 1 and spi not in shared and not _all_share(index, unique):
             for other in unique[1:]:
+                if not out.wants("interrupts.shared"):
+                    continue
                 out.append(
                     Finding(
                         "interrupts.shared",
@@ -76,44 +86,31 @@ def interrupt_findings(index: TreeIndex, shared: frozenset[int] = frozenset()) -
     return out
 
 
-def _interrupts_problem(index: TreeIndex, path: str, p: Prop) -> Finding | None:
-    """Why a node's ``interrupts`` cannot be decoded against its parent, if it cannot."""
+def _interrupts_problem(index: TreeIndex, path: str, p: Prop, out: Findings) -> bool:
+    """Whether the node's ``interrupts`` cannot be decoded against its parent;
+    if so, why is reported into ``out``."""
     ctrl = index.interrupt_parent(path)
+    n = 0
     if ctrl is None:
-        return Finding(
-            "interrupts.parent",
-            path,
-            "interrupts",
-            show(p),
-            "no interrupt parent (no interrupt-parent here or above, or it does not resolve)",
-        )
-    if not is_interrupt_provider(index.nodes[ctrl]):
-        return Finding(
-            "interrupts.parent",
-            path,
-            "interrupts",
-            show(p),
-            f"the interrupt parent {ctrl} has no interrupt-controller or interrupt-map",
-        )
-    n = index.cell(ctrl, "#interrupt-cells")
-    if not n:
-        return Finding(
-            "interrupts.cells",
-            path,
-            "interrupts",
-            show(p),
-            f"the interrupt parent {ctrl} has no usable #interrupt-cells",
-        )
-    if len(p.value) % (4 * n):
-        return Finding(
-            "interrupts.cells",
-            path,
-            "interrupts",
-            show(p),
+        rule = "interrupts.parent"
+        why = "no interrupt parent (no interrupt-parent here or above, or it does not resolve)"
+    elif not is_interrupt_provider(index.nodes[ctrl]):
+        rule = "interrupts.parent"
+        why = f"the interrupt parent {ctrl} has no interrupt-controller or interrupt-map"
+    elif not (n := index.cell(ctrl, "#interrupt-cells") or 0):
+        rule = "interrupts.cells"
+        why = f"the interrupt parent {ctrl} has no usable #interrupt-cells"
+    elif len(p.value) % (4 * n):
+        rule = "interrupts.cells"
+        why = (
             f"is {len(p.value)} bytes, not a whole number of {ctrl}'s "
-            f"#interrupt-cells = {n} specifiers",
+            f"#interrupt-cells = {n} specifiers"
         )
-    return None
+    else:
+        return False
+    if out.wants(rule):
+        out.append(Finding(rule, path, "interrupts", show(p), why))
+    return True
 
 
 def _gic_specifier(
@@ -122,54 +119,55 @@ def _gic_specifier(
     p: Prop,
     ctrl: str,
     spec: Sequence[int],
-) -> list[Finding]:
+    out: Findings,
+) -> None:
     version = index.gic_version(ctrl)
     if version is None or len(spec) < 3:
-        return []
+        return
     kind, number, flags = spec[0], spec[1], spec[2]
-    shown = show_specifier(spec)
-    limits = {0: ("SPI", SPI_MAX, SPI_INTID_BASE), 1: ("PPI", PPI_MAX, PPI_INTID_BASE)}
-    if version == 3:
-        limits |= {
-            2: ("extended SPI", ESPI_MAX, ESPI_INTID_BASE),
-            3: ("extended PPI", EPPI_MAX, EPPI_INTID_BASE),
-        }
+    limits = _GICV3_LIMITS if version == 3 else _GICV2_LIMITS
     if kind not in limits:
-        return [
-            Finding(
-                "interrupts.type",
-                path,
-                p.name,
-                shown,
-                f"type cell {kind} is not one of {sorted(limits)} for a GICv{version}",
+        if out.wants("interrupts.type"):
+            out.append(
+                Finding(
+                    "interrupts.type",
+                    path,
+                    p.name,
+                    show_specifier(spec),
+                    f"type cell {kind} is not one of {sorted(limits)} for a GICv{version}",
+                )
             )
-        ]
+        return
     name, top, base = limits[kind]
     if number > top:
-        return [
-            Finding(
-                "interrupts.range",
-                path,
-                p.name,
-                shown,
-                f"{name} {number} is outside the binding's range 0..{top} "
-                f"(INTID {base}..{base + top})",
+        if out.wants("interrupts.range"):
+            out.append(
+                Finding(
+                    "interrupts.range",
+                    path,
+                    p.name,
+                    show_specifier(spec),
+                    f"{name} {number} is outside the binding's range 0..{top} "
+                    f"(INTID {base}..{base + top})",
+                )
             )
-        ]
-    out = []
+        return
     trigger = flags & 0xF
-    if kind in (0, 2) and trigger not in (Trigger.EDGE_RISING, Trigger.LEVEL_HIGH):
+    if (
+        kind in (0, 2)
+        and trigger not in (Trigger.EDGE_RISING, Trigger.LEVEL_HIGH)
+        and out.wants("interrupts.trigger")
+    ):
         out.append(
             Finding(
                 "interrupts.trigger",
                 path,
                 p.name,
-                shown,
+                show_specifier(spec),
                 f"{name} trigger {trigger} is not 1 (edge-rising) or 4 (level-high); "
                 "the GIC rejects it (gic_set_type -EINVAL) and the driver fails to probe",
             )
         )
-    return out
 
 
 def _all_share(index: TreeIndex, paths: list[str]) -> bool:

@@ -16,7 +16,10 @@ or any ``reg``. Each loop is bounded by the property's length.
 
 from __future__ import annotations
 
-from fdtgen.checks.finding import Finding
+import bisect
+from typing import NamedTuple
+
+from fdtgen.checks.finding import Finding, Findings
 from fdtgen.checks.index import TreeIndex, number, show, string
 from fdtgen.template.pci import (
     BUS_CONFIG_SIZE,
@@ -65,16 +68,22 @@ def host_bridges(index: TreeIndex) -> list[str]:
     return out
 
 
-def pci_findings(index: TreeIndex, address_bits: int) -> list[Finding]:
-    """Every host bridge's rule findings, bridge by bridge, then the domains."""
-    out: list[Finding] = []
+def pci_findings(index: TreeIndex, address_bits: int, out: Findings | None = None) -> list[Finding]:
+    """Every host bridge's rule findings, bridge by bridge, then the domains,
+    reported into ``out`` (a new :class:`Findings` when ``None``), which is returned."""
+    if out is None:
+        out = Findings()
     hosts = host_bridges(index)
+    spans = _region_spans(index) if hosts else None
     for path in hosts:
-        out += _node_findings(index, path)
-        out += _ranges_findings(index, path, address_bits)
-        out += _interrupt_map_findings(index, path)
-        out += _msi_findings(index, path)
-    out += _domain_findings(index, hosts)
+        out.merge(_node_findings(index, path))
+        found, windows = _ranges_findings(index, path, address_bits)
+        out.merge(found)
+        assert spans is not None
+        _window_overlaps(path, windows, spans, out)
+        out.merge(_interrupt_map_findings(index, path))
+        out.merge(_msi_findings(index, path))
+    out.merge(_domain_findings(index, hosts))
     return out
 
 
@@ -157,7 +166,10 @@ def _bus_range(index: TreeIndex, path: str) -> tuple[int, int] | None:
     return (first, last) if first <= last <= BUS_MAX else None
 
 
-def _ranges_findings(index: TreeIndex, path: str, address_bits: int) -> list[Finding]:
+def _ranges_findings(
+    index: TreeIndex, path: str, address_bits: int
+) -> tuple[list[Finding], list[tuple[int, int, int]]]:
+    """The findings of the host's ``ranges`` and its windows as (CPU base, end, entry)."""
     node = index.nodes[path]
     p = node.prop("ranges")
     parent = index.parents.get(path, "/")
@@ -174,7 +186,7 @@ def _ranges_findings(index: TreeIndex, path: str, address_bits: int) -> list[Fin
                 f"{what}: each window is {width} cells (PCI address 3, CPU address "
                 f"{pac}, size 2); host-generic-pci.yaml requires the windows",
             )
-        ]
+        ], []
     out: list[Finding] = []
     cells = p.as_cells()
     windows: list[tuple[int, int, int]] = []  # (CPU base, end, entry)
@@ -240,38 +252,76 @@ def _ranges_findings(index: TreeIndex, path: str, address_bits: int) -> list[Fin
                 "provide at least a definition of non-prefetchable memory)",
             )
         )
-    out += _window_overlaps(index, path, windows)
-    return out
+    return out, windows
 
 
-def _window_overlaps(
-    index: TreeIndex, path: str, windows: list[tuple[int, int, int]]
-) -> list[Finding]:
-    """No two windows, and no window and ``reg`` range, share a byte (one sweep by base)."""
-    spans = [(b, e, f"{path} ranges entry {n}") for b, e, n in windows]
-    spans += [
+class _Spans(NamedTuple):
+    """Every enabled ``reg`` range as (base, end, what), sorted, with the sweep's
+    running reach over them: ``reach[i]`` is the furthest end among
+    ``keys[: i + 1]`` and ``owner[i]`` the first of them to reach it."""
+
+    keys: list[tuple[int, int, str]]
+    bases: list[int]
+    reach: list[int]
+    owner: list[int]
+
+
+def _region_spans(index: TreeIndex) -> _Spans:
+    keys = sorted(
         (r.base, r.end, f"{r.path} reg entry {r.index}")
         for r in index.regions()
         if index.enabled(r.path)  # a disabled node (an endpoint-mode twin) decodes nothing
-    ]
-    spans.sort()
-    out = []
-    reach, reach_what = -1, ""
-    mine = f"{path} ranges"
-    for base, end, what in spans:
-        if base < reach and (what.startswith(mine) or reach_what.startswith(mine)):
-            out.append(
-                Finding(
-                    "pci.window",
-                    path,
-                    "ranges",
-                    f"[{base:#x}, {end:#x})",
-                    f"{what} overlaps {reach_what}",
-                )
-            )
+    )
+    reach, owner = [], []
+    best, who = -1, -1
+    for i, (_, end, _) in enumerate(keys):
+        if end > best:
+            best, who = end, i
+        reach.append(best)
+        owner.append(who)
+    return _Spans(keys, [k[0] for k in keys], reach, owner)
+
+
+def _window_overlaps(
+    path: str, windows: list[tuple[int, int, int]], spans: _Spans, out: Findings
+) -> None:
+    """No two windows, and no window and ``reg`` range, share a byte: one sweep
+    by base over the windows and every range, reporting a span that starts
+    before the furthest end so far when either is one of this host's windows.
+
+    The ranges between two windows are taken in one step from ``spans`` (a
+    bisection for how far the window reaching furthest keeps reaching, one for
+    which of them start before its end), so each host costs its windows times
+    ``log`` of the ranges, plus the findings under the cap."""
+    keys = spans.keys
+    reach, reach_what, reach_mine = -1, "", False
+    a = 0  # the next range of the sweep
+    mine = sorted((b, e, f"{path} ranges entry {n}") for b, e, n in windows)
+    for w in [*mine, None]:
+        b = len(keys) if w is None else bisect.bisect_left(keys, w)
+        if a < b:
+            if reach_mine:  # the ranges under this window's reach overlap it
+                t = bisect.bisect_right(spans.reach, reach, a, b)  # the first reaching further
+                stop = bisect.bisect_left(spans.bases, reach, a, min(t, b - 1) + 1)
+                for base, end, what in keys[a : a + out.wanted("pci.window", stop - a)]:
+                    out.append(_overlap(path, base, end, what, reach_what))
+            if spans.reach[b - 1] > reach:
+                reach, reach_mine = spans.reach[b - 1], False
+                reach_what = keys[spans.owner[b - 1]][2]
+            a = b
+        if w is None:
+            break
+        base, end, what = w
+        if base < reach and out.wants("pci.window"):
+            out.append(_overlap(path, base, end, what, reach_what))
         if end > reach:
-            reach, reach_what = end, what
-    return out
+            reach, reach_what, reach_mine = end, what, True
+
+
+def _overlap(path: str, base: int, end: int, what: str, other: str) -> Finding:
+    return Finding(
+        "pci.window", path, "ranges", f"[{base:#x}, {end:#x})", f"{what} overlaps {other}"
+    )
 
 
 def _interrupt_map_findings(index: TreeIndex, path: str) -> list[Finding]:

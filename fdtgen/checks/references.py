@@ -6,14 +6,19 @@ path, and each phandle (DT spec "phandle") must lead to a node of the tree.
 
 from __future__ import annotations
 
-from fdtgen.checks.finding import Finding
+from fdtgen.checks.finding import Finding, Findings
 from fdtgen.checks.index import TreeIndex, show, string
 from fdtgen.fdt.phandles import node_phandle
 
 
-def reference_findings(index: TreeIndex) -> list[Finding]:
-    """``/chosen`` and ``/aliases`` paths, then phandles, in report order."""
-    return _chosen_findings(index) + _phandle_findings(index)
+def reference_findings(index: TreeIndex, out: Findings | None = None) -> list[Finding]:
+    """``/chosen`` and ``/aliases`` paths, then phandles, in report order,
+    reported into ``out`` (a new :class:`Findings` when ``None``), which is returned."""
+    if out is None:
+        out = Findings()
+    out.merge(_chosen_findings(index))
+    _phandle_findings(index, out)
+    return out
 
 
 def _resolve_path(index: TreeIndex, text: str) -> str | None:
@@ -57,11 +62,10 @@ def _chosen_findings(index: TreeIndex) -> list[Finding]:
     return out
 
 
-def _phandle_findings(index: TreeIndex) -> list[Finding]:
+def _phandle_findings(index: TreeIndex, out: Findings) -> None:
     """DT spec "phandle": unique, not 0 or 0xffffffff; every reference resolves
     (but the interrupt-map of a controller on Linux's abuser list, which its
     driver reads in a layout of its own)."""
-    out = []
     owner: dict[int, str] = {}
     for path in index.order:
         node = index.nodes[path]
@@ -70,6 +74,8 @@ def _phandle_findings(index: TreeIndex) -> list[Finding]:
             if p is None:
                 continue
             if len(p.value) != 4 or int.from_bytes(p.value, "big") in (0, 0xFFFF_FFFF):
+                if not out.wants("phandle.value"):
+                    continue
                 out.append(
                     Finding(
                         "phandle.value",
@@ -81,7 +87,7 @@ def _phandle_findings(index: TreeIndex) -> list[Finding]:
                 )
         ph = node_phandle(node)
         if ph is not None and ph not in (0, 0xFFFF_FFFF):
-            if ph in owner:
+            if ph in owner and out.wants("phandle.unique"):
                 out.append(
                     Finding(
                         "phandle.unique",
@@ -96,6 +102,8 @@ def _phandle_findings(index: TreeIndex) -> list[Finding]:
         if u.prop == "interrupt-map" and not index.is_nexus(u.path):
             continue  # a controller parsing its own map (IMAP_ABUSERS): not the spec's layout
         if u.target is None and not u.problem:
+            if not out.wants("phandle.reference"):
+                continue
             out.append(
                 Finding(
                     "phandle.reference",
@@ -105,6 +113,5 @@ def _phandle_findings(index: TreeIndex) -> list[Finding]:
                     f"cell {u.cell} refers to phandle {u.phandle:#x}, which no node has",
                 )
             )
-        elif u.problem:
+        elif u.problem and out.wants("phandle.cells"):
             out.append(Finding("phandle.cells", u.path, u.prop, f"{u.phandle:#x}", u.problem))
-    return out

@@ -17,7 +17,7 @@ naming one range it overlaps.
 
 from __future__ import annotations
 
-from fdtgen.checks.finding import Finding
+from fdtgen.checks.finding import Finding, Findings
 from fdtgen.checks.index import Region, TreeIndex
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
 
@@ -26,15 +26,20 @@ from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
 REACH_KEPT = 8
 
 
-def region_findings(index: TreeIndex, address_bits: int = DEFAULT_ADDRESS_WIDTH) -> list[Finding]:
+def region_findings(
+    index: TreeIndex, address_bits: int = DEFAULT_ADDRESS_WIDTH, out: Findings | None = None
+) -> list[Finding]:
     """Every range ends inside the ``address_bits`` physical address space; no
     enabled range shares bytes with another that is not its ancestor's or its
-    descendant's (reserved-memory inside RAM excepted)."""
-    out: list[Finding] = []
-    regs = [r for r in index.regions() if index.enabled(r.path)]
+    descendant's (reserved-memory inside RAM excepted). Reported into ``out``
+    (a new :class:`Findings` when ``None``), which is returned."""
+    if out is None:
+        out = Findings()
+    disabled = index.disabled
+    regs = [r for r in index.regions() if r.path not in disabled]
     limit = 1 << address_bits
     for r in regs:
-        if r.end > limit:
+        if r.end > limit and out.wants("regions.address-width"):
             out.append(
                 Finding(
                     "regions.address-width",
@@ -47,7 +52,8 @@ def region_findings(index: TreeIndex, address_bits: int = DEFAULT_ADDRESS_WIDTH)
             )
     # A bus (a node with ``ranges``) claims nothing: its reg is the window its
     # devices, children or not, sit in.
-    devices = [r for r in regs if index.nodes[r.path].prop("ranges") is None]
+    buses = {p for p in {r.path for r in regs} if index.nodes[p].prop("ranges") is not None}
+    devices = [r for r in regs if r.path not in buses]
     ordered = sorted(devices, key=lambda r: (r.base, -r.end, r.path, r.index))
     reach: list[Region] = []  # the earlier ranges ending last, furthest first
     for r in ordered:
@@ -55,6 +61,8 @@ def region_findings(index: TreeIndex, address_bits: int = DEFAULT_ADDRESS_WIDTH)
             if a.end <= r.base:
                 break  # reach is sorted by end: nothing further overlaps
             if _collide(a, r):
+                if not out.wants("regions.overlap"):
+                    break
                 out.append(
                     Finding(
                         "regions.overlap",

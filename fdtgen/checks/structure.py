@@ -13,7 +13,7 @@ import re
 import subprocess
 from collections.abc import Sequence
 
-from fdtgen.checks.finding import Finding
+from fdtgen.checks.finding import Finding, Findings
 from fdtgen.fdt.names import SPEC_NODE_NAME_RE, SPEC_PROP_NAME_RE
 from fdtgen.fdt.parse import Blob
 from fdtgen.spec import FDT_MAX_SIZE
@@ -42,12 +42,18 @@ _DTC_LINE = re.compile(r"^(?:.*?: )?(Warning|ERROR) \(([\w-]+)\): (.*)$")
 
 
 def structure_findings(
-    blob: Blob, buf: bytes, libfdt: bool = True, dtc: str | None = None
+    blob: Blob,
+    buf: bytes,
+    libfdt: bool = True,
+    dtc: str | None = None,
+    out: Findings | None = None,
 ) -> list[Finding]:
     """DT spec "Flattened Devicetree (DTB) Format" rules the parser tolerates,
-    booting.rst's size cap, and the opinions of libfdt and dtc."""
+    booting.rst's size cap, and the opinions of libfdt and dtc. Reported into
+    ``out`` (a new :class:`Findings` when ``None``), which is returned."""
     hdr = blob.header
-    out: list[Finding] = []
+    if out is None:
+        out = Findings()
     if hdr.totalsize > FDT_MAX_SIZE:
         out.append(
             Finding(
@@ -94,7 +100,7 @@ def structure_findings(
         )
     for path, node in root.walk():
         base = node.name.partition("@")[0]
-        if path != "/" and len(base) > NAME_MAX:
+        if path != "/" and len(base) > NAME_MAX and out.wants("structure.name-length"):
             out.append(
                 Finding(
                     "structure.name-length",
@@ -105,9 +111,14 @@ def structure_findings(
                     "(dtc and Linux accept it)",
                 )
             )
+        if len(base) > NAME_MAX:
             base = base[:NAME_MAX]
         name = base + node.name[len(node.name.partition("@")[0]) :]
-        if path != "/" and not SPEC_NODE_NAME_RE.fullmatch(name):
+        if (
+            path != "/"
+            and not SPEC_NODE_NAME_RE.fullmatch(name)
+            and out.wants("structure.node-name")
+        ):
             out.append(
                 Finding(
                     "structure.node-name",
@@ -119,7 +130,7 @@ def structure_findings(
                 )
             )
         for p in node.props:
-            if len(p.name) > NAME_MAX:
+            if len(p.name) > NAME_MAX and out.wants("structure.name-length"):
                 out.append(
                     Finding(
                         "structure.name-length",
@@ -130,7 +141,9 @@ def structure_findings(
                         f"{NAME_MAX} (dtc and Linux accept it)",
                     )
                 )
-            if not SPEC_PROP_NAME_RE.fullmatch(p.name[:NAME_MAX]):
+            if not SPEC_PROP_NAME_RE.fullmatch(p.name[:NAME_MAX]) and out.wants(
+                "structure.property-name"
+            ):
                 out.append(
                     Finding(
                         "structure.property-name",
@@ -140,11 +153,11 @@ def structure_findings(
                         "breaks the DT spec property-name rule (1-31 of [A-Za-z0-9,._+?#-])",
                     )
                 )
-    out += _memreserve_findings(blob.tree.reserve)
+    out.merge(_memreserve_findings(blob.tree.reserve))
     if libfdt:
-        out += _libfdt_findings(buf)
+        out.merge(_libfdt_findings(buf))
     if dtc:
-        out += dtc_findings(dtc, buf)
+        out.merge(dtc_findings(dtc, buf))
     return out
 
 

@@ -30,7 +30,6 @@ parsed blob reads like source and compiles without phandle warnings.
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import NamedTuple
 
@@ -45,7 +44,7 @@ from fdtgen.fdt.encode import (
     HEADER_SIZE,
 )
 from fdtgen.fdt.names import DTC_NAME_CHARS, DTC_NODE_NAME_RE, DTC_PROP_NAME_RE
-from fdtgen.fdt.tree import DeviceTree, Node, Prop, child_path, guess_kind
+from fdtgen.fdt.tree import DeviceTree, Kind, Node, Prop
 
 MAX_DEPTH = 64  # Linux drivers/of/fdt.c FDT_MAX_DEPTH: deeper nodes are dropped
 V16_HEADER_SIZE = 36  # v16 has no size_dt_struct (added in v17)
@@ -63,6 +62,9 @@ _TOKEN_NAMES = {
 }
 _U32 = struct.Struct(">I")
 _PROP_HEAD = struct.Struct(">II")
+_PRINTABLE_OR_NUL = b"\0" + bytes(range(0x20, 0x7F))  # what a string list holds
+_EMPTY, _STRINGS, _CELLS, _BYTES = Kind.EMPTY, Kind.STRINGS, Kind.CELLS, Kind.BYTES
+_PENDING = Node("")  # a child's place among its siblings until its FDT_END_NODE
 
 
 class Header(NamedTuple):
@@ -269,23 +271,42 @@ def _reservations(buf: bytes, base: int, limit: int) -> tuple[tuple[tuple[int, i
         out.append((address, size))
 
 
-class _Open:
-    """A node whose ``FDT_END_NODE`` has not been seen yet."""
+def _path(names: list[str]) -> str:
+    """The path of the innermost open node, from the open nodes' names (root first)."""
+    return "/" + "/".join(names[1:])
 
-    __slots__ = ("name", "props", "children", "prop_names", "child_names", "path")
 
-    def __init__(self, name: str, path: str) -> None:
-        self.name, self.path = name, path
-        self.props: list[Prop] = []
-        self.children: list[Node] = []
-        self.prop_names: set[str] = set()
-        self.child_names: set[str] = set()
+def _kind(value: bytes) -> Kind:
+    """:func:`fdtgen.fdt.tree.guess_kind`, with the byte scan done by ``bytes.translate``."""
+    if not value:
+        return _EMPTY
+    if (
+        value[-1] == 0
+        and value[0] != 0
+        and b"\0\0" not in value
+        and not value.translate(None, _PRINTABLE_OR_NUL)
+    ):
+        return _STRINGS
+    return _CELLS if len(value) % 4 == 0 else _BYTES
 
 
 def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Node, int, int]:
-    """Walk the structure block iteratively; returns (root, end offset, NOP count)."""
+    """Walk the structure block iteratively; returns (root, end offset, NOP count).
+
+    One loop over the tokens; a node under construction is its name, an
+    ordered dict of its properties and one of its children (name to value), so
+    the uniqueness checks are dict lookups. Property names are read and checked
+    once per string-table offset; paths are spelled only for an error."""
+    u32 = _U32.unpack_from
+    prop_head = _PROP_HEAD.unpack_from
+    find = buf.find
+    node_ok = DTC_NODE_NAME_RE.fullmatch
+    new = tuple.__new__
     pos = hdr.off_dt_struct
-    stack: list[_Open] = []
+    names: list[str] = []  # the open nodes' names, root first
+    props: list[dict[str, Prop]] = []  # their properties
+    kids: list[dict[str, Node]] = []  # their children so far
+    prop_names: dict[int, str] = {}  # strings-block offset -> checked name
     root: Node | None = None
     nops = 0
     while True:
@@ -294,115 +315,99 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
             raise BlobError(
                 f"structure block: expected {what}, found the end of the block at {limit:#x}", pos
             )
-        token = _u32(buf, pos)
-        if token == FDT_NOP:
-            nops += 1
-            pos += 4
-        elif token == FDT_BEGIN_NODE:
-            if root is not None:
-                raise BlobError(
-                    "structure block: expected FDT_END after the root node, found FDT_BEGIN_NODE",
-                    pos,
-                )
-            if len(stack) >= MAX_DEPTH:
-                raise BlobError(
-                    f"node {stack[-1].path}: expected nesting of at most {MAX_DEPTH} levels "
-                    "(Linux FDT_MAX_DEPTH), found a deeper FDT_BEGIN_NODE",
-                    pos,
-                )
-            nul = buf.find(b"\0", pos + 4, limit)
-            if nul < 0:
-                raise BlobError(
-                    "node name: expected a NUL-terminated name inside the structure block, "
-                    "found none",
-                    pos + 4,
-                )
-            raw = buf[pos + 4 : nul]
-            if stack:
-                parent = stack[-1]
-                name = _name(raw, pos + 4, f"node name under {parent.path}", DTC_NODE_NAME_RE)
-                if name in parent.child_names:
-                    raise BlobError(
-                        f"node {parent.path}: expected unique child names, found {name!r} twice",
-                        pos,
-                    )
-                parent.child_names.add(name)
-                path = child_path(parent.path, name)
-            else:
-                name = _name(raw, pos + 4, "root node name", DTC_NODE_NAME_RE) if raw else ""
-                path = "/"
-            stack.append(_Open(name, path))
-            pos = (nul + 1 + 3) & ~3
-        elif token == FDT_PROP:
-            if not stack:
+        (token,) = u32(buf, pos)
+        if token == FDT_PROP:
+            if not names:
                 raise BlobError(
                     "structure block: expected FDT_BEGIN_NODE, found FDT_PROP outside any node", pos
                 )
-            node = stack[-1]
             if pos + 12 > limit:
                 raise BlobError(
                     f"property header: expected 8 bytes (len, nameoff) before {limit:#x}, found "
                     f"{max(limit - pos - 4, 0)}",
                     pos + 4,
                 )
-            length, nameoff = _PROP_HEAD.unpack_from(buf, pos + 4)
+            length, nameoff = prop_head(buf, pos + 4)
             value_end = pos + 12 + length
             if value_end > limit:
                 raise BlobError(
-                    f"node {node.path}: property length: expected at most {limit - pos - 12:#x} "
-                    f"bytes left in the structure block, found {length:#x}",
+                    f"node {_path(names)}: property length: expected at most "
+                    f"{limit - pos - 12:#x} bytes left in the structure block, found {length:#x}",
                     pos + 4,
                 )
-            if nameoff >= len(strings):
+            name = prop_names.get(nameoff)
+            if name is None:
+                name = prop_names[nameoff] = _prop_name(strings, nameoff, hdr, names, pos)
+            mine = props[-1]
+            if kids[-1]:
                 raise BlobError(
-                    f"node {node.path}: property nameoff: expected less than the strings block "
-                    f"size {len(strings):#x}, found {nameoff:#x}",
-                    pos + 8,
-                )
-            nul = strings.find(b"\0", nameoff)
-            if nul < 0:
-                raise BlobError(
-                    f"node {node.path}: property name at strings offset {nameoff:#x}: expected a "
-                    "NUL inside the strings block, found none",
-                    hdr.off_dt_strings + nameoff,
-                )
-            name = _name(
-                strings[nameoff:nul],
-                hdr.off_dt_strings + nameoff,
-                f"property name in {node.path}",
-                DTC_PROP_NAME_RE,
-            )
-            if node.children:
-                raise BlobError(
-                    f"node {node.path}: expected properties before subnodes (DT spec), found "
+                    f"node {_path(names)}: expected properties before subnodes (DT spec), found "
                     f"property {name!r} after a subnode",
                     pos,
                 )
-            if name in node.prop_names:
+            if name in mine:
                 raise BlobError(
-                    f"node {node.path}: expected unique property names, found {name!r} twice", pos
+                    f"node {_path(names)}: expected unique property names, found {name!r} twice",
+                    pos,
                 )
-            node.prop_names.add(name)
             value = buf[pos + 12 : value_end]
-            node.props.append(Prop(name, value, guess_kind(value)))
+            mine[name] = new(Prop, (name, value, _kind(value), ()))
             pos = (value_end + 3) & ~3
+        elif token == FDT_BEGIN_NODE:
+            if root is not None:
+                raise BlobError(
+                    "structure block: expected FDT_END after the root node, found FDT_BEGIN_NODE",
+                    pos,
+                )
+            if len(names) >= MAX_DEPTH:
+                raise BlobError(
+                    f"node {_path(names)}: expected nesting of at most {MAX_DEPTH} levels "
+                    "(Linux FDT_MAX_DEPTH), found a deeper FDT_BEGIN_NODE",
+                    pos,
+                )
+            nul = find(b"\0", pos + 4, limit)
+            if nul < 0:
+                raise BlobError(
+                    "node name: expected a NUL-terminated name inside the structure block, "
+                    "found none",
+                    pos + 4,
+                )
+            name = buf[pos + 4 : nul].decode("latin-1")
+            if names:
+                if not node_ok(name):
+                    raise _bad_name(name, pos + 4, f"node name under {_path(names)}", True)
+                if name in kids[-1]:
+                    raise BlobError(
+                        f"node {_path(names)}: expected unique child names, found {name!r} twice",
+                        pos,
+                    )
+                kids[-1][name] = _PENDING  # its place among the children, filled at its end
+            elif name and not node_ok(name):
+                raise _bad_name(name, pos + 4, "root node name", True)
+            names.append(name)
+            props.append({})
+            kids.append({})
+            pos = (nul + 1 + 3) & ~3
         elif token == FDT_END_NODE:
-            if not stack:
+            if not names:
                 raise BlobError(
                     "structure block: expected FDT_BEGIN_NODE or FDT_END, found FDT_END_NODE", pos
                 )
-            done = stack.pop()
-            built = Node(done.name, tuple(done.props), tuple(done.children))
-            if stack:
-                stack[-1].children.append(built)
+            name = names.pop()
+            built = new(Node, (name, tuple(props.pop().values()), tuple(kids.pop().values()), None))
+            if names:
+                kids[-1][name] = built
             else:
                 root = built
+            pos += 4
+        elif token == FDT_NOP:
+            nops += 1
             pos += 4
         elif token == FDT_END:
             if root is None:
                 found = (
-                    f"FDT_END with {len(stack)} node(s) open"
-                    if stack
+                    f"FDT_END with {len(names)} node(s) open"
+                    if names
                     else "FDT_END before any node"
                 )
                 raise BlobError(f"structure block: expected FDT_END_NODE, found {found}", pos)
@@ -419,9 +424,30 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
             raise BlobError(f"structure block: expected a token ({known}), found {token:#x}", pos)
 
 
-def _name(raw: bytes, offset: int, what: str, rule: re.Pattern[str]) -> str:
-    text = raw.decode("latin-1")
-    if not rule.fullmatch(text):
-        shape = f"[{DTC_NAME_CHARS}]+" + ("[@unit]" if rule is DTC_NODE_NAME_RE else "")
-        raise BlobError(f"{what}: expected {shape}, found {text!r}", offset)
-    return text
+def _prop_name(strings: bytes, nameoff: int, hdr: Header, names: list[str], pos: int) -> str:
+    """The property name at ``nameoff`` in the strings block, checked; ``pos``
+    is the ``FDT_PROP`` token naming it, ``names`` the open nodes."""
+    if nameoff >= len(strings):
+        raise BlobError(
+            f"node {_path(names)}: property nameoff: expected less than the strings block "
+            f"size {len(strings):#x}, found {nameoff:#x}",
+            pos + 8,
+        )
+    nul = strings.find(b"\0", nameoff)
+    if nul < 0:
+        raise BlobError(
+            f"node {_path(names)}: property name at strings offset {nameoff:#x}: expected a "
+            "NUL inside the strings block, found none",
+            hdr.off_dt_strings + nameoff,
+        )
+    name = strings[nameoff:nul].decode("latin-1")
+    if not DTC_PROP_NAME_RE.fullmatch(name):
+        raise _bad_name(
+            name, hdr.off_dt_strings + nameoff, f"property name in {_path(names)}", False
+        )
+    return name
+
+
+def _bad_name(text: str, offset: int, what: str, node: bool) -> BlobError:
+    shape = f"[{DTC_NAME_CHARS}]+" + ("[@unit]" if node else "")
+    return BlobError(f"{what}: expected {shape}, found {text!r}", offset)
