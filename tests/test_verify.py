@@ -508,7 +508,7 @@ def test_dtc_that_cannot_run_fails_or_hangs_is_one_finding(tmp_path):
     hanging.write_text("#!/bin/sh\nexec sleep 60\n")
     hanging.chmod(0o755)
     (only,) = dtc_findings(str(hanging), BASE.blob, timeout=0.3)
-    assert only.rule == "dtc.run" and "took more than" in only.message
+    assert only.rule == "dtc.timeout" and "did not finish within 0.3 s" in only.message
 
 
 def test_a_blob_that_does_not_parse_raises_instead_of_reporting():

@@ -130,14 +130,15 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
     from fdtgen.checks.pci import pci_findings
     from fdtgen.checks.references import reference_findings
     from fdtgen.checks.regions import region_findings
-    from fdtgen.checks.structure import structure_findings
+    from fdtgen.checks.structure import DtcCheck, structure_findings
 
     if options.profile not in PROFILES:
         raise ValueError(f"profile {options.profile!r} is not one of {PROFILES}")
+    dtc = DtcCheck(options.dtc, buf) if options.dtc else None  # runs beside the rules below
     index = TreeIndex(blob.tree)
     profile = profile_of(index) if options.profile == "auto" else options.profile
     out = Findings(options.cap)
-    structure_findings(blob, buf, libfdt=options.libfdt, dtc=options.dtc, out=out)
+    structure_findings(blob, buf, libfdt=options.libfdt, out=out)
     out.merge(binding_findings(index))
     reference_findings(index, out)
     interrupt_findings(index, options.shared_spis, out)
@@ -151,6 +152,8 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
         from fdtgen.checks.boot import boot_findings
 
         out.merge(boot_findings(index, blob, options.manifest, buf))
+    if dtc is not None:
+        out.merge(dtc.findings())
     return _capped(_judged(out, index, profile), out.counted, options.cap)
 
 

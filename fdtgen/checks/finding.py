@@ -42,6 +42,7 @@ SEVERITY: dict[str, str] = {
     "dtc.": WARNING,
     "dtc.error": ERROR,
     "dtc.run": WARNING,
+    "dtc.timeout": NOTE,
     "cpus.reg": WARNING,
     "cpus.release-addr": WARNING,
     "memory.reg": WARNING,
