@@ -34,7 +34,7 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 from fdtgen.errors import FdtgenError, OutputError
 from fdtgen.units import fmt_size
@@ -48,6 +48,10 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+# What an output holds: its bytes, or a function that writes them to an open file
+# (a decompressed kernel is streamed, never held whole).
+Payload: TypeAlias = bytes | Callable[[BinaryIO], None]
 
 TEMP_RE = re.compile(r"\..*\.fdtgen-([0-9]+)-[0-9]+\.tmp")
 
@@ -204,7 +208,7 @@ def check_targets(targets: Sequence[Target], inputs: Sequence[tuple[str, str]] =
 
 
 def write_outputs(
-    outputs: Sequence[tuple[str, bytes]],
+    outputs: Sequence[tuple[str, Payload]],
     inputs: Sequence[tuple[str, str]] = (),
     *,
     sync_each: bool = True,
@@ -216,7 +220,9 @@ def write_outputs(
     ``sync_each`` false, one ``os.sync()`` for all: thousands of files, as
     build-many writes); only then are they renamed into place, and direct
     outputs written, in the order given. A failure removes the temporary files
-    not yet renamed. A replaced file keeps its permissions.
+    not yet renamed. A replaced file keeps its permissions. A payload may be a
+    function that writes the bytes to the file it is given (its
+    :class:`FdtgenError` fails the command as any other error does).
     """
     targets = [target(path) for path, _ in outputs]
     check_targets(targets, inputs)
@@ -237,7 +243,7 @@ def write_outputs(
             elif t.how == "direct":
                 _write_direct(t.path, data)
             else:
-                sys.stdout.buffer.write(data)
+                _put(sys.stdout.buffer, data)
                 sys.stdout.buffer.flush()
     except BrokenPipeError:
         raise
@@ -249,9 +255,20 @@ def write_outputs(
                 os.unlink(tmp)
 
 
-def _write_direct(path: str, data: bytes) -> None:
+def _put(f: BinaryIO, data: Payload) -> None:
+    if isinstance(data, bytes):
+        f.write(data)
+    else:
+        data(f)
+
+
+def _write_direct(path: str, data: Payload) -> None:
     """Write ``data`` to the device or FIFO ``path`` as it is: no create, no rename."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    if not isinstance(data, bytes):
+        with os.fdopen(fd, "wb") as f:
+            data(f)
+        return
     try:
         view = memoryview(data)
         while view:
@@ -260,7 +277,7 @@ def _write_direct(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _stage(t: Target, data: bytes, sync: bool) -> str:
+def _stage(t: Target, data: Payload, sync: bool) -> str:
     """``data`` in a new temporary file beside ``t.real``; returns its name."""
     parent, name = os.path.split(t.real)
     try:
@@ -280,7 +297,7 @@ def _stage(t: Target, data: bytes, sync: bool) -> str:
         raise OutputError(f"output: cannot create a temporary file next to {t.path!r}")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            _put(f, data)
             f.flush()
             if sync:
                 os.fsync(f.fileno())
@@ -288,6 +305,10 @@ def _stage(t: Target, data: bytes, sync: bool) -> str:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise OutputError(f"output: cannot write {t.path!r}: {e.strerror}") from None
+    except BaseException:  # a payload function's own error: no temporary file stays
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return tmp
 
 
