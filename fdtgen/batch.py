@@ -100,13 +100,14 @@ def item_inputs(item: Item) -> list[tuple[str, str]]:
 
 
 def check_inside(root: str, path: str, what: str) -> None:
-    """Refuse ``path`` unless it resolves (symlinks followed) inside directory ``root``."""
+    """Refuse ``path`` unless it resolves (symlinks followed) inside directory ``root``;
+    the error line starts with ``what`` (where the path came from)."""
     import os
 
     top = os.path.realpath(root)
     real = os.path.realpath(path)
     if os.path.commonpath([top, real]) != top:
-        raise ConfigError(f"{what} {path!r} resolves to {real!r}, outside --root {root!r}")
+        raise ConfigError(f"{what}: {path!r} resolves to {real!r}, outside --root {root!r}")
 
 
 def items_from_lines(lines: Iterable[str], source: str = "stdin") -> Iterator[Item]:

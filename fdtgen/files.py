@@ -155,16 +155,16 @@ def target(path: str) -> Target:
     except FileNotFoundError:
         return Target(path, "atomic", real, real)  # a new file (or a dangling link's target)
     except OSError as e:
-        raise OutputError(f"output: cannot write {path!r}: {e.strerror}") from None
+        raise OutputError(f"{path}: output: cannot write: {e.strerror}") from None
     ident = (st.st_dev, st.st_ino)
     if stat.S_ISREG(st.st_mode):
         return Target(path, "atomic", real, ident)
     if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
         return Target(path, "direct", path, ident, stat.S_ISCHR(st.st_mode))
     if stat.S_ISDIR(st.st_mode):
-        raise OutputError(f"output: {path!r} is a directory")
+        raise OutputError(f"{path}: output: is a directory")
     raise OutputError(
-        f"output: {path!r} is {file_kind(st.st_mode)}; an output must be a regular file, "
+        f"{path}: output: is {file_kind(st.st_mode)}; an output must be a regular file, "
         "a character device, a FIFO or -"
     )
 
@@ -191,7 +191,7 @@ def check_targets(targets: Sequence[Target], inputs: Sequence[tuple[str, str]] =
         other = seen.get(t.ident) or seen.get(t.real)
         if other is not None:
             raise OutputError(
-                f"output: {other.path!r} and {t.path!r} are the same file; "
+                f"{t.path}: output: the same file as output {other.path!r}; "
                 "give each output its own path"
             )
         seen[t.ident] = seen[t.real] = t
@@ -202,7 +202,7 @@ def check_targets(targets: Sequence[Target], inputs: Sequence[tuple[str, str]] =
             hit = seen.get(key)
             if hit is not None:
                 raise OutputError(
-                    f"output: {hit.path!r} is the {role} input {path!r}; "
+                    f"{hit.path}: output: is the {role} input {path!r}; "
                     "refusing to overwrite an input"
                 )
 
@@ -248,7 +248,7 @@ def write_outputs(
     except BrokenPipeError:
         raise
     except OSError as e:
-        raise OutputError(f"output: cannot write {current!r}: {e.strerror}") from None
+        raise OutputError(f"{current}: output: cannot write: {e.strerror}") from None
     finally:
         for tmp in staged.values():
             with contextlib.suppress(OSError):
@@ -292,9 +292,9 @@ def _stage(t: Target, data: Payload, sync: bool) -> str:
         except FileExistsError:
             continue
         except OSError as e:
-            raise OutputError(f"output: cannot write {t.path!r}: {e.strerror}") from None
+            raise OutputError(f"{t.path}: output: cannot write: {e.strerror}") from None
     else:
-        raise OutputError(f"output: cannot create a temporary file next to {t.path!r}")
+        raise OutputError(f"{t.path}: output: cannot create a temporary file beside it")
     try:
         with os.fdopen(fd, "wb") as f:
             _put(f, data)
@@ -304,7 +304,7 @@ def _stage(t: Target, data: Payload, sync: bool) -> str:
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OutputError(f"output: cannot write {t.path!r}: {e.strerror}") from None
+        raise OutputError(f"{t.path}: output: cannot write: {e.strerror}") from None
     except BaseException:  # a payload function's own error: no temporary file stays
         with contextlib.suppress(OSError):
             os.unlink(tmp)

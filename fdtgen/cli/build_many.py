@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     items = list(items_from_lines(sys.stdin)) if args.source == "-" else items_from_dir(args.source)
     if args.root is not None:  # before the command line's defaults join the configs' paths
-        check_inside(args.root, args.output_dir, "--output-dir")
+        check_inside(args.root, args.output_dir, "command line: --output-dir")
         for item in items:
             for role, path in item_inputs(item):
                 if role != "config":  # the config files are the ones the command line named
@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             os.makedirs(args.output_dir)
         except OSError as e:
-            raise OutputError(f"output: cannot create {args.output_dir!r}: {e.strerror}") from None
+            raise OutputError(
+                f"{args.output_dir}: output: cannot create the directory: {e.strerror}"
+            ) from None
     files = []
     for out in outputs:
         files.append((os.path.join(args.output_dir, out.name + ".dtb"), out.dtb))
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             files.append((os.path.join(args.output_dir, out.name + ".json"), out.manifest))
     if args.root is not None:
         for path, _ in files:
-            check_inside(args.root, path, "output")
+            check_inside(args.root, path, f"{path}: output")
     inputs = [pair for item in items for pair in item_inputs(item)]
     write_all_atomic(files, inputs, sync_each=False)
     print(f"built {len(outputs)} machines into {args.output_dir}", file=sys.stderr)

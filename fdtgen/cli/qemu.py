@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             os.makedirs(workdir, exist_ok=True)
         except OSError as e:
-            raise FdtgenError(f"workdir: cannot create {workdir!r}: {e.strerror}") from None
+            raise FdtgenError(f"{workdir}: workdir: cannot create: {e.strerror}") from None
     work = Path(workdir).resolve()
     ok = False
     try:
