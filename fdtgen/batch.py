@@ -10,13 +10,20 @@ once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from fdtgen.boot.image import InputFile, KernelImage, input_file, read_initrd, read_kernel
+from fdtgen.boot.image import (
+    INITRD_MAX_SIZE,
+    InputFile,
+    KernelImage,
+    input_file,
+    read_initrd,
+    read_kernel,
+)
 from fdtgen.config import anchor_paths, parse_file, parse_json, read_bytes, validate
-from fdtgen.errors import ConfigError, FdtgenError
+from fdtgen.errors import ConfigError, FdtgenError, located
 from fdtgen.manifest import manifest_for, to_json
 from fdtgen.pipeline import build
 
@@ -29,6 +36,7 @@ class BatchItemError(FdtgenError):
     def __init__(self, item: Item, cause: FdtgenError) -> None:
         super().__init__(f"{item.source}: {cause}")
         self.item, self.cause = item, cause
+        cause.setting = None  # the line now says where
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,7 @@ class Item:
     data: dict[str, Any]
     source: str  # where errors say the item came from
     inputs: tuple[InputFile, ...] = ()  # files besides kernel and initrd, for the manifest
+    from_cli: frozenset[str] = frozenset()  # keys an option filled in (errors: "command line")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,16 @@ def items_from_dir(path: str) -> list[Item]:
     return out
 
 
+def with_defaults(items: Iterable[Item], defaults: Mapping[str, Any]) -> list[Item]:
+    """Each item with ``defaults`` (command-line options) filling the keys it
+    leaves out; an error about a key filled so starts with ``command line``."""
+    out = []
+    for item in items:
+        filled = {k: v for k, v in defaults.items() if v is not None and k not in item.data}
+        out.append(replace(item, data={**item.data, **filled}, from_cli=frozenset(filled)))
+    return out
+
+
 def item_inputs(item: Item) -> list[tuple[str, str]]:
     """The files ``item`` reads, as ``(role, path)``: its config file, and the
     kernel, initrd and template files it names."""
@@ -81,13 +100,14 @@ def item_inputs(item: Item) -> list[tuple[str, str]]:
 
 
 def check_inside(root: str, path: str, what: str) -> None:
-    """Refuse ``path`` unless it resolves (symlinks followed) inside directory ``root``."""
+    """Refuse ``path`` unless it resolves (symlinks followed) inside directory ``root``;
+    the error line starts with ``what`` (where the path came from)."""
     import os
 
     top = os.path.realpath(root)
     real = os.path.realpath(path)
     if os.path.commonpath([top, real]) != top:
-        raise ConfigError(f"{what} {path!r} resolves to {real!r}, outside --root {root!r}")
+        raise ConfigError(f"{what}: {path!r} resolves to {real!r}, outside --root {root!r}")
 
 
 def items_from_lines(lines: Iterable[str], source: str = "stdin") -> Iterator[Item]:
@@ -104,22 +124,37 @@ def items_from_lines(lines: Iterable[str], source: str = "stdin") -> Iterator[It
 
 
 def build_items(
-    items: Iterable[Item], overrides: dict[str, Any] | None = None, manifests: bool = True
+    items: Iterable[Item],
+    overrides: dict[str, Any] | None = None,
+    manifests: bool = True,
+    *,
+    max_kernel: int | None = None,
+    max_initrd: int = INITRD_MAX_SIZE,
 ) -> list[Output]:
-    """Build every item (with ``overrides`` applied); raises on the first bad one."""
+    """Build every item (with ``overrides`` applied); raises on the first bad one.
+
+    An error about a key an option set (:attr:`Item.from_cli`) starts with
+    ``command line``, as does a kernel or initrd file an option named (the
+    file's own line); any other starts with the item's source.
+    """
     kernels: dict[str, KernelImage] = {}
     initrds: dict[str, InputFile] = {}
+    failed: list[str] = []  # the file a reader could not read
 
     def kernel(path: str) -> KernelImage:
         k = kernels.get(path)
         if k is None:
-            k = kernels[path] = read_kernel(path)
+            failed[:] = [path]
+            k = kernels[path] = read_kernel(path, max_kernel)
+            failed.clear()
         return k
 
     def initrd(path: str) -> InputFile:
         i = initrds.get(path)
         if i is None:
-            i = initrds[path] = read_initrd(path)
+            failed[:] = [path]
+            i = initrds[path] = read_initrd(path, max_initrd)
+            failed.clear()
         return i
 
     extra = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -134,11 +169,17 @@ def build_items(
         if item.name in seen:
             raise ConfigError(f"{item.source}: name {item.name!r} is used twice")
         seen.add(item.name)
-        settings = validate({**item.data, **extra}, item.source)
+        from_cli = item.from_cli | extra.keys()
+        settings = validate({**item.data, **extra}, item.source, from_cli)
         try:
             boot = settings.boot(kernel, initrd)
             b = build(settings.machine(), boot)
         except FdtgenError as e:
+            if e.setting is not None and settings.source_of(e.setting) == "command line":
+                raise located(e, "command line") from None
+            options = {item.data.get(k) for k in ("kernel", "initrd") if k in from_cli}
+            if failed and failed[0] in options:
+                raise  # the file an option named: its own line, as fdtgen build gives it
             raise BatchItemError(item, e) from None
         manifest = None
         if manifests and b.placement is not None:

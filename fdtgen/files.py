@@ -34,7 +34,7 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 from fdtgen.errors import FdtgenError, OutputError
 from fdtgen.units import fmt_size
@@ -48,6 +48,10 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+# What an output holds: its bytes, or a function that writes them to an open file
+# (a decompressed kernel is streamed, never held whole).
+Payload: TypeAlias = bytes | Callable[[BinaryIO], None]
 
 TEMP_RE = re.compile(r"\..*\.fdtgen-([0-9]+)-[0-9]+\.tmp")
 
@@ -157,7 +161,7 @@ def target(path: str, parents: dict[str, str] | None = None) -> Target:
     except FileNotFoundError:
         st = None
     except OSError as e:
-        raise OutputError(f"output: cannot write {path!r}: {e.strerror}") from None
+        raise OutputError(f"{path}: output: cannot write: {e.strerror}") from None
     if name in ("", ".", "..") or (st is not None and stat.S_ISLNK(st.st_mode)):
         real = os.path.realpath(path)
         try:
@@ -165,7 +169,7 @@ def target(path: str, parents: dict[str, str] | None = None) -> Target:
         except FileNotFoundError:
             st = None
         except OSError as e:
-            raise OutputError(f"output: cannot write {path!r}: {e.strerror}") from None
+            raise OutputError(f"{path}: output: cannot write: {e.strerror}") from None
     else:
         parents = {} if parents is None else parents
         top = parents.get(head)
@@ -180,9 +184,9 @@ def target(path: str, parents: dict[str, str] | None = None) -> Target:
     if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
         return Target(path, "direct", path, ident, stat.S_ISCHR(st.st_mode))
     if stat.S_ISDIR(st.st_mode):
-        raise OutputError(f"output: {path!r} is a directory")
+        raise OutputError(f"{path}: output: is a directory")
     raise OutputError(
-        f"output: {path!r} is {file_kind(st.st_mode)}; an output must be a regular file, "
+        f"{path}: output: is {file_kind(st.st_mode)}; an output must be a regular file, "
         "a character device, a FIFO or -"
     )
 
@@ -209,7 +213,7 @@ def check_targets(targets: Sequence[Target], inputs: Sequence[tuple[str, str]] =
         other = seen.get(t.ident) or seen.get(t.real)
         if other is not None:
             raise OutputError(
-                f"output: {other.path!r} and {t.path!r} are the same file; "
+                f"{t.path}: output: the same file as output {other.path!r}; "
                 "give each output its own path"
             )
         seen[t.ident] = seen[t.real] = t
@@ -220,13 +224,13 @@ def check_targets(targets: Sequence[Target], inputs: Sequence[tuple[str, str]] =
             hit = seen.get(key)
             if hit is not None:
                 raise OutputError(
-                    f"output: {hit.path!r} is the {role} input {path!r}; "
+                    f"{hit.path}: output: is the {role} input {path!r}; "
                     "refusing to overwrite an input"
                 )
 
 
 def write_outputs(
-    outputs: Sequence[tuple[str, bytes]],
+    outputs: Sequence[tuple[str, Payload]],
     inputs: Sequence[tuple[str, str]] = (),
     *,
     sync_each: bool = True,
@@ -238,7 +242,9 @@ def write_outputs(
     ``sync_each`` false, one ``os.sync()`` for all: thousands of files, as
     build-many writes); only then are they renamed into place, and direct
     outputs written, in the order given. A failure removes the temporary files
-    not yet renamed. A replaced file keeps its permissions.
+    not yet renamed. A replaced file keeps its permissions. A payload may be a
+    function that writes the bytes to the file it is given (its
+    :class:`FdtgenError` fails the command as any other error does).
     """
     parents: dict[str, str] = {}
     targets = [target(path, parents) for path, _ in outputs]
@@ -260,21 +266,32 @@ def write_outputs(
             elif t.how == "direct":
                 _write_direct(t.path, data)
             else:
-                sys.stdout.buffer.write(data)
+                _put(sys.stdout.buffer, data)
                 sys.stdout.buffer.flush()
     except BrokenPipeError:
         raise
     except OSError as e:
-        raise OutputError(f"output: cannot write {current!r}: {e.strerror}") from None
+        raise OutputError(f"{current}: output: cannot write: {e.strerror}") from None
     finally:
         for tmp in staged.values():
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
 
-def _write_direct(path: str, data: bytes) -> None:
+def _put(f: BinaryIO, data: Payload) -> None:
+    if isinstance(data, bytes):
+        f.write(data)
+    else:
+        data(f)
+
+
+def _write_direct(path: str, data: Payload) -> None:
     """Write ``data`` to the device or FIFO ``path`` as it is: no create, no rename."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    if not isinstance(data, bytes):
+        with os.fdopen(fd, "wb") as f:
+            data(f)
+        return
     try:
         view = memoryview(data)
         while view:
@@ -283,7 +300,7 @@ def _write_direct(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _stage(t: Target, data: bytes, sync: bool) -> str:
+def _stage(t: Target, data: Payload, sync: bool) -> str:
     """``data`` in a new temporary file beside ``t.real``; returns its name."""
     parent, name = os.path.split(t.real)
     mode = 0o644  # new files: rw-r--r-- less the umask
@@ -299,14 +316,18 @@ def _stage(t: Target, data: bytes, sync: bool) -> str:
         except FileExistsError:
             continue
         except OSError as e:
-            raise OutputError(f"output: cannot write {t.path!r}: {e.strerror}") from None
+            raise OutputError(f"{t.path}: output: cannot write: {e.strerror}") from None
     else:
-        raise OutputError(f"output: cannot create a temporary file next to {t.path!r}")
+        raise OutputError(f"{t.path}: output: cannot create a temporary file beside it")
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            if isinstance(data, bytes):
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            else:  # a writer of its own: give it a file object on the same descriptor
+                with os.fdopen(os.dup(fd), "wb") as f:
+                    data(f)
             if sync:
                 os.fsync(fd)
         finally:
@@ -314,7 +335,11 @@ def _stage(t: Target, data: bytes, sync: bool) -> str:
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OutputError(f"output: cannot write {t.path!r}: {e.strerror}") from None
+        raise OutputError(f"{t.path}: output: cannot write: {e.strerror}") from None
+    except BaseException:  # a payload function's own error: no temporary file stays
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return tmp
 
 

@@ -209,5 +209,5 @@ def test_an_output_that_is_a_directory_is_an_output_error_not_a_config_error(tmp
     r = fdtgen("build", "-o", str(tmp_path))
     assert (
         r.returncode == 2
-        and r.stderr == f"fdtgen: error: output: {str(tmp_path)!r} is a directory\n"
+        and r.stderr == f"fdtgen: error: {tmp_path}: output: is a directory\n"
     )

@@ -2,7 +2,9 @@
 
 Each case writes its input files into ``in/``, runs ``fdtgen`` as a user does
 (outputs aimed at ``out/``) and checks the one line: where the input came from
-(the file, or ``command line``), the key or region, and the rule.
+(the file, or ``command line``), the key or region, and the rule. The cases of
+the hardening list itself run in :mod:`tests.test_hostile_matrix` under a
+memory limit; these are the neighbours of those cases.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import fdtgen
 from fdtgen.template.load import templates_dir
 
 from .conftest import run_fdtgen
@@ -59,30 +60,6 @@ NESTED_JSON = '{"x": ' + "[" * 1000 + "]" * 1000 + "}"
     "files, args, line",
     [
         pytest.param(
-            {"vm.toml": "vcpus = 2\n" + NESTED_TOML},
-            ["build", "{in}/vm.toml", "-o", "{out}/g.dtb"],
-            "{in}/vm.toml: not valid TOML: arrays or tables nested too deeply",
-            id="toml-config-500-deep",
-        ),
-        pytest.param(
-            {"vm.json": NESTED_JSON},
-            ["build", "{in}/vm.json", "-o", "{out}/g.dtb"],
-            "{in}/vm.json: not valid JSON: arrays or tables nested too deeply",
-            id="json-config-1000-deep",
-        ),
-        pytest.param(
-            {"mine.toml": SQUIB + NESTED_TOML},
-            ["build", "--template", "{in}/mine.toml", "-o", "{out}/g.dtb"],
-            "{in}/mine.toml: not valid TOML: arrays or tables nested too deeply",
-            id="toml-template-500-deep",
-        ),
-        pytest.param(
-            {"vm.toml": "vcpus = " + "9" * 4301 + "\n"},
-            ["build", "{in}/vm.toml", "-o", "{out}/g.dtb"],
-            "{in}/vm.toml: not valid TOML: an integer has more than 4300 digits",
-            id="toml-vcpus-4301-digits",
-        ),
-        pytest.param(
             {"vm.json": '{"vcpus": ' + "9" * 4301 + "}"},
             ["build", "{in}/vm.json", "-o", "{out}/g.dtb"],
             "{in}/vm.json: not valid JSON: an integer has more than 4300 digits",
@@ -94,69 +71,21 @@ NESTED_JSON = '{"x": ' + "[" * 1000 + "]" * 1000 + "}"
             "{in}/mine.toml: not valid TOML: an integer has more than 4300 digits",
             id="template-4301-digits",
         ),
-        pytest.param(
-            {"vm.json": '{"entropy_seed": "\\udc80"}'},
-            ["build", "{in}/vm.json", "-o", "{out}/g.dtb"],
-            "{in}/vm.json: entropy_seed: '\\udc80': is not valid UTF-8 text (it holds a lone "
-            "surrogate)",
-            id="surrogate-entropy-seed",
-        ),
-        pytest.param(
-            {"vm.json": '{"kernel": "\\udc80"}'},
-            ["build", "{in}/vm.json", "-o", "{out}/g.dtb"],
-            "{in}/vm.json: kernel: '",
-            id="surrogate-kernel",
-        ),
-        pytest.param(
-            {"vm.json": '{"kernel": {"size": 4096}, "initrd": "\\udc80"}'},
-            ["place", "{in}/vm.json"],
-            "{in}/vm.json: initrd: '",
-            id="surrogate-initrd",
-        ),
-        pytest.param(
-            {},
-            ["build", "--template", "{in}/" + "t" * 300 + ".toml", "-o", "{out}/g.dtb"],
-            "command line: template: '",
-            id="template-name-too-long",
-        ),
     ],
 )
 def test_input_that_used_to_raise_is_one_line(tmp_path, files, args, line):
     inp = inputs(tmp_path, files)
     got = rejected(tmp_path, *args)
     assert got.startswith(line.replace("{in}", str(inp))), got
-    if "surrogate" in str(files):
-        assert got.endswith(": is not valid UTF-8 text (it holds a lone surrogate)"), got
-
-
-def test_a_300_character_template_name_is_shown_short(tmp_path):
-    inputs(tmp_path, {})
-    got = rejected(tmp_path, "build", "--template", "{in}/" + "t" * 300 + ".toml", "-o", "{out}/g")
-    assert re.search(r"'\.\.\. \(\d{3} chars\): cannot read: File name too long$", got), got
-
-
-@pytest.mark.parametrize("command", ["build", "verify", "templates", "layout"])
-def test_a_template_byte_that_is_not_utf8_is_one_line_in_every_command(tmp_path, command):
-    inp = inputs(tmp_path, {"mine.toml": SQUIB.encode() + b"\n# \xff\n"})
-    (inp / "g.dtb").write_bytes(fdtgen.build().blob)
-    args = {
-        "build": ["build", "--template", "{in}/mine.toml", "-o", "{out}/g.dtb"],
-        "verify": ["verify", "{in}/g.dtb", "--template", "{in}/mine.toml"],
-        "templates": ["templates", "show", "{in}/mine.toml"],
-        "layout": ["layout", "--template", "{in}/mine.toml", "--svg", "{out}/m.svg"],
-    }[command]
-    got = rejected(tmp_path, *args)
-    assert got == f"{inp}/mine.toml: not UTF-8 text: invalid start byte at byte {len(SQUIB) + 3}"
 
 
 @pytest.mark.parametrize(
     "line, message",
     [
-        (NESTED_JSON, "stdin:1: not valid JSON: arrays or tables nested too deeply"),
         ('{"vcpus": ' + "9" * 4301 + "}", "stdin:1: not valid JSON: an integer has more than"),
         ('{"vcpus": 124}', "stdin:1: vcpus: 124 is outside 1..32 (template 'squib' max_vcpus)"),
     ],
-    ids=["1000-deep", "4301-digits", "vcpus-over-template"],
+    ids=["4301-digits", "vcpus-over-template"],
 )
 def test_build_many_on_stdin_rejects_hostile_lines_in_one_line(tmp_path, line, message):
     got = rejected(tmp_path, "build-many", "-", "-o", "{out}", stdin=line + "\n")
@@ -169,19 +98,6 @@ def test_build_many_on_stdin_rejects_hostile_lines_in_one_line(tmp_path, line, m
 @pytest.mark.parametrize(
     "files, args, line",
     [
-        pytest.param(
-            {"mine.toml": squib_with('stride = "4KiB"', "stride = 0")},
-            ["build", "--template", "{in}/mine.toml", "-o", "{out}/g.dtb"],
-            "{in}/mine.toml: virtio.stride: 0x0: must be a power of 2 >= 0x200 "
-            "(the virtio-mmio register block)",
-            id="virtio-stride-0",
-        ),
-        pytest.param(
-            {"vm.toml": "vcpus = 124\n"},
-            ["build", "{in}/vm.toml", "-o", "{out}/g.dtb"],
-            "{in}/vm.toml: vcpus: 124 is outside 1..32 (template 'squib' max_vcpus)",
-            id="vcpus-over-template-in-file",
-        ),
         pytest.param(
             {"vm.toml": "vcpus = 4\n"},
             ["layout", "{in}/vm.toml", "--vcpus", "124", "--svg", "{out}/m.svg"],
@@ -207,12 +123,6 @@ def test_build_many_on_stdin_rejects_hostile_lines_in_one_line(tmp_path, line, m
             ["build", "{in}/vm.toml", "-o", "{out}/g.dtb"],
             "{in}/vm.toml: template: 'nope' is not a built-in template",
             id="unknown-template-in-file",
-        ),
-        pytest.param(
-            {"vm.toml": 'api_token = "hunter2-secret"\n'},
-            ["build", "{in}/vm.toml", "-o", "{out}/g.dtb"],
-            "{in}/vm.toml: api_token: unknown key; valid keys: template, vcpus,",
-            id="unknown-key-value-not-echoed",
         ),
         pytest.param(
             {"vm.toml": "vcpu = 4\n"},
@@ -243,7 +153,7 @@ def test_errors_start_with_the_file_or_command_line_and_name_the_key(tmp_path, f
 
 @pytest.mark.parametrize(
     "value, binary",
-    [("3GB", "3GiB"), ("3000MB", "3000MiB"), ("4kB", "4KiB"), ("2tb", "2TiB")],
+    [("4kB", "4KiB"), ("2tb", "2TiB")],
 )
 def test_decimal_size_units_are_refused_with_the_binary_unit_to_write(tmp_path, value, binary):
     inp = inputs(tmp_path, {"vm.toml": f'memory = "{value}"\n'})
@@ -284,29 +194,10 @@ def test_a_decimal_unit_in_a_template_names_the_template_and_key(tmp_path):
     "old, new, message",
     [
         pytest.param(
-            "ppis = [13, 14, 11, 10]", "ppis = []", "timer.ppis: []: needs 4 or 5 PPIs", id="no-ppi"
-        ),
-        pytest.param(
-            "ppis = [13, 14, 11, 10]", "ppis = [13]", "timer.ppis: [13]: needs 4", id="one-ppi"
-        ),
-        pytest.param(
             "ppis = [13, 14, 11, 10]",
             "ppis = [13, 14, 11, 13]",
             "PPI 13 (INTID 29) is wired to both 'timer' and 'timer'",
             id="ppi-twice",
-        ),
-        pytest.param(
-            "base = 0x0E0A_0000",
-            "base = 0x1_0000_0000_0000",
-            "region 'uart0' [0x1000000000000, 0x1000000001000) ends past the 48-bit guest "
-            "physical address limit 0x1000000000000 (the default address width)",
-            id="uart-past-default-width",
-        ),
-        pytest.param(
-            'redist_stride = "128KiB"',
-            'redist_stride = "64KiB"',
-            "gic.redist_stride: 0x10000: must be a multiple of 0x10000 and at least 0x20000",
-            id="gicv3-stride-one-frame",
         ),
         pytest.param(
             "base = 0x8000_0000",
@@ -317,10 +208,7 @@ def test_a_decimal_unit_in_a_template_names_the_template_and_key(tmp_path):
     ],
 )
 def test_a_template_verify_would_fault_is_refused_naming_file_and_key(tmp_path, old, new, message):
-    if old == "base = 0x0E0A_0000":  # the UART's base, not the rule's
-        text = SQUIB.replace("[uart]\nbase = 0x0E0A_0000", f"[uart]\n{new}")
-        assert text != SQUIB
-    elif old == "base = 0x8000_0000":
+    if old == "base = 0x8000_0000":  # the DRAM window's base, not another region's
         text = SQUIB.replace("[dram]\nbase = 0x8000_0000", f"[dram]\n{new}")
         assert text != SQUIB
     else:

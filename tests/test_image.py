@@ -152,7 +152,7 @@ def _bad(data: bytes, tmp_path, name: str = "Image") -> str:
     with pytest.raises(ImageError) as e:
         read_kernel(str(path))
     msg = str(e.value)
-    assert f"kernel {str(path)!r}" in msg
+    assert msg.startswith(f"{path}: kernel")
     assert "\n" not in msg
     return msg
 
@@ -227,7 +227,7 @@ def test_a_file_that_is_not_an_arm64_image_gets_one_clear_error(tmp_path, data, 
 
 
 def test_a_missing_kernel_file_is_a_clear_error(tmp_path):
-    with pytest.raises(ImageError, match=r"kernel '.*/nope': cannot read: No such file"):
+    with pytest.raises(ImageError, match=r"^/.*/nope: kernel: cannot read: No such file"):
         read_kernel(str(tmp_path / "nope"))
 
 
@@ -239,5 +239,5 @@ def test_initrd_is_read_whole_and_an_empty_one_is_rejected(tmp_path):
     out = subprocess.run(["sha256sum", str(p)], capture_output=True, text=True, check=True).stdout
     assert f.sha256 == out.split()[0]
     p.write_bytes(b"")
-    with pytest.raises(ImageError, match=r"initrd '.*initrd.cpio': the file is empty"):
+    with pytest.raises(ImageError, match=r"^/.*initrd.cpio: initrd: the file is empty"):
         read_initrd(str(p))

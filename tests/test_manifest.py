@@ -357,11 +357,11 @@ def test_place_prints_the_manifest_addresses(tmp_path, initrd):
         ),
         pytest.param(("--initrd", "{initrd}"), "initrd: 0x", id="initrd-no-kernel"),
         pytest.param(
-            ("--kernel", "{tmp}/nope"), "kernel '{tmp}/nope': cannot read", id="kernel-missing"
+            ("--kernel", "{tmp}/nope"), "{tmp}/nope: kernel: cannot read", id="kernel-missing"
         ),
         pytest.param(
             ("--kernel", "{initrd}"),
-            "kernel '{initrd}' (gzip payload): not an arm64 Image",
+            "{initrd}: kernel (gzip payload): not an arm64 Image",
             id="kernel-not-image",
         ),
         pytest.param(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -60,6 +61,12 @@ ZBOOT_COMP_TYPES = frozenset({"gzip", "lz4", "lzma", "lzo", "xzkern", "zstd22"})
 KERNEL_MAX_SIZE = 256 * MiB
 # The largest initrd read: measured by stat and refused unread above this.
 INITRD_MAX_SIZE = 1 * GiB
+# The command-line options that raise the two caps (named in a too-large error).
+MAX_KERNEL_OPTION = "--max-kernel-size"
+MAX_INITRD_OPTION = "--max-initrd-size"
+
+# Where the decompressed Image of a gzip or zboot kernel goes, a chunk at a time.
+Sink = Callable[[bytes], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,20 +144,23 @@ def _limit(limit: int | None) -> int:
     return KERNEL_MAX_SIZE if limit is None else limit
 
 
-def _kernel(r: _Reader, file_size: int, what: str, limit: int) -> KernelImage:
+def _kernel(
+    r: _Reader, file_size: int, what: str, limit: int, sink: Sink | None = None
+) -> KernelImage:
     """The kernel facts of the file ``r`` reads (``file_size`` bytes), its
-    Image at most ``limit`` bytes once decompressed."""
+    Image at most ``limit`` bytes once decompressed; a compressed Image is
+    handed to ``sink`` as it is inflated."""
     magic = bytes(r.peek(8))
     fmt = "raw"
     if magic[:2] == GZIP_MAGIC:
-        head, size = _gunzip(r, what, limit)
+        head, size = _gunzip(r, what, limit, sink=sink)
         fmt = "gzip"
     elif magic[:2] == MZ_MAGIC and magic[4:8] == ZBOOT_TYPE:
-        head, size = _unzboot(r, file_size, what, limit)
+        head, size = _unzboot(r, file_size, what, limit, sink)
         fmt = "zboot-gzip"
     else:
         if file_size > limit:
-            raise ImageError(too_large(what, file_size, limit))
+            raise ImageError(too_large(what, file_size, limit, MAX_KERNEL_OPTION))
         head, size = bytes(r.peek(HEADER_SIZE)), file_size
     if fmt != "raw" and head[:2] == GZIP_MAGIC:
         raise ImageError(f"{what}: the {fmt} payload is itself gzip-compressed, not an Image")
@@ -190,24 +200,27 @@ def declared_kernel(
     return KernelImage(effective, image_size, flags, size, fmt, source)
 
 
-def read_kernel(path: str, limit: int | None = None) -> KernelImage:
+def read_kernel(path: str, limit: int | None = None, sink: Sink | None = None) -> KernelImage:
     """Read a kernel file: a raw Image (``MZ`` EFI stub or not), ``Image.gz`` or EFI zboot.
 
     The file is read once, forward, in chunks: its sha256 is computed as it
     is read and a gzip payload is inflated as a stream, counting bytes and
     keeping only the header, so memory stays bounded whatever the file. The
     Image may be at most ``limit`` bytes (default :data:`KERNEL_MAX_SIZE`),
-    decompressed or not; inflating stops as soon as it passes that.
+    decompressed or not; inflating stops as soon as it passes that. With
+    ``sink``, the inflated Image of a gzip or zboot kernel is handed to it a
+    chunk at a time, in order (a raw kernel is its own Image: ``sink`` is not
+    called). Errors start ``PATH: kernel``.
     """
     import hashlib
 
-    what = f"kernel {path!r}"
+    what = kernel_what(path)
     limit = _limit(limit)
-    f, file_size = open_regular(path, what, limit, ImageError)
+    f, file_size = open_regular(path, what, limit, ImageError, MAX_KERNEL_OPTION)
     digest = hashlib.sha256()
     with f:
         r = _Reader(f, digest, what)
-        k = _kernel(r, file_size, what, limit)
+        k = _kernel(r, file_size, what, limit, sink)
         read = r.drain()
     source = InputFile("kernel", path, read, digest.hexdigest())
     return KernelImage(k.text_offset, k.image_size, k.flags, k.size, k.format, source)
@@ -218,11 +231,12 @@ def read_initrd(path: str, limit: int = INITRD_MAX_SIZE) -> InputFile:
 
     The size comes from ``stat`` (a file over ``limit`` is refused unread);
     the digest is computed over the file in chunks, never holding it whole.
+    Errors start ``PATH: initrd``.
     """
     import hashlib
 
-    what = f"initrd {path!r}"
-    f, size = open_regular(path, what, limit, ImageError)
+    what = f"{path}: initrd"
+    f, size = open_regular(path, what, limit, ImageError, MAX_INITRD_OPTION)
     with f:
         if size == 0:
             raise ImageError(f"{what}: the file is empty")
@@ -230,6 +244,11 @@ def read_initrd(path: str, limit: int = INITRD_MAX_SIZE) -> InputFile:
         r = _Reader(f, digest, what)
         read = r.drain()
     return InputFile("initrd", path, read, digest.hexdigest())
+
+
+def kernel_what(path: str) -> str:
+    """How an error about kernel file ``path`` starts: the file, then what it is for."""
+    return f"{path}: kernel"
 
 
 def input_file(role: str, path: str, data: bytes) -> InputFile:
@@ -306,7 +325,12 @@ def _describe_foreign(head: bytes) -> str:
 
 
 def _gunzip(
-    r: _Reader, what: str, limit: int, fmt: str = "gzip", end: int | None = None
+    r: _Reader,
+    what: str,
+    limit: int,
+    fmt: str = "gzip",
+    end: int | None = None,
+    sink: Sink | None = None,
 ) -> tuple[bytes, int]:
     """The first 64 bytes and the total length of the gzip member(s) at ``r``
     (up to file offset ``end``).
@@ -315,8 +339,9 @@ def _gunzip(
     from ``r`` in slices that start small and double, so that the bytes past a
     member's end (``unused_data``, which zlib copies) are few for a tiny
     member and at most a chunk for a large one; output is taken a chunk at a
-    time and counted, never kept, and inflating stops once it passes
-    ``limit``. Bytes after the last member are ignored, as gzip(1) does.
+    time and counted, never kept (only handed to ``sink``), and inflating
+    stops once it passes ``limit``. Bytes after the last member are ignored,
+    as gzip(1) does.
     """
     head = bytearray()
     total = 0
@@ -336,10 +361,13 @@ def _gunzip(
                     if total > limit:
                         raise ImageError(
                             f"{what}: too large: the {fmt} data inflates past the "
-                            f"{fmt_size(limit)} cap on an Image ({total:#x} bytes so far)"
+                            f"{fmt_size(limit)} cap on an Image ({total:#x} bytes so far; "
+                            f"raise it with {MAX_KERNEL_OPTION})"
                         )
                     if len(head) < HEADER_SIZE:
                         head += out[: HEADER_SIZE - len(head)]
+                    if sink is not None and out:
+                        sink(out)
                     if not (d.unconsumed_tail or (len(out) == CHUNK and not d.eof)):
                         break
                     out = d.decompress(d.unconsumed_tail, CHUNK)
@@ -357,7 +385,9 @@ def _gunzip(
     return bytes(head), total
 
 
-def _unzboot(r: _Reader, file_size: int, what: str, limit: int) -> tuple[bytes, int]:
+def _unzboot(
+    r: _Reader, file_size: int, what: str, limit: int, sink: Sink | None = None
+) -> tuple[bytes, int]:
     """The Image inside an EFI zboot container (zboot-header.S), gzip payloads only."""
     header = bytes(r.peek(_ZBOOT_HEADER.size))
     if len(header) < _ZBOOT_HEADER.size:
@@ -380,4 +410,4 @@ def _unzboot(r: _Reader, file_size: int, what: str, limit: int) -> tuple[bytes, 
         raise ImageError(
             f"{what}: EFI zboot payload at {offset:#x} does not start with the gzip magic"
         )
-    return _gunzip(r, what, limit, "zboot gzip", end=offset + size)
+    return _gunzip(r, what, limit, "zboot gzip", end=offset + size, sink=sink)

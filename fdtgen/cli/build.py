@@ -10,6 +10,7 @@ from fdtgen.cli.common import (
     config_inputs,
     input_paths,
     load_boot_config,
+    readers,
     write_all_atomic,
 )
 
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
 
     cfg = load_boot_config(args)
-    result = cfg.build()
+    result = cfg.build(**readers(args))
     # The DTB first, the manifest (which records the DTB's sha256) last: a kill
     # between the renames leaves a new DTB beside an old manifest, which
     # verify --manifest reports by that digest.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fdtgen.cli.common import add_input_size_arguments
+
 HELP = "build many machines in one process (a directory of configs, or JSON lines on stdin)"
 
 
@@ -21,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--initrd", metavar="FILE", help="initrd for every config that names none")
     p.add_argument("--template", help="template for every config that names none")
     p.add_argument("--no-manifest", action="store_true", help="write only the DTBs")
+    add_input_size_arguments(p)
     p.add_argument(
         "--root",
         metavar="DIR",
@@ -39,28 +42,32 @@ def run(args: argparse.Namespace) -> int:
         item_inputs,
         items_from_dir,
         items_from_lines,
+        with_defaults,
     )
     from fdtgen.cli.common import write_all_atomic
     from fdtgen.errors import OutputError
 
     items = list(items_from_lines(sys.stdin)) if args.source == "-" else items_from_dir(args.source)
     if args.root is not None:  # before the command line's defaults join the configs' paths
-        check_inside(args.root, args.output_dir, "--output-dir")
+        check_inside(args.root, args.output_dir, "command line: --output-dir")
         for item in items:
             for role, path in item_inputs(item):
                 if role != "config":  # the config files are the ones the command line named
                     check_inside(args.root, path, f"{item.source}: {role}")
     defaults = {"kernel": args.kernel, "initrd": args.initrd, "template": args.template}
     defaults = {k: (os.path.abspath(v) if k != "template" else v) for k, v in defaults.items() if v}
-    for item in items:  # command-line defaults fill what a config leaves out
-        for key, value in defaults.items():
-            item.data.setdefault(key, value)
-    outputs = build_items(items, manifests=not args.no_manifest)
+    items = with_defaults(items, defaults)  # command-line defaults fill what a config leaves out
+    caps = {"max_kernel": args.max_kernel_size}
+    if args.max_initrd_size is not None:
+        caps["max_initrd"] = args.max_initrd_size
+    outputs = build_items(items, manifests=not args.no_manifest, **caps)
     if not os.path.isdir(args.output_dir):
         try:
             os.makedirs(args.output_dir)
         except OSError as e:
-            raise OutputError(f"output: cannot create {args.output_dir!r}: {e.strerror}") from None
+            raise OutputError(
+                f"{args.output_dir}: output: cannot create the directory: {e.strerror}"
+            ) from None
     files = []
     for out in outputs:
         files.append((os.path.join(args.output_dir, out.name + ".dtb"), out.dtb))
@@ -68,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             files.append((os.path.join(args.output_dir, out.name + ".json"), out.manifest))
     if args.root is not None:
         for path, _ in files:
-            check_inside(args.root, path, "output")
+            check_inside(args.root, path, f"{path}: output")
     inputs = [pair for item in items for pair in item_inputs(item)]
     write_all_atomic(files, inputs, sync_each=False)
     print(f"built {len(outputs)} machines into {args.output_dir}", file=sys.stderr)

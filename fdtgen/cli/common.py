@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fdtgen.units import MiB
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from fdtgen.boot.image import InputFile
     from fdtgen.config import Config
     from fdtgen.fdt.parse import Blob
+    from fdtgen.files import Payload
     from fdtgen.pictures import Row
 
 
@@ -69,6 +70,36 @@ def add_boot_arguments(p: argparse.ArgumentParser) -> None:
         help="derive rng-seed/kaslr-seed from TEXT "
         "(default: zero bytes a loader overwrites per boot)",
     )
+    add_input_size_arguments(g)
+
+
+def add_input_size_arguments(g: argparse._ActionsContainer) -> None:
+    """``--max-kernel-size`` and ``--max-initrd-size``: the caps on the files read."""
+    g.add_argument(
+        "--max-kernel-size",
+        metavar="SIZE",
+        type=_size,
+        help="refuse a kernel Image larger than SIZE, decompressed or not (default: 256MiB)",
+    )
+    g.add_argument(
+        "--max-initrd-size",
+        metavar="SIZE",
+        type=_size,
+        help="refuse an initrd larger than SIZE (default: 1GiB)",
+    )
+
+
+def readers(args: argparse.Namespace) -> dict[str, Any]:
+    """The kernel and initrd readers for ``Config.build``, with the command's caps."""
+    from functools import partial
+
+    from fdtgen.boot.image import INITRD_MAX_SIZE, read_initrd, read_kernel
+
+    initrd_cap = getattr(args, "max_initrd_size", None) or INITRD_MAX_SIZE
+    return {
+        "read_kernel": partial(read_kernel, limit=getattr(args, "max_kernel_size", None)),
+        "read_initrd": partial(read_initrd, limit=initrd_cap),
+    }
 
 
 def load_boot_config(args: argparse.Namespace) -> Config:
@@ -102,7 +133,7 @@ def write_atomic(path: str, data: bytes, inputs: Sequence[tuple[str, str]] = ())
 
 
 def write_all_atomic(
-    outputs: list[tuple[str, bytes]],
+    outputs: Sequence[tuple[str, Payload]],
     inputs: Sequence[tuple[str, str]] = (),
     *,
     sync_each: bool = True,

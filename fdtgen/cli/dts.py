@@ -11,7 +11,15 @@ from fdtgen.errors import UsageError
 HELP = "print the DTS of a machine config (or the embedded default), or of any DTB file"
 
 _OVERRIDES = ("template", "vcpus", "memory", "cmdline", "virtio")
-_BOOT = ("kernel", "initrd", "rng_seed", "kaslr_seed", "entropy_seed")
+_BOOT = (
+    "kernel",
+    "initrd",
+    "rng_seed",
+    "kaslr_seed",
+    "entropy_seed",
+    "max_kernel_size",
+    "max_initrd_size",
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -100,11 +108,11 @@ def run(args: argparse.Namespace) -> int:
         text = to_dts(with_labels(blob.tree))
         inputs = [("blob", args.config)]
     else:
-        from fdtgen.cli.common import input_paths, load_boot_config
+        from fdtgen.cli.common import input_paths, load_boot_config, readers
 
         # The tree fdtgen build writes: with the config's kernel, initrd and seeds.
         cfg = load_boot_config(args)
-        tree = cfg.build().tree
+        tree = cfg.build(**readers(args)).tree
         if tree is None:
             raise RuntimeError("dts: the build kept no tree")  # build() always keeps it
         text = to_dts(tree)

@@ -18,12 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fdtgen.cli.common import input_paths, load_boot_config
+    from fdtgen.cli.common import input_paths, load_boot_config, readers
     from fdtgen.pictures import layout_rows
     from fdtgen.units import fmt_size
 
     cfg = load_boot_config(args)
-    b = cfg.build()
+    b = cfg.build(**readers(args))
     lay = b.layout
     title = (
         f"{lay.template.name}: {lay.vcpus} vCPUs, {fmt_size(sum(r.size for r in lay.ram), 2)} RAM"

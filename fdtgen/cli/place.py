@@ -24,11 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fdtgen.cli.common import load_boot_config
+    from fdtgen.cli.common import load_boot_config, readers
     from fdtgen.errors import ConfigError
 
     cfg = load_boot_config(args)
-    b = cfg.build()
+    b = cfg.build(**readers(args))
     if b.placement is None or b.boot is None or b.boot.kernel is None:
         raise ConfigError(
             "place: placement needs a kernel (--kernel, or kernel = ... in the config)"

@@ -17,9 +17,19 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fdtgen.cli.common import add_config_arguments, input_paths, load_config, write_all_atomic
+from fdtgen.cli.common import (
+    add_config_arguments,
+    add_input_size_arguments,
+    input_paths,
+    load_config,
+    readers,
+    write_all_atomic,
+)
+
+if TYPE_CHECKING:
+    from fdtgen.files import Payload
 
 HELP = "boot a kernel under qemu with fdtgen's own device tree and placement"
 
@@ -35,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--initrd", metavar="FILE", help="initrd/initramfs to load; default: the config's initrd"
     )
+    add_input_size_arguments(g)
     g.add_argument(
         "--qemu-memory",
         metavar="SIZE",
@@ -116,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise UsageError(f"--qemu-memory: {args.qemu_memory!r}: {e}") from None
 
-    b = cfg.build()
+    b = cfg.build(**readers(args))
     machine = b.machine
     layout = b.layout
     qemu.check_machine(layout, machine.psci_method or layout.template.psci_method)
@@ -131,16 +142,12 @@ def run(args: argparse.Namespace) -> int:
         )
 
     kernel_path = os.path.abspath(str(cfg.kernel))
-    image = None
     kernel, dtb, initrd = m["kernel"], m["dtb"], m["initrd"]
+    # QEMU's loader copies files as they are: a gzip or zboot kernel is
+    # inflated into the work directory as a stream, when the outputs are written.
+    image = None
     if kernel["format"] != "raw":
-        with open(kernel_path, "rb") as f:
-            image = qemu.raw_image(f.read(), f"kernel {kernel_path!r}")
-        if len(image) != kernel["size"]:
-            raise FdtgenError(
-                f"kernel {kernel_path!r}: decompressed to {len(image):#x} bytes, "
-                f"but the manifest says {kernel['size']:#x}"
-            )
+        image = qemu.image_writer(kernel_path, kernel["size"], args.max_kernel_size)
     taken = [
         Range(kernel["load_address"], kernel["reserved"]),
         Range(dtb["address"], dtb["reserved"]),
@@ -173,11 +180,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             os.makedirs(workdir, exist_ok=True)
         except OSError as e:
-            raise FdtgenError(f"workdir: cannot create {workdir!r}: {e.strerror}") from None
+            raise FdtgenError(f"{workdir}: workdir: cannot create: {e.strerror}") from None
     work = Path(workdir).resolve()
     ok = False
     try:
-        outputs = [
+        outputs: list[tuple[str, Payload]] = [
             (str(work / "guest.dtb"), fill_patch_slots(b.blob, m["patch_slots"])),
             (str(work / "manifest.json"), to_json(m)),
             (str(work / "trampoline.bin"), stub),

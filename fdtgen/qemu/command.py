@@ -37,12 +37,10 @@ differs. Two more facts shape the command:
 
 from __future__ import annotations
 
-import gzip
 import shlex
-import struct
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from fdtgen.errors import ConfigError, ImageError, PlacementError
 from fdtgen.irq import Ppi, Spi, Trigger
@@ -372,21 +370,27 @@ def shell_command(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-def raw_image(data: bytes, what: str) -> bytes:
-    """The raw Image inside ``data``: itself, a gzip stream, or an EFI zboot payload.
-
-    ``drivers/firmware/efi/libstub/zboot-header.S``: ``MZ``, ``zimg`` at 4, the
-    payload offset and size as u32 at 8 and 12.
+def image_writer(path: str, size: int, limit: int | None = None) -> Callable[[BinaryIO], None]:
+    """What writes the raw Image inside compressed kernel ``path`` (gzip or EFI
+    zboot) to an open file: the one inflater placement reads it with
+    (:func:`fdtgen.boot.image.read_kernel`), streamed a chunk at a time, at most
+    ``limit`` bytes; the Image must be the ``size`` bytes the manifest placed.
     """
-    from fdtgen.boot.image import kernel_from_bytes
+    from fdtgen.boot.image import kernel_what, read_kernel
 
-    kernel_from_bytes(data, what)  # the same checks as placement: truncation, payload type
-    try:
-        if data[:2] == b"\x1f\x8b":
-            return gzip.decompress(data)
-        if data[:2] == b"MZ" and data[4:8] == b"zimg":
-            offset, size = struct.unpack_from("<II", data, 8)
-            return gzip.decompress(data[offset : offset + size])
-    except (OSError, EOFError, zlib.error) as e:
-        raise ImageError(f"{what}: cannot decompress: {e}") from None
-    return data
+    def write(f: BinaryIO) -> None:
+        written = 0
+
+        def sink(chunk: bytes) -> None:
+            nonlocal written
+            f.write(chunk)
+            written += len(chunk)
+
+        read_kernel(path, limit, sink)
+        if written != size:
+            raise ImageError(
+                f"{kernel_what(path)}: decompressed to {written:#x} bytes, "
+                f"but the manifest says {size:#x}"
+            )
+
+    return write
