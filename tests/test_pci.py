@@ -174,6 +174,7 @@ def test_the_bridge_sits_among_the_mmio_nodes_by_its_unit_address():
 VMM_BRIDGES = [
     ("cloud-hypervisor", "/pci@30000000", 0),
     ("crosvm", "/pci@10000", 0),
+    ("firecracker-pci", "/pci@70000000", 0),
     ("kvmtool", "/pci@40000000", 2),
 ]
 GIC_PHANDLE, MSI_PHANDLE = 1, 3
@@ -231,8 +232,34 @@ def test_the_crosvm_bridge_is_cam_with_a_row_per_device_slot():
     assert "msi-map" not in p and "msi-parent" not in p  # no ITS without --gic-its
 
 
-def test_the_kvmtool_bridge_decodes_256_buses_for_bus_0_and_io_at_address_0():
+def test_the_firecracker_pci_bridge_is_segment_0_with_both_device_windows():
     _, p = vmm_bridge(*VMM_BRIDGES[2])
+    assert p["compatible"] == ("pci-host-ecam-generic",)
+    assert p["reg"] == (0, 0x7000_0000, 0, 1 * MiB) and p["bus-range"] == (0, 0)
+    assert p["ranges"] == (
+        0x0200_0000, 0, 0x4000_3000, 0, 0x4000_3000, 0, 0x2FFF_D000,  # MEM_32BIT_DEVICES
+        0x0300_0000, 0x40, 0, 0x40, 0, 0x40, 0,  # MEM_64BIT_DEVICES: 256 GiB at 256 GiB
+    )  # fmt: skip
+    assert p["msi-map"] == (0, MSI_PHANDLE, 0, 0x100)
+    assert "interrupt-map" not in p and "msi-parent" not in p
+
+
+def test_firecracker_pci_has_virtio_pci_only_and_the_serial_on_the_first_line():
+    t = load_template("firecracker-pci")
+    assert t.virtio_transport == "pci" and t.virtio.slots == 0
+    assert load_template("firecracker").virtio_transport == "mmio"
+    b = build(Machine(template="firecracker-pci", vcpus=2, memory=512 * MiB))
+    assert b.layout.uart is not None and b.layout.uart.spi.number == 0
+    # The 64-bit window is the DRAM hole: RAM past 254 GiB resumes at 512 GiB.
+    big = build(Machine(template="firecracker-pci", vcpus=1, memory=300 * GiB))
+    assert [(r.base, r.end) for r in big.layout.ram] == [
+        (0x8020_0000, 256 * GiB),
+        (512 * GiB, 512 * GiB + 300 * GiB - (256 * GiB - 0x8020_0000)),
+    ]
+
+
+def test_the_kvmtool_bridge_decodes_256_buses_for_bus_0_and_io_at_address_0():
+    _, p = vmm_bridge(*VMM_BRIDGES[3])
     assert p["reg"] == (0, 0x4000_0000, 0, 256 * MiB) and p["bus-range"] == (0, 0)
     assert p["ranges"] == (
         0x0100_0000, 0, 0, 0, 0, 0, 0x1_0000,  # KVM_IOPORT_AREA
@@ -243,7 +270,7 @@ def test_the_kvmtool_bridge_decodes_256_buses_for_bus_0_and_io_at_address_0():
 
 
 def test_cloud_hypervisor_and_crosvm_have_virtio_pci_only():
-    for name in ("cloud-hypervisor", "crosvm"):
+    for name in ("cloud-hypervisor", "crosvm", "firecracker-pci"):
         t = load_template(name)
         assert t.virtio_transport == "pci" and t.virtio.slots == 0
     assert load_template("kvmtool").virtio_transport == "mmio"

@@ -48,6 +48,7 @@ BUILTIN = [
     "cloud-hypervisor",
     "crosvm",
     "firecracker",
+    "firecracker-pci",
     "kvmtool",
     "libkrun",
     "openvmm",
@@ -121,6 +122,27 @@ DOCUMENTED = {
         },
         # builder.rs: virtio first (GSI i), then serial, RTC, vmgenid, vmclock
         "spis": {"virtio-0": 0, "uart0": 32, "vmgenid": 34, "vmclock": 35},
+        "max_vcpus": 32,
+        "redist_below_dist": True,
+    },
+    "firecracker-pci": {  # --enable-pci: layout.rs, fdt.rs create_pci_nodes, pci_segment.rs
+        "regions": {
+            "gic-dist": (0x4000_0000 - 0x1_0000, 0x1_0000),
+            "boot-timer": (0x4000_0000, 0x1000),
+            "rtc": (0x4000_1000, 0x1000),
+            "uart0": (0x4000_2000, 0x1000),
+            "pcie-mmio32": (0x4000_3000, 0x7000_0000 - 0x4000_3000),  # MEM_32BIT_DEVICES
+            "pcie-ecam": (0x7000_0000, 1 * MiB),  # segment 0 of PCI_MMCONFIG_START
+            "pci-ecam": (0x7010_0000, 255 * MiB),
+            "vmclock": (0x801F_E000, 0x1000),
+            "vmgenid": (0x801F_FFF0, 16),
+            "dram": (0x8020_0000, 256 * GiB - 0x8020_0000),
+            "pcie-mmio64": (256 * GiB, 256 * GiB),  # MEM_64BIT_DEVICES
+            "dram1": (512 * GiB, 768 * GiB),
+        },
+        "holes": {"mmio64": (256 * GiB, 256 * GiB)},
+        # virtio-pci takes no legacy GSI: serial, RTC, vmgenid, vmclock from 0
+        "spis": {"uart0": 0, "vmgenid": 2, "vmclock": 3},
         "max_vcpus": 32,
         "redist_below_dist": True,
     },

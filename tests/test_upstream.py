@@ -15,8 +15,10 @@ Fact keys (each fact has ``item``, ``source`` and one of the checks):
 
 - ``compatible`` (+ ``at``, a first ``reg`` address): the node checked by
   ``reg`` (its first entries, as ``[base, size]`` pairs), ``interrupts`` (the
-  cells; ``[]`` for none), ``prop``/``value`` (a string property) or
-  ``absent = true``; ``path`` names a node by path instead (``/psci``);
+  cells; ``[]`` for none), ``prop``/``value`` (a string property),
+  ``prop``/``cells`` (a property's 32-bit cells; ``[]`` for an empty one),
+  ``no_prop`` (a property the node does not have) or ``absent = true``;
+  ``path`` names a node by path instead (``/psci``);
 - ``memory``: every ``memory`` node's ``reg`` entries, by address;
 - ``virtio``: the virtio-mmio nodes: ``base``, ``stride``, ``count``,
   ``first_spi`` (``spis`` for a list), ``flags``;
@@ -46,8 +48,17 @@ from .conftest import FIXTURES
 UPSTREAM = FIXTURES / "upstream"
 # Templates of VMMs with an upstream source in a repository; the QEMU ones are
 # checked against QEMU's own dumpdtb (tests/test_qemu_dumpdtb.py).
-VMMS = ["cloud-hypervisor", "crosvm", "firecracker", "kvmtool", "libkrun", "openvmm", "squib"]
-CHECKS = ("reg", "interrupts", "prop", "absent", "memory", "virtio", "placement")
+VMMS = [
+    "cloud-hypervisor",
+    "crosvm",
+    "firecracker",
+    "firecracker-pci",
+    "kvmtool",
+    "libkrun",
+    "openvmm",
+    "squib",
+]
+CHECKS = ("reg", "interrupts", "prop", "no_prop", "absent", "memory", "virtio", "placement")
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -144,9 +155,13 @@ def observe(root: Node, result: fdtgen.Result, fact: dict[str, Any], want: dict[
         return reg_pairs(node)[: len(want["reg"])]
     if "interrupts" in want:
         return list(cells(node, "interrupts"))
+    if "no_prop" in want:
+        return node.prop(want["no_prop"]) is None
     if "prop" in want:
         prop = node.prop(want["prop"])
-        return None if prop is None else list(prop.as_strings())
+        if prop is None:
+            return None
+        return list(prop.as_cells()) if "cells" in want else list(prop.as_strings())
     raise AssertionError(f"fact {fact['item']!r} has no check ({', '.join(CHECKS)})")
 
 
@@ -161,6 +176,10 @@ def expected(want: dict[str, Any]) -> Any:
     for key in ("virtio", "placement", "reg", "interrupts", "absent"):
         if key in want:
             return want[key]
+    if "no_prop" in want:
+        return True
+    if "cells" in want:
+        return want["cells"]
     if "prop" in want:
         v = want["value"]
         return v if isinstance(v, list) else [v]
@@ -169,7 +188,7 @@ def expected(want: dict[str, Any]) -> Any:
 
 def with_fact_selector(fact: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
     """A deviation's ``fdtgen`` table checks the same node with the same kind of check."""
-    merged = {k: v for k, v in fact.items() if k not in CHECKS and k != "value"}
+    merged = {k: v for k, v in fact.items() if k not in (*CHECKS, "value", "cells")}
     merged.update(table)
     if "prop" in fact and "prop" not in table:
         merged["prop"] = fact["prop"]
@@ -209,6 +228,8 @@ def test_fixture_names_its_upstream_and_every_source(name: str) -> None:
     for fact in data["fact"]:
         assert fact["item"] and fact["source"], fact
         assert sum(k in fact for k in CHECKS) == 1, fact["item"]
+        if "prop" in fact:  # a string value or cells, not both
+            assert ("value" in fact) != ("cells" in fact), fact["item"]
         if "deviation" in fact:
             assert isinstance(fact["fdtgen"], dict) and len(fact["deviation"]) > 40, fact["item"]
 
