@@ -156,8 +156,8 @@ def test_print_loads_every_file_at_the_manifest_address(tmp_path):
     initrd = tmp_path / "initrd.img"
     initrd.write_bytes(os.urandom(300_000))
     work = tmp_path / "work"
-    common = ["--template", "qemu-virt", "--vcpus", "3", "--memory", "512MiB", "--kernel", str(kernel),
-              "--initrd", str(initrd)]  # fmt: skip
+    common = ["--template", "qemu-virt", "--vcpus", "3", "--memory", "512MiB",
+              "--kernel", str(kernel), "--initrd", str(initrd)]  # fmt: skip
     r = fdtgen(
         "qemu", *common, "--workdir", str(work), "--print", "--", "-device", "virtio-rng-device"
     )
@@ -297,7 +297,8 @@ def test_a_template_whose_devices_are_elsewhere_is_refused(tmp_path):
         )
     )
     assert (
-        "template 'squib': 'uart0' [0xe0a0000, 0xe0a1000) SPI 1 is not QEMU's PL011 [0x9000000, 0x9001000)"
+        "template 'squib': 'uart0' [0xe0a0000, 0xe0a1000) SPI 1 is not QEMU's PL011 "
+        "[0x9000000, 0x9001000)"
         in err
     )
     assert not work.exists()
@@ -404,7 +405,8 @@ def test_a_virtio_device_on_an_undescribed_transport_is_refused(tmp_path):
     base += ["--print", "--"]
     err = one_line_error(fdtgen("qemu", *base, "-device", "virtio-rng-device"))
     assert (
-        "virtio-rng-device goes to virtio-mmio transport 31 at 0xa003e00, which the DTB does not describe"
+        "virtio-rng-device goes to virtio-mmio transport 31 at 0xa003e00, "
+        "which the DTB does not describe"
         in err
     )
     r = fdtgen("qemu", *base, "-device", "virtio-rng-device,bus=virtio-mmio-bus.1")
@@ -412,7 +414,8 @@ def test_a_virtio_device_on_an_undescribed_transport_is_refused(tmp_path):
 
 
 def test_transports_fill_from_the_highest_free_one():
-    extra = ["-device", "virtio-blk-device,drive=d0", "-device", "virtio-net-device,bus=virtio-mmio-bus.31",
+    extra = ["-device", "virtio-blk-device,drive=d0",
+             "-device", "virtio-net-device,bus=virtio-mmio-bus.31",
              "-device=virtio-rng-device", "-device", "loader,addr=0x0"]  # fmt: skip
     assert qemu.virtio_transports(extra) == [
         ("virtio-blk-device", 30),
@@ -424,10 +427,12 @@ def test_transports_fill_from_the_highest_free_one():
 def test_qemu_memory_below_the_dtb_memory_is_refused_and_nothing_written(tmp_path):
     kernel = fake_image(tmp_path / "Image")
     work = tmp_path / "w"
-    err = one_line_error(fdtgen("qemu", "--template", "qemu-virt", "--memory", "1GiB", "--qemu-memory", "512MiB",
-                                "--kernel", str(kernel), "--workdir", str(work), "--print"))  # fmt: skip
+    err = one_line_error(fdtgen("qemu", "--template", "qemu-virt", "--memory", "1GiB",
+                                "--qemu-memory", "512MiB", "--kernel", str(kernel),
+                                "--workdir", str(work), "--print"))  # fmt: skip
     assert (
-        "--qemu-memory: the DTB's RAM [0x40000000, 0x80000000) is not inside QEMU's RAM [0x40000000, 0x60000000)"
+        "--qemu-memory: the DTB's RAM [0x40000000, 0x80000000) is not inside "
+        "QEMU's RAM [0x40000000, 0x60000000)"
         in err
     )
     assert not work.exists()

@@ -462,7 +462,9 @@ def test_cli_caps_its_output_and_counts_the_rest(tmp_path):
     assert fdtgen("diff", a, b).stdout.count("\n") == 30  # under the default cap
     r = fdtgen("diff", "--max-changes", "-1", a, b)
     assert (r.returncode, r.stdout) == (2, "")
-    assert r.stderr == "fdtgen: error: command line: --max-changes: expected 0 (all) or more, found -1\n"
+    assert r.stderr == (
+        "fdtgen: error: command line: --max-changes: expected 0 (all) or more, found -1\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,8 @@ if [ -e /dev/vda ]; then
     dd if=/dev/vda of=/blk.out bs=512 skip=1024 count=1 2>/dev/null &
     n=0
     while [ ! -s /blk.out ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-    if [ -s /blk.out ]; then say blk-data "$(tr -d '\000' < /blk.out)"; else say blk-data TIMEOUT; fi
+    if [ -s /blk.out ]; then say blk-data "$(tr -d '\000' < /blk.out)"
+    else say blk-data TIMEOUT; fi
 else
     say blk-data NO-DEVICE
 fi
