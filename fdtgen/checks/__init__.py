@@ -154,7 +154,8 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
         out.merge(boot_findings(index, blob, options.manifest, buf))
     if dtc is not None:
         out.merge(dtc.findings())
-    return _capped(_judged(out, index, profile), out.counted, options.cap)
+    judge: dict[str, str | None] = {}  # rule -> its severity in this profile
+    return _capped(_judged(out, index, profile, judge), out.counted, options.cap, judge)
 
 
 def profile_of(index: TreeIndex) -> str:
@@ -174,11 +175,13 @@ def profile_of(index: TreeIndex) -> str:
     return "microvm" if loaded and index.memory() else "board"
 
 
-def _judged(found: list[Finding], index: TreeIndex, profile: str) -> list[Finding]:
+def _judged(
+    found: list[Finding], index: TreeIndex, profile: str, judge: dict[str, str | None]
+) -> list[Finding]:
     """Severities for ``profile``, and a disabled node's findings as notes
-    (DT spec "status": the kernel never probes it)."""
+    (DT spec "status": the kernel never probes it). ``judge`` collects each
+    rule's severity in ``profile``."""
     out = []
-    judge: dict[str, str | None] = {}  # rule -> its severity in this profile
     for f in found:
         if f.rule in judge:
             severity = judge[f.rule]
@@ -209,10 +212,16 @@ def _with_severity(f: Finding, severity: str) -> Finding:
     return Finding(f.rule, f.path, f.prop, f.value, f.message, severity, f.omitted)
 
 
-def _capped(found: list[Finding], counted: dict[str, int], cap: int | None) -> list[Finding]:
+def _capped(
+    found: list[Finding],
+    counted: dict[str, int],
+    cap: int | None,
+    judge: dict[str, str | None],
+) -> list[Finding]:
     """``found`` (at most ``cap`` findings of each rule, ``counted`` the number
     each rule reported), each capped rule closed after its last kept finding
-    by one counting what was left out (its ``omitted``)."""
+    by one counting what was left out (its ``omitted``), at the rule's
+    severity in the profile (``judge``)."""
     if cap is None:
         return found
     last = {f.rule: i for i, f in enumerate(found) if counted.get(f.rule, 0) > cap}
@@ -223,7 +232,8 @@ def _capped(found: list[Finding], counted: dict[str, int], cap: int | None) -> l
         rule = closing.get(i)
         if rule is not None:
             n = counted[rule] - cap
-            out.append(Finding(rule, "/", "", "", f"{n} more", omitted=n))
+            severity = judge.get(rule) or ""
+            out.append(Finding(rule, "/", "", "", f"{n} more", severity, omitted=n))
     return out
 
 
