@@ -48,6 +48,7 @@ from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
 
 if TYPE_CHECKING:
     from fdtgen.checks.index import TreeIndex
+    from fdtgen.checks.structure import DtcCheck
     from fdtgen.fdt.parse import Blob
     from fdtgen.manifest import Manifest
     from fdtgen.template.model import Template
@@ -124,17 +125,28 @@ def verify(buf: bytes, options: Options = Options()) -> list[Finding]:
 def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[Finding]:
     """Every finding for ``blob``, parsed from the bytes ``buf``, in report order."""
     # The rule modules load with the first check, not with ``import fdtgen``.
+    from fdtgen.checks.structure import DtcCheck
+
+    if options.profile not in PROFILES:
+        raise ValueError(f"profile {options.profile!r} is not one of {PROFILES}")
+    dtc = DtcCheck(options.dtc, buf) if options.dtc else None  # runs beside the rules below
+    try:
+        return _verify_with(blob, buf, options, dtc)
+    except BaseException:
+        if dtc is not None:
+            dtc.close()
+        raise
+
+
+def _verify_with(blob: Blob, buf: bytes, options: Options, dtc: DtcCheck | None) -> list[Finding]:
     from fdtgen.checks.bindings import binding_findings
     from fdtgen.checks.index import TreeIndex
     from fdtgen.checks.interrupts import interrupt_findings
     from fdtgen.checks.pci import pci_findings
     from fdtgen.checks.references import reference_findings
     from fdtgen.checks.regions import region_findings
-    from fdtgen.checks.structure import DtcCheck, structure_findings
+    from fdtgen.checks.structure import structure_findings
 
-    if options.profile not in PROFILES:
-        raise ValueError(f"profile {options.profile!r} is not one of {PROFILES}")
-    dtc = DtcCheck(options.dtc, buf) if options.dtc else None  # runs beside the rules below
     index = TreeIndex(blob.tree)
     profile = profile_of(index) if options.profile == "auto" else options.profile
     out = Findings(options.cap)
