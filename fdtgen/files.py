@@ -304,9 +304,10 @@ def _stage(t: Target, data: Payload, sync: bool) -> str:
     """``data`` in a new temporary file beside ``t.real``; returns its name."""
     parent, name = os.path.split(t.real)
     mode = 0o644  # new files: rw-r--r-- less the umask
+    keep = None
     if t.ident != t.real:  # it existed when classified: keep its permissions
         with contextlib.suppress(OSError):
-            mode = os.stat(t.real).st_mode & 0o7777
+            keep = mode = os.stat(t.real).st_mode & 0o7777
     pid = os.getpid()
     for attempt in range(100):
         tmp = os.path.join(parent, f".{name[:160]}.fdtgen-{pid}-{attempt}.tmp")
@@ -321,6 +322,8 @@ def _stage(t: Target, data: Payload, sync: bool) -> str:
         raise OutputError(f"{t.path}: output: cannot create a temporary file beside it")
     try:
         try:
+            if keep is not None:  # as it was, not less the umask
+                os.fchmod(fd, keep)
             if isinstance(data, bytes):
                 view = memoryview(data)
                 while view:

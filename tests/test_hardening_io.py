@@ -182,6 +182,20 @@ def test_build_many_never_writes_a_manifest_over_its_config(tmp_path, kernel):
     assert snapshot(tmp_path) == before
 
 
+def test_a_replaced_file_keeps_its_permissions_whatever_the_umask(tmp_path):
+    out = tmp_path / "guest.dtb"
+    out.write_bytes(b"old")
+    out.chmod(0o664)
+    code = (
+        "import os, sys; os.umask(0o077); from fdtgen.files import write_outputs; "
+        "write_outputs([(sys.argv[1], b'new')])"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == b"new"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o664
+
+
 def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
     gone = subprocess.Popen(["true"])
     gone.wait()

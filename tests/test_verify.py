@@ -1093,3 +1093,20 @@ def test_dtc_is_optional(tmp_path):
         check=False,
     )
     assert (r.returncode, r.stderr) == (0, "")
+
+
+@pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
+def test_a_rule_that_fails_leaves_no_dtc_copy_of_the_blob(tmp_path, monkeypatch):
+    import tempfile
+
+    import fdtgen.checks.regions as regions
+
+    def broken(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(regions, "region_findings", broken)
+    blob = encode(DeviceTree(Node("", (Prop.cells("#address-cells", 2),), ())))
+    with pytest.raises(KeyboardInterrupt):
+        verify(blob, Options(dtc=shutil.which("dtc")))
+    assert list(tmp_path.iterdir()) == []

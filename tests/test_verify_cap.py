@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fdtgen.checks import Finding, Options, counts, verify
-from fdtgen.checks.finding import Findings
+from fdtgen.checks.finding import NOTE, SEVERITIES, Findings
 from fdtgen.checks.index import Region
 from fdtgen.checks.pci import _region_spans, _window_overlaps
 from fdtgen.fdt.encode import encode
@@ -72,10 +72,16 @@ def _many(n: int) -> DeviceTree:
 
 
 def _capped_reference(full: list[Finding], cap: int) -> list[Finding]:
-    """The cap applied to the full report, as its documentation states it."""
+    """The cap applied to the full report, as its documentation states it: the
+    closing line at the rule's severity in the profile (the most severe of the
+    rule's findings; only a disabled node's are lowered, to notes)."""
     total: dict[str, int] = {}
+    severity: dict[str, str] = {}
     for f in full:
         total[f.rule] = total.get(f.rule, 0) + 1
+        if SEVERITIES.index(f.severity) < SEVERITIES.index(severity.get(f.rule, NOTE)):
+            severity[f.rule] = f.severity
+        severity.setdefault(f.rule, f.severity)
     seen: dict[str, int] = {}
     out: list[Finding] = []
     for f in full:
@@ -84,7 +90,9 @@ def _capped_reference(full: list[Finding], cap: int) -> list[Finding]:
             out.append(f)
         if n == min(cap, total[f.rule]) and total[f.rule] > cap:
             left = total[f.rule] - cap
-            out.append(Finding(f.rule, "/", "", "", f"{left} more", omitted=left))
+            out.append(
+                Finding(f.rule, "/", "", "", f"{left} more", severity[f.rule], omitted=left)
+            )
     return out
 
 
@@ -121,6 +129,16 @@ def test_the_closing_line_counts_exactly_what_was_left_out():
     (closing,) = [f for f in capped if f.rule == "regions.overlap" and f.omitted]
     assert closing.omitted == n - 20
     assert str(closing) == f"warning: … and {n - 20:,} more regions.overlap findings"
+
+
+def test_the_closing_line_has_the_rules_severity_in_the_profile():
+    board = verify(BLOB, Options(dtc=None, profile="board"))
+    shared = [f for f in board if f.rule == "interrupts.shared"]
+    assert len(shared) == 21 and shared[-1].omitted
+    assert {f.severity for f in shared} == {NOTE}
+    microvm = verify(BLOB, Options(dtc=None, profile="microvm"))
+    (closing,) = [f for f in microvm if f.rule == "interrupts.shared" and f.omitted]
+    assert closing.severity == "warning"
 
 
 def test_rules_build_no_finding_past_the_cap(monkeypatch):
@@ -163,6 +181,9 @@ def test_the_cli_prints_the_count_and_all_prints_every_finding(tmp_path):
     n = sum(f.rule == "interrupts.shared" for f in full)
     r = fdtgen("verify", "--no-dtc", str(path))
     assert r.returncode == 1, r.stderr
+    # A board blob (auto profile): shared SPIs are notes, the closing line too.
+    assert f"note: … and {n - 20:,} more interrupts.shared findings" in r.stdout.splitlines()
+    r = fdtgen("verify", "--no-dtc", "--profile", "microvm", str(path))
     assert f"warning: … and {n - 20:,} more interrupts.shared findings" in r.stdout.splitlines()
     r = fdtgen("verify", "--no-dtc", "--all", str(path))
     assert sum(": interrupts.shared: " in line for line in r.stdout.splitlines()) == n

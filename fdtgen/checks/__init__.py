@@ -48,6 +48,7 @@ from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
 
 if TYPE_CHECKING:
     from fdtgen.checks.index import TreeIndex
+    from fdtgen.checks.structure import DtcCheck
     from fdtgen.fdt.parse import Blob
     from fdtgen.manifest import Manifest
     from fdtgen.template.model import Template
@@ -124,17 +125,28 @@ def verify(buf: bytes, options: Options = Options()) -> list[Finding]:
 def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[Finding]:
     """Every finding for ``blob``, parsed from the bytes ``buf``, in report order."""
     # The rule modules load with the first check, not with ``import fdtgen``.
+    from fdtgen.checks.structure import DtcCheck
+
+    if options.profile not in PROFILES:
+        raise ValueError(f"profile {options.profile!r} is not one of {PROFILES}")
+    dtc = DtcCheck(options.dtc, buf) if options.dtc else None  # runs beside the rules below
+    try:
+        return _verify_with(blob, buf, options, dtc)
+    except BaseException:
+        if dtc is not None:
+            dtc.close()
+        raise
+
+
+def _verify_with(blob: Blob, buf: bytes, options: Options, dtc: DtcCheck | None) -> list[Finding]:
     from fdtgen.checks.bindings import binding_findings
     from fdtgen.checks.index import TreeIndex
     from fdtgen.checks.interrupts import interrupt_findings
     from fdtgen.checks.pci import pci_findings
     from fdtgen.checks.references import reference_findings
     from fdtgen.checks.regions import region_findings
-    from fdtgen.checks.structure import DtcCheck, structure_findings
+    from fdtgen.checks.structure import structure_findings
 
-    if options.profile not in PROFILES:
-        raise ValueError(f"profile {options.profile!r} is not one of {PROFILES}")
-    dtc = DtcCheck(options.dtc, buf) if options.dtc else None  # runs beside the rules below
     index = TreeIndex(blob.tree)
     profile = profile_of(index) if options.profile == "auto" else options.profile
     out = Findings(options.cap)
@@ -154,7 +166,8 @@ def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[
         out.merge(boot_findings(index, blob, options.manifest, buf))
     if dtc is not None:
         out.merge(dtc.findings())
-    return _capped(_judged(out, index, profile), out.counted, options.cap)
+    judge: dict[str, str | None] = {}  # rule -> its severity in this profile
+    return _capped(_judged(out, index, profile, judge), out.counted, options.cap, judge)
 
 
 def profile_of(index: TreeIndex) -> str:
@@ -174,11 +187,13 @@ def profile_of(index: TreeIndex) -> str:
     return "microvm" if loaded and index.memory() else "board"
 
 
-def _judged(found: list[Finding], index: TreeIndex, profile: str) -> list[Finding]:
+def _judged(
+    found: list[Finding], index: TreeIndex, profile: str, judge: dict[str, str | None]
+) -> list[Finding]:
     """Severities for ``profile``, and a disabled node's findings as notes
-    (DT spec "status": the kernel never probes it)."""
+    (DT spec "status": the kernel never probes it). ``judge`` collects each
+    rule's severity in ``profile``."""
     out = []
-    judge: dict[str, str | None] = {}  # rule -> its severity in this profile
     for f in found:
         if f.rule in judge:
             severity = judge[f.rule]
@@ -209,10 +224,16 @@ def _with_severity(f: Finding, severity: str) -> Finding:
     return Finding(f.rule, f.path, f.prop, f.value, f.message, severity, f.omitted)
 
 
-def _capped(found: list[Finding], counted: dict[str, int], cap: int | None) -> list[Finding]:
+def _capped(
+    found: list[Finding],
+    counted: dict[str, int],
+    cap: int | None,
+    judge: dict[str, str | None],
+) -> list[Finding]:
     """``found`` (at most ``cap`` findings of each rule, ``counted`` the number
     each rule reported), each capped rule closed after its last kept finding
-    by one counting what was left out (its ``omitted``)."""
+    by one counting what was left out (its ``omitted``), at the rule's
+    severity in the profile (``judge``)."""
     if cap is None:
         return found
     last = {f.rule: i for i, f in enumerate(found) if counted.get(f.rule, 0) > cap}
@@ -223,7 +244,8 @@ def _capped(found: list[Finding], counted: dict[str, int], cap: int | None) -> l
         rule = closing.get(i)
         if rule is not None:
             n = counted[rule] - cap
-            out.append(Finding(rule, "/", "", "", f"{n} more", omitted=n))
+            severity = judge.get(rule) or ""
+            out.append(Finding(rule, "/", "", "", f"{n} more", severity, omitted=n))
     return out
 
 

@@ -8,6 +8,7 @@ checks (``dtc -I dtb -O dtb``) when a dtc executable is given.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -246,6 +247,15 @@ class DtcCheck:
             )
         except OSError as e:
             self.error = f"could not run {dtc}: {e}"
+            os.unlink(self.path)
+
+    def close(self) -> None:
+        """Stop dtc and remove the blob's temporary copy, when the rules failed
+        (an exception, Ctrl-C) before :meth:`findings` was asked."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            self.proc.communicate()
+        with contextlib.suppress(OSError):
             os.unlink(self.path)
 
     def findings(self) -> list[Finding]:
