@@ -149,7 +149,7 @@ def _verify_with(blob: Blob, buf: bytes, options: Options, dtc: DtcCheck | None)
 
     index = TreeIndex(blob.tree)
     profile = profile_of(index) if options.profile == "auto" else options.profile
-    out = Findings(options.cap)
+    out = Findings(options.cap, index.disabled)
     structure_findings(blob, buf, libfdt=options.libfdt, out=out)
     out.merge(binding_findings(index))
     reference_findings(index, out)
@@ -167,7 +167,7 @@ def _verify_with(blob: Blob, buf: bytes, options: Options, dtc: DtcCheck | None)
     if dtc is not None:
         out.merge(dtc.findings())
     judge: dict[str, str | None] = {}  # rule -> its severity in this profile
-    return _capped(_judged(out, index, profile, judge), out.counted, options.cap, judge)
+    return _capped(_judged(out, index, profile, judge), out, options.cap, judge)
 
 
 def profile_of(index: TreeIndex) -> str:
@@ -226,26 +226,39 @@ def _with_severity(f: Finding, severity: str) -> Finding:
 
 def _capped(
     found: list[Finding],
-    counted: dict[str, int],
+    reported: Findings,
     cap: int | None,
     judge: dict[str, str | None],
 ) -> list[Finding]:
-    """``found`` (at most ``cap`` findings of each rule, ``counted`` the number
-    each rule reported), each capped rule closed after its last kept finding
-    by one counting what was left out (its ``omitted``), at the rule's
-    severity in the profile (``judge``)."""
+    """``found`` (at most ``cap`` findings of each rule; ``reported`` counted
+    what each rule reported, and how much of it on disabled nodes), each capped
+    rule closed after its last kept finding by a finding counting what was
+    left out (its ``omitted``) at the rule's severity in the profile
+    (``judge``), and by a note counting the left-out findings on disabled
+    nodes, which are notes like every finding on a disabled node."""
     if cap is None:
         return found
+    counted, disabled = reported.counted, reported.disabled
     last = {f.rule: i for i, f in enumerate(found) if counted.get(f.rule, 0) > cap}
+    kept_disabled: dict[str, int] = {}
+    for f in found:
+        if f.rule in last and f.path in disabled:
+            kept_disabled[f.rule] = kept_disabled.get(f.rule, 0) + 1
     closing = {i: rule for rule, i in last.items()}
     out: list[Finding] = []
     for i, f in enumerate(found):
         out.append(f)
         rule = closing.get(i)
-        if rule is not None:
-            n = counted[rule] - cap
-            severity = judge.get(rule) or ""
-            out.append(Finding(rule, "/", "", "", f"{n} more", severity, omitted=n))
+        if rule is None:
+            continue
+        off = reported.counted_disabled.get(rule, 0) - kept_disabled.get(rule, 0)
+        on = counted[rule] - cap - off
+        severity = judge.get(rule) or ""
+        if on and severity:
+            out.append(Finding(rule, "/", "", "", f"{on} more", severity, omitted=on))
+        if off:
+            what = f"{off} more on disabled nodes"
+            out.append(Finding(rule, "/", "", "", what, NOTE, omitted=off))
     return out
 
 

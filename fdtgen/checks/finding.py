@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 ERROR = "error"
@@ -95,7 +96,8 @@ class Finding:
 
     def __str__(self) -> str:
         if self.omitted:
-            return f"{self.severity}: … and {self.omitted:,} more {self.rule} findings"
+            where = " on disabled nodes" if self.message.endswith("on disabled nodes") else ""
+            return f"{self.severity}: … and {self.omitted:,} more {self.rule} findings{where}"
         where = f"{self.path} {self.prop}" if self.prop else self.path
         value = f" = {self.value}" if self.value else ""
         return f"{self.severity}: {self.rule}: {where}{value}: {self.message}"
@@ -117,32 +119,42 @@ class Finding:
 class Findings(list[Finding]):
     """The findings of one verify, in report order, at most ``cap`` per rule.
 
-    A rule calls :meth:`wants` with its id before building a finding and
-    appends the finding only when told to; every call is counted in
-    ``counted`` (rule id to the number of findings the rule reported), so
-    what the cap leaves out is known exactly without being built. ``cap``
+    A rule calls :meth:`wants` with its id and the node's path before building
+    a finding and appends the finding only when told to; every call is
+    counted in ``counted`` (rule id to the number of findings the rule
+    reported), and those on a node in ``disabled`` (a disabled node, whose
+    findings are notes) in ``counted_disabled`` too, so what the cap leaves
+    out is known exactly, severity included, without being built. ``cap``
     ``None`` keeps everything. :meth:`add` and :meth:`merge` do the same for
     findings that are already built."""
 
-    def __init__(self, cap: int | None = None) -> None:
+    def __init__(self, cap: int | None = None, disabled: AbstractSet[str] = frozenset()) -> None:
         super().__init__()
         self.cap = sys.maxsize if cap is None else cap
+        self.disabled = disabled
         self.counted: dict[str, int] = {}
+        self.counted_disabled: dict[str, int] = {}
 
-    def wants(self, rule: str) -> bool:
-        """Count one more finding of ``rule``; whether it is to be built and appended."""
+    def wants(self, rule: str, path: str = "") -> bool:
+        """Count one more finding of ``rule`` on ``path``; whether it is to be
+        built and appended."""
         n = self.counted[rule] = self.counted.get(rule, 0) + 1
+        if path in self.disabled:
+            self.counted_disabled[rule] = self.counted_disabled.get(rule, 0) + 1
         return n <= self.cap
 
-    def wanted(self, rule: str, n: int) -> int:
-        """Count ``n`` more findings of ``rule``; how many of them (the first) to build."""
+    def wanted(self, rule: str, n: int, path: str = "") -> int:
+        """Count ``n`` more findings of ``rule`` on ``path``; how many of them
+        (the first) to build."""
         before = self.counted.get(rule, 0)
         self.counted[rule] = before + n
+        if path in self.disabled:
+            self.counted_disabled[rule] = self.counted_disabled.get(rule, 0) + n
         return max(0, min(n, self.cap - before))
 
     def add(self, finding: Finding) -> None:
         """Count ``finding`` and keep it if its rule is under the cap."""
-        if self.wants(finding.rule):
+        if self.wants(finding.rule, finding.path):
             self.append(finding)
 
     def merge(self, found: Iterable[Finding]) -> None:

@@ -71,7 +71,7 @@ def interrupt_findings(
         unique = list(dict.fromkeys(paths))
         if len(unique) > 1 and spi not in shared and not _all_share(index, unique):
             for other in unique[1:]:
-                if not out.wants("interrupts.shared"):
+                if not out.wants("interrupts.shared", other):
                     continue
                 out.append(
                     Finding(
@@ -108,7 +108,7 @@ def _interrupts_problem(index: TreeIndex, path: str, p: Prop, out: Findings) -> 
         )
     else:
         return False
-    if out.wants(rule):
+    if out.wants(rule, path):
         out.append(Finding(rule, path, "interrupts", show(p), why))
     return True
 
@@ -127,7 +127,7 @@ def _gic_specifier(
     kind, number, flags = spec[0], spec[1], spec[2]
     limits = _GICV3_LIMITS if version == 3 else _GICV2_LIMITS
     if kind not in limits:
-        if out.wants("interrupts.type"):
+        if out.wants("interrupts.type", path):
             out.append(
                 Finding(
                     "interrupts.type",
@@ -140,7 +140,7 @@ def _gic_specifier(
         return
     name, top, base = limits[kind]
     if number > top:
-        if out.wants("interrupts.range"):
+        if out.wants("interrupts.range", path):
             out.append(
                 Finding(
                     "interrupts.range",
@@ -156,7 +156,7 @@ def _gic_specifier(
     if (
         kind in (0, 2)
         and trigger not in (Trigger.EDGE_RISING, Trigger.LEVEL_HIGH)
-        and out.wants("interrupts.trigger")
+        and out.wants("interrupts.trigger", path)
     ):
         out.append(
             Finding(

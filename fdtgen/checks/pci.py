@@ -303,7 +303,7 @@ def _window_overlaps(
             if reach_mine:  # the ranges under this window's reach overlap it
                 t = bisect.bisect_right(spans.reach, reach, a, b)  # the first reaching further
                 stop = bisect.bisect_left(spans.bases, reach, a, min(t, b - 1) + 1)
-                for base, end, what in keys[a : a + out.wanted("pci.window", stop - a)]:
+                for base, end, what in keys[a : a + out.wanted("pci.window", stop - a, path)]:
                     out.append(_overlap(path, base, end, what, reach_what))
             if spans.reach[b - 1] > reach:
                 reach, reach_mine = spans.reach[b - 1], False
@@ -312,7 +312,7 @@ def _window_overlaps(
         if w is None:
             break
         base, end, what = w
-        if base < reach and out.wants("pci.window"):
+        if base < reach and out.wants("pci.window", path):
             out.append(_overlap(path, base, end, what, reach_what))
         if end > reach:
             reach, reach_what, reach_mine = end, what, True

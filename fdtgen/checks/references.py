@@ -74,7 +74,7 @@ def _phandle_findings(index: TreeIndex, out: Findings) -> None:
             if p is None:
                 continue
             if len(p.value) != 4 or int.from_bytes(p.value, "big") in (0, 0xFFFF_FFFF):
-                if not out.wants("phandle.value"):
+                if not out.wants("phandle.value", path):
                     continue
                 out.append(
                     Finding(
@@ -87,7 +87,7 @@ def _phandle_findings(index: TreeIndex, out: Findings) -> None:
                 )
         ph = node_phandle(node)
         if ph is not None and ph not in (0, 0xFFFF_FFFF):
-            if ph in owner and out.wants("phandle.unique"):
+            if ph in owner and out.wants("phandle.unique", path):
                 out.append(
                     Finding(
                         "phandle.unique",
@@ -102,7 +102,7 @@ def _phandle_findings(index: TreeIndex, out: Findings) -> None:
         if u.prop == "interrupt-map" and not index.is_nexus(u.path):
             continue  # a controller parsing its own map (IMAP_ABUSERS): not the spec's layout
         if u.target is None and not u.problem:
-            if not out.wants("phandle.reference"):
+            if not out.wants("phandle.reference", u.path):
                 continue
             out.append(
                 Finding(
@@ -113,5 +113,5 @@ def _phandle_findings(index: TreeIndex, out: Findings) -> None:
                     f"cell {u.cell} refers to phandle {u.phandle:#x}, which no node has",
                 )
             )
-        elif u.problem and out.wants("phandle.cells"):
+        elif u.problem and out.wants("phandle.cells", u.path):
             out.append(Finding("phandle.cells", u.path, u.prop, f"{u.phandle:#x}", u.problem))

@@ -39,7 +39,7 @@ def region_findings(
     regs = [r for r in index.regions() if r.path not in disabled]
     limit = 1 << address_bits
     for r in regs:
-        if r.end > limit and out.wants("regions.address-width"):
+        if r.end > limit and out.wants("regions.address-width", r.path):
             out.append(
                 Finding(
                     "regions.address-width",
@@ -61,7 +61,7 @@ def region_findings(
             if a.end <= r.base:
                 break  # reach is sorted by end: nothing further overlaps
             if _collide(a, r):
-                if not out.wants("regions.overlap"):
+                if not out.wants("regions.overlap", r.path):
                     break
                 out.append(
                     Finding(

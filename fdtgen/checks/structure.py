@@ -105,7 +105,7 @@ def structure_findings(
         )
     for path, node in root.walk():
         base = node.name.partition("@")[0]
-        if path != "/" and len(base) > NAME_MAX and out.wants("structure.name-length"):
+        if path != "/" and len(base) > NAME_MAX and out.wants("structure.name-length", path):
             out.append(
                 Finding(
                     "structure.name-length",
@@ -122,7 +122,7 @@ def structure_findings(
         if (
             path != "/"
             and not SPEC_NODE_NAME_RE.fullmatch(name)
-            and out.wants("structure.node-name")
+            and out.wants("structure.node-name", path)
         ):
             out.append(
                 Finding(
@@ -135,7 +135,7 @@ def structure_findings(
                 )
             )
         for p in node.props:
-            if len(p.name) > NAME_MAX and out.wants("structure.name-length"):
+            if len(p.name) > NAME_MAX and out.wants("structure.name-length", path):
                 out.append(
                     Finding(
                         "structure.name-length",
@@ -147,7 +147,7 @@ def structure_findings(
                     )
                 )
             if not SPEC_PROP_NAME_RE.fullmatch(p.name[:NAME_MAX]) and out.wants(
-                "structure.property-name"
+                "structure.property-name", path
             ):
                 out.append(
                     Finding(
