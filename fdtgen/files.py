@@ -268,6 +268,9 @@ def write_outputs(
             else:
                 _put(sys.stdout.buffer, data)
                 sys.stdout.buffer.flush()
+        if sync_each:  # the renames themselves, so they survive a power loss
+            for parent in {os.path.dirname(t.real) or "." for t in targets if t.how == "atomic"}:
+                _sync_directory(parent)
     except BrokenPipeError:
         raise
     except OSError as e:
@@ -276,6 +279,14 @@ def write_outputs(
         for tmp in staged.values():
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _sync_directory(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _put(f: BinaryIO, data: Payload) -> None:
@@ -310,7 +321,8 @@ def _stage(t: Target, data: Payload, sync: bool) -> str:
             keep = mode = os.stat(t.real).st_mode & 0o7777
     pid = os.getpid()
     for attempt in range(100):
-        tmp = os.path.join(parent, f".{name[:160]}.fdtgen-{pid}-{attempt}.tmp")
+        short = name.encode()[:160].decode(errors="ignore")  # 160 bytes leave room in NAME_MAX
+        tmp = os.path.join(parent, f".{short}.fdtgen-{pid}-{attempt}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
             break

@@ -196,6 +196,15 @@ def test_a_replaced_file_keeps_its_permissions_whatever_the_umask(tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o664
 
 
+def test_an_output_name_of_many_multibyte_characters_is_written(tmp_path):
+    from fdtgen.files import write_outputs
+
+    out = tmp_path / ("é" * 127)  # 254 bytes: a name the file system allows
+    write_outputs([(str(out), b"new")])
+    assert out.read_bytes() == b"new"
+    assert os.listdir(tmp_path) == [out.name]
+
+
 def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
     gone = subprocess.Popen(["true"])
     gone.wait()
