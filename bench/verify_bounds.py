@@ -8,7 +8,7 @@ The targets:
 
 * hostile: every blob below, each at most booting.rst's 2 MiB, checked by
   ``fdtgen verify BLOB`` (dtc's checks included when dtc is installed, run beside
-  fdtgen's rules and cut off after 1.5 s) in a fresh interpreter: <= 2 s from start
+  fdtgen's rules and cut off after 1 s) in a fresh interpreter: <= 2 s from start
   to exit and <= 200 MB peak resident set (the interpreter's own included,
   read with ``resource.getrusage`` in the child);
 * corpus: ``fdtgen.checks.verify`` over every DTB of Debian's generic arm64

@@ -24,7 +24,7 @@ from fdtgen.units import U64_MAX
 # a distribution ships, but some of its checks are quadratic (siblings sharing
 # a unit address, huge interrupt-maps: 13 s on a hostile 2 MiB blob), and
 # verify's own rules must not wait on them.
-DTC_TIMEOUT = 1.5
+DTC_TIMEOUT = 1.0
 
 # The checks the kernel's own DTB build switches off (scripts/Makefile.dtbs,
 # torvalds/linux 52c996d3f40b: -Wno-unique_unit_address always, and by default
