@@ -289,8 +289,12 @@ def _ram_allocator(t: Template, bits: int) -> Allocator:
     from fdtgen.allocator import Allocator
 
     alloc = Allocator(bits)
-    for h in t.ram_holes:
-        alloc.reserve(f"hole:{h.tag}", h.range)
+    limit = 1 << bits
+    for h in t.ram_holes:  # RAM cannot reach past the width: only the part below it is in the way
+        if h.range.base < limit:
+            alloc.reserve(
+                f"hole:{h.tag}", Range(h.range.base, min(h.range.end, limit) - h.range.base)
+            )
     return alloc
 
 

@@ -295,7 +295,7 @@ def manifest_for(b: Build, extra_inputs: Sequence[InputFile] = ()) -> Manifest:
         "vcpus": layout.vcpus,
         "cmdline": b.machine.cmdline
         if b.machine.cmdline is not None
-        else default_cmdline(layout.template),
+        else default_cmdline(layout.template, b.machine.serial),
         "gic": {
             "version": g.version,
             "distributor": {"address": layout.gic_dist.base, "size": layout.gic_dist.size},

@@ -118,3 +118,15 @@ def test_commands_do_not_import_each_other(module):
     shared = {"fdtgen.cli", "fdtgen.cli.common"}
     others = sorted(m for m in GRAPH[module] if m.startswith("fdtgen.cli.") and m not in shared)
     assert others == [], f"{module} imports other commands: {others}; share through cli/common.py"
+
+
+def test_the_package_holds_only_modules_and_its_type_marker():
+    stray = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix != ".py"
+        and p.name != "py.typed"
+    )
+    assert stray == []

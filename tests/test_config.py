@@ -290,3 +290,28 @@ def test_a_json_config_may_name_its_schema(tmp_path: Path):
     cfg = tmp_path / "vm.json"
     cfg.write_text('{"$schema": "../schemas/config.schema.json", "vcpus": 3}')
     assert load(str(cfg)).vcpus == 3
+
+
+def bootargs(blob: bytes) -> str:
+    import libfdt
+
+    fdt = libfdt.Fdt(blob)
+    return fdt.getprop(fdt.path_offset("/chosen"), "bootargs").as_str()
+
+
+@pytest.mark.parametrize(
+    ("template", "console"),
+    [("qemu-virt", "ttyAMA0"), ("firecracker", "ttyS0"), ("kvmtool", "ttyS0")],
+)
+def test_the_default_cmdline_names_the_templates_console_tty(template, console):
+    b = validate({"template": template, "kernel": {"size": "2MiB"}}).build()
+    assert bootargs(b.blob) == f"console={console} earlycon panic=-1"
+
+
+@pytest.mark.parametrize("template", ["qemu-virt", "firecracker", "crosvm"])
+def test_without_a_serial_console_the_default_cmdline_asks_for_none(template):
+    from fdtgen.manifest import manifest_for
+
+    b = validate({"template": template, "serial": False, "kernel": {"size": "2MiB"}}).build()
+    assert bootargs(b.blob) == "panic=-1"
+    assert manifest_for(b)["cmdline"] == "panic=-1"

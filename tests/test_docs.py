@@ -412,3 +412,44 @@ def test_manifest_field_table(tmp_path: Path) -> None:
         assert decimal == hexes, f"{row['manifest field']}: decimal and hex differ"
         for field in row["manifest field"].split(","):
             assert lookup(manifest, field.strip()) == decimal, f"{field.strip()} changed"
+
+
+# --- every template key and [boot] policy has its documentation ------------------------------
+
+
+def template_keys() -> set[str]:
+    """The keys the template loader reads: the first argument of every Reader call."""
+    import ast
+
+    keys = set()
+    for name in ("load.py", "pci.py"):
+        tree = ast.parse((ROOT / "fdtgen" / "template" / name).read_text())
+        for n in ast.walk(tree):
+            if (
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr in ("get", "table", "optional_table", "tables")
+                and n.args
+                and isinstance(n.args[0], ast.Constant)
+                and isinstance(n.args[0].value, str)
+            ):
+                keys.add(n.args[0].value)
+    return keys
+
+
+def test_every_template_key_is_documented():
+    text = (DOCS / "templates.md").read_text() + PLACEMENT_MD.read_text()
+    keys = template_keys()
+    assert {"order", "piece_align", "timeout_sec", "dtb"} <= keys  # the scan finds the reads
+    missing = sorted(
+        k for k in keys if not re.search(rf"(^|[`\[.]){re.escape(k)}([`\]]| ?=)", text, re.M)
+    )
+    assert missing == []
+
+
+def test_every_boot_policy_is_documented_in_placement_md():
+    from fdtgen.template.model import DTB_POLICIES, INITRD_POLICIES, KERNEL_POLICIES
+
+    text = PLACEMENT_MD.read_text()
+    for p in (*DTB_POLICIES, *INITRD_POLICIES, *KERNEL_POLICIES):
+        assert f"`{p}`" in text, p

@@ -16,7 +16,7 @@ from fdtgen.pipeline import build
 from fdtgen.ranges import Range, Region
 from fdtgen.template.load import load_template, templates_dir
 from fdtgen.template.proofs import check_regions, check_template
-from fdtgen.units import KiB, MiB
+from fdtgen.units import GiB, KiB, MiB
 
 # squib_arch/src/layout.rs, retyped from the seed so the template is checked
 # against the source, not against itself.
@@ -184,6 +184,16 @@ def test_the_last_transport_a_machine_has_must_fit_the_address_width():
     assert layout.virtio[-1].range.end == 1 << 32
     with pytest.raises(ConfigError, match=r"region 'virtio-2' \[0x100000000, 0x100001000\) ends"):
         resolve(high, vcpus=1, memory=512 * MiB, virtio=3, address_width=32)
+
+
+def test_a_dram_hole_past_the_address_width_is_out_of_rams_way():
+    t = load_template("firecracker")  # its mmio64 hole spans [256 GiB, 512 GiB)
+    layout = resolve(t, vcpus=1, memory=GiB, virtio=1, address_width=36)
+    assert layout.ram == (Range(0x8020_0000, GiB),)
+    with pytest.raises(ConfigError) as e:
+        resolve(t, vcpus=1, memory=62 * GiB, virtio=1, address_width=36)
+    assert e.value.setting == "memory"
+    assert "past the 36-bit guest physical address limit 0x1000000000" in str(e.value)
 
 
 def test_33_vcpus_is_rejected():

@@ -187,6 +187,29 @@ def test_dtb_slot_uses_the_last_whole_2mib_block_when_ram_ends_unaligned():
     assert p.dtb == Range(DRAM_BASE + 62 * MiB, 2 * MiB)
 
 
+RAM_START_BOOT = BootSpec(
+    kernel_offset=0, initrd_offset=0, fdt_max_size=2 * MiB, dtb="ram-start", initrd="top-of-ram"
+)
+
+
+def test_a_kernel_searched_from_ram_base_steps_over_a_dtb_block_at_ram_start():
+    k = declared_kernel(MiB, text_offset=0, image_size=MiB)
+    p = place([Range(DRAM_BASE, 64 * MiB)], RAM_START_BOOT, k)
+    assert p.dtb == Range(DRAM_BASE, 2 * MiB)
+    assert p.kernel == Range(DRAM_BASE + 2 * MiB, MiB)
+
+
+def test_a_kernel_past_a_dtb_block_at_ram_start_is_short_of_ram_not_of_the_block():
+    k = declared_kernel(2 * MiB, text_offset=0, image_size=2 * MiB)
+    boot = BootSpec(kernel_offset=4 * MiB, initrd_offset=0, fdt_max_size=2 * MiB, dtb="ram-start")
+    with pytest.raises(PlacementError) as e:
+        place([Range(DRAM_BASE, 2 * MiB)], boot, k)
+    assert str(e.value).endswith(
+        f"in RAM [{DRAM_BASE:#x}, {DRAM_BASE + 2 * MiB:#x}), below RAM ending at "
+        f"{DRAM_BASE + 2 * MiB:#x}: 0x400000 bytes short"
+    )
+
+
 def test_initrd_crosses_into_a_second_ram_range_inside_the_window():
     ram = [Range(DRAM_BASE, 64 * MiB), Range(DRAM_BASE + GiB, GiB)]
     k = declared_kernel(20 * MiB, text_offset=0, image_size=20 * MiB)

@@ -579,6 +579,26 @@ def test_a_gicv2_template_with_more_than_8_vcpus_is_rejected_at_load(tmp_path):
         load_template(str(tmp_path / "v2.toml"))
 
 
+@pytest.mark.parametrize(
+    ("line", "value", "match"),
+    [
+        ('dtb = "below:256MiB"', "below:0", r"boot\.dtb: 'below:0': 0x0 leaves no whole 0x200000"),
+        ('dtb = "below:256MiB"', "below:1MiB", r"boot\.dtb: 'below:1MiB': 0x100000 leaves no"),
+        ('initrd = "below-dtb"', "after-kernel-align:0", r"boot\.initrd: .*: 0x0 is not a power"),
+        ('initrd = "below-dtb"', "after-kernel-align:3KiB", r"0xc00 is not a power of two"),
+    ],
+)
+def test_a_boot_policy_without_room_or_with_a_bad_alignment_is_rejected_at_load(
+    tmp_path, line, value, match
+):
+    text = (templates_dir() / "kvmtool.toml").read_text()
+    assert line in text
+    (tmp_path / "k.toml").write_text(text.replace(line, f"{line.split('=')[0]}= {value!r}"))
+    with pytest.raises(TemplateError, match=match) as e:
+        load_template(str(tmp_path / "k.toml"))
+    assert str(e.value).startswith(str(tmp_path / "k.toml"))
+
+
 # -- devices -----------------------------------------------------------------
 
 

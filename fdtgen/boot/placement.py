@@ -337,10 +337,12 @@ def kernel_slot(
     misses: list[tuple[Range, int, int, int]] = []
     for r in ranges:
         base = align_up(max(r.base, floor), KERNEL_BASE_ALIGN)
+        if block is not None and block.base <= base < block.end:
+            base = align_up(block.end, KERNEL_BASE_ALIGN)  # the DTB block (ram-start) comes first
         load = base + kernel.text_offset
         end = load + kernel.reserve
-        in_block = block is not None and r.base <= block.base < r.end
-        limit = min(r.end, block.base) if in_block and block is not None else r.end
+        above = block is not None and r.base <= block.base < r.end and block.base >= base
+        limit = min(r.end, block.base) if above and block is not None else r.end
         clear = block is None or end <= block.base or base >= block.end
         if end <= r.end and clear:
             if kernel.placement_anywhere and end > PA_48BIT_END:

@@ -165,7 +165,8 @@ class Config(BaseModel):
     cmdline: Cmdline | None = Field(
         None,
         description=f"/chosen/bootargs: no NUL, at most {COMMAND_LINE_SIZE - 1} bytes of UTF-8; "
-        f"default: {DEFAULT_CMDLINE!r} with the template's console tty (ttyS0 for a 16550)",
+        f"default: {DEFAULT_CMDLINE!r} with the template's console tty (ttyS0 for a 16550); "
+        "'panic=-1' with serial = false",
     )
     virtio: int | None = Field(
         None,

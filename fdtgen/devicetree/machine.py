@@ -49,8 +49,13 @@ __all__ = [
 DEFAULT_CMDLINE = "console=ttyAMA0 earlycon panic=-1"  # a PL011 console's default
 
 
-def default_cmdline(t: Template) -> str:
-    """The command line a machine without one gets: its console UART's tty."""
+def default_cmdline(t: Template, serial: bool = True) -> str:
+    """The command line a machine without one gets: its console UART's tty, and
+    without a serial console neither ``console=`` nor ``earlycon`` (no such tty
+    exists, and a VMM such as Firecracker creates its 16550 when the command
+    line asks for a console, taking an interrupt line the tree does not show)."""
+    if not serial:
+        return "panic=-1"
     return f"console={console_name(t)} earlycon panic=-1"
 
 
@@ -77,7 +82,7 @@ class Machine:
     template: str = "squib"
     vcpus: int = 2
     memory: int = 512 * MiB
-    cmdline: str | None = None  # None: console=<the template's UART tty>0 earlycon panic=-1
+    cmdline: str | None = None  # None: default_cmdline(template, serial)
     virtio: int | None = None  # None: every virtio slot the template has (0 on a PCI-only VMM)
     serial: bool = True
     psci_method: str | None = None  # None: the template's
@@ -93,7 +98,7 @@ def with_defaults(m: Machine, t: Template) -> Machine:
         return m
     return replace(
         m,
-        cmdline=default_cmdline(t) if m.cmdline is None else m.cmdline,
+        cmdline=default_cmdline(t, m.serial) if m.cmdline is None else m.cmdline,
         virtio=t.virtio.slots if m.virtio is None else m.virtio,
     )
 
@@ -188,7 +193,10 @@ def machine_tree(
     aliases, pmu, clock = aliases_node(layout), pmu_node(layout), clock_node(t)
     children = [
         chosen_node(
-            layout, default_cmdline(t) if m.cmdline is None else m.cmdline, placement, boot
+            layout,
+            default_cmdline(t, m.serial) if m.cmdline is None else m.cmdline,
+            placement,
+            boot,
         ),
         *([aliases] if aliases else []),
         *memory_nodes(layout),

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from fdtgen.errors import LayoutError
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
 from fdtgen.ranges import Range, Region, by_address, subtract
-from fdtgen.spec import DTB_ALIGN, FDT_MAX_SIZE, PAGE_SIZE
+from fdtgen.spec import DTB_ALIGN, DTB_BLOCK, FDT_MAX_SIZE, PAGE_SIZE
 from fdtgen.template.pci import PcieSpec
 from fdtgen.units import U64_MAX, KiB, is_aligned, parse_size
 
@@ -28,10 +28,19 @@ KERNEL_POLICIES = ("ram-offset", "after-initrd")
 
 
 def is_policy(word: str, choices: tuple[str, ...]) -> str:
-    """``word`` if it is one of ``choices``; ``name:<x>`` / ``name+<x>`` take a byte count."""
+    """``word`` if it is one of ``choices``; ``name:<x>`` / ``name+<x>`` take a byte count.
+
+    A ``<size>`` is an alignment: a power of two of at least a page. ``below:``
+    takes at least one whole 2 MiB block, which the DTB's slot starts.
+    """
     for c in choices:
         head = c.split("<")[0]
-        if c.endswith(">") and word.startswith(head) and parse_size(word[len(head) :]) >= 0:
+        if c.endswith(">") and word.startswith(head):
+            n = parse_size(word[len(head) :])
+            if c.endswith("<size>") and (n < PAGE_SIZE or n & (n - 1)):
+                raise ValueError(f"{n:#x} is not a power of two of at least {PAGE_SIZE:#x}")
+            if head == "below:" and n < DTB_BLOCK:
+                raise ValueError(f"{n:#x} leaves no whole {DTB_BLOCK:#x}-byte block for the DTB")
             return word
         if word == c:
             return word
