@@ -170,3 +170,14 @@ def test_debian_kernel_writes_a_bootable_kernel_and_a_shell_initramfs(tmp_path):
         "fdtgen: error: command line: --module: module 'no_such_module' is not under "
         f"{kit.kit().modules}"
     ]
+
+
+def test_a_corrupt_module_is_a_clear_error_not_a_traceback(tmp_path):
+    from fdtgen.debian import modinfo
+
+    (tmp_path / "kernel").mkdir()
+    (tmp_path / "kernel" / "virtio_rng.ko.xz").write_bytes(b"\xfd7zXZ\x00 not really xz")
+    (tmp_path / "kernel" / "virtio.ko").write_bytes(b"\x7fELF" + bytes(8))
+    for name in ("virtio_rng", "virtio"):
+        with pytest.raises(ValueError, match="not a readable kernel module"):
+            modinfo.load_order(tmp_path, [name])

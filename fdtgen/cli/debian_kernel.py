@@ -35,7 +35,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.dir}: not a directory")
     found = kit.kit()
     try:
-        modules = modinfo.load_order(found.modules, [*MODULES, *args.module])
+        modules = modinfo.load_order(found.modules, list(MODULES))
+    except ValueError as e:  # the cached kernel's own modules: the cache is at fault
+        raise kit.FetchError(f"{e}; remove {found.modules.parents[3]} to fetch again") from None
+    try:
+        modules = (
+            modinfo.load_order(found.modules, [*MODULES, *args.module]) if args.module else modules
+        )
     except ValueError as e:
         raise UsageError(f"--module: {e}") from None
     os.makedirs(out, exist_ok=True)

@@ -86,7 +86,10 @@ def load_order(modules_dir: Path, wanted: list[str]) -> list[Module]:
         path = files.get(name)
         if path is None:
             raise ValueError(f"module {name!r} is not under {modules_dir}")
-        info = modinfo(read_module(path))
+        try:
+            info = modinfo(read_module(path))
+        except (OSError, lzma.LZMAError, struct.error, IndexError, ValueError) as e:
+            raise ValueError(f"{path}: not a readable kernel module ({e})") from None
         depends = tuple(d for v in info.get("depends", []) for d in v.split(",") if d)
         for dep in depends:
             visit(dep, (*chain, name))
