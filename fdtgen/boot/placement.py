@@ -24,7 +24,8 @@ name where the VMM itself puts each file, and fdtgen puts it there when that
 keeps booting.rst; where it does not, fdtgen takes the nearest place that
 does and says so in :attr:`Placement.notes`.
 
-* ``dtb``: ``top-of-ram`` (the default, below), ``ram-start`` (Cloud
+* ``dtb``: ``top-of-ram`` (the default, below), ``top-of-first-ram``
+  (Firecracker: the same in the first RAM range, below a hole), ``ram-start`` (Cloud
   Hypervisor: the first 2 MiB block of RAM), ``below:<offset>`` (kvmtool:
   the last whole 2 MiB block below RAM base + min(RAM size, offset)),
   ``after-kernel`` (openvmm: right after the kernel; fdtgen rounds up to the
@@ -192,7 +193,8 @@ def place_initrd(
 
 
 def policy_dtb_slot(ranges: Sequence[Range], boot: BootSpec) -> Range:
-    """The DTB slot of a ``top-of-ram``, ``ram-start`` or ``below:<offset>`` policy."""
+    """The DTB slot of a ``top-of-ram``, ``top-of-first-ram``, ``ram-start`` or
+    ``below:<offset>`` policy."""
     first = ranges[0]
     if boot.dtb == "ram-start":
         base = align_up(first.base, DTB_BLOCK)
@@ -205,6 +207,8 @@ def policy_dtb_slot(ranges: Sequence[Range], boot: BootSpec) -> Range:
     if boot.dtb.startswith("below:"):
         limit = parse_size(boot.dtb[len("below:") :])
         return dtb_slot(Range(first.base, min(first.size, limit)), boot)
+    if boot.dtb == "top-of-first-ram":
+        return dtb_slot(first, boot)
     return dtb_slot(ranges[-1], boot)
 
 
