@@ -471,3 +471,28 @@ def _props(fdt, path):
     while off >= 0:
         yield off
         off = fdt.next_property_offset(off, quiet=[libfdt.NOTFOUND])
+
+
+@pytest.mark.parametrize(
+    ("template", "ram", "vmm", "fdtgen"),
+    [
+        # libkrun: fdt_addr = ram_last_addr - FDT_MAX_SIZE (2 MiB), RAM from 2 GiB.
+        ("libkrun", [Range(0x8000_0000, 1025 * MiB)], 0xBFF0_0000, 0xBFE0_0000),
+        # Firecracker: the same at the end of the first DRAM range, below the hole.
+        (
+            "firecracker",
+            [Range(0x8000_0000, 1025 * MiB), Range(0x80_0000_0000, GiB)],
+            0xBFF0_0000,
+            0xBFE0_0000,
+        ),
+    ],
+)
+def test_an_end_of_ram_dtb_moved_to_a_whole_block_is_noted(template, ram, vmm, fdtgen):
+    boot = load_template(template).boot
+    k = declared_kernel(8 * MiB, text_offset=0, image_size=8 * MiB)
+    p = place(ram, boot, k)
+    assert p.dtb.base == fdtgen
+    (note,) = p.notes
+    assert f"at the end of RAM, {vmm:#x}" in note and f"fdtgen puts it at {fdtgen:#x}" in note
+    aligned = [Range(r.base, r.size - MiB) if r is ram[0] else r for r in ram]
+    assert place(aligned, boot, k).notes == ()  # RAM ending on a 2 MiB boundary: the VMM's place

@@ -24,7 +24,9 @@ name where the VMM itself puts each file, and fdtgen puts it there when that
 keeps booting.rst; where it does not, fdtgen takes the nearest place that
 does and says so in :attr:`Placement.notes`.
 
-* ``dtb``: ``top-of-ram`` (the default, below), ``top-of-first-ram``
+* ``dtb``: ``top-of-ram`` (the default, below; crosvm), ``end-of-ram`` (libkrun:
+  the VMM puts ``fdt_max_size`` bytes at the very end of RAM; fdtgen takes the
+  last whole 2 MiB block, with a note when the two differ), ``end-of-first-ram``
   (Firecracker: the same in the first RAM range, below a hole), ``ram-start`` (Cloud
   Hypervisor: the first 2 MiB block of RAM), ``below:<offset>`` (kvmtool:
   the last whole 2 MiB block below RAM base + min(RAM size, offset)),
@@ -174,7 +176,8 @@ def place_kernel(ram: Sequence[Range], boot: BootSpec, kernel: KernelImage) -> P
         return Placement(kernel_range, kernel.text_offset, dtb, notes=notes)
     dtb = policy_dtb_slot(ranges, boot)
     kernel_range = kernel_slot(ranges, boot, kernel, _dtb_block(dtb))
-    return Placement(kernel=kernel_range, text_offset=kernel.text_offset, dtb=dtb)
+    notes = policy_dtb_notes(ranges, boot, dtb)
+    return Placement(kernel=kernel_range, text_offset=kernel.text_offset, dtb=dtb, notes=notes)
 
 
 def place_initrd(
@@ -193,8 +196,8 @@ def place_initrd(
 
 
 def policy_dtb_slot(ranges: Sequence[Range], boot: BootSpec) -> Range:
-    """The DTB slot of a ``top-of-ram``, ``top-of-first-ram``, ``ram-start`` or
-    ``below:<offset>`` policy."""
+    """The DTB slot of a ``top-of-ram``, ``end-of-ram``, ``end-of-first-ram``,
+    ``ram-start`` or ``below:<offset>`` policy."""
     first = ranges[0]
     if boot.dtb == "ram-start":
         base = align_up(first.base, DTB_BLOCK)
@@ -207,9 +210,23 @@ def policy_dtb_slot(ranges: Sequence[Range], boot: BootSpec) -> Range:
     if boot.dtb.startswith("below:"):
         limit = parse_size(boot.dtb[len("below:") :])
         return dtb_slot(Range(first.base, min(first.size, limit)), boot)
-    if boot.dtb == "top-of-first-ram":
-        return dtb_slot(first, boot)
-    return dtb_slot(ranges[-1], boot)
+    return dtb_slot(first if boot.dtb == "end-of-first-ram" else ranges[-1], boot)
+
+
+def policy_dtb_notes(ranges: Sequence[Range], boot: BootSpec, dtb: Range) -> tuple[str, ...]:
+    """Why the DTB of an ``end-of-ram`` or ``end-of-first-ram`` policy is not where
+    the VMM puts it: at the very end of RAM, which is not a 2 MiB boundary."""
+    if boot.dtb not in ("end-of-ram", "end-of-first-ram"):
+        return ()
+    end = (ranges[0] if boot.dtb == "end-of-first-ram" else ranges[-1]).end
+    vmm = end - boot.fdt_max_size
+    if vmm == dtb.base:
+        return ()
+    return (
+        f"dtb: the VMM puts its {boot.fdt_max_size:#x} bytes at the end of RAM, {vmm:#x}, "
+        f"across a 2 MiB boundary; fdtgen puts it at {dtb.base:#x}, the start of the last "
+        "whole 2 MiB block, which it shares with nothing (booting.rst)",
+    )
 
 
 def dtb_after(

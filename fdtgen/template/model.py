@@ -16,7 +16,14 @@ REDIST_REG_KINDS = ("vcpus", "window")  # GICR reg: vcpus x stride, or the whole
 REDIST_ANCHORS = ("base", "end")  # live redistributors start at the window base / end at its end
 PLACEMENTS = ("fixed", "below-4g")  # how a template region gets its base
 # Where a VMM puts the DTB, the initrd and the kernel ([boot] dtb / initrd / kernel).
-DTB_POLICIES = ("top-of-ram", "top-of-first-ram", "ram-start", "after-kernel", "below:<offset>")
+DTB_POLICIES = (
+    "top-of-ram",
+    "end-of-ram",
+    "end-of-first-ram",
+    "ram-start",
+    "after-kernel",
+    "below:<offset>",
+)
 INITRD_POLICIES = (
     "preferred",
     "below-dtb",
