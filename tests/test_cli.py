@@ -211,3 +211,16 @@ def test_an_output_that_is_a_directory_is_an_output_error_not_a_config_error(tmp
         r.returncode == 2
         and r.stderr == f"fdtgen: error: {tmp_path}: output: is a directory\n"
     )
+
+
+def test_address_width_is_a_machine_option(tmp_path):
+    out = tmp_path / "fc.dtb"
+    r = fdtgen("build", "--template", "firecracker", "--address-width", "36", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert fdtgen("verify", "--address-bits", "36", str(out)).returncode == 0
+    # qemu-virt's 64-bit PCIe window ends at 2^40: 36 bits cannot hold it.
+    bad = fdtgen("build", "--template", "qemu-virt", "--address-width", "36", "-o", str(out))
+    assert bad.returncode == 2
+    (line,) = bad.stderr.splitlines()
+    assert line.startswith("fdtgen: error: command line: address_width: region 'pcie-")
+    assert "36-bit" in line

@@ -36,6 +36,12 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--memory", help="RAM size, e.g. 512MiB, 2GiB, or bytes")
     g.add_argument("--cmdline", help="kernel command line (/chosen/bootargs)")
     g.add_argument("--virtio", type=int, help="number of virtio-mmio transports (0..32)")
+    g.add_argument(
+        "--address-width",
+        type=int,
+        metavar="BITS",
+        help="guest physical address bits, 32..64 (default: the template's; 36 on Apple M1)",
+    )
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -47,6 +53,7 @@ def load_config(args: argparse.Namespace) -> Config:
         "memory": args.memory,
         "cmdline": args.cmdline,
         "virtio": args.virtio,
+        "address_width": args.address_width,
     }
     return load(args.config, overrides)
 

@@ -10,7 +10,7 @@ from fdtgen.errors import UsageError
 
 HELP = "print the DTS of a machine config (or the embedded default), or of any DTB file"
 
-_OVERRIDES = ("template", "vcpus", "memory", "cmdline", "virtio")
+_OVERRIDES = ("template", "vcpus", "memory", "cmdline", "virtio", "address_width")
 _BOOT = (
     "kernel",
     "initrd",
