@@ -44,7 +44,7 @@ from fdtgen.fdt.encode import (
     HEADER_SIZE,
 )
 from fdtgen.fdt.names import DTC_NAME_CHARS, DTC_NODE_NAME_RE, DTC_PROP_NAME_RE
-from fdtgen.fdt.tree import DeviceTree, Kind, Node, Prop
+from fdtgen.fdt.tree import DeviceTree, Node, Prop, guess_kind
 
 MAX_DEPTH = 64  # Linux drivers/of/fdt.c FDT_MAX_DEPTH: deeper nodes are dropped
 V16_HEADER_SIZE = 36  # v16 has no size_dt_struct (added in v17)
@@ -62,8 +62,6 @@ _TOKEN_NAMES = {
 }
 _U32 = struct.Struct(">I")
 _PROP_HEAD = struct.Struct(">II")
-_PRINTABLE_OR_NUL = b"\0" + bytes(range(0x20, 0x7F))  # what a string list holds
-_EMPTY, _STRINGS, _CELLS, _BYTES = Kind.EMPTY, Kind.STRINGS, Kind.CELLS, Kind.BYTES
 _PENDING = Node("")  # a child's place among its siblings until its FDT_END_NODE
 
 
@@ -276,20 +274,6 @@ def _path(names: list[str]) -> str:
     return "/" + "/".join(names[1:])
 
 
-def _kind(value: bytes) -> Kind:
-    """:func:`fdtgen.fdt.tree.guess_kind`, with the byte scan done by ``bytes.translate``."""
-    if not value:
-        return _EMPTY
-    if (
-        value[-1] == 0
-        and value[0] != 0
-        and b"\0\0" not in value
-        and not value.translate(None, _PRINTABLE_OR_NUL)
-    ):
-        return _STRINGS
-    return _CELLS if len(value) % 4 == 0 else _BYTES
-
-
 def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Node, int, int]:
     """Walk the structure block iteratively; returns (root, end offset, NOP count).
 
@@ -351,7 +335,7 @@ def _structure(buf: bytes, hdr: Header, limit: int, strings: bytes) -> tuple[Nod
                     pos,
                 )
             value = buf[pos + 12 : value_end]
-            mine[name] = new(Prop, (name, value, _kind(value), ()))
+            mine[name] = new(Prop, (name, value, guess_kind(value), ()))
             pos = (value_end + 3) & ~3
         elif token == FDT_BEGIN_NODE:
             if root is not None:

@@ -190,20 +190,22 @@ class DeviceTree(NamedTuple):
         return 0
 
 
+# Bytes dtc prints inside a string: printable ASCII and the NUL between strings.
+_PRINTABLE_OR_NUL = bytes([0, *range(0x20, 0x7F)])
+
+
 def guess_kind(value: bytes) -> Kind:
     """How dtc would print an untyped value: strings, cells, or bytes."""
     if not value:
-        return Kind.EMPTY
+        return _EMPTY
     if (
-        value.endswith(b"\0")
-        and not value.startswith(b"\0")
+        value[-1] == 0
+        and value[0] != 0
         and b"\0\0" not in value
-        and all(0x20 <= b < 0x7F or b == 0 for b in value)
+        and not value.translate(None, _PRINTABLE_OR_NUL)
     ):
-        return Kind.STRINGS
-    if len(value) % 4 == 0:
-        return Kind.CELLS
-    return Kind.BYTES
+        return _STRINGS
+    return _CELLS if len(value) % 4 == 0 else _BYTES
 
 
 def child_path(path: str, name: str) -> str:
