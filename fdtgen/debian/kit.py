@@ -29,8 +29,10 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from fdtgen.debian.sources import Source, debian_sources, machine_sources
 from fdtgen.errors import FdtgenError
@@ -43,6 +45,9 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 _KIT_FORMAT = 1
 _DTBS_FORMAT = 1
+
+
+T = TypeVar("T")
 
 
 class FetchError(FdtgenError):
@@ -78,14 +83,18 @@ def cache_dir() -> Path:
 
 def kit() -> Kit:
     """The cached kit, fetching it first if needed (one process at a time)."""
+    return _cached(_load, _fetch)
+
+
+def _cached(load: Callable[[Path], T | None], fetch: Callable[[Path], T]) -> T:
+    """What ``load`` finds in the cache, else what ``fetch`` puts there, under the
+    cache's lock so that one process at a time fetches."""
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        found = _load(root)
-        if found is not None:
-            return found
-        return _fetch(root)
+        found = load(root)
+        return found if found is not None else fetch(root)
 
 
 def _load(root: Path) -> Kit | None:
@@ -207,14 +216,7 @@ class Dtbs:
 
 def dtbs() -> Dtbs:
     """The cached DTBs of Debian's generic arm64 kernel, fetching them first if needed."""
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        found = _load_dtbs(root)
-        if found is not None:
-            return found
-        return _fetch_dtbs(root)
+    return _cached(_load_dtbs, _fetch_dtbs)
 
 
 def _load_dtbs(root: Path) -> Dtbs | None:
