@@ -24,9 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
+    import shutil
     from pathlib import Path
+    from typing import BinaryIO
 
-    from fdtgen.cli.common import write_atomic
+    from fdtgen.cli.common import write_all_atomic
     from fdtgen.debian import initramfs, kit, modinfo
     from fdtgen.errors import UsageError
 
@@ -46,11 +48,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--module: {e}") from None
     os.makedirs(out, exist_ok=True)
     kernel, initrd = out / "vmlinuz", out / "initrd.gz"
-    write_atomic(str(kernel), found.kernel.read_bytes())
     archive = initramfs.initramfs(
         found.busybox.read_bytes(), modules, initramfs.shell_init(modules)
     )
-    write_atomic(str(initrd), archive)
+
+    def copy_kernel(f: BinaryIO) -> None:  # streamed: Debian's kernel is tens of MiB
+        with open(found.kernel, "rb") as src:
+            shutil.copyfileobj(src, f)
+
+    # Both files or neither.
+    write_all_atomic([(str(kernel), copy_kernel), (str(initrd), archive)])
     print(f"{kernel}: {found.kernel_package} {found.kernel_version}")
     print(f"{initrd}: busybox, {', '.join(m.name for m in modules)}")
     print(
