@@ -66,6 +66,10 @@ class OutputError(FdtgenError):
     """An output path cannot be written whole."""
 
 
+class GeneratedFileError(FdtgenError):
+    """A file ``fdtgen codegen --check`` cannot read back as one it generated."""
+
+
 class ManifestError(FdtgenError):
     """A placement manifest does not match its model: the file, the key, the rule."""
 

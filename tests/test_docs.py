@@ -36,6 +36,7 @@ from .conftest import run_fdtgen as run
 DOCS = ROOT / "docs"
 LAYOUT_MD = DOCS / "layout.md"
 PLACEMENT_MD = DOCS / "placement.md"
+CODEGEN_MD = DOCS / "codegen.md"
 
 HEX_STYLE = re.compile(r"0x[0-9A-F]{1,4}(?:_[0-9A-F]{4})*")
 FOLDED_TAG = re.compile(r"(?P<name>[a-z][a-z0-9-]*)-(?P<first>\d+)\.\.(?P<last>\d+)")
@@ -123,7 +124,7 @@ def placement_doc() -> str:
 def output_markers() -> list[tuple[str, str]]:
     return [
         (path.name, arg)
-        for path in (LAYOUT_MD, PLACEMENT_MD)
+        for path in (LAYOUT_MD, PLACEMENT_MD, CODEGEN_MD)
         for arg, _ in marker_positions(path.read_text(encoding="utf-8"), "output-of")
     ]
 

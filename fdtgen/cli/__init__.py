@@ -26,6 +26,7 @@ from fdtgen.version import __version__
 COMMANDS = (
     "build",
     "build_many",
+    "codegen",
     "debian_kernel",
     "diff",
     "dts",

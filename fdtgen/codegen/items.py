@@ -1,0 +1,443 @@
+"""A template's map as named constants and the proofs that hold between them.
+
+This is the language-neutral half of ``fdtgen codegen``; :mod:`fdtgen.codegen.render`
+writes it as a Rust module or a C header. Every proof is evaluated here, on the
+template's own numbers, before anything is written: generated code that would
+not compile is refused as a template error instead.
+
+Names (docs/codegen.md): a region's tag upper-cased, each run of characters
+other than letters and digits turned into one ``_`` (``gic-redist`` ->
+``GIC_REDIST``, a name that would start with a digit gets ``R_`` in front),
+then ``_START``, ``_SIZE`` and ``_END`` (exclusive). A wired device adds
+``_SPI`` (or ``_PPI``), ``_INTID`` and ``_TRIGGER``; the rest are fixed names
+(``MAX_VCPUS``, ``DRAM_START``, ``VIRTIO_FIRST_SPI``, ``FDT_MAX_SIZE``...).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+from fdtgen.codegen.model import U32, AllOnes, Builder, E, Expr, Module, const_name, trigger_doc
+from fdtgen.errors import LayoutError
+from fdtgen.irq import SPI_MAX, Trigger
+from fdtgen.ranges import Region
+from fdtgen.spec import (
+    DEFAULT_ADDRESS_WIDTH,
+    DTB_ALIGN,
+    FDT_MAX_SIZE,
+    GICV2_MAX_VCPUS,
+    GICV3_REDIST_FRAME,
+    GICV3_REDIST_STRIDE,
+    MAX_ADDRESS_WIDTH,
+    MIN_ADDRESS_WIDTH,
+    RAM_ALIGN,
+    TIMER_NAMES,
+    VIRTIO_MMIO_MIN_SIZE,
+)
+from fdtgen.template.model import Template
+from fdtgen.template.pci import BUS_MAX, ECAM
+from fdtgen.units import fmt_size
+
+
+def _origin(t: Template) -> dict[str, tuple[str, str]]:
+    """``tag -> (what it is, where the template gives it)`` for every pinned region."""
+    g = t.gic
+    out = {
+        r.tag: (f"Reserved `{r.tag}` (not in the DT)", f'[[reserved]] tag = "{r.tag}"')
+        for r in t.reserved
+    }
+    out |= {
+        "gic-dist": ("GIC distributor (GICD)", "[gic] dist_base, dist_size"),
+        "gic-cpu": ("GICv2 CPU interface (GICC)", "[gic] cpu_base, cpu_size"),
+        "gic-redist": ("GICv3 redistributor window (GICR)", "[gic] redist_base..redist_end"),
+        "gic-redist2": ("Second GICv3 redistributor window", "[gic] redist2_base..redist2_end"),
+        "gic-its": (
+            "GICv3 ITS" + (" (where it sits with MAX_VCPUS vCPUs)" if g.its_below_redist else ""),
+            "[gic.its]",
+        ),
+        "gic-v2m": ("GICv2m MSI frame", "[gic.v2m] base, size"),
+        "uart0": (f"Console UART ({t.uart.kind})", "[uart] base, size"),
+        "virtio": (
+            "The virtio-mmio window (VIRTIO_SLOTS x VIRTIO_STRIDE)",
+            "[virtio]"
+            + (" placed below 4 GiB at load" if t.virtio.placement == "below-4g" else " base"),
+        ),
+    }
+    out |= {
+        d.tag: (f"Device `{d.tag}` ({d.kind})", f'[[device]] tag = "{d.tag}"') for d in t.devices
+    }
+    if t.pcie is not None:
+        space = "ECAM" if t.pcie.compatible == ECAM else "CAM"
+        out |= {
+            "pcie-ecam": (f"PCIe configuration space ({space})", "[pcie] config_base..config_end"),
+            "pcie-cam": (f"PCI configuration space ({space})", "[pcie] config_base..config_end"),
+            "pcie-io": ("PCI I/O window (CPU addresses)", "[pcie] io_base..io_end"),
+            "pcie-mmio32": ("PCI 32-bit memory window", "[pcie] mmio32_base..mmio32_end"),
+            "pcie-mmio64": ("PCI 64-bit memory window", "[pcie] mmio64_base..mmio64_end"),
+        }
+    return out
+
+
+def build_module(
+    t: Template,
+    *,
+    virtio: int,
+    serial: bool,
+    address_width: int | None,
+    redist_stride: int | None,
+    command: str,
+) -> Module:
+    """The constants and proofs of template ``t`` for a machine with ``virtio`` transports.
+
+    ``virtio`` and ``serial`` matter only where the VMM hands SPIs out in attach
+    order (``[irq] order``); ``address_width`` and ``redist_stride`` default to
+    the template's.
+    """
+    b = Builder(t)
+    bits = address_width or t.address_width or DEFAULT_ADDRESS_WIDTH
+    stride = redist_stride or t.gic.redist_stride
+    dram_tags = {r.tag for r in t.pinned_regions() if r.tag.startswith("dram")}
+    regions = [r for r in t.pinned_regions() if r.tag not in dram_tags]
+    origin = _origin(t)
+
+    b.section("Machine")
+    b.const("MAX_VCPUS", t.max_vcpus, "Most vCPUs a machine may have ([machine] max_vcpus).", U32)
+    b.const("PHYS_ADDR_BITS", bits, "Guest physical address bits every range fits below.", U32)
+    b.const("PHYS_ADDR_MAX", (1 << bits) - 1, "Last guest-physical address (2^PHYS_ADDR_BITS - 1).")
+    b.prove(
+        E.and_(
+            E.le(MIN_ADDRESS_WIDTH, "PHYS_ADDR_BITS"), E.le("PHYS_ADDR_BITS", MAX_ADDRESS_WIDTH)
+        ),
+        f"PHYS_ADDR_BITS is outside {MIN_ADDRESS_WIDTH}..{MAX_ADDRESS_WIDTH}",
+    )
+    b.prove(
+        E.eq("PHYS_ADDR_MAX", E.shr(AllOnes(), E.sub(64, "PHYS_ADDR_BITS"))),
+        "PHYS_ADDR_MAX != 2^PHYS_ADDR_BITS - 1",
+    )
+    b.prove(E.ne("MAX_VCPUS", 0), "MAX_VCPUS is 0")
+
+    b.section("Regions, in address order")
+    names: list[tuple[Region, str]] = []
+    for r in regions:
+        what, where = origin.get(r.tag, (f"Region `{r.tag}`", "the template"))
+        names.append((r, b.region(r.tag, r.range, what, where, r.align)))
+    dram = b.region(
+        "dram",
+        t.dram,
+        "DRAM window (RAM starts at DRAM_START and ends by DRAM_END)",
+        "[dram] base, max_end",
+        RAM_ALIGN,
+    )
+    holes = [
+        (
+            h,
+            b.region(
+                h.tag,
+                h.range,
+                f"DRAM hole `{h.tag}` (no RAM)",
+                f'[[dram.hole]] tag = "{h.tag}"',
+                h.align,
+            ),
+        )
+        for h in t.ram_holes
+    ]
+    _prove_map(b, names, dram, holes)
+
+    b.section("Interrupts")
+    _interrupts(b, t, names, virtio, serial)
+
+    b.section("GIC")
+    _gic(b, t, stride)
+
+    if t.virtio.slots and t.virtio.base is not None:
+        b.section("virtio-mmio transports")
+        _virtio(b, t, virtio)
+
+    if t.pcie is not None:
+        b.section("PCIe host bridge")
+        p = t.pcie
+        b.const("PCIE_BUS_FIRST", p.bus_first, "First bus of [pcie] bus_range.", U32)
+        b.const("PCIE_BUS_LAST", p.bus_last, "Last bus of [pcie] bus_range.", U32)
+        b.prove(
+            E.and_(E.le("PCIE_BUS_FIRST", "PCIE_BUS_LAST"), E.le("PCIE_BUS_LAST", BUS_MAX)),
+            f"PCIe bus range is not first..last within 0..{BUS_MAX}",
+        )
+        if p.first_spi is not None:
+            style = "one INTA line per slot" if p.intx == "per-slot" else "INTA..INTD, swizzled"
+            b.irq("PCIE_INTX_FIRST", p.first_spi.number, None, False, f"PCI INTx ({style})")
+            level = trigger_doc(Trigger.LEVEL_HIGH)
+            b.const("PCIE_INTX_TRIGGER", Trigger.LEVEL_HIGH.value, f"PCI INTx: {level}.", U32)
+            b.const(
+                "PCIE_INTX_LINES",
+                len(p.intx_spis()),
+                "SPIs the INTx lines take, from PCIE_INTX_FIRST_SPI.",
+                U32,
+            )
+            b.prove(
+                E.le(E.add("PCIE_INTX_FIRST_SPI", "PCIE_INTX_LINES"), SPI_MAX + 1),
+                f"PCI INTx SPIs run past SPI {SPI_MAX}",
+            )
+
+    b.section("Boot")
+    bs = t.boot
+    b.const(
+        "KERNEL_OFFSET",
+        bs.kernel_offset,
+        "The kernel's 2 MiB-aligned base is searched from DRAM_START + this "
+        f"({fmt_size(bs.kernel_offset)}; [boot] kernel_offset).",
+    )
+    b.const(
+        "INITRD_OFFSET",
+        bs.initrd_offset,
+        "Lowest preferred initrd address, from DRAM_START "
+        f"({fmt_size(bs.initrd_offset)}; [boot] initrd_offset).",
+    )
+    b.const(
+        "FDT_MAX_SIZE",
+        bs.fdt_max_size,
+        f"Bytes kept for the DTB ({fmt_size(bs.fdt_max_size)}; [boot] fdt_max_size).",
+    )
+    b.prove(
+        E.and_(E.le("FDT_MAX_SIZE", FDT_MAX_SIZE), E.eq(E.mod("FDT_MAX_SIZE", DTB_ALIGN), 0)),
+        "FDT_MAX_SIZE: booting.rst wants the DTB 8-byte aligned and at most 2 MiB",
+    )
+    b.prove(E.lt("KERNEL_OFFSET", "DRAM_SIZE"), "KERNEL_OFFSET is past the DRAM window")
+
+    return b.module(command, _notes(t, virtio, serial))
+
+
+def _prove_map(
+    b: Builder, names: list[tuple[Region, str]], dram: str, holes: list[tuple[Region, str]]
+) -> None:
+    """No two regions overlap; none is in DRAM but in a hole; all below the address width;
+    the template's ordering rules."""
+    for (ra, a), (rb, nb) in itertools.pairwise(names):
+        b.prove(E.le(f"{a}_END", f"{nb}_START"), f"{ra.tag} and {rb.tag} overlap")
+    for (ha, a), (hb, nb) in itertools.pairwise(holes):
+        b.prove(E.le(f"{a}_END", f"{nb}_START"), f"DRAM holes {ha.tag} and {hb.tag} overlap")
+    for h, n in holes:
+        b.prove(
+            E.and_(E.le(f"{dram}_START", f"{n}_START"), E.le(f"{n}_END", f"{dram}_END")),
+            f"DRAM hole {h.tag} is outside the DRAM window",
+        )
+    for r, n in names:
+        hole = next(((h, hn) for h, hn in holes if h.range.contains(r.range)), None)
+        if hole is None:
+            b.prove(
+                E.or_(E.le(f"{n}_END", f"{dram}_START"), E.ge(f"{n}_START", f"{dram}_END")),
+                f"{r.tag} overlaps DRAM",
+            )
+        else:
+            b.prove(
+                E.and_(E.le(f"{hole[1]}_START", f"{n}_START"), E.le(f"{n}_END", f"{hole[1]}_END")),
+                f"{r.tag} leaves the DRAM hole {hole[0].tag}",
+            )
+    for tag, n in [(r.tag, n) for r, n in names] + [("dram", dram)]:
+        b.prove(E.le(E.sub(f"{n}_END", 1), "PHYS_ADDR_MAX"), f"{tag} ends past PHYS_ADDR_BITS")
+    stems = {r.tag: n for r, n in names} | {"dram": dram}
+    for rule in b.t.rules:
+        lo, hi = stems.get(rule.lower), stems.get(rule.upper)
+        if lo is None or hi is None:
+            raise LayoutError(
+                f"codegen: rule {rule.kind} names {rule.lower!r}/{rule.upper!r}, not a region"
+            )
+        if rule.kind == "abuts":
+            b.prove(
+                E.eq(f"{lo}_END", f"{hi}_START"),
+                f"{rule.upper} must abut {rule.lower} ([[rule]] abuts)",
+            )
+        else:
+            b.prove(
+                E.le(f"{lo}_END", f"{hi}_START"),
+                f"{rule.lower} must lie below {rule.upper} ([[rule]] below)",
+            )
+
+
+class _Line(NamedTuple):
+    """SPIs ``first .. first + size``, named by constants (size: a name or a number)."""
+
+    label: str
+    first: str
+    size: str | int
+    numbers: range
+
+
+def _interrupts(
+    b: Builder, t: Template, names: list[tuple[Region, str]], virtio: int, serial: bool
+) -> None:
+    stem = {r.tag: n for r, n in names}
+    handed = t.handed_out_spis(virtio, serial)
+    lines: list[_Line] = []
+    if serial:
+        spi = handed.get("uart0", t.uart.spi).number
+        b.irq(stem["uart0"], spi, t.uart.trigger, False, "Console UART")
+        lines.append(_Line("uart0", f"{stem['uart0']}_SPI", 1, range(spi, spi + 1)))
+    ppis: list[tuple[str, int]] = []
+    for d in t.devices:
+        if d.spi is not None:
+            spi = handed.get(d.tag, d.spi).number
+            b.irq(stem[d.tag], spi, d.trigger, False, f"Device `{d.tag}` ({d.kind})")
+            lines.append(_Line(d.tag, f"{stem[d.tag]}_SPI", 1, range(spi, spi + 1)))
+        elif d.ppi is not None:
+            b.irq(stem[d.tag], d.ppi.number, d.trigger, True, f"Device `{d.tag}` ({d.kind})")
+            ppis.append((f"{stem[d.tag]}_PPI", d.ppi.number))
+    for i, ppi in enumerate(t.timer_ppis):
+        timer = f"TIMER_{const_name(TIMER_NAMES[i])}"
+        b.irq(timer, ppi.number, None, True, f"Arch timer, {TIMER_NAMES[i]}")
+        ppis.append((f"{timer}_PPI", ppi.number))
+    if t.timer_ppis:
+        doc = f"Arch timer: every PPI's {trigger_doc(t.timer_trigger)}."
+        b.const("TIMER_TRIGGER", t.timer_trigger.value, doc, U32)
+    if t.gic.maintenance_ppi is not None:
+        b.irq(
+            "GIC_MAINTENANCE", t.gic.maintenance_ppi.number, None, True, "GIC maintenance interrupt"
+        )
+        ppis.append(("GIC_MAINTENANCE_PPI", t.gic.maintenance_ppi.number))
+    if t.pmu is not None:
+        b.irq("PMU", t.pmu.ppi.number, t.pmu.trigger, True, "PMU overflow interrupt")
+        ppis.append(("PMU_PPI", t.pmu.ppi.number))
+    v = t.virtio
+    if v.slots and v.base is not None and (virtio or "virtio" not in t.irq_order):
+        n0 = handed["virtio-0"].number if "virtio" in t.irq_order else v.first_spi.number
+        count = 1 if v.shared_spi else (virtio if "virtio" in t.irq_order else v.slots)
+        lines.append(_Line("virtio", "VIRTIO_FIRST_SPI", "VIRTIO_SPI_LINES", range(n0, n0 + count)))
+    p = t.pcie
+    if p is not None and p.first_spi is not None:
+        intx = range(p.first_spi.number, p.first_spi.number + len(p.intx_spis()))
+        lines.append(_Line("pcie INTx", "PCIE_INTX_FIRST_SPI", "PCIE_INTX_LINES", intx))
+    v2m = t.gic.v2m
+    if v2m is not None and v2m.spis():
+        spis = [s.number for s in v2m.spis()]
+        lines.append(
+            _Line("gic-v2m", "GIC_V2M_FIRST_SPI", "GIC_V2M_SPIS", range(spis[0], spis[-1] + 1))
+        )
+    _prove_apart(b, lines, ppis)
+
+
+def _prove_apart(b: Builder, lines: list[_Line], ppis: list[tuple[str, int]]) -> None:
+    """Lines the template keeps apart stay apart (lines it shares, as crosvm's COM ports, may)."""
+    for x, y in itertools.combinations(lines, 2):
+        if set(x.numbers) & set(y.numbers):
+            continue
+        if x.size == 1 and y.size == 1:
+            b.prove(E.ne(x.first, y.first), f"{x.label} and {y.label} share an SPI")
+        else:
+            b.prove(
+                E.or_(E.le(E.add(x.first, x.size), y.first), E.le(E.add(y.first, y.size), x.first)),
+                f"{x.label} and {y.label} share an SPI",
+            )
+    for (pa, va), (pb, vb) in itertools.combinations(ppis, 2):
+        if va != vb:
+            b.prove(E.ne(pa, pb), f"{pa} and {pb} are the same PPI")
+
+
+def _gic(b: Builder, t: Template, stride: int) -> None:
+    g = t.gic
+    b.const("GIC_VERSION", g.version, "GIC architecture version ([gic] version).", U32)
+    if g.version == 2:
+        b.prove(
+            E.le("MAX_VCPUS", GICV2_MAX_VCPUS), f"a GICv2 targets at most {GICV2_MAX_VCPUS} vCPUs"
+        )
+        return
+    b.const(
+        "GIC_REDIST_STRIDE",
+        stride,
+        f"GICR bytes per vCPU ({fmt_size(stride)}; [gic] redist_stride).",
+    )
+    b.prove(
+        E.and_(
+            E.ge("GIC_REDIST_STRIDE", GICV3_REDIST_STRIDE),
+            E.eq(E.mod("GIC_REDIST_STRIDE", GICV3_REDIST_FRAME), 0),
+        ),
+        f"GIC_REDIST_STRIDE must be a multiple of {fmt_size(GICV3_REDIST_FRAME)}, "
+        f"at least {fmt_size(GICV3_REDIST_STRIDE)}",
+    )
+    windows = [const_name(r.tag) for r in t.gic_regions() if r.tag in ("gic-redist", "gic-redist2")]
+    if windows:
+        total: Expr = f"{windows[0]}_SIZE"
+        for w in windows[1:]:
+            total = E.add(total, f"{w}_SIZE")
+        b.prove(
+            E.ge(total, E.mul("MAX_VCPUS", "GIC_REDIST_STRIDE")),
+            "the redistributor windows hold fewer than MAX_VCPUS x GIC_REDIST_STRIDE bytes",
+        )
+    if g.v2m is not None and g.v2m.spis():
+        b.const(
+            "GIC_V2M_FIRST_SPI",
+            g.v2m.spis()[0].number,
+            "First SPI the v2m frame signals ([gic.v2m] base_intid - 32).",
+            U32,
+        )
+        b.const(
+            "GIC_V2M_SPIS",
+            len(g.v2m.spis()),
+            "SPIs the v2m frame signals ([gic.v2m] num_spis).",
+            U32,
+        )
+
+
+def _virtio(b: Builder, t: Template, virtio: int) -> None:
+    v = t.virtio
+    ordered = "virtio" in t.irq_order
+    b.const(
+        "VIRTIO_STRIDE",
+        v.stride,
+        f"Bytes per virtio-mmio slot ({fmt_size(v.stride)}; [virtio] stride).",
+    )
+    b.const("VIRTIO_SLOTS", v.slots, "virtio-mmio slots in the window ([virtio] slots).", U32)
+    b.prove(
+        E.eq("VIRTIO_SIZE", E.mul("VIRTIO_STRIDE", "VIRTIO_SLOTS")),
+        "VIRTIO_SIZE != VIRTIO_STRIDE x VIRTIO_SLOTS",
+    )
+    b.prove(
+        E.ge("VIRTIO_STRIDE", VIRTIO_MMIO_MIN_SIZE),
+        f"VIRTIO_STRIDE is below the {VIRTIO_MMIO_MIN_SIZE:#x}-byte register block",
+    )
+    if ordered and not virtio:
+        return
+    first = t.handed_out_spis(virtio, True)["virtio-0"].number if ordered else v.first_spi.number
+    how = "slot i raises VIRTIO_FIRST_SPI + i"
+    if v.shared_spi:
+        how = "every slot raises VIRTIO_FIRST_SPI"
+    elif ordered:
+        how = (
+            f"handed out in attach order ([irq] order): transport i of {virtio} "
+            "raises VIRTIO_FIRST_SPI + i"
+        )
+    b.irq("VIRTIO_FIRST", first, None, False, f"virtio-mmio ({how})")
+    b.const(
+        "VIRTIO_TRIGGER",
+        v.trigger.value,
+        f"virtio-mmio: every slot's {trigger_doc(v.trigger)}.",
+        U32,
+    )
+    lines = 1 if v.shared_spi else (virtio if ordered else v.slots)
+    b.const("VIRTIO_SPI_LINES", lines, "SPIs the transports take, from VIRTIO_FIRST_SPI.", U32)
+    b.prove(
+        E.le(E.add("VIRTIO_FIRST_SPI", "VIRTIO_SPI_LINES"), SPI_MAX + 1),
+        f"virtio SPIs run past SPI {SPI_MAX}",
+    )
+
+
+def _notes(t: Template, virtio: int, serial: bool) -> tuple[str, ...]:
+    out = [f"Template {t.name}: {t.description}."]
+    if t.source:
+        out.append(f"The template's source: {t.source}.")
+    if t.irq_order:
+        order = ", ".join(t.irq_order)
+        out.append(
+            f"SPIs are handed out in attach order from SPI {t.irq_first} ({order}); "
+            f"these are the numbers with {virtio} virtio transports"
+            + (" and a console." if serial else " and no console.")
+        )
+    if t.pcie is not None and t.pcie.first_spi is not None:
+        out.append(
+            "PCIe INTx: "
+            + (
+                "one line per slot from PCIE_INTX_FIRST_SPI."
+                if t.pcie.intx == "per-slot"
+                else "slot s, pin p (1 = INTA) raises PCIE_INTX_FIRST_SPI + (s + p - 1) % 4."
+            )
+        )
+    return tuple(out)

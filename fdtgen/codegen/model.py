@@ -1,0 +1,247 @@
+"""The language-neutral pieces of generated code: typed constants, proof expressions.
+
+A proof is an :class:`Op` tree over constant names and numbers;
+:func:`evaluate` gives its value with the compiler's rules (an arithmetic
+step outside ``0..2^64-1`` is an error), so fdtgen knows a proof holds before
+it writes the code that makes the compiler check it again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from fdtgen.errors import LayoutError
+from fdtgen.irq import PPI_INTID_BASE, PPI_MAX, SPI_INTID_BASE, SPI_MAX, Trigger
+from fdtgen.ranges import Range
+from fdtgen.template.model import Template
+from fdtgen.units import U64_MAX, fmt_size
+
+U64 = "u64"
+U32 = "u32"
+_TYPE_MAX = {U64: U64_MAX, U32: 0xFFFF_FFFF}
+
+
+class AllOnes(NamedTuple):
+    """``u64::MAX``: the one literal a proof needs a type for."""
+
+
+class Op(NamedTuple):
+    """``a op b``: arithmetic (``+ - * % >>``), comparison, or ``&&``/``||``."""
+
+    op: str
+    a: Expr
+    b: Expr
+
+
+Expr = str | int | AllOnes | Op  # a str is a constant's name
+ARITHMETIC = ("+", "-", "*", "%", ">>")
+LOGIC = ("&&", "||")
+
+
+def _binary(op: str) -> Callable[[Expr, Expr], Op]:
+    def make(a: Expr, b: Expr) -> Op:
+        return Op(op, a, b)
+
+    return make
+
+
+class E:
+    """Expression makers: ``E.le(a, b)`` is ``a <= b``."""
+
+    add, sub, mul = (
+        staticmethod(_binary("+")),
+        staticmethod(_binary("-")),
+        staticmethod(_binary("*")),
+    )
+    mod, shr = staticmethod(_binary("%")), staticmethod(_binary(">>"))
+    eq, ne, lt = (
+        staticmethod(_binary("==")),
+        staticmethod(_binary("!=")),
+        staticmethod(_binary("<")),
+    )
+    le, ge = staticmethod(_binary("<=")), staticmethod(_binary(">="))
+    and_, or_ = staticmethod(_binary("&&")), staticmethod(_binary("||"))
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """``name: ty = value``, with its doc comment (units and where it comes from)."""
+
+    name: str
+    value: int
+    ty: str
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """A compile-time assertion and the message the compiler prints when it fails."""
+
+    expr: Expr
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    title: str
+    consts: tuple[Const, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """What one generated file holds."""
+
+    template: Template
+    command: str  # the fdtgen command that regenerates it
+    notes: tuple[str, ...]
+    sections: tuple[Section, ...]
+    proofs: tuple[Proof, ...]
+
+    def consts(self) -> Iterator[Const]:
+        for s in self.sections:
+            yield from s.consts
+
+
+def const_name(tag: str) -> str:
+    """The constant stem of a region tag: ``gic-redist2`` -> ``GIC_REDIST2``."""
+    stem = re.sub(r"[^A-Za-z0-9]+", "_", tag).strip("_").upper()
+    if not stem:
+        raise LayoutError(f"codegen: region tag {tag!r} has no letter or digit to name it by")
+    return f"R_{stem}" if stem[0].isdigit() else stem
+
+
+def trigger_doc(t: Trigger) -> str:
+    return f"the DT flags cell: {t.value} = IRQ_TYPE_{t.name} ({t.label})"
+
+
+class Builder:
+    """Collects constants (by section) and proofs; a name is given out once."""
+
+    def __init__(self, t: Template) -> None:
+        self.t = t
+        self.where = f"template {t.name!r}"
+        self.sections: list[Section] = []
+        self.current: list[Const] = []
+        self.title = ""
+        self.values: dict[str, int] = {}
+        self.types: dict[str, str] = {}
+        self.proofs: list[Proof] = []
+
+    def section(self, title: str) -> None:
+        if self.current:
+            self.sections.append(Section(self.title, tuple(self.current)))
+        self.title, self.current = title, []
+
+    def const(self, name: str, value: int, doc: str, ty: str = U64) -> str:
+        if name in self.values:
+            raise LayoutError(f"codegen: {self.where} gives two values the name {name}")
+        if not 0 <= value <= _TYPE_MAX[ty]:
+            raise LayoutError(f"codegen: {name} = {value:#x} does not fit a {ty}")
+        self.values[name], self.types[name] = value, ty
+        self.current.append(Const(name, value, ty, doc))
+        return name
+
+    def prove(self, expr: Expr, message: str) -> None:
+        self.proofs.append(Proof(expr, message))
+
+    def region(self, tag: str, r: Range, what: str, origin: str, align: int = 1) -> str:
+        """``_START``/``_SIZE``/``_END`` of a region, its end and alignment proved."""
+        if r.end > U64_MAX:
+            raise LayoutError(f"codegen: region {tag!r} {r} ends past what a u64 _END holds")
+        n = const_name(tag)
+        self.const(f"{n}_START", r.base, f"{what}: start address. Template: {origin}.")
+        self.const(f"{n}_SIZE", r.size, f"{what}: size, {size_words(r.size)}.")
+        self.const(f"{n}_END", r.end, f"{what}: end address, exclusive.")
+        self.prove(
+            E.eq(f"{n}_END", E.add(f"{n}_START", f"{n}_SIZE")), f"{tag}: _END != _START + _SIZE"
+        )
+        if align > 1:
+            self.prove(
+                E.eq(E.mod(f"{n}_START", align), 0),
+                f"{tag}: start is not aligned to {fmt_size(align)}",
+            )
+        return n
+
+    def irq(self, stem: str, number: int, trigger: Trigger | None, ppi: bool, doc: str) -> None:
+        kind, base, top = (
+            ("PPI", PPI_INTID_BASE, PPI_MAX) if ppi else ("SPI", SPI_INTID_BASE, SPI_MAX)
+        )
+        self.const(f"{stem}_{kind}", number, f"{doc}: {kind} number (the DT's 2nd cell).", U32)
+        self.const(f"{stem}_INTID", number + base, f"{doc}: GIC INTID ({kind} + {base}).", U32)
+        if trigger is not None:
+            self.const(f"{stem}_TRIGGER", trigger.value, f"{doc}: {trigger_doc(trigger)}.", U32)
+        self.prove(
+            E.eq(f"{stem}_INTID", E.add(f"{stem}_{kind}", base)),
+            f"{stem}: INTID != {kind} + {base}",
+        )
+        self.prove(E.le(f"{stem}_{kind}", top), f"{stem}: {kind} is past the GIC's last ({top})")
+
+    def module(self, command: str, notes: tuple[str, ...]) -> Module:
+        self.section("")
+        for p in self.proofs:
+            if evaluate(p.expr, self.values) is not True:
+                shown = ", ".join(
+                    f"{n} = {self.values[n]:#x}" for n in dict.fromkeys(names(p.expr))
+                )
+                raise LayoutError(f"codegen: {self.where} breaks a proof: {p.message} ({shown})")
+        return Module(self.t, command, notes, tuple(self.sections), tuple(self.proofs))
+
+
+def size_words(size: int) -> str:
+    """``64 KiB``; a size no unit divides into a short number, roughly (``about 1.2 TiB``)."""
+    exact = fmt_size(size)
+    return exact if len(exact.split()[0]) <= 4 else f"about {fmt_size(size, 2)}"
+
+
+def names(e: Expr) -> list[str]:
+    """The constants ``e`` reads, in order."""
+    if isinstance(e, str):
+        return [e]
+    if isinstance(e, Op):
+        return names(e.a) + names(e.b)
+    return []
+
+
+def evaluate(e: Expr, values: dict[str, int]) -> int | bool:
+    """The value of ``e``; an arithmetic step outside 0..2^64-1 (a compile error) raises."""
+    if isinstance(e, str):
+        return values[e]
+    if isinstance(e, AllOnes):
+        return U64_MAX
+    if isinstance(e, int):
+        return e
+    a, b = evaluate(e.a, values), evaluate(e.b, values)
+    result: int | bool
+    match e.op:
+        case "+":
+            result = a + b
+        case "-":
+            result = a - b
+        case "*":
+            result = a * b
+        case "%":
+            result = a % b
+        case ">>":
+            result = a >> b if 0 <= b < 64 else -1
+        case "==":
+            return a == b
+        case "!=":
+            return a != b
+        case "<":
+            return a < b
+        case "<=":
+            return a <= b
+        case ">=":
+            return a >= b
+        case "&&":
+            return bool(a) and bool(b)
+        case "||":
+            return bool(a) or bool(b)
+        case _:
+            raise ValueError(e.op)
+    if not 0 <= result <= U64_MAX:
+        raise LayoutError(f"codegen: {e} overflows a u64")
+    return result
