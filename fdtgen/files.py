@@ -21,8 +21,8 @@ Every output is classified before anything is written (:func:`write_outputs`):
 
 Outputs naming the same file, or naming one of the command's inputs, are
 refused before anything is written. Temporary files left by a killed fdtgen
-(their PID no longer runs) are removed the next time fdtgen writes to their
-directory.
+(their PID no longer runs and they are ten minutes old) are removed the next
+time fdtgen writes to their directory.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import os
 import re
 import stat
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, TypeAlias
@@ -53,6 +54,7 @@ _KINDS = (
 # (a decompressed kernel is streamed, never held whole).
 Payload: TypeAlias = bytes | Callable[[BinaryIO], None]
 
+STALE_AGE = 600  # seconds: a temporary file this old, of no running process, is left over
 TEMP_RE = re.compile(r"\..*\.fdtgen-([0-9]+)-[0-9]+\.tmp")
 
 
@@ -362,20 +364,27 @@ def remove_stale_temps(directory: str) -> None:
     """Remove this program's temporary files in ``directory`` whose writer is gone.
 
     A temporary file is named ``.NAME.fdtgen-PID-N.tmp``; it is stale when no
-    process ``PID`` runs (``kill(PID, 0)`` finds none). Files of running
-    processes, and anything else, are left alone.
+    process ``PID`` runs (``kill(PID, 0)`` finds none) and it was last written
+    :data:`STALE_AGE` seconds ago or more. The age keeps a writer in another
+    PID namespace (a container sharing the directory), whose PID means nothing
+    here, from losing a file it is about to rename: fdtgen renames its files
+    within seconds of writing them. Files of running processes, younger ones,
+    and anything else, are left alone.
     """
     try:
         entries = list(os.scandir(directory))
     except OSError:
         return
     me = os.getpid()
+    old = time.time() - STALE_AGE
     for entry in entries:
         m = TEMP_RE.fullmatch(entry.name)
         if m is None or int(m.group(1)) == me:
             continue
         with contextlib.suppress(OSError):
             if not entry.is_file(follow_symlinks=False) or _running(int(m.group(1))):
+                continue
+            if entry.stat(follow_symlinks=False).st_mtime > old:
                 continue
             os.unlink(entry.path)
 

@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -209,14 +210,19 @@ def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
     gone = subprocess.Popen(["true"])
     gone.wait()
     stale = tmp_path / f".g.dtb.fdtgen-{gone.pid}-0.tmp"
+    # A writer in another PID namespace looks dead here; its file is seconds old.
+    fresh = tmp_path / f".g.dtb.fdtgen-{gone.pid}-1.tmp"
     live = tmp_path / f".g.dtb.fdtgen-{os.getpid()}-0.tmp"  # this test's process runs
     other = tmp_path / ".g.dtb.12345.0.tmp"  # not named as fdtgen names its files
-    for p in (stale, live, other):
+    for p in (stale, fresh, live, other):
         p.write_bytes(b"partial")
+    an_hour_ago = time.time() - 3600
+    for p in (stale, live, other):
+        os.utime(p, (an_hour_ago, an_hour_ago))
     r = fdtgen("build", "-o", tmp_path / "g.dtb")
     assert r.returncode == 0, r.stderr
     assert not stale.exists()
-    assert live.exists() and other.exists()
+    assert fresh.exists() and live.exists() and other.exists()
 
 
 # 2. The DTB and the manifest ---------------------------------------------------------------
