@@ -230,3 +230,27 @@ def test_the_cap_counts_what_it_leaves_out(results, corpus_dtbs):
     for f in closing:
         assert f" and {f.omitted:,} more {rule} findings" in str(f)
     assert counts(capped) == counts(results[name])
+
+
+def test_auto_profile_calls_only_the_arm_models_microvms(corpus_dtbs):
+    """Of the shipped DTBs only Arm's FVP and Foundation models boot as they are:
+    the boards whose DTS sets ``bootargs`` (r8a774a1's idk-1110wr, TI K3,
+    ZynqMP) have pin muxing, reset and power-domain providers a VMM never
+    describes, so ``--profile auto`` judges them boards."""
+    from fdtgen.checks import profile_of
+    from fdtgen.checks.index import TreeIndex
+    from fdtgen.fdt.parse import parse_blob
+
+    microvms = sorted(
+        name
+        for name, path in by_name(corpus_dtbs).items()
+        if profile_of(TreeIndex(parse_blob(path.read_bytes()).tree)) == "microvm"
+    )
+    assert microvms == [
+        "foundation-v8-gicv3-psci.dtb",
+        "foundation-v8-gicv3.dtb",
+        "foundation-v8-psci.dtb",
+        "foundation-v8.dtb",
+        "fvp-base-revc.dtb",
+        "rtsm_ve-aemv8a.dtb",
+    ]

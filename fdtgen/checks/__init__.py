@@ -66,6 +66,9 @@ __all__ = [
 ]
 
 PROFILES = ("auto", "board", "microvm")
+# Properties only a SoC's DTB has: a pin-mux state, reset, power-domain and PHY
+# providers (pinctrl-bindings.txt, reset.txt, power-domain.yaml, phy-provider.yaml).
+SOC_PROPERTIES = ("pinctrl-0", "#reset-cells", "#power-domain-cells", "#phy-cells")
 DEFAULT_CAP = 20  # findings shown per rule; the rest are counted
 
 # What a board DTB (one a bootloader or firmware completes before the kernel
@@ -175,16 +178,22 @@ def profile_of(index: TreeIndex) -> str:
     else ``"board"``. Final means: the root is ``linux,dummy-virt`` (QEMU's
     virt board and the VMMs that follow it), or a node is ``virtio,mmio``, or
     some ``/memory`` range has a nonzero size and ``/chosen`` carries what a
-    loader puts there (``bootargs`` or ``linux,initrd-start``). A board DTB as
-    a kernel ships it leaves the memory size, the command line and often the
-    CPUs' enable-method to the bootloader; its ``/chosen`` names a console at most."""
+    loader puts there (``bootargs`` or ``linux,initrd-start``) on a tree without
+    a SoC's plumbing (:data:`SOC_PROPERTIES`: pin muxing, reset, power-domain
+    and PHY providers, which no VMM or Arm model describes). A board DTB as a
+    kernel ships it leaves the memory size, the command line and often the
+    CPUs' enable-method to the bootloader; its ``/chosen`` names a console at
+    most, and the boards whose DTS sets ``bootargs`` have that plumbing."""
     if "linux,dummy-virt" in index.compatible("/") or index.with_compatible({"virtio,mmio"}):
         return "microvm"
     chosen = index.nodes.get("/chosen")
     loaded = chosen is not None and any(
         chosen.prop(name) is not None for name in ("bootargs", "linux,initrd-start")
     )
-    return "microvm" if loaded and index.memory() else "board"
+    if not loaded or not index.memory():
+        return "board"
+    soc = any(n.prop(name) is not None for n in index.nodes.values() for name in SOC_PROPERTIES)
+    return "board" if soc else "microvm"
 
 
 def _judged(
