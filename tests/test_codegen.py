@@ -137,7 +137,7 @@ def injections(name: str) -> list[tuple[str, dict[str, int], str]]:
         windows = sum(w.size for w in t.gic.redist_windows())
         vcpus = (
             {"MAX_VCPUS": windows // t.gic.redist_stride + 1},
-            "the redistributor windows hold fewer than MAX_VCPUS x GIC_REDIST_STRIDE bytes",
+            "the redistributor windows hold fewer than MAX_VCPUS frames of GIC_REDIST_STRIDE",
         )
     return [
         ("overlap", overlap, f"{a.tag} and {b.tag} overlap"),
@@ -313,15 +313,17 @@ def test_config_and_overrides_reach_the_module(tmp_path: Path) -> None:
         (["--template", "squib"], "give --lang rust or --lang c"),
         (["--lang", "rust", "--prefix", "X_"], "--prefix names C macros"),
         (
-            ["--lang", "c", "--template", "squib", "--address-width", "32"],
-            "template 'squib' breaks a proof: dram ends past PHYS_ADDR_BITS "
-            "(DRAM_END = 0x10000000000, PHYS_ADDR_MAX = 0xffffffff)",
+            ["--lang", "c", "--template", "qemu-virt", "--address-width", "36"],
+            "template 'qemu-virt' breaks a proof: gic-redist2 ends past PHYS_ADDR_BITS "
+            "(GIC_REDIST2_END = 0x4004000000, PHYS_ADDR_MAX = 0xfffffffff)",
         ),
         (
             ["--lang", "rust", "--template", "firecracker", "--virtio", "33"],
             "virtio: 33: must be <= 32",
         ),
         (["--lang", "cobol"], "invalid choice: 'cobol'"),
+        (["--lang", "c", "--prefix", "my-vmm_"], "--prefix 'my-vmm_' must be a C identifier"),
+        (["--lang", "c", "--prefix", "_X"], "must be a C identifier starting with a letter"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
@@ -359,3 +361,154 @@ def test_check_of_a_file_codegen_did_not_write(tmp_path: Path) -> None:
     r = run("codegen", "--check", str(tmp_path / "absent.rs"))
     assert r.returncode == 2
     assert len(r.stderr.splitlines()) == 1
+
+
+# Maps made wrong by editing several constants consistently, so that only the
+# proof named can catch them: (template, lang, {constant: value}, message).
+BROKEN_MAPS = [
+    (  # C arithmetic wraps: a window that wraps past 2^64 must still be caught
+        "squib",
+        "c",
+        {"VIRTIO_START": 0xFFFF_FFFF_FFFF_F000, "VIRTIO_END": 0x1F000},
+        "virtio: _END is not above _START",
+    ),
+    (  # more slots than SPI lines: slot 34 would raise the UART's SPI 50
+        "squib",
+        "rust",
+        {
+            "VIRTIO_SLOTS": 64,
+            "VIRTIO_SIZE": 0x4_0000,
+            "VIRTIO_END": 0x0F04_0000,
+            "UART0_SPI": 50,
+            "UART0_INTID": 82,
+        },
+        "VIRTIO_SPI_LINES does not match the slots",
+    ),
+    (  # the same clash, stated in the lines
+        "squib",
+        "c",
+        {"UART0_SPI": 20, "UART0_INTID": 52},
+        "share an SPI",
+    ),
+    ("crosvm", "rust", {"PCIE_INTX_LINES": 60}, "PCIE_INTX_LINES is not 28"),
+    ("squib", "c", {"VIRTIO_SPI_LINES": 0xFFFF_FFF0}, "VIRTIO_SPI_LINES does not match"),
+    ("squib", "rust", {"UART0_TRIGGER": 3}, "UART0_TRIGGER is not 1, 2, 4 or 8"),
+    ("squib", "c", {"INITRD_OFFSET": 0x0100_0000_0000}, "INITRD_OFFSET is past the DRAM window"),
+    (  # a device pulled out of the hole it lives in, into RAM
+        "firecracker-pci",
+        "rust",
+        {"PCIE_MMIO64_START": 0x0030_0000_0000, "PCIE_MMIO64_END": 0x0070_0000_0000},
+        "pcie-mmio64 leaves the DRAM hole mmio64",
+    ),
+    (
+        "qemu-virt",
+        "c",
+        {"TIMER_VIRT_PPI": 14, "TIMER_VIRT_INTID": 30},
+        "no two interrupts share a PPI",
+    ),
+    (
+        "crosvm",
+        "rust",
+        {"COM3_SPI": 1, "COM3_INTID": 33},
+        "uart0 shares com3's SPI in the template; keep them together",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "lang", "changes", "message"), BROKEN_MAPS)
+def test_a_broken_map_fails_the_compile(name, lang, changes, message, tmp_path: Path) -> None:
+    text = generated(name, lang)
+    for const, value in changes.items():
+        text = edit(text, lang, const, value, c_prefix(name) if lang == "c" else "")
+    path = tmp_path / f"layout.{EXT[lang]}"
+    path.write_text(text)
+    r = COMPILE[lang](path)
+    assert r.returncode != 0, f"{changes} compiled"
+    assert message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_rust_is_clippy_clean_and_rustfmt_stable(name: str, tmp_path: Path) -> None:
+    """A VMM that runs clippy and `cargo fmt --check` over its tree keeps the file as written."""
+    path = tmp_path / "layout.rs"
+    path.write_text(generated(name, "rust"))
+    cmd = [tool("clippy-driver"), "--crate-type", "lib", "--edition", "2021", "-D", "warnings"]
+    r = subprocess.run(
+        [*cmd, "--emit", "metadata", "-o", str(tmp_path / "x.rmeta"), str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [tool("rustfmt"), "--edition", "2021", "--check", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("name", GOLDEN_TEMPLATES)
+def test_c_header_is_pedantic_clean_and_works_in_cpp(name: str, tmp_path: Path) -> None:
+    path = tmp_path / "layout.h"
+    path.write_text(generated(name, "c"))
+    for compiler, std in (("cc", "-std=c11"), ("g++", "-std=c++11")):
+        lang = "c" if compiler == "cc" else "c++"
+        cmd = [tool(compiler), std, "-Wall", "-Wextra", "-Werror", "-Wpedantic", "-fsyntax-only"]
+        r = subprocess.run([*cmd, "-x", lang, str(path)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{compiler}: {r.stderr}"
+
+
+def test_a_width_below_dram_max_end_ends_dram_there() -> None:
+    """Apple M1's 36 bits end squib's 1 TiB DRAM window at 64 GiB."""
+    r = run("codegen", "--lang", "rust", "examples/hvf-m1.toml")
+    assert r.returncode == 0, r.stderr
+    got = constants(r.stdout)
+    assert got["PHYS_ADDR_BITS"][0] == 36
+    assert got["DRAM_END"][0] == 1 << 36
+
+
+def test_a_region_tagged_like_dram_keeps_its_constants(tmp_path: Path) -> None:
+    src = Path(load_template("squib").path).read_text()
+    t = tmp_path / "t.toml"
+    t.write_text(
+        src
+        + '\n[[device]]\ntag = "dram-ctl"\nkind = "pl031"\nbase = 0x0F10_0000\nsize = "4KiB"\n'
+        + "spi = 2\n"
+    )
+    r = run("codegen", "--lang", "rust", "--template", str(t))
+    assert r.returncode == 0, r.stderr
+    got = constants(r.stdout)
+    assert got["DRAM_CTL_START"][0] == 0x0F10_0000
+    assert got["DRAM_CTL_SPI"][0] == 2
+
+
+def test_check_takes_a_crlf_or_reformatted_checkout(tmp_path: Path) -> None:
+    path = tmp_path / "layout.h"
+    text = generated("squib", "c")
+    path.write_bytes(text.replace("\n", "\r\n").encode())
+    r = run("codegen", "--check", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    path.write_text(
+        text.replace("#define SQUIB_GIC_DIST_START ", "#define SQUIB_GIC_DIST_START    ")
+    )
+    r = run("codegen", "--check", str(path))
+    # the constants still agree; only the spacing is not fdtgen's
+    assert r.returncode == 1
+    assert "the constants agree, but the text differs" in r.stdout
+
+
+def test_check_names_the_file_when_its_inputs_are_gone(tmp_path: Path) -> None:
+    t = tmp_path / "mine.toml"
+    t.write_text(Path(load_template("squib").path).read_text())
+    out = tmp_path / "layout.rs"
+    assert run("codegen", "--lang", "rust", "--template", str(t), "-o", str(out)).returncode == 0
+    t.unlink()
+    r = run("codegen", "--check", str(out))
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"fdtgen: error: {out}: regenerating it: ")
+    out.write_text('// Regenerate: fdtgen codegen --lang rust --template "squib\n')
+    r = run("codegen", "--check", str(out))
+    assert r.returncode == 2
+    assert "Regenerate: line does not parse" in r.stderr

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from fdtgen.codegen.model import Module
 
 HELP = "write a template's map as Rust or C constants with compile-time proofs (--check FILE)"
-GENERATED_MAX_SIZE = 4 * 1024 * 1024  # a generated file is tens of KiB
+GENERATED_MAX_SIZE = 16 * 1024 * 1024  # a built-in template's file is tens of KiB
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
         return _check(args)
     if args.lang is None:
         raise UsageError("codegen: give --lang rust or --lang c (or --check FILE)")
-    if args.prefix is not None and args.lang != "c":
-        raise UsageError("codegen: --prefix names C macros; Rust constants live in a module")
+    _check_prefix(args)
     text = render(module(args), args.lang, args.prefix)
     if args.output in (None, "-"):
         sys.stdout.write(text)
@@ -121,10 +120,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_prefix(args: argparse.Namespace) -> None:
+    from fdtgen.codegen.render import PREFIX_RE
+
+    if args.prefix is None:
+        return
+    if args.lang != "c":
+        raise UsageError("codegen: --prefix names C macros; Rust constants live in a module")
+    if not PREFIX_RE.fullmatch(args.prefix):
+        raise UsageError(
+            f"codegen: --prefix {args.prefix!r} must be a C identifier starting with a letter "
+            "(letters, digits, _)"
+        )
+
+
 def _check(args: argparse.Namespace) -> int:
     from fdtgen.codegen.check import drift, regenerate_words
     from fdtgen.codegen.render import render
-    from fdtgen.errors import GeneratedFileError
+    from fdtgen.errors import FdtgenError, GeneratedFileError
     from fdtgen.files import read_regular
 
     if args.output is not None:
@@ -137,7 +150,11 @@ def _check(args: argparse.Namespace) -> int:
         raise GeneratedFileError(
             f"{path}: not UTF-8 text, so not a file fdtgen codegen wrote"
         ) from None
-    words = regenerate_words(text)
+    text = text.replace("\r\n", "\n")  # a checkout with CRLF line ends
+    try:
+        words = regenerate_words(text)
+    except ValueError as e:
+        raise GeneratedFileError(f"{path}: its Regenerate: line does not parse: {e}") from None
     if words is not None:
         header = _HeaderParser(prog="Regenerate:", add_help=False)
         add_arguments(header)
@@ -153,7 +170,14 @@ def _check(args: argparse.Namespace) -> int:
             f"{path}: no 'Regenerate: fdtgen codegen' line in its first lines; "
             "give --lang and the inputs it was generated from"
         )
-    findings = drift(path, text, render(module(args), args.lang, args.prefix))
+    _check_prefix(args)
+    try:
+        fresh = render(module(args), args.lang, args.prefix)
+    except FdtgenError as e:
+        if words is None:
+            raise
+        raise GeneratedFileError(f"{path}: regenerating it: {e}") from None
+    findings = drift(path, text, fresh)
     for line in findings:
         print(line)
     if not findings:

@@ -14,21 +14,21 @@ import shlex
 
 from fdtgen.codegen.render import REGENERATE
 
-_RUST = re.compile(r"pub const (\w+): (?:u64|u32) = (0x[0-9A-Fa-f_]+|[0-9_]+);")
-_C = re.compile(r"#define (\w+) (0x[0-9A-Fa-f]+|[0-9]+)(?:ULL|U)")
+# A constant as written, or as rustfmt or clang-format may have re-spaced it.
+_RUST = re.compile(r"pub\s+const\s+(\w+)\s*:\s*(?:u64|u32)\s*=\s*(0x[0-9A-Fa-f_]+|[0-9_]+)\s*;")
+_C = re.compile(r"#\s*define\s+(\w+)\s+(0x[0-9A-Fa-f]+|[0-9]+)(?:ULL|U)")
 HEADER_LINES = 8  # the Regenerate line is among a file's first lines
 
 
 def regenerate_words(text: str) -> list[str] | None:
-    """The arguments after ``fdtgen codegen`` on the file's ``Regenerate:`` line."""
+    """The arguments after ``fdtgen codegen`` on the file's ``Regenerate:`` line
+    (``None``: there is none); a line that does not split as shell words raises
+    :class:`ValueError`."""
     for line in text.splitlines()[:HEADER_LINES]:
         at = line.find(REGENERATE + "fdtgen codegen")
         if at >= 0:
             rest = line[at + len(REGENERATE) :].removesuffix("*/").strip()
-            try:
-                return shlex.split(rest)[2:]
-            except ValueError:
-                return None
+            return shlex.split(rest)[2:]
     return None
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from fdtgen.codegen.model import U32, AllOnes, Builder, E, Expr, Module, const_name, trigger_doc
 from fdtgen.errors import LayoutError
 from fdtgen.irq import SPI_MAX, Trigger
-from fdtgen.ranges import Region
+from fdtgen.ranges import Range, Region
 from fdtgen.spec import (
     DEFAULT_ADDRESS_WIDTH,
     DTB_ALIGN,
@@ -50,7 +50,16 @@ def _origin(t: Template) -> dict[str, tuple[str, str]]:
     out |= {
         "gic-dist": ("GIC distributor (GICD)", "[gic] dist_base, dist_size"),
         "gic-cpu": ("GICv2 CPU interface (GICC)", "[gic] cpu_base, cpu_size"),
-        "gic-redist": ("GICv3 redistributor window (GICR)", "[gic] redist_base..redist_end"),
+        "gic-redist": (
+            "GICv3 redistributor window (GICR"
+            + (
+                "; the live frames end at GIC_REDIST_END: n vCPUs' start at "
+                "GIC_REDIST_END - n x GIC_REDIST_STRIDE)"
+                if g.redist_anchor == "end"
+                else "; n vCPUs' frames start at GIC_REDIST_START)"
+            ),
+            "[gic] redist_base..redist_end",
+        ),
         "gic-redist2": ("Second GICv3 redistributor window", "[gic] redist2_base..redist2_end"),
         "gic-its": (
             "GICv3 ITS" + (" (where it sits with MAX_VCPUS vCPUs)" if g.its_below_redist else ""),
@@ -97,9 +106,19 @@ def build_module(
     b = Builder(t)
     bits = address_width or t.address_width or DEFAULT_ADDRESS_WIDTH
     stride = redist_stride or t.gic.redist_stride
-    dram_tags = {r.tag for r in t.pinned_regions() if r.tag.startswith("dram")}
-    regions = [r for r in t.pinned_regions() if r.tag not in dram_tags]
+    # The DRAM window's pieces between holes are pinned regions too; the window and
+    # its holes stand for them.
+    pieces = {(f"dram{i or ''}", r) for i, r in enumerate(t.dram_ranges())}
+    regions = [r for r in t.pinned_regions() if (r.tag, r.range) not in pieces]
     origin = _origin(t)
+    limit = 1 << bits
+    if t.dram.base >= limit:
+        raise LayoutError(
+            f"codegen: template {t.name!r}: DRAM starts at {t.dram.base:#x}, past the "
+            f"{bits}-bit guest physical address limit {limit:#x}"
+        )
+    # RAM ends by the window's max_end or the address width, whichever comes first.
+    dram_window = Range(t.dram.base, min(t.dram.end, limit) - t.dram.base)
 
     b.section("Machine")
     b.const("MAX_VCPUS", t.max_vcpus, "Most vCPUs a machine may have ([machine] max_vcpus).", U32)
@@ -122,11 +141,14 @@ def build_module(
     for r in regions:
         what, where = origin.get(r.tag, (f"Region `{r.tag}`", "the template"))
         names.append((r, b.region(r.tag, r.range, what, where, r.align)))
+    clamped = dram_window != t.dram
     dram = b.region(
         "dram",
-        t.dram,
+        dram_window,
         "DRAM window (RAM starts at DRAM_START and ends by DRAM_END)",
-        "[dram] base, max_end",
+        "[dram] base; DRAM_END is 2^PHYS_ADDR_BITS, below [dram] max_end"
+        if clamped
+        else "[dram] base, max_end",
         RAM_ALIGN,
     )
     holes = [
@@ -141,43 +163,30 @@ def build_module(
             ),
         )
         for h in t.ram_holes
+        if h.range.end <= dram_window.end
     ]
     _prove_map(b, names, dram, holes)
 
     b.section("Interrupts")
-    _interrupts(b, t, names, virtio, serial)
+    lines: list[_Line | None] = [*_interrupts(b, t, names, virtio, serial)]
 
     b.section("GIC")
-    _gic(b, t, stride)
+    _gic(
+        b,
+        t,
+        stride,
+        "[gic] redist_stride" if redist_stride is None else "the config's redist_stride",
+    )
+    lines.append(_v2m(b, t))
 
     if t.virtio.slots and t.virtio.base is not None:
         b.section("virtio-mmio transports")
-        _virtio(b, t, virtio)
+        lines.append(_virtio(b, t, virtio))
 
     if t.pcie is not None:
         b.section("PCIe host bridge")
-        p = t.pcie
-        b.const("PCIE_BUS_FIRST", p.bus_first, "First bus of [pcie] bus_range.", U32)
-        b.const("PCIE_BUS_LAST", p.bus_last, "Last bus of [pcie] bus_range.", U32)
-        b.prove(
-            E.and_(E.le("PCIE_BUS_FIRST", "PCIE_BUS_LAST"), E.le("PCIE_BUS_LAST", BUS_MAX)),
-            f"PCIe bus range is not first..last within 0..{BUS_MAX}",
-        )
-        if p.first_spi is not None:
-            style = "one INTA line per slot" if p.intx == "per-slot" else "INTA..INTD, swizzled"
-            b.irq("PCIE_INTX_FIRST", p.first_spi.number, None, False, f"PCI INTx ({style})")
-            level = trigger_doc(Trigger.LEVEL_HIGH)
-            b.const("PCIE_INTX_TRIGGER", Trigger.LEVEL_HIGH.value, f"PCI INTx: {level}.", U32)
-            b.const(
-                "PCIE_INTX_LINES",
-                len(p.intx_spis()),
-                "SPIs the INTx lines take, from PCIE_INTX_FIRST_SPI.",
-                U32,
-            )
-            b.prove(
-                E.le(E.add("PCIE_INTX_FIRST_SPI", "PCIE_INTX_LINES"), SPI_MAX + 1),
-                f"PCI INTx SPIs run past SPI {SPI_MAX}",
-            )
+        lines.append(_pcie(b, t))
+    _prove_lines_apart(b, [x for x in lines if x is not None])
 
     b.section("Boot")
     bs = t.boot
@@ -203,6 +212,7 @@ def build_module(
         "FDT_MAX_SIZE: booting.rst wants the DTB 8-byte aligned and at most 2 MiB",
     )
     b.prove(E.lt("KERNEL_OFFSET", "DRAM_SIZE"), "KERNEL_OFFSET is past the DRAM window")
+    b.prove(E.lt("INITRD_OFFSET", "DRAM_SIZE"), "INITRD_OFFSET is past the DRAM window")
 
     return b.module(command, _notes(t, virtio, serial))
 
@@ -265,7 +275,8 @@ class _Line(NamedTuple):
 
 def _interrupts(
     b: Builder, t: Template, names: list[tuple[Region, str]], virtio: int, serial: bool
-) -> None:
+) -> list[_Line]:
+    """Every device's interrupt, the timer's and the GIC's PPIs; the SPI lines they take."""
     stem = {r.tag: n for r, n in names}
     handed = t.handed_out_spis(virtio, serial)
     lines: list[_Line] = []
@@ -287,52 +298,59 @@ def _interrupts(
         b.irq(timer, ppi.number, None, True, f"Arch timer, {TIMER_NAMES[i]}")
         ppis.append((f"{timer}_PPI", ppi.number))
     if t.timer_ppis:
-        doc = f"Arch timer: every PPI's {trigger_doc(t.timer_trigger)}."
-        b.const("TIMER_TRIGGER", t.timer_trigger.value, doc, U32)
-    if t.gic.maintenance_ppi is not None:
-        b.irq(
-            "GIC_MAINTENANCE", t.gic.maintenance_ppi.number, None, True, "GIC maintenance interrupt"
-        )
-        ppis.append(("GIC_MAINTENANCE_PPI", t.gic.maintenance_ppi.number))
+        trigger = t.timer_trigger
+        b.trigger("TIMER_TRIGGER", trigger, f"Arch timer, every PPI: {trigger_doc(trigger)}.")
+    g = t.gic
+    if g.maintenance_ppi is not None:
+        b.irq("GIC_MAINTENANCE", g.maintenance_ppi.number, None, True, "GIC maintenance")
+        ppis.append(("GIC_MAINTENANCE_PPI", g.maintenance_ppi.number))
     if t.pmu is not None:
         b.irq("PMU", t.pmu.ppi.number, t.pmu.trigger, True, "PMU overflow interrupt")
         ppis.append(("PMU_PPI", t.pmu.ppi.number))
-    v = t.virtio
-    if v.slots and v.base is not None and (virtio or "virtio" not in t.irq_order):
-        n0 = handed["virtio-0"].number if "virtio" in t.irq_order else v.first_spi.number
-        count = 1 if v.shared_spi else (virtio if "virtio" in t.irq_order else v.slots)
-        lines.append(_Line("virtio", "VIRTIO_FIRST_SPI", "VIRTIO_SPI_LINES", range(n0, n0 + count)))
-    p = t.pcie
-    if p is not None and p.first_spi is not None:
-        intx = range(p.first_spi.number, p.first_spi.number + len(p.intx_spis()))
-        lines.append(_Line("pcie INTx", "PCIE_INTX_FIRST_SPI", "PCIE_INTX_LINES", intx))
-    v2m = t.gic.v2m
-    if v2m is not None and v2m.spis():
-        spis = [s.number for s in v2m.spis()]
-        lines.append(
-            _Line("gic-v2m", "GIC_V2M_FIRST_SPI", "GIC_V2M_SPIS", range(spis[0], spis[-1] + 1))
-        )
-    _prove_apart(b, lines, ppis)
+    _prove_ppis_apart(b, ppis)
+    return lines
 
 
-def _prove_apart(b: Builder, lines: list[_Line], ppis: list[tuple[str, int]]) -> None:
-    """Lines the template keeps apart stay apart (lines it shares, as crosvm's COM ports, may)."""
-    for x, y in itertools.combinations(lines, 2):
-        if set(x.numbers) & set(y.numbers):
-            continue
-        if x.size == 1 and y.size == 1:
-            b.prove(E.ne(x.first, y.first), f"{x.label} and {y.label} share an SPI")
+def _prove_ppis_apart(b: Builder, ppis: list[tuple[str, int]]) -> None:
+    """The PPIs stay in their order, so no two are one (a chain: linear in their number)."""
+    ordered = sorted(ppis, key=lambda p: (p[1], p[0]))
+    for (x, xv), (y, yv) in itertools.pairwise(ordered):
+        if xv != yv:
+            b.prove(E.lt(x, y), f"{x} must stay below {y}: no two interrupts share a PPI")
+
+
+def _prove_lines_apart(b: Builder, lines: list[_Line]) -> None:
+    """No two devices share an SPI the template keeps apart.
+
+    The lines are proved in the template's order, each ending before the next
+    starts, so the proof is linear in the number of devices. Lines the
+    template shares on purpose (crosvm's COM ports) form one group and must
+    stay one line.
+    """
+    groups: list[list[_Line]] = []
+    for line in sorted(lines, key=lambda x: (x.numbers.start, x.label)):
+        if groups and line.numbers.start < max(x.numbers.stop for x in groups[-1]):
+            groups[-1].append(line)
         else:
-            b.prove(
-                E.or_(E.le(E.add(x.first, x.size), y.first), E.le(E.add(y.first, y.size), x.first)),
-                f"{x.label} and {y.label} share an SPI",
-            )
-    for (pa, va), (pb, vb) in itertools.combinations(ppis, 2):
-        if va != vb:
-            b.prove(E.ne(pa, pb), f"{pa} and {pb} are the same PPI")
+            groups.append([line])
+    for group in groups:
+        head = group[0]
+        for other in group[1:]:
+            if other.numbers == head.numbers:
+                b.prove(
+                    E.eq(other.first, head.first),
+                    f"{other.label} shares {head.label}'s SPI in the template; keep them together",
+                )
+    for before, after in itertools.pairwise(groups):
+        last = max(before, key=lambda x: x.numbers.stop)
+        nxt = after[0]
+        b.prove(
+            E.le(E.add(last.first, last.size), nxt.first),
+            f"{last.label} and {nxt.label} share an SPI (or left their order)",
+        )
 
 
-def _gic(b: Builder, t: Template, stride: int) -> None:
+def _gic(b: Builder, t: Template, stride: int, stride_from: str) -> None:
     g = t.gic
     b.const("GIC_VERSION", g.version, "GIC architecture version ([gic] version).", U32)
     if g.version == 2:
@@ -341,9 +359,7 @@ def _gic(b: Builder, t: Template, stride: int) -> None:
         )
         return
     b.const(
-        "GIC_REDIST_STRIDE",
-        stride,
-        f"GICR bytes per vCPU ({fmt_size(stride)}; [gic] redist_stride).",
+        "GIC_REDIST_STRIDE", stride, f"GICR bytes per vCPU ({fmt_size(stride)}; {stride_from})."
     )
     b.prove(
         E.and_(
@@ -354,30 +370,17 @@ def _gic(b: Builder, t: Template, stride: int) -> None:
         f"at least {fmt_size(GICV3_REDIST_STRIDE)}",
     )
     windows = [const_name(r.tag) for r in t.gic_regions() if r.tag in ("gic-redist", "gic-redist2")]
-    if windows:
-        total: Expr = f"{windows[0]}_SIZE"
+    if windows:  # whole frames per window, counted by division: nothing can wrap
+        frames: Expr = E.div(f"{windows[0]}_SIZE", "GIC_REDIST_STRIDE")
         for w in windows[1:]:
-            total = E.add(total, f"{w}_SIZE")
+            frames = E.add(frames, E.div(f"{w}_SIZE", "GIC_REDIST_STRIDE"))
         b.prove(
-            E.ge(total, E.mul("MAX_VCPUS", "GIC_REDIST_STRIDE")),
-            "the redistributor windows hold fewer than MAX_VCPUS x GIC_REDIST_STRIDE bytes",
-        )
-    if g.v2m is not None and g.v2m.spis():
-        b.const(
-            "GIC_V2M_FIRST_SPI",
-            g.v2m.spis()[0].number,
-            "First SPI the v2m frame signals ([gic.v2m] base_intid - 32).",
-            U32,
-        )
-        b.const(
-            "GIC_V2M_SPIS",
-            len(g.v2m.spis()),
-            "SPIs the v2m frame signals ([gic.v2m] num_spis).",
-            U32,
+            E.ge(frames, "MAX_VCPUS"),
+            "the redistributor windows hold fewer than MAX_VCPUS frames of GIC_REDIST_STRIDE",
         )
 
 
-def _virtio(b: Builder, t: Template, virtio: int) -> None:
+def _virtio(b: Builder, t: Template, virtio: int) -> _Line | None:
     v = t.virtio
     ordered = "virtio" in t.irq_order
     b.const(
@@ -387,15 +390,18 @@ def _virtio(b: Builder, t: Template, virtio: int) -> None:
     )
     b.const("VIRTIO_SLOTS", v.slots, "virtio-mmio slots in the window ([virtio] slots).", U32)
     b.prove(
-        E.eq("VIRTIO_SIZE", E.mul("VIRTIO_STRIDE", "VIRTIO_SLOTS")),
-        "VIRTIO_SIZE != VIRTIO_STRIDE x VIRTIO_SLOTS",
-    )
-    b.prove(
         E.ge("VIRTIO_STRIDE", VIRTIO_MMIO_MIN_SIZE),
         f"VIRTIO_STRIDE is below the {VIRTIO_MMIO_MIN_SIZE:#x}-byte register block",
     )
+    b.prove(
+        E.and_(
+            E.eq(E.div("VIRTIO_SIZE", "VIRTIO_STRIDE"), "VIRTIO_SLOTS"),
+            E.eq(E.mod("VIRTIO_SIZE", "VIRTIO_STRIDE"), 0),
+        ),
+        "VIRTIO_SIZE != VIRTIO_STRIDE x VIRTIO_SLOTS",
+    )
     if ordered and not virtio:
-        return
+        return None
     first = t.handed_out_spis(virtio, True)["virtio-0"].number if ordered else v.first_spi.number
     how = "slot i raises VIRTIO_FIRST_SPI + i"
     if v.shared_spi:
@@ -406,18 +412,68 @@ def _virtio(b: Builder, t: Template, virtio: int) -> None:
             "raises VIRTIO_FIRST_SPI + i"
         )
     b.irq("VIRTIO_FIRST", first, None, False, f"virtio-mmio ({how})")
-    b.const(
-        "VIRTIO_TRIGGER",
-        v.trigger.value,
-        f"virtio-mmio: every slot's {trigger_doc(v.trigger)}.",
-        U32,
-    )
+    b.trigger("VIRTIO_TRIGGER", v.trigger, f"virtio-mmio, every slot: {trigger_doc(v.trigger)}.")
     lines = 1 if v.shared_spi else (virtio if ordered else v.slots)
     b.const("VIRTIO_SPI_LINES", lines, "SPIs the transports take, from VIRTIO_FIRST_SPI.", U32)
-    b.prove(
-        E.le(E.add("VIRTIO_FIRST_SPI", "VIRTIO_SPI_LINES"), SPI_MAX + 1),
+    if v.shared_spi:
+        tie = E.eq("VIRTIO_SPI_LINES", 1)
+    elif ordered:
+        tie = E.le("VIRTIO_SPI_LINES", "VIRTIO_SLOTS")
+    else:
+        tie = E.eq("VIRTIO_SPI_LINES", "VIRTIO_SLOTS")
+    b.prove(tie, "VIRTIO_SPI_LINES does not match the slots")
+    b.prove(  # a subtraction, safe after VIRTIO_FIRST_SPI <= 987: a sum could wrap in C
+        E.le("VIRTIO_SPI_LINES", E.sub(SPI_MAX + 1, "VIRTIO_FIRST_SPI")),
         f"virtio SPIs run past SPI {SPI_MAX}",
     )
+    return _Line("virtio", "VIRTIO_FIRST_SPI", "VIRTIO_SPI_LINES", range(first, first + lines))
+
+
+def _pcie(b: Builder, t: Template) -> _Line | None:
+    p = t.pcie
+    assert p is not None
+    b.const("PCIE_BUS_FIRST", p.bus_first, "First bus of [pcie] bus_range.", U32)
+    b.const("PCIE_BUS_LAST", p.bus_last, "Last bus of [pcie] bus_range.", U32)
+    b.prove(
+        E.and_(E.le("PCIE_BUS_FIRST", "PCIE_BUS_LAST"), E.le("PCIE_BUS_LAST", BUS_MAX)),
+        f"PCIe bus range is not first..last within 0..{BUS_MAX}",
+    )
+    if p.first_spi is None:
+        return None
+    n = len(p.intx_spis())
+    style = (
+        f"one INTA line for each of {n} slots" if p.intx == "per-slot" else "INTA..INTD, swizzled"
+    )
+    b.irq("PCIE_INTX_FIRST", p.first_spi.number, None, False, f"PCI INTx ({style})")
+    level = Trigger.LEVEL_HIGH
+    b.trigger("PCIE_INTX_TRIGGER", level, f"PCI INTx (level-sensitive): {trigger_doc(level)}.")
+    b.const("PCIE_INTX_LINES", n, "SPIs the INTx lines take, from PCIE_INTX_FIRST_SPI.", U32)
+    b.prove(E.eq("PCIE_INTX_LINES", n), f"PCIE_INTX_LINES is not {n} ({style})")
+    b.prove(
+        E.le("PCIE_INTX_LINES", E.sub(SPI_MAX + 1, "PCIE_INTX_FIRST_SPI")),
+        f"PCI INTx SPIs run past SPI {SPI_MAX}",
+    )
+    first = p.first_spi.number
+    return _Line("pcie INTx", "PCIE_INTX_FIRST_SPI", "PCIE_INTX_LINES", range(first, first + n))
+
+
+def _v2m(b: Builder, t: Template) -> _Line | None:
+    v2m = t.gic.v2m
+    if v2m is None or not v2m.spis():
+        return None
+    spis = [s.number for s in v2m.spis()]
+    b.const(
+        "GIC_V2M_FIRST_SPI", spis[0], "First SPI the v2m frame signals ([gic.v2m] base_intid).", U32
+    )
+    b.const("GIC_V2M_SPIS", len(spis), "SPIs the v2m frame signals ([gic.v2m] num_spis).", U32)
+    b.prove(
+        E.and_(
+            E.le("GIC_V2M_FIRST_SPI", SPI_MAX),
+            E.le("GIC_V2M_SPIS", E.sub(SPI_MAX + 1, "GIC_V2M_FIRST_SPI")),
+        ),
+        f"the v2m frame's SPIs run past SPI {SPI_MAX}",
+    )
+    return _Line("gic-v2m", "GIC_V2M_FIRST_SPI", "GIC_V2M_SPIS", range(spis[0], spis[-1] + 1))
 
 
 def _notes(t: Template, virtio: int, serial: bool) -> tuple[str, ...]:

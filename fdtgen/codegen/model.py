@@ -37,8 +37,6 @@ class Op(NamedTuple):
 
 
 Expr = str | int | AllOnes | Op  # a str is a constant's name
-ARITHMETIC = ("+", "-", "*", "%", ">>")
-LOGIC = ("&&", "||")
 
 
 def _binary(op: str) -> Callable[[Expr, Expr], Op]:
@@ -57,6 +55,7 @@ class E:
         staticmethod(_binary("*")),
     )
     mod, shr = staticmethod(_binary("%")), staticmethod(_binary(">>"))
+    div = staticmethod(_binary("/"))
     eq, ne, lt = (
         staticmethod(_binary("==")),
         staticmethod(_binary("!=")),
@@ -114,7 +113,11 @@ def const_name(tag: str) -> str:
 
 
 def trigger_doc(t: Trigger) -> str:
-    return f"the DT flags cell: {t.value} = IRQ_TYPE_{t.name} ({t.label})"
+    """The words for a trigger constant: its value as the DT's type bits."""
+    return f"trigger, the type bits of the DT's flags cell: {t.value} = IRQ_TYPE_{t.name}"
+
+
+TRIGGERS = tuple(int(t) for t in Trigger)
 
 
 class Builder:
@@ -137,7 +140,10 @@ class Builder:
 
     def const(self, name: str, value: int, doc: str, ty: str = U64) -> str:
         if name in self.values:
-            raise LayoutError(f"codegen: {self.where} gives two values the name {name}")
+            raise LayoutError(
+                f"codegen: {self.where}: two constants would be named {name}; a region tag "
+                "gives a name fdtgen uses for something else (docs/codegen.md, Names): rename it"
+            )
         if not 0 <= value <= _TYPE_MAX[ty]:
             raise LayoutError(f"codegen: {name} = {value:#x} does not fit a {ty}")
         self.values[name], self.types[name] = value, ty
@@ -155,6 +161,8 @@ class Builder:
         self.const(f"{n}_START", r.base, f"{what}: start address. Template: {origin}.")
         self.const(f"{n}_SIZE", r.size, f"{what}: size, {size_words(r.size)}.")
         self.const(f"{n}_END", r.end, f"{what}: end address, exclusive.")
+        # START < END first: with it, START + SIZE cannot have wrapped (C's arithmetic does).
+        self.prove(E.lt(f"{n}_START", f"{n}_END"), f"{tag}: _END is not above _START")
         self.prove(
             E.eq(f"{n}_END", E.add(f"{n}_START", f"{n}_SIZE")), f"{tag}: _END != _START + _SIZE"
         )
@@ -172,12 +180,20 @@ class Builder:
         self.const(f"{stem}_{kind}", number, f"{doc}: {kind} number (the DT's 2nd cell).", U32)
         self.const(f"{stem}_INTID", number + base, f"{doc}: GIC INTID ({kind} + {base}).", U32)
         if trigger is not None:
-            self.const(f"{stem}_TRIGGER", trigger.value, f"{doc}: {trigger_doc(trigger)}.", U32)
+            self.trigger(f"{stem}_TRIGGER", trigger, f"{doc}: {trigger_doc(trigger)}.")
         self.prove(
             E.eq(f"{stem}_INTID", E.add(f"{stem}_{kind}", base)),
             f"{stem}: INTID != {kind} + {base}",
         )
         self.prove(E.le(f"{stem}_{kind}", top), f"{stem}: {kind} is past the GIC's last ({top})")
+
+    def trigger(self, name: str, trigger: Trigger, doc: str) -> None:
+        """A trigger constant, proved to be one of the binding's four."""
+        self.const(name, trigger.value, doc, U32)
+        either: Expr = E.eq(name, TRIGGERS[0])
+        for value in TRIGGERS[1:]:
+            either = E.or_(either, E.eq(name, value))
+        self.prove(either, f"{name} is not 1, 2, 4 or 8 (IRQ_TYPE_EDGE_RISING .. LEVEL_LOW)")
 
     def module(self, command: str, notes: tuple[str, ...]) -> Module:
         self.section("")
@@ -222,8 +238,12 @@ def evaluate(e: Expr, values: dict[str, int]) -> int | bool:
             result = a - b
         case "*":
             result = a * b
+        case "%" | "/" if b == 0:
+            raise LayoutError(f"codegen: {e} divides by zero")
         case "%":
             result = a % b
+        case "/":
+            result = a // b
         case ">>":
             result = a >> b if 0 <= b < 64 else -1
         case "==":

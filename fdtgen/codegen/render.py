@@ -15,7 +15,7 @@ import re
 import textwrap
 from collections.abc import Callable
 
-from fdtgen.codegen.model import U32, U64, AllOnes, Expr, Module, Op, Proof
+from fdtgen.codegen.model import U32, U64, AllOnes, Expr, Module, Op, Proof, const_name
 
 LANGUAGES = ("rust", "c")
 REGENERATE = "Regenerate: "
@@ -110,22 +110,36 @@ def rust(m: Module) -> str:
         for c in s.consts:
             value = str(c.value) if c.ty == U32 else hex_literal(c.value)
             out += ["", *_comment([c.doc], "/// "), f"pub const {c.name}: {c.ty} = {value};"]
-    out += ["", "// ---- Proofs: a broken one fails the build, not the boot ----", ""]
-    out += [_rust_proof(p, types) for p in m.proofs]
+    out += [
+        "",
+        "// ---- Proofs: a broken one fails the build, not the boot ----",
+        "",
+        "#[allow(clippy::all)]",
+        "#[rustfmt::skip]",
+        "mod proofs {",
+        "    use super::*;",
+        "",
+        *(f"    {line}" if line else "" for p in m.proofs for line in _rust_proof(p, types)),
+        "}",
+    ]
     return "\n".join(out) + "\n"
 
 
-def _rust_proof(p: Proof, types: dict[str, str]) -> str:
+def _rust_proof(p: Proof, types: dict[str, str]) -> list[str]:
+    """One ``const _`` item, on one line when it fits in the module's indent."""
     cond = _expr(p.expr, types, str, rust=True)
     line = f"const _: () = assert!({cond}, {_quoted(p.message)});"
-    if len(line) <= WIDTH:
-        return line
-    return f"const _: () = assert!(\n    {cond},\n    {_quoted(p.message)}\n);"
+    if len(line) <= WIDTH - 4:
+        return [line]
+    return ["const _: () = assert!(", f"    {cond},", f"    {_quoted(p.message)}", ");"]
+
+
+PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 def c_prefix(template_name: str) -> str:
     """The default C name prefix: the template's name as a constant stem, then ``_``."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", template_name).strip("_").upper() + "_"
+    return const_name(template_name) + "_"
 
 
 def c(m: Module, prefix: str) -> str:
@@ -133,6 +147,12 @@ def c(m: Module, prefix: str) -> str:
     guard = f"{prefix}LAYOUT_H"
     head = _comment(_header(m), " * ", keep_first=True)
     out = ["/*", *head, " */", f"#ifndef {guard}", f"#define {guard}"]
+    out += [  # C++11 spells the C11 keyword static_assert
+        "",
+        "#if defined(__cplusplus) && !defined(_Static_assert)",
+        "#define _Static_assert static_assert",
+        "#endif",
+    ]
     for s in m.sections:
         out += ["", f"/* ---- {s.title} ---- */"]
         for k in s.consts:
@@ -165,4 +185,4 @@ def render(m: Module, lang: str, prefix: str | None = None) -> str:
     return c(m, c_prefix(m.template.name) if prefix is None else prefix)
 
 
-__all__ = ["LANGUAGES", "REGENERATE", "c", "c_prefix", "hex_literal", "render", "rust"]
+__all__ = ["LANGUAGES", "PREFIX_RE", "REGENERATE", "c", "c_prefix", "hex_literal", "render", "rust"]
