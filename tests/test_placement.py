@@ -496,3 +496,19 @@ def test_an_end_of_ram_dtb_moved_to_a_whole_block_is_noted(template, ram, vmm, f
     assert f"at the end of RAM, {vmm:#x}" in note and f"fdtgen puts it at {fdtgen:#x}" in note
     aligned = [Range(r.base, r.size - MiB) if r is ram[0] else r for r in ram]
     assert place(aligned, boot, k).notes == ()  # RAM ending on a 2 MiB boundary: the VMM's place
+
+
+def test_a_kvmtool_dtb_moved_to_a_whole_block_is_noted():
+    """kvmtool (arm/kvm.c): ALIGN(limit - FDT_MAX_SIZE - 2 MiB, 2 MiB), limit the last
+    byte below RAM base + min(RAM, 256 MiB). With 101 MiB of RAM that is 100 MiB in,
+    a block RAM ends inside; fdtgen takes the whole block below it."""
+    boot = load_template("kvmtool").boot
+    k = declared_kernel(8 * MiB, text_offset=0, image_size=8 * MiB)
+    p = place([Range(0x8000_0000, 101 * MiB)], boot, k)
+    assert p.dtb.base == 0x8000_0000 + 98 * MiB
+    (note,) = p.notes
+    assert f"at {0x8000_0000 + 100 * MiB:#x}, the start of a 2 MiB block RAM ends inside" in note
+    # 1 GiB of RAM: both put it 254 MiB in, and there is no note.
+    p = place([Range(0x8000_0000, GiB)], boot, k)
+    assert p.dtb.base == 0x8000_0000 + 254 * MiB
+    assert p.notes == ()

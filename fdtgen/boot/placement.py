@@ -214,8 +214,11 @@ def policy_dtb_slot(ranges: Sequence[Range], boot: BootSpec) -> Range:
 
 
 def policy_dtb_notes(ranges: Sequence[Range], boot: BootSpec, dtb: Range) -> tuple[str, ...]:
-    """Why the DTB of an ``end-of-ram`` or ``end-of-first-ram`` policy is not where
-    the VMM puts it: at the very end of RAM, which is not a 2 MiB boundary."""
+    """Why the DTB of an ``end-of-ram``, ``end-of-first-ram`` or ``below:`` policy is
+    not where the VMM puts it: at the very end of RAM, or in a 2 MiB block that
+    RAM does not fill, when RAM ends off a 2 MiB boundary."""
+    if boot.dtb.startswith("below:"):
+        return _below_note(ranges[0], boot, dtb)
     if boot.dtb not in ("end-of-ram", "end-of-first-ram"):
         return ()
     end = (ranges[0] if boot.dtb == "end-of-first-ram" else ranges[-1]).end
@@ -226,6 +229,22 @@ def policy_dtb_notes(ranges: Sequence[Range], boot: BootSpec, dtb: Range) -> tup
         f"dtb: the VMM puts its {boot.fdt_max_size:#x} bytes at the end of RAM, {vmm:#x}, "
         f"across a 2 MiB boundary; fdtgen puts it at {dtb.base:#x}, the start of the last "
         "whole 2 MiB block, which it shares with nothing (booting.rst)",
+    )
+
+
+def _below_note(first: Range, boot: BootSpec, dtb: Range) -> tuple[str, ...]:
+    """kvmtool's ``below:`` rule (arm/kvm.c): the last byte under RAM base + min(RAM,
+    offset) is ``limit``, and the DTB goes to ``ALIGN(limit - size - 2 MiB, 2 MiB)``:
+    the 2 MiB boundary at or above, which can start a block RAM ends inside."""
+    offset = parse_size(boot.dtb[len("below:") :])
+    limit = first.base + min(first.size, offset) - 1
+    vmm = align_up(limit - boot.fdt_max_size - DTB_BLOCK, DTB_BLOCK)
+    if vmm == dtb.base or vmm < first.base:
+        return ()
+    return (
+        f"dtb: the VMM puts its {boot.fdt_max_size:#x} bytes at {vmm:#x}, the start of a "
+        f"2 MiB block RAM ends inside ({limit + 1:#x}); fdtgen puts it at {dtb.base:#x}, "
+        "the start of the last whole 2 MiB block, which it shares with nothing (booting.rst)",
     )
 
 
