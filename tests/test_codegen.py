@@ -512,3 +512,24 @@ def test_check_names_the_file_when_its_inputs_are_gone(tmp_path: Path) -> None:
     r = run("codegen", "--check", str(out))
     assert r.returncode == 2
     assert "Regenerate: line does not parse" in r.stderr
+
+
+def test_a_rule_may_name_the_dram_pieces_between_holes(tmp_path: Path) -> None:
+    """``dram`` and ``dram1`` are the RAM below and above Firecracker's 64-bit hole;
+    rules about them are proved through the hole's constants."""
+    src = Path(load_template("firecracker-pci").path).read_text()
+    t = tmp_path / "fc.toml"
+    t.write_text(
+        src
+        + '\n[[rule]]\nkind = "abuts"\nlower = "dram"\nupper = "pcie-mmio64"\n'
+        + '\n[[rule]]\nkind = "below"\nlower = "pcie-mmio64"\nupper = "dram1"\n'
+    )
+    r = run("codegen", "--lang", "rust", "--template", str(t))
+    assert r.returncode == 0, r.stderr
+    assert "MMIO64_START == PCIE_MMIO64_START" in r.stdout
+    assert "PCIE_MMIO64_END <= MMIO64_END" in r.stdout
+    path = tmp_path / "layout.rs"
+    path.write_text(edit(r.stdout, "rust", "PCIE_MMIO64_START", 0x0040_0010_0000))
+    compiled = compile_rust(path)
+    assert compiled.returncode != 0
+    assert "pcie-mmio64 must abut dram ([[rule]] abuts)" in compiled.stderr

@@ -245,23 +245,38 @@ def _prove_map(
             )
     for tag, n in [(r.tag, n) for r, n in names] + [("dram", dram)]:
         b.prove(E.le(E.sub(f"{n}_END", 1), "PHYS_ADDR_MAX"), f"{tag} ends past PHYS_ADDR_BITS")
-    stems = {r.tag: n for r, n in names} | {"dram": dram}
+    ends = {r.tag: (f"{n}_START", f"{n}_END") for r, n in names} | _dram_pieces(b.t, dram, holes)
     for rule in b.t.rules:
-        lo, hi = stems.get(rule.lower), stems.get(rule.upper)
+        lo, hi = ends.get(rule.lower), ends.get(rule.upper)
         if lo is None or hi is None:
             raise LayoutError(
                 f"codegen: rule {rule.kind} names {rule.lower!r}/{rule.upper!r}, not a region"
             )
         if rule.kind == "abuts":
-            b.prove(
-                E.eq(f"{lo}_END", f"{hi}_START"),
-                f"{rule.upper} must abut {rule.lower} ([[rule]] abuts)",
-            )
+            b.prove(E.eq(lo[1], hi[0]), f"{rule.upper} must abut {rule.lower} ([[rule]] abuts)")
         else:
             b.prove(
-                E.le(f"{lo}_END", f"{hi}_START"),
-                f"{rule.lower} must lie below {rule.upper} ([[rule]] below)",
+                E.le(lo[1], hi[0]), f"{rule.lower} must lie below {rule.upper} ([[rule]] below)"
             )
+
+
+def _dram_pieces(
+    t: Template, dram: str, holes: list[tuple[Region, str]]
+) -> dict[str, tuple[Expr, Expr]]:
+    """The DRAM window's pieces between holes (``dram``, ``dram1``...: the tags a
+    ``[[rule]]`` may name) as ``(start, end)`` in terms of the window and the holes."""
+    out: dict[str, tuple[Expr, Expr]] = {}
+    for i, piece in enumerate(t.dram_ranges()):
+        start: Expr | None = f"{dram}_START" if piece.base == t.dram.base else None
+        end: Expr | None = f"{dram}_END" if piece.end == t.dram.end else None
+        for h, n in holes:
+            if h.range.end == piece.base:
+                start = f"{n}_END"
+            if h.range.base == piece.end:
+                end = f"{n}_START"
+        if start is not None and end is not None:
+            out[f"dram{i or ''}"] = (start, end)
+    return out
 
 
 class _Line(NamedTuple):
