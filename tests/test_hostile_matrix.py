@@ -256,6 +256,7 @@ _ROLES = {
     "verify-blob": (("verify", "{t}/bad"), "{t}/bad: "),
     "diff-blob": (("diff", "{t}/g.dtb", "{t}/bad"), "{t}/bad: "),
     "manifest": (("verify", "{t}/g.dtb", "--manifest", "{t}/bad"), "{t}/bad: "),
+    "codegen-check": (("codegen", "--check", "{t}/bad"), "{t}/bad: "),
 }
 for _role, (_argv, _where) in _ROLES.items():
     for _kind, _node, _rule in (("zero", ZERO, "a character device"), ("fifo", FIFO, "a FIFO")):
@@ -279,6 +280,17 @@ CASES |= {
         {"Image": image(), "initrd": sparse(3 * GiB)},
         "{t}/initrd: initrd: too large: 0xc0000000 bytes, over the 1 GiB cap",
         ("--max-initrd-size",),
+    ),
+    "3-sparse-3gib-generated-file": Case(
+        ("codegen", "--check", "{t}/layout.rs"),
+        {"layout.rs": sparse(3 * GiB)},
+        "{t}/layout.rs: too large: 0xc0000000 bytes, over the 16 MiB cap",
+    ),
+    "3-codegen-output-fifo": Case(
+        ("codegen", "--lang", "c", "-o", "{t}/out.fifo"),
+        {"out.fifo": FIFO},
+        rc=0,
+        reader="out.fifo",
     ),
     "3-initrd-over-a-lowered-cap": Case(
         cmd("build --kernel {t}/Image --initrd {t}/initrd -o {t}/g.dtb --max-initrd-size 1KiB"),
