@@ -208,7 +208,7 @@ class Allocator:
             free.take(got)
             placed.append(Placed(got, d.tag, d.placement.value))
 
-        todo: dict[Placement, list[_Dynamic]] = {p: [] for p in Placement}
+        todo: dict[Placement, list[_Dynamic]] = {p: [] for p in _PLACEMENTS}
         for d in self._dynamic:
             todo[d.placement].append(d)
         for p in (Placement.BELOW_4G, Placement.ABOVE_4G):
@@ -245,6 +245,7 @@ class Allocator:
         return tuple(placed)
 
 
+_PLACEMENTS = tuple(Placement)  # iterating the enum class itself runs a generator
 _align_size = attrgetter("align", "size")
 _base = attrgetter("range.base")
 
@@ -329,6 +330,20 @@ class _FreeList:
             self.bases[i] = got.end
         else:
             del self.bases[i], self.ends[i]
+
+
+def ram_around(
+    taken: Iterable[Range], limit: int, size: int, align: int, floor: int, ceiling: int
+) -> list[Range] | None:
+    """RAM alone: ``size`` bytes in ``[floor, ceiling)`` below ``limit``, split around
+    ``taken`` into ``align``-aligned pieces, lowest first (``None``: they do not fit).
+
+    The pieces :meth:`Allocator.allocate` gives one :meth:`Allocator.ram` request
+    (already valid: ``size`` a positive multiple of a page, ``align`` a power of
+    two of at least one) when ``taken`` is all it is given besides, without the
+    bookkeeping of requests it does not have.
+    """
+    return _bottom_up_split(_FreeList(taken, limit).spans(floor), size, align, floor, ceiling)
 
 
 def _bottom_up_split(
