@@ -27,9 +27,9 @@ The other built-in templates and their sources are described in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from fdtgen.errors import AllocationExhaustedError, ConfigError, LayoutError
+from fdtgen.allocator import ram_around
+from fdtgen.errors import ConfigError, LayoutError
 from fdtgen.ranges import Range, Region
 from fdtgen.spec import (
     DEFAULT_ADDRESS_WIDTH,
@@ -43,9 +43,6 @@ from fdtgen.spec import (
 from fdtgen.template.model import Device, Template
 from fdtgen.template.proofs import REDIST_STRIDE_RULE
 from fdtgen.units import U64_MAX, fmt_size, is_aligned
-
-if TYPE_CHECKING:
-    from fdtgen.allocator import Allocator
 
 
 def _natural_align(r: Range) -> int:
@@ -279,47 +276,45 @@ def _past_width(layout: Layout, bits: int, default: bool) -> ConfigError:
     )
 
 
-def _ram_allocator(t: Template, bits: int) -> Allocator:
-    """An allocator that knows the template's DRAM holes.
+def _holes(t: Template, limit: int) -> list[Range]:
+    """The template's DRAM holes, each cut at ``limit``: RAM cannot reach past the
+    address width, so only the part of a hole below it is in RAM's way.
 
-    Nothing else can be in RAM's way: the template proofs keep every pinned
-    region (and so every live one, which lies inside its pinned window) out of
-    the DRAM window's ranges (``check_template``).
+    Nothing else can be: the template proofs keep every pinned region (and so
+    every live one, which lies inside its pinned window) out of the DRAM
+    window's ranges (``check_template``).
     """
-    from fdtgen.allocator import Allocator
-
-    alloc = Allocator(bits)
-    limit = 1 << bits
-    for h in t.ram_holes:  # RAM cannot reach past the width: only the part below it is in the way
-        if h.range.base < limit:
-            alloc.reserve(
-                f"hole:{h.tag}", Range(h.range.base, min(h.range.end, limit) - h.range.base)
-            )
-    return alloc
+    return [
+        Range(h.range.base, min(h.range.end, limit) - h.range.base)
+        for h in t.ram_holes
+        if h.range.base < limit
+    ]
 
 
 def _place_ram(t: Template, memory: int, base: int, bits: int) -> tuple[Range, ...]:
-    """RAM from ``base`` up to the DRAM max end, around holes; sorted by address."""
-    alloc = _ram_allocator(t, bits)
-    alloc.ram("ram", memory, t.ram_align(memory), min_base=base, max_end=t.dram.end)
-    try:
-        placed = alloc.allocate()
-    except AllocationExhaustedError as e:
-        if e.tag != "ram":
-            raise
-        raise ConfigError(_ram_overflow(t, memory, base, bits), setting="memory") from None
-    return tuple(p.range for p in placed if p.kind == "ram")
+    """RAM from ``base`` up to the DRAM max end, around holes; sorted by address.
+
+    ``memory`` is a positive multiple of a page (:func:`resolve` checked) and
+    the template's piece alignment a power of two of at least one (checked at
+    load), so the allocator's RAM split is all it takes.
+    """
+    limit = 1 << bits
+    ceiling = min(t.dram.end, limit)
+    pieces = ram_around(_holes(t, limit), limit, memory, t.ram_align(memory), base, ceiling)
+    if pieces is None:
+        raise ConfigError(_ram_overflow(t, memory, base, bits), setting="memory")
+    return tuple(pieces)
 
 
 def _ram_overflow(t: Template, memory: int, base: int, bits: int) -> str:
     """The message for RAM that does not fit: where it would end, and which limit it crosses."""
-    alloc = _ram_allocator(t, MAX_ADDRESS_WIDTH)
-    alloc.ram("ram", memory, PAGE_SIZE, min_base=base)
-    try:
-        end = max(p.range.end for p in alloc.allocate() if p.kind == "ram")
+    limit = 1 << MAX_ADDRESS_WIDTH
+    pieces = ram_around(_holes(t, limit), limit, memory, PAGE_SIZE, base, limit)
+    if pieces is not None:
+        end = pieces[-1].end
         ends = f"ends at {end:#x}"
-    except AllocationExhaustedError:
-        end, ends = 1 << MAX_ADDRESS_WIDTH, "does not fit below 2^64"
+    else:
+        end, ends = limit, "does not fit below 2^64"
     what = f"memory: {fmt_size(memory)} ({memory:#x}) at {base:#x} {ends}"
     if t.ram_holes:
         what += (

@@ -234,6 +234,15 @@ def test_template_files_with_bad_keys_are_rejected(tmp_path: Path):
         load_template(str(bad))
 
 
+@pytest.mark.parametrize("align", ["0x3000", "0x800"])
+def test_a_ram_piece_alignment_that_is_no_alignment_is_refused_at_load(tmp_path: Path, align: str):
+    text = (templates_dir() / "squib.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("[dram]", f"[dram]\npiece_align = {align}"))
+    with pytest.raises(TemplateError, match=r"dram\.piece_align: .*must be a power of 2 >= 0x1000"):
+        load_template(str(bad))
+
+
 def test_user_template_gets_the_same_proofs(tmp_path: Path):
     text = (templates_dir() / "squib.toml").read_text()
     bad = tmp_path / "overlap.toml"

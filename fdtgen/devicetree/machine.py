@@ -66,6 +66,11 @@ _ROOT_CELLS = (
     Prop.cells("interrupt-parent", GIC_REF),
 )
 _MEMORY_TYPE = Prop.strings("device_type", "memory")
+_CLOCK_HEAD = (Prop.strings("compatible", "fixed-clock"), Prop.cells("#clock-cells", 0))
+_CLOCK_TAIL = (
+    Prop.strings("clock-output-names", "clk24mhz"),
+    Prop.cells("phandle", CLOCK_REF.phandle),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +140,8 @@ def memory_nodes(layout: Layout) -> list[Node]:
 def clock_node(t: Template) -> Node | None:
     if not needs_apb_clock(t):
         return None
-    return Node(
-        "apb-pclk",
-        (
-            Prop.strings("compatible", "fixed-clock"),
-            Prop.cells("#clock-cells", 0),
-            Prop.cells("clock-frequency", t.uart_clock_hz),
-            Prop.strings("clock-output-names", "clk24mhz"),
-            Prop.cells("phandle", CLOCK_REF.phandle),
-        ),
-        label=CLOCK_REF.label,
-    )
+    frequency = Prop.cells("clock-frequency", t.uart_clock_hz)
+    return Node("apb-pclk", (*_CLOCK_HEAD, frequency, *_CLOCK_TAIL), label=CLOCK_REF.label)
 
 
 def mmio_nodes(layout: Layout) -> list[Node]:

@@ -106,6 +106,7 @@ def encode_located(
             buf += raw
             buf += name_end[len(raw) & 3]
             for pname, value, _kind, _items in props:
+                n = len(value)
                 entry = table.get(pname)
                 if entry is None:  # a new name: reuse a string that ends in it, or add it
                     key = pname.encode() + b"\0"
@@ -113,17 +114,16 @@ def encode_located(
                     if off < 0:
                         off = len(strings)
                         strings += key
-                    entry = table[pname] = [off, visit, -1, b""]
+                    entry = table[pname] = [off, visit, n, head(FDT_PROP, n, off)]
                 elif entry[1] == visit:
                     raise EncodeError(
                         f"dtb: node {_path_of(root, node)!r}: property {pname!r} appears twice"
                     )
                 else:
                     entry[1] = visit
-                n = len(value)
-                if n != entry[2]:
-                    entry[2] = n
-                    entry[3] = head(FDT_PROP, n, entry[0])
+                    if n != entry[2]:
+                        entry[2] = n
+                        entry[3] = head(FDT_PROP, n, entry[0])
                 buf += entry[3]
                 buf += value
                 if n & 3:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from fdtgen.errors import IrqError, LayoutError, TemplateError, shown
 from fdtgen.irq import Intid, Ppi, Spi, Trigger
-from fdtgen.spec import VIRTIO_MMIO_MIN_SIZE
+from fdtgen.spec import PAGE_SIZE, VIRTIO_MMIO_MIN_SIZE
 from fdtgen.template.model import is_policy
 from fdtgen.units import U32_MAX, U64_MAX, is_pow2, parse_size
 
@@ -121,6 +121,15 @@ def virtio_stride(v: Any) -> int:
         raise ValueError(
             f"must be a power of 2 >= {VIRTIO_MMIO_MIN_SIZE:#x} (the virtio-mmio register block)"
         )
+    return n
+
+
+@_hex
+def alignment(v: Any) -> int:
+    """An alignment: a power of two of at least a page."""
+    n = size(v)
+    if n < PAGE_SIZE or not is_pow2(n):
+        raise ValueError(f"must be a power of 2 >= {PAGE_SIZE:#x}")
     return n
 
 

@@ -31,6 +31,7 @@ from fdtgen.spec import GICV3_REDIST_STRIDE, MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDT
 from fdtgen.template.fields import (
     Reader,
     address,
+    alignment,
     boolean,
     dt_text,
     int_in,
@@ -454,7 +455,7 @@ def parse_template(data: dict[str, Any], path: str = "<template>") -> Template:
             "clock_hz", int_in(1, U32_MAX, "clock-frequency is one 32-bit cell"), 24_000_000
         ),
         path=path,
-        ram_piece_align=d.get("piece_align", size, None),
+        ram_piece_align=d.get("piece_align", alignment, None),
         irq_order=() if irq is None else irq.get("order", strings),
         irq_first=0 if irq is None else irq.get("first_spi", spi).number,
     )
