@@ -314,7 +314,8 @@ def test_config_and_overrides_reach_the_module(tmp_path: Path) -> None:
         (["--lang", "rust", "--prefix", "X_"], "--prefix names C macros"),
         (
             ["--lang", "c", "--template", "qemu-virt", "--address-width", "36"],
-            "template 'qemu-virt' breaks a proof: gic-redist2 ends past PHYS_ADDR_BITS "
+            "template 'qemu-virt' with address_width 36 breaks a proof: gic-redist2 ends past "
+            "PHYS_ADDR_BITS "
             "(GIC_REDIST2_END = 0x4004000000, PHYS_ADDR_MAX = 0xfffffffff)",
         ),
         (
@@ -392,7 +393,24 @@ BROKEN_MAPS = [
     ),
     ("crosvm", "rust", {"PCIE_INTX_LINES": 60}, "PCIE_INTX_LINES is not 28"),
     ("squib", "c", {"VIRTIO_SPI_LINES": 0xFFFF_FFF0}, "VIRTIO_SPI_LINES does not match"),
-    ("squib", "rust", {"UART0_TRIGGER": 3}, "UART0_TRIGGER is not 1, 2, 4 or 8"),
+    ("squib", "rust", {"UART0_TRIGGER": 3}, "UART0_TRIGGER is not one of 1 (edge-rising)"),
+    # Linux's GIC drivers refuse a level-low SPI
+    ("squib", "c", {"UART0_TRIGGER": 8}, "UART0_TRIGGER is not one of 1 (edge-rising), 4"),
+    ("qemu-virt", "rust", {"PCIE_INTX_TRIGGER": 1}, "PCIE_INTX_TRIGGER is not one of 4"),
+    (
+        "squib",
+        "rust",
+        {"MSI_SIZE": 0x0100_1000, "MSI_END": 0x0600_1000},
+        "msi: size is not a multiple of 16 MiB",
+    ),
+    (  # the ITS sits right below the live redistributors, not anywhere below GICD
+        "firecracker",
+        "rust",
+        {"GIC_ITS_START": 0x3F00_0000, "GIC_ITS_END": 0x3F02_0000},
+        "the ITS must end where the redistributor window starts",
+    ),
+    ("cloud-hypervisor", "c", {"PCIE_BUS_LAST": 5}, "PCIE_ECAM_SIZE does not hold the buses"),
+    ("crosvm", "rust", {"PCIE_INTX_FIRST_SLOT": 10}, "PCI INTx slots run past device 31"),
     ("squib", "c", {"INITRD_OFFSET": 0x0100_0000_0000}, "INITRD_OFFSET is past the DRAM window"),
     (  # a device pulled out of the hole it lives in, into RAM
         "firecracker-pci",
@@ -410,7 +428,7 @@ BROKEN_MAPS = [
         "crosvm",
         "rust",
         {"COM3_SPI": 1, "COM3_INTID": 33},
-        "uart0 shares com3's SPI in the template; keep them together",
+        "uart0 shares com3's SPIs in the template; keep them together",
     ),
 ]
 
@@ -533,3 +551,86 @@ def test_a_rule_may_name_the_dram_pieces_between_holes(tmp_path: Path) -> None:
     compiled = compile_rust(path)
     assert compiled.returncode != 0
     assert "pcie-mmio64 must abut dram ([[rule]] abuts)" in compiled.stderr
+
+
+def test_a_c_constant_edited_to_a_signed_number_is_caught(tmp_path: Path) -> None:
+    text = generated("squib", "c")
+    text = text.replace("#define SQUIB_UART0_SPI 1U", "#define SQUIB_UART0_SPI -1")
+    text = text.replace("#define SQUIB_UART0_INTID 33U", "#define SQUIB_UART0_INTID 31U")
+    path = tmp_path / "layout.h"
+    path.write_text(text)
+    r = compile_c(path)
+    assert r.returncode != 0
+    assert "SQUIB_UART0_SPI is not U" in r.stderr
+
+
+def test_a_line_sharing_part_of_a_wider_one_is_tied_to_it(tmp_path: Path) -> None:
+    """An RTC on virtio slot 0's SPI (shared on purpose) moves with the virtio lines."""
+    src = Path(load_template("squib").path).read_text()
+    t = tmp_path / "t.toml"
+    t.write_text(
+        src + '\n[[device]]\ntag = "rtc"\nkind = "pl031"\nbase = 0x0F10_0000\nsize = "4KiB"\n'
+        "spi = 20\nshared_spi = true\n"
+    )
+    r = run("codegen", "--lang", "rust", "--template", str(t))
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "layout.rs"
+    path.write_text(edit(edit(r.stdout, "rust", "RTC_SPI", 1), "rust", "RTC_INTID", 33))
+    compiled = compile_rust(path)
+    assert compiled.returncode != 0
+    assert "rtc shares virtio's SPIs in the template; keep them together" in compiled.stderr
+
+
+def test_the_timer_constants_follow_the_templates_names() -> None:
+    got = constants(generated("openvmm", "rust"))  # one timer PPI, named "virt"
+    assert got["TIMER_VIRT_PPI"][0] == 4
+    assert "TIMER_SEC_PHYS_PPI" not in got
+
+
+@pytest.mark.parametrize("bits", ["32", "36"])
+def test_a_width_that_cuts_dram_before_its_holes(bits: str, tmp_path: Path) -> None:
+    path = tmp_path / "layout.rs"
+    r = run("codegen", "--lang", "rust", "--template", "firecracker", "--address-width", bits)
+    assert r.returncode == 0, r.stderr
+    path.write_text(r.stdout)
+    assert compile_rust(path).returncode == 0
+    assert constants(r.stdout)["DRAM_END"][0] == 1 << int(bits)
+
+
+def test_holes_out_of_order_and_across_the_width(tmp_path: Path) -> None:
+    src = Path(load_template("cloud-hypervisor").path).read_text()
+    t = tmp_path / "ch.toml"
+    # listed before mem32-reserved, and crossing 2^38 (256 GiB)
+    t.write_text(
+        src.replace(
+            "[[dram.hole]]",
+            '[[dram.hole]]\ntag = "high-gap"\nbase = 0x38_0000_0000\nsize = "64GiB"\n\n'
+            "[[dram.hole]]",
+            1,
+        )
+    )
+    for width in ([], ["--address-width", "38"]):
+        r = run("codegen", "--lang", "c", "--template", str(t), *width)
+        assert r.returncode == 0, r.stderr
+        path = tmp_path / "layout.h"
+        path.write_text(r.stdout)
+        assert compile_c(path).returncode == 0, compile_c(path).stderr
+
+
+def test_any_tag_or_text_still_compiles(tmp_path: Path) -> None:
+    """Tags and template text reach comments and string literals: comment markers,
+    trigraphs, format braces and control characters must all come out inert."""
+    src = Path(load_template("squib").path).read_text()
+    t = tmp_path / "odd.toml"
+    t.write_text(
+        src.replace('tag = "msi"', 'tag = "msi{hvf}??/*/\\n\\"x"').replace(
+            'source = "squib_arch/src/layout.rs"', 'source = "arch/*/layout.rs ??/ ```"'
+        )
+    )
+    for lang in ("rust", "c"):
+        r = run("codegen", "--lang", lang, "--template", str(t))
+        assert r.returncode == 0, r.stderr
+        path = tmp_path / f"layout.{EXT[lang]}"
+        path.write_text(r.stdout)
+        compiled = COMPILE[lang](path)
+        assert compiled.returncode == 0, compiled.stderr

@@ -66,7 +66,15 @@ def _command(args: argparse.Namespace) -> str:
         value = getattr(args, key)
         if key != "lang" and value is not None and not (key == "prefix" and args.lang == "rust"):
             words += [f"--{key.replace('_', '-')}", str(value)]
-    return shlex.join(words)
+    from fdtgen.codegen.render import unsafe_in_comments
+
+    command = shlex.join(words)
+    if unsafe_in_comments(command):
+        raise UsageError(
+            f"codegen: {command!r} cannot be written as the file's Regenerate: line (control "
+            "characters, '/*', '*/' or '??' in a path or option); rename the input"
+        )
+    return command
 
 
 def module(args: argparse.Namespace) -> Module:

@@ -18,7 +18,17 @@ from __future__ import annotations
 import itertools
 from typing import NamedTuple
 
-from fdtgen.codegen.model import U32, AllOnes, Builder, E, Expr, Module, const_name, trigger_doc
+from fdtgen.codegen.model import (
+    SPI_TRIGGERS,
+    U32,
+    AllOnes,
+    Builder,
+    E,
+    Expr,
+    Module,
+    const_name,
+    trigger_doc,
+)
 from fdtgen.errors import LayoutError
 from fdtgen.irq import SPI_MAX, Trigger
 from fdtgen.ranges import Range, Region
@@ -36,7 +46,14 @@ from fdtgen.spec import (
     VIRTIO_MMIO_MIN_SIZE,
 )
 from fdtgen.template.model import Template
-from fdtgen.template.pci import BUS_MAX, ECAM
+from fdtgen.template.pci import (
+    BUS_CONFIG_SIZE,
+    BUS_MAX,
+    ECAM,
+    MEM32_LIMIT,
+    PCI_IO_LIMIT,
+    SLOTS,
+)
 from fdtgen.units import fmt_size
 
 
@@ -103,7 +120,15 @@ def build_module(
     order (``[irq] order``); ``address_width`` and ``redist_stride`` default to
     the template's.
     """
-    b = Builder(t)
+    settings = ", ".join(
+        text
+        for text, value in (
+            (f"address_width {address_width}", address_width),
+            (f"redist_stride {redist_stride or 0:#x}", redist_stride),
+        )
+        if value is not None
+    )
+    b = Builder(t, settings)
     bits = address_width or t.address_width or DEFAULT_ADDRESS_WIDTH
     stride = redist_stride or t.gic.redist_stride
     # The DRAM window's pieces between holes are pinned regions too; the window and
@@ -151,21 +176,15 @@ def build_module(
         else "[dram] base, max_end",
         RAM_ALIGN,
     )
-    holes = [
-        (
-            h,
-            b.region(
-                h.tag,
-                h.range,
-                f"DRAM hole `{h.tag}` (no RAM)",
-                f'[[dram.hole]] tag = "{h.tag}"',
-                h.align,
-            ),
-        )
-        for h in t.ram_holes
-        if h.range.end <= dram_window.end
-    ]
-    _prove_map(b, names, dram, holes)
+    holes = []
+    for h in sorted(t.ram_holes, key=lambda h: h.range.base):
+        if h.range.base >= dram_window.end:
+            continue  # past the address width: nothing of it is in the window
+        cut = Region(h.tag, Range(h.range.base, min(h.range.end, dram_window.end) - h.range.base))
+        what = f"DRAM hole `{h.tag}` (no RAM" + (", cut at DRAM_END)" if cut != h else ")")
+        origin_ = f'[[dram.hole]] tag = "{h.tag}"'
+        holes.append((cut, b.region(h.tag, cut.range, what, origin_, h.align)))
+    _prove_map(b, names, dram, holes, dram_window)
 
     b.section("Interrupts")
     lines: list[_Line | None] = [*_interrupts(b, t, names, virtio, serial)]
@@ -218,7 +237,11 @@ def build_module(
 
 
 def _prove_map(
-    b: Builder, names: list[tuple[Region, str]], dram: str, holes: list[tuple[Region, str]]
+    b: Builder,
+    names: list[tuple[Region, str]],
+    dram: str,
+    holes: list[tuple[Region, str]],
+    window: Range,
 ) -> None:
     """No two regions overlap; none is in DRAM but in a hole; all below the address width;
     the template's ordering rules."""
@@ -245,9 +268,13 @@ def _prove_map(
             )
     for tag, n in [(r.tag, n) for r, n in names] + [("dram", dram)]:
         b.prove(E.le(E.sub(f"{n}_END", 1), "PHYS_ADDR_MAX"), f"{tag} ends past PHYS_ADDR_BITS")
-    ends = {r.tag: (f"{n}_START", f"{n}_END") for r, n in names} | _dram_pieces(b.t, dram, holes)
+    pieces = _dram_pieces(b.t, dram, holes, window)
+    ends = {r.tag: (f"{n}_START", f"{n}_END") for r, n in names} | pieces
+    cut_off = {f"dram{i or ''}" for i in range(len(b.t.dram_ranges()))} - set(pieces)
     for rule in b.t.rules:
         lo, hi = ends.get(rule.lower), ends.get(rule.upper)
+        if {rule.lower, rule.upper} & cut_off:
+            continue  # a piece of DRAM past the address width: nothing of it to prove
         if lo is None or hi is None:
             raise LayoutError(
                 f"codegen: rule {rule.kind} names {rule.lower!r}/{rule.upper!r}, not a region"
@@ -261,14 +288,19 @@ def _prove_map(
 
 
 def _dram_pieces(
-    t: Template, dram: str, holes: list[tuple[Region, str]]
+    t: Template, dram: str, holes: list[tuple[Region, str]], window: Range
 ) -> dict[str, tuple[Expr, Expr]]:
     """The DRAM window's pieces between holes (``dram``, ``dram1``...: the tags a
-    ``[[rule]]`` may name) as ``(start, end)`` in terms of the window and the holes."""
+    ``[[rule]]`` may name) as ``(start, end)`` in terms of the window and the holes;
+    a piece the address width cuts ends at the window's end, one it leaves out is
+    not there."""
     out: dict[str, tuple[Expr, Expr]] = {}
-    for i, piece in enumerate(t.dram_ranges()):
-        start: Expr | None = f"{dram}_START" if piece.base == t.dram.base else None
-        end: Expr | None = f"{dram}_END" if piece.end == t.dram.end else None
+    for i, whole in enumerate(t.dram_ranges()):
+        if whole.base >= window.end:
+            continue
+        piece = Range(whole.base, min(whole.end, window.end) - whole.base)
+        start: Expr | None = f"{dram}_START" if piece.base == window.base else None
+        end: Expr | None = f"{dram}_END" if piece.end == window.end else None
         for h, n in holes:
             if h.range.end == piece.base:
                 start = f"{n}_END"
@@ -308,9 +340,10 @@ def _interrupts(
         elif d.ppi is not None:
             b.irq(stem[d.tag], d.ppi.number, d.trigger, True, f"Device `{d.tag}` ({d.kind})")
             ppis.append((f"{stem[d.tag]}_PPI", d.ppi.number))
-    for i, ppi in enumerate(t.timer_ppis):
-        timer = f"TIMER_{const_name(TIMER_NAMES[i])}"
-        b.irq(timer, ppi.number, None, True, f"Arch timer, {TIMER_NAMES[i]}")
+    timer_names = t.timer_names or TIMER_NAMES  # by position, unless the template names them
+    for name, ppi in zip(timer_names, t.timer_ppis, strict=False):
+        timer = f"TIMER_{const_name(name)}"
+        b.irq(timer, ppi.number, None, True, f"Arch timer, {name}")
         ppis.append((f"{timer}_PPI", ppi.number))
     if t.timer_ppis:
         trigger = t.timer_trigger
@@ -343,19 +376,19 @@ def _prove_lines_apart(b: Builder, lines: list[_Line]) -> None:
     stay one line.
     """
     groups: list[list[_Line]] = []
-    for line in sorted(lines, key=lambda x: (x.numbers.start, x.label)):
+    for line in sorted(lines, key=lambda x: (x.numbers.start, -len(x.numbers), x.label)):
         if groups and line.numbers.start < max(x.numbers.stop for x in groups[-1]):
             groups[-1].append(line)
         else:
             groups.append([line])
     for group in groups:
-        head = group[0]
+        head = group[0]  # the first and widest line of the group
         for other in group[1:]:
-            if other.numbers == head.numbers:
-                b.prove(
-                    E.eq(other.first, head.first),
-                    f"{other.label} shares {head.label}'s SPI in the template; keep them together",
-                )
+            offset = other.numbers.start - head.numbers.start
+            b.prove(
+                E.eq(other.first, E.add(head.first, offset) if offset else head.first),
+                f"{other.label} shares {head.label}'s SPIs in the template; keep them together",
+            )
     for before, after in itertools.pairwise(groups):
         last = max(before, key=lambda x: x.numbers.stop)
         nxt = after[0]
@@ -384,6 +417,12 @@ def _gic(b: Builder, t: Template, stride: int, stride_from: str) -> None:
         f"GIC_REDIST_STRIDE must be a multiple of {fmt_size(GICV3_REDIST_FRAME)}, "
         f"at least {fmt_size(GICV3_REDIST_STRIDE)}",
     )
+    if g.its is not None and g.its_below_redist:
+        b.prove(
+            E.eq("GIC_ITS_END", "GIC_REDIST_START"),
+            "the ITS must end where the redistributor window starts (it sits right below the "
+            "live frames, which fill the window with MAX_VCPUS vCPUs)",
+        )
     windows = [const_name(r.tag) for r in t.gic_regions() if r.tag in ("gic-redist", "gic-redist2")]
     if windows:  # whole frames per window, counted by division: nothing can wrap
         frames: Expr = E.div(f"{windows[0]}_SIZE", "GIC_REDIST_STRIDE")
@@ -404,6 +443,7 @@ def _virtio(b: Builder, t: Template, virtio: int) -> _Line | None:
         f"Bytes per virtio-mmio slot ({fmt_size(v.stride)}; [virtio] stride).",
     )
     b.const("VIRTIO_SLOTS", v.slots, "virtio-mmio slots in the window ([virtio] slots).", U32)
+    b.prove(E.eq(E.mod("VIRTIO_START", "VIRTIO_STRIDE"), 0), "VIRTIO_START is not a slot boundary")
     b.prove(
         E.ge("VIRTIO_STRIDE", VIRTIO_MMIO_MIN_SIZE),
         f"VIRTIO_STRIDE is below the {VIRTIO_MMIO_MIN_SIZE:#x}-byte register block",
@@ -427,7 +467,8 @@ def _virtio(b: Builder, t: Template, virtio: int) -> _Line | None:
             "raises VIRTIO_FIRST_SPI + i"
         )
     b.irq("VIRTIO_FIRST", first, None, False, f"virtio-mmio ({how})")
-    b.trigger("VIRTIO_TRIGGER", v.trigger, f"virtio-mmio, every slot: {trigger_doc(v.trigger)}.")
+    doc = f"virtio-mmio, every slot: {trigger_doc(v.trigger)}."
+    b.trigger("VIRTIO_TRIGGER", v.trigger, doc, SPI_TRIGGERS)
     lines = 1 if v.shared_spi else (virtio if ordered else v.slots)
     b.const("VIRTIO_SPI_LINES", lines, "SPIs the transports take, from VIRTIO_FIRST_SPI.", U32)
     if v.shared_spi:
@@ -453,6 +494,23 @@ def _pcie(b: Builder, t: Template) -> _Line | None:
         E.and_(E.le("PCIE_BUS_FIRST", "PCIE_BUS_LAST"), E.le("PCIE_BUS_LAST", BUS_MAX)),
         f"PCIe bus range is not first..last within 0..{BUS_MAX}",
     )
+    cfg = const_name("pcie-ecam" if p.compatible == ECAM else "pcie-cam")
+    per_bus = BUS_CONFIG_SIZE[p.compatible]
+    b.prove(
+        E.and_(
+            E.eq(E.mod(f"{cfg}_SIZE", per_bus), 0),
+            E.ge(E.div(f"{cfg}_SIZE", per_bus), E.add(E.sub("PCIE_BUS_LAST", "PCIE_BUS_FIRST"), 1)),
+        ),
+        f"{cfg}_SIZE does not hold the buses PCIE_BUS_FIRST..PCIE_BUS_LAST "
+        f"({fmt_size(per_bus)} each)",
+    )
+    if p.io is not None:
+        b.prove(
+            E.le("PCIE_IO_SIZE", PCI_IO_LIMIT),
+            f"PCIE_IO_SIZE is over the {fmt_size(PCI_IO_LIMIT)} of I/O space Linux maps",
+        )
+    if p.mmio32 is not None:
+        b.prove(E.le("PCIE_MMIO32_END", MEM32_LIMIT), "PCIE_MMIO32 ends above 4 GiB")
     if p.first_spi is None:
         return None
     n = len(p.intx_spis())
@@ -461,7 +519,20 @@ def _pcie(b: Builder, t: Template) -> _Line | None:
     )
     b.irq("PCIE_INTX_FIRST", p.first_spi.number, None, False, f"PCI INTx ({style})")
     level = Trigger.LEVEL_HIGH
-    b.trigger("PCIE_INTX_TRIGGER", level, f"PCI INTx (level-sensitive): {trigger_doc(level)}.")
+    doc = f"PCI INTx (level-sensitive): {trigger_doc(level)}."
+    b.trigger("PCIE_INTX_TRIGGER", level, doc, (int(level),))
+    if p.intx == "per-slot":
+        b.const(
+            "PCIE_INTX_FIRST_SLOT",
+            p.intx_first_slot,
+            "PCI INTx: slot PCIE_INTX_FIRST_SLOT + i raises PCIE_INTX_FIRST_SPI + i "
+            "([pcie] intx_first_slot).",
+            U32,
+        )
+        b.prove(
+            E.le("PCIE_INTX_FIRST_SLOT", E.sub(SLOTS, "PCIE_INTX_LINES")),
+            f"PCI INTx slots run past device {SLOTS - 1}",
+        )
     b.const("PCIE_INTX_LINES", n, "SPIs the INTx lines take, from PCIE_INTX_FIRST_SPI.", U32)
     b.prove(E.eq("PCIE_INTX_LINES", n), f"PCIE_INTX_LINES is not {n} ({style})")
     b.prove(

@@ -118,14 +118,16 @@ def trigger_doc(t: Trigger) -> str:
 
 
 TRIGGERS = tuple(int(t) for t in Trigger)
+# Linux gic_set_type (irq-gic-v3.c, irq-gic.c) refuses an SPI that is neither.
+SPI_TRIGGERS = (int(Trigger.EDGE_RISING), int(Trigger.LEVEL_HIGH))
 
 
 class Builder:
     """Collects constants (by section) and proofs; a name is given out once."""
 
-    def __init__(self, t: Template) -> None:
+    def __init__(self, t: Template, settings: str = "") -> None:
         self.t = t
-        self.where = f"template {t.name!r}"
+        self.where = f"template {t.name!r}" + (f" with {settings}" if settings else "")
         self.sections: list[Section] = []
         self.current: list[Const] = []
         self.title = ""
@@ -141,8 +143,9 @@ class Builder:
     def const(self, name: str, value: int, doc: str, ty: str = U64) -> str:
         if name in self.values:
             raise LayoutError(
-                f"codegen: {self.where}: two constants would be named {name}; a region tag "
-                "gives a name fdtgen uses for something else (docs/codegen.md, Names): rename it"
+                f"codegen: {self.where}: two constants would be named {name}: two region tags "
+                "give one name, or a tag gives a name fdtgen uses for something else "
+                "(docs/codegen.md, Names); rename the tag"
             )
         if not 0 <= value <= _TYPE_MAX[ty]:
             raise LayoutError(f"codegen: {name} = {value:#x} does not fit a {ty}")
@@ -171,6 +174,10 @@ class Builder:
                 E.eq(E.mod(f"{n}_START", align), 0),
                 f"{tag}: start is not aligned to {fmt_size(align)}",
             )
+            self.prove(
+                E.eq(E.mod(f"{n}_SIZE", align), 0),
+                f"{tag}: size is not a multiple of {fmt_size(align)}",
+            )
         return n
 
     def irq(self, stem: str, number: int, trigger: Trigger | None, ppi: bool, doc: str) -> None:
@@ -180,27 +187,35 @@ class Builder:
         self.const(f"{stem}_{kind}", number, f"{doc}: {kind} number (the DT's 2nd cell).", U32)
         self.const(f"{stem}_INTID", number + base, f"{doc}: GIC INTID ({kind} + {base}).", U32)
         if trigger is not None:
-            self.trigger(f"{stem}_TRIGGER", trigger, f"{doc}: {trigger_doc(trigger)}.")
+            allowed = TRIGGERS if ppi else SPI_TRIGGERS
+            self.trigger(f"{stem}_TRIGGER", trigger, f"{doc}: {trigger_doc(trigger)}.", allowed)
         self.prove(
             E.eq(f"{stem}_INTID", E.add(f"{stem}_{kind}", base)),
             f"{stem}: INTID != {kind} + {base}",
         )
         self.prove(E.le(f"{stem}_{kind}", top), f"{stem}: {kind} is past the GIC's last ({top})")
 
-    def trigger(self, name: str, trigger: Trigger, doc: str) -> None:
-        """A trigger constant, proved to be one of the binding's four."""
+    def trigger(
+        self, name: str, trigger: Trigger, doc: str, allowed: tuple[int, ...] = TRIGGERS
+    ) -> None:
+        """A trigger constant, proved to be one of ``allowed`` (an SPI: edge-rising or
+        level-high, all Linux's GIC drivers take; a PPI: any of the binding's four)."""
         self.const(name, trigger.value, doc, U32)
-        either: Expr = E.eq(name, TRIGGERS[0])
-        for value in TRIGGERS[1:]:
+        either: Expr = E.eq(name, allowed[0])
+        for value in allowed[1:]:
             either = E.or_(either, E.eq(name, value))
-        self.prove(either, f"{name} is not 1, 2, 4 or 8 (IRQ_TYPE_EDGE_RISING .. LEVEL_LOW)")
+        words = ", ".join(f"{v} ({Trigger(v).label})" for v in allowed)
+        self.prove(either, f"{name} is not one of {words}")
 
     def module(self, command: str, notes: tuple[str, ...]) -> Module:
         self.section("")
         for p in self.proofs:
             if evaluate(p.expr, self.values) is not True:
                 shown = ", ".join(
-                    f"{n} = {self.values[n]:#x}" for n in dict.fromkeys(names(p.expr))
+                    f"{n} = {self.values[n]:#x}"
+                    if self.types[n] == U64
+                    else f"{n} = {self.values[n]}"
+                    for n in dict.fromkeys(names(p.expr))
                 )
                 raise LayoutError(f"codegen: {self.where} breaks a proof: {p.message} ({shown})")
         return Module(self.t, command, notes, tuple(self.sections), tuple(self.proofs))

@@ -69,8 +69,43 @@ def _expr(
     return f"{side(e.a, widen)} {e.op} {side(e.b, widen and e.op != '>>')}"
 
 
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _visible(text: str) -> str:
+    """Control characters (a tag may hold any) as ``\\xNN`` text: a comment stays one line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
+def rust_string(text: str) -> str:
+    """A Rust string literal that ``assert!`` takes as its message: a format string,
+    so ``{`` and ``}`` are doubled."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("{", "{{").replace("}", "}}")
+    return '"' + _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text) + '"'
+
+
+def c_string(text: str) -> str:
+    """A C string literal: control characters as octal escapes (a hex escape would
+    swallow the digits after it), ``?`` escaped so no trigraph forms."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("?", "\\?")
+    return '"' + _CONTROL.sub(lambda m: f"\\{ord(m[0]):03o}", text) + '"'
+
+
+def c_comment(text: str) -> str:
+    """Text safe inside ``/* */``: no comment markers, no trigraph (``??/`` splices lines)."""
+    text = _visible(text).replace("*/", "* /").replace("/*", "/ *")
+    return re.sub(r"\?(?=\?)", "?\\\\", text)
+
+
+def unsafe_in_comments(text: str) -> bool:
+    """``text`` would change on its way into a comment (it could not be read back)."""
+    return c_comment(text) != text or rust_comment(text) != text
+
+
+def rust_comment(text: str) -> str:
+    """Text safe in a ``//`` or ``///`` comment, and in rustdoc (no code fence a doctest
+    would compile)."""
+    return re.sub(r"`{3,}", lambda m: "'" * len(m[0]), _visible(text))
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -78,8 +113,12 @@ def _wrap(text: str, width: int) -> list[str]:
     return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)
 
 
-def _comment(lines: list[str], lead: str, keep_first: bool = False) -> list[str]:
-    """``lines`` wrapped to the width behind ``lead``; ``keep_first``: the first stays whole."""
+def _comment(
+    lines: list[str], lead: str, safe: Callable[[str], str], keep_first: bool = False
+) -> list[str]:
+    """``lines`` made ``safe`` and wrapped to the width behind ``lead``; ``keep_first``:
+    the first stays whole."""
+    lines = [safe(line) for line in lines]
     out = [f"{lead}{lines[0]}"] if keep_first else []
     for line in lines[keep_first:]:
         wrapped = _wrap(line, WIDTH - len(lead)) or [""]
@@ -104,12 +143,13 @@ def _header(m: Module) -> list[str]:
 
 def rust(m: Module) -> str:
     types = {c.name: c.ty for c in m.consts()}
-    out = _comment(_header(m), "// ", keep_first=True)
+    out = _comment(_header(m), "// ", rust_comment, keep_first=True)
     for s in m.sections:
         out += ["", f"// ---- {s.title} ----"]
         for c in s.consts:
             value = str(c.value) if c.ty == U32 else hex_literal(c.value)
-            out += ["", *_comment([c.doc], "/// "), f"pub const {c.name}: {c.ty} = {value};"]
+            doc = _comment([c.doc], "/// ", rust_comment)
+            out += ["", *doc, f"pub const {c.name}: {c.ty} = {value};"]
     out += [
         "",
         "// ---- Proofs: a broken one fails the build, not the boot ----",
@@ -128,10 +168,11 @@ def rust(m: Module) -> str:
 def _rust_proof(p: Proof, types: dict[str, str]) -> list[str]:
     """One ``const _`` item, on one line when it fits in the module's indent."""
     cond = _expr(p.expr, types, str, rust=True)
-    line = f"const _: () = assert!({cond}, {_quoted(p.message)});"
+    message = rust_string(p.message)
+    line = f"const _: () = assert!({cond}, {message});"
     if len(line) <= WIDTH - 4:
         return [line]
-    return ["const _: () = assert!(", f"    {cond},", f"    {_quoted(p.message)}", ");"]
+    return ["const _: () = assert!(", f"    {cond},", f"    {message}", ");"]
 
 
 PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -145,7 +186,7 @@ def c_prefix(template_name: str) -> str:
 def c(m: Module, prefix: str) -> str:
     types = {k.name: k.ty for k in m.consts()}
     guard = f"{prefix}LAYOUT_H"
-    head = _comment(_header(m), " * ", keep_first=True)
+    head = _comment(_header(m), " * ", c_comment, keep_first=True)
     out = ["/*", *head, " */", f"#ifndef {guard}", f"#define {guard}"]
     out += [  # C++11 spells the C11 keyword static_assert
         "",
@@ -159,21 +200,28 @@ def c(m: Module, prefix: str) -> str:
             suffix = "ULL" if k.ty == U64 else "U"
             value = hex_literal(k.value, "") if k.ty == U64 else str(k.value)
             out += ["", *_c_doc(k.doc), f"#define {prefix}{k.name} {value}{suffix}"]
+    out += ["", "/* ---- Types: a constant edited to a negative or unsuffixed number ---- */", ""]
+    out.append("#ifndef __cplusplus")
+    for k in m.consts():
+        ctype = "unsigned long long" if k.ty == U64 else "unsigned int"
+        suffix = "ULL" if k.ty == U64 else "U"
+        name = prefix + k.name
+        out.append(
+            f'_Static_assert(_Generic({name}, {ctype}: 1, default: 0), "{name} is not {suffix}");'
+        )
+    out.append("#endif")
     out += ["", "/* ---- Proofs: a broken one fails the build, not the boot ---- */", ""]
     for p in m.proofs:
         cond = _expr(p.expr, types, lambda n: prefix + n, rust=False)
-        line = f"_Static_assert({cond}, {_quoted(p.message)});"
-        out.append(
-            line
-            if len(line) <= WIDTH
-            else f"_Static_assert(\n    {cond},\n    {_quoted(p.message)});"
-        )
+        message = c_string(p.message)
+        line = f"_Static_assert({cond}, {message});"
+        out.append(line if len(line) <= WIDTH else f"_Static_assert(\n    {cond},\n    {message});")
     out += ["", f"#endif /* {guard} */"]
     return "\n".join(out) + "\n"
 
 
 def _c_doc(doc: str) -> list[str]:
-    lines = _wrap(doc.replace("*/", "* /"), WIDTH - 3)
+    lines = _wrap(c_comment(doc), WIDTH - 3)
     if len(lines) == 1:
         return [f"/* {lines[0]} */"]
     return ["/*", *(f" * {w}" for w in lines), " */"]
