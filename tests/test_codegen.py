@@ -411,6 +411,28 @@ BROKEN_MAPS = [
     ),
     ("cloud-hypervisor", "c", {"PCIE_BUS_LAST": 5}, "PCIE_ECAM_SIZE does not hold the buses"),
     ("crosvm", "rust", {"PCIE_INTX_FIRST_SLOT": 10}, "PCI INTx slots run past device 31"),
+    ("squib", "rust", {"GIC_VERSION": 2}, "this map is a GICv3's"),
+    ("qemu-virt-gicv2", "c", {"GIC_VERSION": 3}, "this map is a GICv2's"),
+    (  # KVM takes GICv3 frames at 64 KiB boundaries only
+        "squib",
+        "c",
+        {"GIC_DIST_START": 0x0800_1000, "GIC_DIST_SIZE": 0xF000},
+        "gic-dist: start is not aligned to 64 KiB",
+    ),
+    ("squib", "rust", {"FDT_MAX_SIZE": 0}, "FDT_MAX_SIZE: booting.rst wants"),
+    ("squib", "c", {"VIRTIO_STRIDE": 0x1800}, "VIRTIO_STRIDE is not a power of 2"),
+    (  # COM3 shares the console's edge-triggered line
+        "crosvm",
+        "rust",
+        {"COM3_TRIGGER": 4},
+        "uart0 shares com3's SPI: it must trigger the same way",
+    ),
+    (  # Firecracker hands the UART the line after the last transport's
+        "firecracker",
+        "rust",
+        {"VIRTIO_SPI_LINES": 30},
+        "uart0 must take the SPI after virtio's ([irq] order)",
+    ),
     ("squib", "c", {"INITRD_OFFSET": 0x0100_0000_0000}, "INITRD_OFFSET is past the DRAM window"),
     (  # a device pulled out of the hole it lives in, into RAM
         "firecracker-pci",
@@ -570,7 +592,7 @@ def test_a_line_sharing_part_of_a_wider_one_is_tied_to_it(tmp_path: Path) -> Non
     t = tmp_path / "t.toml"
     t.write_text(
         src + '\n[[device]]\ntag = "rtc"\nkind = "pl031"\nbase = 0x0F10_0000\nsize = "4KiB"\n'
-        "spi = 20\nshared_spi = true\n"
+        'spi = 20\nshared_spi = true\ntrigger = "edge-rising"\n'
     )
     r = run("codegen", "--lang", "rust", "--template", str(t))
     assert r.returncode == 0, r.stderr
@@ -634,3 +656,80 @@ def test_any_tag_or_text_still_compiles(tmp_path: Path) -> None:
         path.write_text(r.stdout)
         compiled = COMPILE[lang](path)
         assert compiled.returncode == 0, compiled.stderr
+
+
+def test_c_proofs_read_each_constant_whole(tmp_path: Path) -> None:
+    """A macro edited to an expression (``900U + 80U``) is proved as one value."""
+    text = generated("squib", "c")
+    text = text.replace(
+        "#define SQUIB_VIRTIO_FIRST_SPI 16U", "#define SQUIB_VIRTIO_FIRST_SPI 900U + 80U"
+    )
+    text = text.replace(
+        "#define SQUIB_VIRTIO_FIRST_INTID 48U", "#define SQUIB_VIRTIO_FIRST_INTID 1012U"
+    )
+    path = tmp_path / "layout.h"
+    path.write_text(text)
+    r = compile_c(path)
+    assert r.returncode != 0
+    assert "virtio SPIs run past SPI 987" in r.stderr
+
+
+def test_cpp_checks_the_types_too(tmp_path: Path) -> None:
+    text = generated("squib", "c")
+    text = text.replace("#define SQUIB_UART0_SPI 1U", "#define SQUIB_UART0_SPI -1")
+    path = tmp_path / "layout.h"
+    path.write_text(text)
+    cmd = [tool("g++"), "-std=c++11", "-fsyntax-only", "-x", "c++", str(path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert r.returncode != 0
+    assert "SQUIB_UART0_SPI is not U" in r.stderr
+
+
+@pytest.mark.parametrize(("compiler", "std"), [("cc", "-std=c99"), ("g++", "-std=c++98")])
+def test_an_older_compiler_takes_the_constants_alone(compiler: str, std: str, tmp_path: Path):
+    path = tmp_path / "layout.h"
+    path.write_text(generated("qemu-virt", "c"))
+    lang = "c" if compiler == "cc" else "c++"
+    cmd = [tool(compiler), std, "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", lang]
+    r = subprocess.run([*cmd, str(path)], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("name", GOLDEN_TEMPLATES)
+def test_rustdoc_and_clippy_pedantic_take_the_doc_comments(name: str, tmp_path: Path) -> None:
+    path = tmp_path / "layout.rs"
+    path.write_text(generated(name, "rust"))
+    doc = [tool("rustdoc"), "--edition", "2021", "--crate-type", "lib", "-D", "warnings"]
+    r = subprocess.run(
+        [*doc, "-o", str(tmp_path / "doc"), str(path)], capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    lint = [tool("clippy-driver"), "--crate-type", "lib", "--edition", "2021"]
+    lint += ["-W", "clippy::pedantic", "-D", "warnings", "--emit", "metadata"]
+    r = subprocess.run(
+        [*lint, "-o", str(tmp_path / "x.rmeta"), str(path)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_check_leaves_a_licence_header_and_a_bom_alone(tmp_path: Path) -> None:
+    path = tmp_path / "layout.rs"
+    text = generated("squib", "rust")
+    path.write_text("\ufeff// SPDX-License-Identifier: Apache-2.0\n// Copyright the VMM\n" + text)
+    r = run("codegen", "--check", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    c = tmp_path / "layout.h"
+    c.write_text("/* SPDX-License-Identifier: GPL-2.0 */\n" + generated("squib", "c"))
+    r = run("codegen", "--check", str(c))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_larger_config_stride_lowers_max_vcpus(tmp_path: Path) -> None:
+    """Firecracker's window holds 32 frames of 128 KiB; with 256 KiB frames, 16."""
+    cfg = tmp_path / "vm.toml"
+    cfg.write_text('template = "firecracker"\nvcpus = 2\nredist_stride = "256KiB"\n')
+    assert run("build", str(cfg), "-o", str(tmp_path / "g.dtb")).returncode == 0
+    r = run("codegen", "--lang", "rust", str(cfg))
+    assert r.returncode == 0, r.stderr
+    got = constants(r.stdout)
+    assert (got["MAX_VCPUS"][0], got["GIC_REDIST_STRIDE"][0]) == (16, 0x40000)

@@ -153,6 +153,33 @@ def test_virtio_must_stay_below_dram():
         check_template(bad)
 
 
+def test_a_gicv3_frame_off_a_64kib_boundary_is_refused():
+    """KVM takes the GICv3 distributor, redistributor and ITS addresses 64 KiB aligned."""
+    t = squib()
+    bad = _with(t, gic=replace(t.gic, dist=Range(0x0800_1000, 0xF000)))
+    with pytest.raises(LayoutError, match=r"'gic-dist' base 0x8001000 is not aligned to 0x10000"):
+        check_template(bad)
+
+
+def test_an_spi_triggered_level_low_is_refused():
+    """Linux's gic_set_type takes an SPI edge-rising or level-high only."""
+    t = squib()
+    bad = _with(t, uart=replace(t.uart, trigger=Trigger.LEVEL_LOW))
+    with pytest.raises(LayoutError, match="'uart0' is an SPI triggered level-low"):
+        check_template(bad)
+
+
+def test_a_shared_spi_triggers_as_its_line():
+    t = load_template("crosvm")
+    com3 = t.device("com3")
+    devices = tuple(
+        replace(d, trigger=Trigger.LEVEL_HIGH) if d.tag == "com3" else d for d in t.devices
+    )
+    assert com3.trigger != Trigger.LEVEL_HIGH
+    with pytest.raises(LayoutError, match="'com3' shares SPI 0 .* triggered level-high, but"):
+        check_template(_with(t, devices=devices))
+
+
 def test_window_too_small_for_max_vcpus_is_a_load_time_error():
     t = squib()
     bad = _with(t, max_vcpus=1000)

@@ -17,7 +17,7 @@ from fdtgen.codegen.render import REGENERATE
 # A constant as written, or as rustfmt or clang-format may have re-spaced it.
 _RUST = re.compile(r"pub\s+const\s+(\w+)\s*:\s*(?:u64|u32)\s*=\s*(0x[0-9A-Fa-f_]+|[0-9_]+)\s*;")
 _C = re.compile(r"#\s*define\s+(\w+)\s+(0x[0-9A-Fa-f]+|[0-9]+)(?:ULL|U)")
-HEADER_LINES = 8  # the Regenerate line is among a file's first lines
+HEADER_LINES = 40  # the Regenerate line is among a file's first lines (a licence header above)
 
 
 def regenerate_words(text: str) -> list[str] | None:
@@ -42,8 +42,15 @@ def constants(text: str) -> dict[str, tuple[int, int, str]]:
     return out
 
 
+def _from_regenerate(lines: list[str]) -> int:
+    """The index of the ``Regenerate:`` line (0 if there is none): what is above it
+    (a licence header the VMM adds) is not fdtgen's to compare."""
+    return next((i for i, x in enumerate(lines[:HEADER_LINES]) if REGENERATE in x), 0)
+
+
 def drift(label: str, old: str, new: str) -> list[str]:
     """One line per difference between the file ``old`` (shown as ``label``) and ``new``."""
+    old = old.removeprefix("\ufeff")  # an editor's byte-order mark
     was, now = constants(old), constants(new)
     out = []
     for name, (value, _, literal) in now.items():
@@ -58,15 +65,19 @@ def drift(label: str, old: str, new: str) -> list[str]:
         for name, (_, line, literal) in was.items()
         if name not in now
     ]
-    if out or old == new:
+    if out:
         return out
     old_lines, new_lines = old.splitlines(), new.splitlines()
+    skip = _from_regenerate(old_lines)
+    old_lines, new_lines = old_lines[skip:], new_lines[_from_regenerate(new_lines) :]
+    if old_lines == new_lines:
+        return []
     n = next(
         (i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=False)) if a != b),
         min(len(old_lines), len(new_lines)),
     )
     expected = new_lines[n] if n < len(new_lines) else "(end of file)"
     return [
-        f"{label}:{n + 1}: the constants agree, but the text differs from what fdtgen generates "
-        f"(expected {expected.strip()[:80]!r}); regenerate the file"
+        f"{label}:{skip + n + 1}: the constants agree, but the text differs from what fdtgen "
+        f"generates (expected {expected.strip()[:80]!r}); regenerate the file"
     ]

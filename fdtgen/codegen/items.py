@@ -16,10 +16,17 @@ then ``_START``, ``_SIZE`` and ``_END`` (exclusive). A wired device adds
 from __future__ import annotations
 
 import itertools
-from typing import NamedTuple
 
+from fdtgen.codegen.lines import (
+    Line,
+    interrupts,
+    pcie_lines,
+    prove_attach_order,
+    prove_lines_apart,
+    v2m_lines,
+    virtio_lines,
+)
 from fdtgen.codegen.model import (
-    SPI_TRIGGERS,
     U32,
     AllOnes,
     Builder,
@@ -27,10 +34,8 @@ from fdtgen.codegen.model import (
     Expr,
     Module,
     const_name,
-    trigger_doc,
 )
 from fdtgen.errors import LayoutError
-from fdtgen.irq import SPI_MAX, Trigger
 from fdtgen.ranges import Range, Region
 from fdtgen.spec import (
     DEFAULT_ADDRESS_WIDTH,
@@ -42,17 +47,10 @@ from fdtgen.spec import (
     MAX_ADDRESS_WIDTH,
     MIN_ADDRESS_WIDTH,
     RAM_ALIGN,
-    TIMER_NAMES,
-    VIRTIO_MMIO_MIN_SIZE,
 )
 from fdtgen.template.model import Template
 from fdtgen.template.pci import (
-    BUS_CONFIG_SIZE,
-    BUS_MAX,
     ECAM,
-    MEM32_LIMIT,
-    PCI_IO_LIMIT,
-    SLOTS,
 )
 from fdtgen.units import fmt_size
 
@@ -146,7 +144,16 @@ def build_module(
     dram_window = Range(t.dram.base, min(t.dram.end, limit) - t.dram.base)
 
     b.section("Machine")
-    b.const("MAX_VCPUS", t.max_vcpus, "Most vCPUs a machine may have ([machine] max_vcpus).", U32)
+    max_vcpus, why = t.max_vcpus, "[machine] max_vcpus"
+    if t.gic.version == 3 and redist_stride is not None:
+        frames = sum(w.size // stride for w in t.gic.redist_windows())
+        if frames < max_vcpus:  # the config's larger frames leave room for fewer vCPUs
+            max_vcpus, why = frames, "the redistributor frames of the config's redist_stride"
+    if max_vcpus < 1:
+        raise LayoutError(
+            f"codegen: template {t.name!r}: no redistributor frame of {stride:#x} bytes fits"
+        )
+    b.const("MAX_VCPUS", max_vcpus, f"Most vCPUs a machine may have ({why}).", U32)
     b.const("PHYS_ADDR_BITS", bits, "Guest physical address bits every range fits below.", U32)
     b.const("PHYS_ADDR_MAX", (1 << bits) - 1, "Last guest-physical address (2^PHYS_ADDR_BITS - 1).")
     b.prove(
@@ -163,9 +170,13 @@ def build_module(
 
     b.section("Regions, in address order")
     names: list[tuple[Region, str]] = []
+    gic_frames = ("gic-dist", "gic-redist", "gic-redist2", "gic-its")
     for r in regions:
         what, where = origin.get(r.tag, (f"Region `{r.tag}`", "the template"))
-        names.append((r, b.region(r.tag, r.range, what, where, r.align)))
+        align = r.align
+        if t.gic.version == 3 and r.tag in gic_frames:  # KVM's vgic-v3 addresses: 64 KiB
+            align = max(align, GICV3_REDIST_FRAME)
+        names.append((r, b.region(r.tag, r.range, what, where, align)))
     clamped = dram_window != t.dram
     dram = b.region(
         "dram",
@@ -187,7 +198,7 @@ def build_module(
     _prove_map(b, names, dram, holes, dram_window)
 
     b.section("Interrupts")
-    lines: list[_Line | None] = [*_interrupts(b, t, names, virtio, serial)]
+    lines: list[Line | None] = [*interrupts(b, t, names, virtio, serial)]
 
     b.section("GIC")
     _gic(
@@ -196,16 +207,19 @@ def build_module(
         stride,
         "[gic] redist_stride" if redist_stride is None else "the config's redist_stride",
     )
-    lines.append(_v2m(b, t))
+    lines.append(v2m_lines(b, t))
 
     if t.virtio.slots and t.virtio.base is not None:
         b.section("virtio-mmio transports")
-        lines.append(_virtio(b, t, virtio))
+        lines.append(virtio_lines(b, t, virtio))
 
     if t.pcie is not None:
         b.section("PCIe host bridge")
-        lines.append(_pcie(b, t))
-    _prove_lines_apart(b, [x for x in lines if x is not None])
+        lines.append(pcie_lines(b, t))
+    wired = [x for x in lines if x is not None]
+    prove_lines_apart(b, wired)
+    if t.irq_order:
+        prove_attach_order(b, t, wired, serial)
 
     b.section("Boot")
     bs = t.boot
@@ -227,7 +241,10 @@ def build_module(
         f"Bytes kept for the DTB ({fmt_size(bs.fdt_max_size)}; [boot] fdt_max_size).",
     )
     b.prove(
-        E.and_(E.le("FDT_MAX_SIZE", FDT_MAX_SIZE), E.eq(E.mod("FDT_MAX_SIZE", DTB_ALIGN), 0)),
+        E.and_(
+            E.and_(E.ne("FDT_MAX_SIZE", 0), E.le("FDT_MAX_SIZE", FDT_MAX_SIZE)),
+            E.eq(E.mod("FDT_MAX_SIZE", DTB_ALIGN), 0),
+        ),
         "FDT_MAX_SIZE: booting.rst wants the DTB 8-byte aligned and at most 2 MiB",
     )
     b.prove(E.lt("KERNEL_OFFSET", "DRAM_SIZE"), "KERNEL_OFFSET is past the DRAM window")
@@ -311,96 +328,10 @@ def _dram_pieces(
     return out
 
 
-class _Line(NamedTuple):
-    """SPIs ``first .. first + size``, named by constants (size: a name or a number)."""
-
-    label: str
-    first: str
-    size: str | int
-    numbers: range
-
-
-def _interrupts(
-    b: Builder, t: Template, names: list[tuple[Region, str]], virtio: int, serial: bool
-) -> list[_Line]:
-    """Every device's interrupt, the timer's and the GIC's PPIs; the SPI lines they take."""
-    stem = {r.tag: n for r, n in names}
-    handed = t.handed_out_spis(virtio, serial)
-    lines: list[_Line] = []
-    if serial:
-        spi = handed.get("uart0", t.uart.spi).number
-        b.irq(stem["uart0"], spi, t.uart.trigger, False, "Console UART")
-        lines.append(_Line("uart0", f"{stem['uart0']}_SPI", 1, range(spi, spi + 1)))
-    ppis: list[tuple[str, int]] = []
-    for d in t.devices:
-        if d.spi is not None:
-            spi = handed.get(d.tag, d.spi).number
-            b.irq(stem[d.tag], spi, d.trigger, False, f"Device `{d.tag}` ({d.kind})")
-            lines.append(_Line(d.tag, f"{stem[d.tag]}_SPI", 1, range(spi, spi + 1)))
-        elif d.ppi is not None:
-            b.irq(stem[d.tag], d.ppi.number, d.trigger, True, f"Device `{d.tag}` ({d.kind})")
-            ppis.append((f"{stem[d.tag]}_PPI", d.ppi.number))
-    timer_names = t.timer_names or TIMER_NAMES  # by position, unless the template names them
-    for name, ppi in zip(timer_names, t.timer_ppis, strict=False):
-        timer = f"TIMER_{const_name(name)}"
-        b.irq(timer, ppi.number, None, True, f"Arch timer, {name}")
-        ppis.append((f"{timer}_PPI", ppi.number))
-    if t.timer_ppis:
-        trigger = t.timer_trigger
-        b.trigger("TIMER_TRIGGER", trigger, f"Arch timer, every PPI: {trigger_doc(trigger)}.")
-    g = t.gic
-    if g.maintenance_ppi is not None:
-        b.irq("GIC_MAINTENANCE", g.maintenance_ppi.number, None, True, "GIC maintenance")
-        ppis.append(("GIC_MAINTENANCE_PPI", g.maintenance_ppi.number))
-    if t.pmu is not None:
-        b.irq("PMU", t.pmu.ppi.number, t.pmu.trigger, True, "PMU overflow interrupt")
-        ppis.append(("PMU_PPI", t.pmu.ppi.number))
-    _prove_ppis_apart(b, ppis)
-    return lines
-
-
-def _prove_ppis_apart(b: Builder, ppis: list[tuple[str, int]]) -> None:
-    """The PPIs stay in their order, so no two are one (a chain: linear in their number)."""
-    ordered = sorted(ppis, key=lambda p: (p[1], p[0]))
-    for (x, xv), (y, yv) in itertools.pairwise(ordered):
-        if xv != yv:
-            b.prove(E.lt(x, y), f"{x} must stay below {y}: no two interrupts share a PPI")
-
-
-def _prove_lines_apart(b: Builder, lines: list[_Line]) -> None:
-    """No two devices share an SPI the template keeps apart.
-
-    The lines are proved in the template's order, each ending before the next
-    starts, so the proof is linear in the number of devices. Lines the
-    template shares on purpose (crosvm's COM ports) form one group and must
-    stay one line.
-    """
-    groups: list[list[_Line]] = []
-    for line in sorted(lines, key=lambda x: (x.numbers.start, -len(x.numbers), x.label)):
-        if groups and line.numbers.start < max(x.numbers.stop for x in groups[-1]):
-            groups[-1].append(line)
-        else:
-            groups.append([line])
-    for group in groups:
-        head = group[0]  # the first and widest line of the group
-        for other in group[1:]:
-            offset = other.numbers.start - head.numbers.start
-            b.prove(
-                E.eq(other.first, E.add(head.first, offset) if offset else head.first),
-                f"{other.label} shares {head.label}'s SPIs in the template; keep them together",
-            )
-    for before, after in itertools.pairwise(groups):
-        last = max(before, key=lambda x: x.numbers.stop)
-        nxt = after[0]
-        b.prove(
-            E.le(E.add(last.first, last.size), nxt.first),
-            f"{last.label} and {nxt.label} share an SPI (or left their order)",
-        )
-
-
 def _gic(b: Builder, t: Template, stride: int, stride_from: str) -> None:
     g = t.gic
     b.const("GIC_VERSION", g.version, "GIC architecture version ([gic] version).", U32)
+    b.prove(E.eq("GIC_VERSION", g.version), f"this map is a GICv{g.version}'s")
     if g.version == 2:
         b.prove(
             E.le("MAX_VCPUS", GICV2_MAX_VCPUS), f"a GICv2 targets at most {GICV2_MAX_VCPUS} vCPUs"
@@ -432,134 +363,6 @@ def _gic(b: Builder, t: Template, stride: int, stride_from: str) -> None:
             E.ge(frames, "MAX_VCPUS"),
             "the redistributor windows hold fewer than MAX_VCPUS frames of GIC_REDIST_STRIDE",
         )
-
-
-def _virtio(b: Builder, t: Template, virtio: int) -> _Line | None:
-    v = t.virtio
-    ordered = "virtio" in t.irq_order
-    b.const(
-        "VIRTIO_STRIDE",
-        v.stride,
-        f"Bytes per virtio-mmio slot ({fmt_size(v.stride)}; [virtio] stride).",
-    )
-    b.const("VIRTIO_SLOTS", v.slots, "virtio-mmio slots in the window ([virtio] slots).", U32)
-    b.prove(E.eq(E.mod("VIRTIO_START", "VIRTIO_STRIDE"), 0), "VIRTIO_START is not a slot boundary")
-    b.prove(
-        E.ge("VIRTIO_STRIDE", VIRTIO_MMIO_MIN_SIZE),
-        f"VIRTIO_STRIDE is below the {VIRTIO_MMIO_MIN_SIZE:#x}-byte register block",
-    )
-    b.prove(
-        E.and_(
-            E.eq(E.div("VIRTIO_SIZE", "VIRTIO_STRIDE"), "VIRTIO_SLOTS"),
-            E.eq(E.mod("VIRTIO_SIZE", "VIRTIO_STRIDE"), 0),
-        ),
-        "VIRTIO_SIZE != VIRTIO_STRIDE x VIRTIO_SLOTS",
-    )
-    if ordered and not virtio:
-        return None
-    first = t.handed_out_spis(virtio, True)["virtio-0"].number if ordered else v.first_spi.number
-    how = "slot i raises VIRTIO_FIRST_SPI + i"
-    if v.shared_spi:
-        how = "every slot raises VIRTIO_FIRST_SPI"
-    elif ordered:
-        how = (
-            f"handed out in attach order ([irq] order): transport i of {virtio} "
-            "raises VIRTIO_FIRST_SPI + i"
-        )
-    b.irq("VIRTIO_FIRST", first, None, False, f"virtio-mmio ({how})")
-    doc = f"virtio-mmio, every slot: {trigger_doc(v.trigger)}."
-    b.trigger("VIRTIO_TRIGGER", v.trigger, doc, SPI_TRIGGERS)
-    lines = 1 if v.shared_spi else (virtio if ordered else v.slots)
-    b.const("VIRTIO_SPI_LINES", lines, "SPIs the transports take, from VIRTIO_FIRST_SPI.", U32)
-    if v.shared_spi:
-        tie = E.eq("VIRTIO_SPI_LINES", 1)
-    elif ordered:
-        tie = E.le("VIRTIO_SPI_LINES", "VIRTIO_SLOTS")
-    else:
-        tie = E.eq("VIRTIO_SPI_LINES", "VIRTIO_SLOTS")
-    b.prove(tie, "VIRTIO_SPI_LINES does not match the slots")
-    b.prove(  # a subtraction, safe after VIRTIO_FIRST_SPI <= 987: a sum could wrap in C
-        E.le("VIRTIO_SPI_LINES", E.sub(SPI_MAX + 1, "VIRTIO_FIRST_SPI")),
-        f"virtio SPIs run past SPI {SPI_MAX}",
-    )
-    return _Line("virtio", "VIRTIO_FIRST_SPI", "VIRTIO_SPI_LINES", range(first, first + lines))
-
-
-def _pcie(b: Builder, t: Template) -> _Line | None:
-    p = t.pcie
-    assert p is not None
-    b.const("PCIE_BUS_FIRST", p.bus_first, "First bus of [pcie] bus_range.", U32)
-    b.const("PCIE_BUS_LAST", p.bus_last, "Last bus of [pcie] bus_range.", U32)
-    b.prove(
-        E.and_(E.le("PCIE_BUS_FIRST", "PCIE_BUS_LAST"), E.le("PCIE_BUS_LAST", BUS_MAX)),
-        f"PCIe bus range is not first..last within 0..{BUS_MAX}",
-    )
-    cfg = const_name("pcie-ecam" if p.compatible == ECAM else "pcie-cam")
-    per_bus = BUS_CONFIG_SIZE[p.compatible]
-    b.prove(
-        E.and_(
-            E.eq(E.mod(f"{cfg}_SIZE", per_bus), 0),
-            E.ge(E.div(f"{cfg}_SIZE", per_bus), E.add(E.sub("PCIE_BUS_LAST", "PCIE_BUS_FIRST"), 1)),
-        ),
-        f"{cfg}_SIZE does not hold the buses PCIE_BUS_FIRST..PCIE_BUS_LAST "
-        f"({fmt_size(per_bus)} each)",
-    )
-    if p.io is not None:
-        b.prove(
-            E.le("PCIE_IO_SIZE", PCI_IO_LIMIT),
-            f"PCIE_IO_SIZE is over the {fmt_size(PCI_IO_LIMIT)} of I/O space Linux maps",
-        )
-    if p.mmio32 is not None:
-        b.prove(E.le("PCIE_MMIO32_END", MEM32_LIMIT), "PCIE_MMIO32 ends above 4 GiB")
-    if p.first_spi is None:
-        return None
-    n = len(p.intx_spis())
-    style = (
-        f"one INTA line for each of {n} slots" if p.intx == "per-slot" else "INTA..INTD, swizzled"
-    )
-    b.irq("PCIE_INTX_FIRST", p.first_spi.number, None, False, f"PCI INTx ({style})")
-    level = Trigger.LEVEL_HIGH
-    doc = f"PCI INTx (level-sensitive): {trigger_doc(level)}."
-    b.trigger("PCIE_INTX_TRIGGER", level, doc, (int(level),))
-    if p.intx == "per-slot":
-        b.const(
-            "PCIE_INTX_FIRST_SLOT",
-            p.intx_first_slot,
-            "PCI INTx: slot PCIE_INTX_FIRST_SLOT + i raises PCIE_INTX_FIRST_SPI + i "
-            "([pcie] intx_first_slot).",
-            U32,
-        )
-        b.prove(
-            E.le("PCIE_INTX_FIRST_SLOT", E.sub(SLOTS, "PCIE_INTX_LINES")),
-            f"PCI INTx slots run past device {SLOTS - 1}",
-        )
-    b.const("PCIE_INTX_LINES", n, "SPIs the INTx lines take, from PCIE_INTX_FIRST_SPI.", U32)
-    b.prove(E.eq("PCIE_INTX_LINES", n), f"PCIE_INTX_LINES is not {n} ({style})")
-    b.prove(
-        E.le("PCIE_INTX_LINES", E.sub(SPI_MAX + 1, "PCIE_INTX_FIRST_SPI")),
-        f"PCI INTx SPIs run past SPI {SPI_MAX}",
-    )
-    first = p.first_spi.number
-    return _Line("pcie INTx", "PCIE_INTX_FIRST_SPI", "PCIE_INTX_LINES", range(first, first + n))
-
-
-def _v2m(b: Builder, t: Template) -> _Line | None:
-    v2m = t.gic.v2m
-    if v2m is None or not v2m.spis():
-        return None
-    spis = [s.number for s in v2m.spis()]
-    b.const(
-        "GIC_V2M_FIRST_SPI", spis[0], "First SPI the v2m frame signals ([gic.v2m] base_intid).", U32
-    )
-    b.const("GIC_V2M_SPIS", len(spis), "SPIs the v2m frame signals ([gic.v2m] num_spis).", U32)
-    b.prove(
-        E.and_(
-            E.le("GIC_V2M_FIRST_SPI", SPI_MAX),
-            E.le("GIC_V2M_SPIS", E.sub(SPI_MAX + 1, "GIC_V2M_FIRST_SPI")),
-        ),
-        f"the v2m frame's SPIs run past SPI {SPI_MAX}",
-    )
-    return _Line("gic-v2m", "GIC_V2M_FIRST_SPI", "GIC_V2M_SPIS", range(spis[0], spis[-1] + 1))
 
 
 def _notes(t: Template, virtio: int, serial: bool) -> tuple[str, ...]:

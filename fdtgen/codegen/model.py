@@ -55,7 +55,7 @@ class E:
         staticmethod(_binary("*")),
     )
     mod, shr = staticmethod(_binary("%")), staticmethod(_binary(">>"))
-    div = staticmethod(_binary("/"))
+    div, bitand = staticmethod(_binary("/")), staticmethod(_binary("&"))
     eq, ne, lt = (
         staticmethod(_binary("==")),
         staticmethod(_binary("!=")),
@@ -180,11 +180,21 @@ class Builder:
             )
         return n
 
-    def irq(self, stem: str, number: int, trigger: Trigger | None, ppi: bool, doc: str) -> None:
+    def irq(
+        self,
+        stem: str,
+        number: int,
+        trigger: Trigger | None,
+        ppi: bool,
+        doc: str,
+        origin: str,
+    ) -> None:
+        """``_SPI`` (or ``_PPI``), ``_INTID`` and ``_TRIGGER``; ``origin``: the template key."""
         kind, base, top = (
             ("PPI", PPI_INTID_BASE, PPI_MAX) if ppi else ("SPI", SPI_INTID_BASE, SPI_MAX)
         )
-        self.const(f"{stem}_{kind}", number, f"{doc}: {kind} number (the DT's 2nd cell).", U32)
+        what = f"{doc}: {kind} number (the DT's 2nd cell). Template: {origin}."
+        self.const(f"{stem}_{kind}", number, what, U32)
         self.const(f"{stem}_INTID", number + base, f"{doc}: GIC INTID ({kind} + {base}).", U32)
         if trigger is not None:
             allowed = TRIGGERS if ppi else SPI_TRIGGERS
@@ -255,6 +265,8 @@ def evaluate(e: Expr, values: dict[str, int]) -> int | bool:
             result = a * b
         case "%" | "/" if b == 0:
             raise LayoutError(f"codegen: {e} divides by zero")
+        case "&":
+            result = a & b
         case "%":
             result = a % b
         case "/":

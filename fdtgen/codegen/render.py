@@ -102,6 +102,30 @@ def unsafe_in_comments(text: str) -> bool:
     return c_comment(text) != text or rust_comment(text) != text
 
 
+# Words clippy's doc_markdown takes for code: with an underscore, or mixed case past
+# the first letter (GICv3, vCPUs, MicroVM).
+_IDENT = re.compile(
+    r"(?<![\w`])([A-Za-z0-9]*_[A-Za-z0-9_]*|[A-Za-z][a-z0-9]*[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*"
+    r"|[A-Za-z]+[A-Z][a-z0-9]+[A-Za-z0-9]*|[a-z]+[A-Z][A-Za-z0-9]*)(?![\w`])"
+)
+# A template key as the doc comments cite it: [gic] dist_base, dist_size; [[device]] tag = "rtc"
+_KEY = re.compile(r'\[\[?[\w.]+\]\]?(?: tag = "[^"`]*"| \w+(?:\.\.\w+)?(?:, \w+)*)?')
+_CODE = re.compile(r"(`[^`]*`)")
+
+
+def _outside_code(text: str, change: Callable[[str], str]) -> str:
+    parts = _CODE.split(text)
+    return "".join(part if i % 2 else change(part) for i, part in enumerate(parts))
+
+
+def rust_doc(text: str) -> str:
+    """A ``///`` comment's text, as rustdoc and clippy's ``doc_markdown`` want it:
+    template keys and names in backticks, no bracket read as an intra-doc link."""
+    text = _outside_code(rust_comment(text), lambda t: _KEY.sub(lambda m: f"`{m[0]}`", t))
+    text = _outside_code(text, lambda t: _IDENT.sub(lambda m: f"`{m[1]}`", t))
+    return _outside_code(text, lambda t: t.replace("[", "\\[").replace("]", "\\]"))
+
+
 def rust_comment(text: str) -> str:
     """Text safe in a ``//`` or ``///`` comment, and in rustdoc (no code fence a doctest
     would compile)."""
@@ -148,13 +172,13 @@ def rust(m: Module) -> str:
         out += ["", f"// ---- {s.title} ----"]
         for c in s.consts:
             value = str(c.value) if c.ty == U32 else hex_literal(c.value)
-            doc = _comment([c.doc], "/// ", rust_comment)
+            doc = _comment([c.doc], "/// ", rust_doc)
             out += ["", *doc, f"pub const {c.name}: {c.ty} = {value};"]
     out += [
         "",
         "// ---- Proofs: a broken one fails the build, not the boot ----",
         "",
-        "#[allow(clippy::all)]",
+        "#[allow(clippy::all, clippy::pedantic)]",
         "#[rustfmt::skip]",
         "mod proofs {",
         "    use super::*;",
@@ -188,35 +212,56 @@ def c(m: Module, prefix: str) -> str:
     guard = f"{prefix}LAYOUT_H"
     head = _comment(_header(m), " * ", c_comment, keep_first=True)
     out = ["/*", *head, " */", f"#ifndef {guard}", f"#define {guard}"]
-    out += [  # C++11 spells the C11 keyword static_assert
-        "",
-        "#if defined(__cplusplus) && !defined(_Static_assert)",
-        "#define _Static_assert static_assert",
-        "#endif",
-    ]
+
     for s in m.sections:
         out += ["", f"/* ---- {s.title} ---- */"]
         for k in s.consts:
             suffix = "ULL" if k.ty == U64 else "U"
             value = hex_literal(k.value, "") if k.ty == U64 else str(k.value)
             out += ["", *_c_doc(k.doc), f"#define {prefix}{k.name} {value}{suffix}"]
-    out += ["", "/* ---- Types: a constant edited to a negative or unsuffixed number ---- */", ""]
-    out.append("#ifndef __cplusplus")
+    is_type = f"{prefix}IS_TYPE"
+    out += [
+        "",
+        "/* ---- Proofs: a broken one fails the build, not the boot ---- */",
+        "",
+        "/* C11 and C++11 check them; an older compiler takes the constants alone. */",
+        "#if (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L) || \\",
+        "    (defined(__cplusplus) && __cplusplus >= 201103L)",
+        "#if defined(__cplusplus)",
+        "#include <type_traits>",
+        f"#define {is_type}(x, t) (std::is_same<decltype(x), t>::value)",
+        "#if !defined(_Static_assert)",
+        "#define _Static_assert static_assert",
+        f"#define {prefix}STATIC_ASSERT_DEFINED",
+        "#endif",
+        "#else",
+        f"#define {is_type}(x, t) _Generic((x), t: 1, default: 0)",
+        "#endif",
+        "",
+        "/* Each constant's type: an edit to a negative or unsuffixed number is caught. */",
+    ]
     for k in m.consts():
         ctype = "unsigned long long" if k.ty == U64 else "unsigned int"
         suffix = "ULL" if k.ty == U64 else "U"
         name = prefix + k.name
-        out.append(
-            f'_Static_assert(_Generic({name}, {ctype}: 1, default: 0), "{name} is not {suffix}");'
-        )
-    out.append("#endif")
-    out += ["", "/* ---- Proofs: a broken one fails the build, not the boot ---- */", ""]
+        out.append(f'_Static_assert({is_type}({name}, {ctype}), "{name} is not {suffix}");')
+    out.append("")
     for p in m.proofs:
-        cond = _expr(p.expr, types, lambda n: prefix + n, rust=False)
+        cond = _expr(p.expr, types, lambda n: f"({prefix}{n})", rust=False)
         message = c_string(p.message)
         line = f"_Static_assert({cond}, {message});"
         out.append(line if len(line) <= WIDTH else f"_Static_assert(\n    {cond},\n    {message});")
-    out += ["", f"#endif /* {guard} */"]
+    out += [
+        "",
+        f"#undef {is_type}",
+        f"#if defined({prefix}STATIC_ASSERT_DEFINED)",
+        "#undef _Static_assert",
+        f"#undef {prefix}STATIC_ASSERT_DEFINED",
+        "#endif",
+        "#endif /* C11, C++11 */",
+        "",
+        f"#endif /* {guard} */",
+    ]
     return "\n".join(out) + "\n"
 
 

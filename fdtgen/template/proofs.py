@@ -10,7 +10,7 @@ from fdtgen.errors import (
     LayoutError,
     RegionOverlapError,
 )
-from fdtgen.irq import Ppi, Spi
+from fdtgen.irq import Ppi, Spi, Trigger
 from fdtgen.ranges import Region, by_address
 from fdtgen.spec import (
     DEFAULT_ADDRESS_WIDTH,
@@ -222,6 +222,13 @@ def _check_gic(t: Template, where: str) -> None:
                 f"{where}: an ITS that follows the redistributors must be pinned right below the "
                 f"'gic-redist' window {g.redist_window} (its position with max_vcpus)"
             )
+        for tag, frame in (
+            ("gic-dist", g.dist),
+            *(("gic-redist", w) for w in g.redist_windows()),
+            *((("gic-its", g.its),) if g.its is not None else ()),
+        ):
+            if not is_aligned(frame.base, GICV3_REDIST_FRAME):
+                raise AlignmentError(tag, "base", frame.base, GICV3_REDIST_FRAME, where)
         if g.redist_stride < GICV3_REDIST_STRIDE or not is_aligned(
             g.redist_stride, GICV3_REDIST_FRAME
         ):
@@ -299,6 +306,17 @@ def _check_interrupts(t: Template, where: str) -> None:
     if t.pcie is not None:
         spis += [(s, "pcie-intx") for s in t.pcie.intx_spis()]
     _one_owner_each(spis, where)
+    # Linux's GIC drivers (gic_set_type) refuse an SPI neither edge-rising nor level-high.
+    triggers = [("uart0", t.uart.trigger), ("virtio", t.virtio.trigger)]
+    triggers += [(d.tag, d.trigger) for d in t.devices if d.spi is not None]
+    for tag, trigger in triggers:
+        if tag == "virtio" and not t.virtio.slots:
+            continue
+        if trigger not in (Trigger.EDGE_RISING, Trigger.LEVEL_HIGH):
+            raise LayoutError(
+                f"{where}: {tag!r} is an SPI triggered {trigger.label}; the GIC takes an SPI "
+                "edge-rising or level-high only (Linux gic_set_type refuses the others)"
+            )
     ppis: list[tuple[Ppi, str]] = [(p, "timer") for p in t.timer_ppis]
     if t.gic.maintenance_ppi is not None:
         ppis.append((t.gic.maintenance_ppi, "gic maintenance"))
@@ -307,11 +325,20 @@ def _check_interrupts(t: Template, where: str) -> None:
     ppis += [(d.ppi, d.tag) for d in t.devices if d.ppi is not None]
     _one_owner_each(ppis, where)
     owners = {s for s, _ in spis}
+    # A shared line has one trigger: Linux refuses a second handler whose type differs.
+    line_trigger = {t.uart.spi: t.uart.trigger}
+    line_trigger |= {d.spi: t.virtio.trigger for d in t.virtio.transports if d.spi is not None}
+    line_trigger |= {d.spi: d.trigger for d in t.devices if d.spi is not None and not d.shared_spi}
     for d in t.devices:
         if d.shared_spi and d.spi is not None and d.spi not in owners:
             raise LayoutError(
                 f"{where}: device {d.tag!r} shares {d.spi} ({d.spi.intid}), which no other "
                 "device is wired to"
+            )
+        if d.shared_spi and d.spi is not None and line_trigger.get(d.spi, d.trigger) != d.trigger:
+            raise LayoutError(
+                f"{where}: device {d.tag!r} shares {d.spi} ({d.spi.intid}) triggered "
+                f"{d.trigger.label}, but the line is {line_trigger[d.spi].label}"
             )
         if d.ppi is not None and t.gic.version != 3:
             raise LayoutError(
