@@ -39,12 +39,16 @@ def tool(name: str) -> str:
     return exe
 
 
+def call(*cmd: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
+
+
 def compile_rust(path: Path) -> subprocess.CompletedProcess[str]:
     """rustc as a VMM's build would run it, stopping after const evaluation."""
     out = path.with_suffix(".rmeta")
     cmd = [tool("rustc"), "--crate-type", "lib", "--edition", "2021", "-D", "warnings"]
     cmd += ["--emit", "metadata", "-o", str(out), str(path)]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return call(*cmd)
 
 
 def compile_c(path: Path) -> subprocess.CompletedProcess[str]:
@@ -52,7 +56,7 @@ def compile_c(path: Path) -> subprocess.CompletedProcess[str]:
     unit.write_text(f'#include "{path.name}"\nint layout_user;\n')
     cmd = [tool("cc"), "-std=c11", "-Wall", "-Wextra", "-Werror", "-c", str(unit)]
     cmd += ["-o", str(unit.with_suffix(".o"))]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=path.parent)
+    return call(*cmd, cwd=path.parent)
 
 
 COMPILE = {"rust": compile_rust, "c": compile_c}
@@ -473,19 +477,9 @@ def test_rust_is_clippy_clean_and_rustfmt_stable(name: str, tmp_path: Path) -> N
     path = tmp_path / "layout.rs"
     path.write_text(generated(name, "rust"))
     cmd = [tool("clippy-driver"), "--crate-type", "lib", "--edition", "2021", "-D", "warnings"]
-    r = subprocess.run(
-        [*cmd, "--emit", "metadata", "-o", str(tmp_path / "x.rmeta"), str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    r = call(*cmd, "--emit", "metadata", "-o", str(tmp_path / "x.rmeta"), str(path))
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(
-        [tool("rustfmt"), "--edition", "2021", "--check", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    r = call(tool("rustfmt"), "--edition", "2021", "--check", str(path))
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -496,7 +490,7 @@ def test_c_header_is_pedantic_clean_and_works_in_cpp(name: str, tmp_path: Path) 
     for compiler, std in (("cc", "-std=c11"), ("g++", "-std=c++11")):
         lang = "c" if compiler == "cc" else "c++"
         cmd = [tool(compiler), std, "-Wall", "-Wextra", "-Werror", "-Wpedantic", "-fsyntax-only"]
-        r = subprocess.run([*cmd, "-x", lang, str(path)], capture_output=True, text=True)
+        r = call(*cmd, "-x", lang, str(path))
         assert r.returncode == 0, f"{compiler}: {r.stderr}"
 
 
@@ -680,7 +674,7 @@ def test_cpp_checks_the_types_too(tmp_path: Path) -> None:
     path = tmp_path / "layout.h"
     path.write_text(text)
     cmd = [tool("g++"), "-std=c++11", "-fsyntax-only", "-x", "c++", str(path)]
-    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    r = call(*cmd)
     assert r.returncode != 0
     assert "SQUIB_UART0_SPI is not U" in r.stderr
 
@@ -691,7 +685,7 @@ def test_an_older_compiler_takes_the_constants_alone(compiler: str, std: str, tm
     path.write_text(generated("qemu-virt", "c"))
     lang = "c" if compiler == "cc" else "c++"
     cmd = [tool(compiler), std, "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", lang]
-    r = subprocess.run([*cmd, str(path)], capture_output=True, text=True, check=False)
+    r = call(*cmd, str(path))
     assert r.returncode == 0, r.stderr
 
 
@@ -700,15 +694,11 @@ def test_rustdoc_and_clippy_pedantic_take_the_doc_comments(name: str, tmp_path: 
     path = tmp_path / "layout.rs"
     path.write_text(generated(name, "rust"))
     doc = [tool("rustdoc"), "--edition", "2021", "--crate-type", "lib", "-D", "warnings"]
-    r = subprocess.run(
-        [*doc, "-o", str(tmp_path / "doc"), str(path)], capture_output=True, text=True, check=False
-    )
+    r = call(*doc, "-o", str(tmp_path / "doc"), str(path))
     assert r.returncode == 0, r.stderr
     lint = [tool("clippy-driver"), "--crate-type", "lib", "--edition", "2021"]
     lint += ["-W", "clippy::pedantic", "-D", "warnings", "--emit", "metadata"]
-    r = subprocess.run(
-        [*lint, "-o", str(tmp_path / "x.rmeta"), str(path)], capture_output=True, text=True
-    )
+    r = call(*lint, "-o", str(tmp_path / "x.rmeta"), str(path))
     assert r.returncode == 0, r.stderr
 
 
