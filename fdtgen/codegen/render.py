@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 from fdtgen.codegen.model import U32, U64, AllOnes, Expr, Module, Op, Proof, const_name
 
-LANGUAGES = ("rust", "c")
 REGENERATE = "Regenerate: "
 WIDTH = 100
 _COMPARISON = ("==", "!=", "<", "<=", ">=", "&&", "||")
@@ -278,4 +277,4 @@ def render(m: Module, lang: str, prefix: str | None = None) -> str:
     return c(m, c_prefix(m.template.name) if prefix is None else prefix)
 
 
-__all__ = ["LANGUAGES", "PREFIX_RE", "REGENERATE", "c", "c_prefix", "hex_literal", "render", "rust"]
+__all__ = ["PREFIX_RE", "REGENERATE", "c", "c_prefix", "hex_literal", "render", "rust"]
