@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from fdtgen.boot.placement import Placement
@@ -27,8 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["Result", "build", "verify"]
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     """One machine, built.
 
     ``blob`` is the DTB (byte-identical to dtc's for ``tree``); ``layout`` the

@@ -34,8 +34,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import BinaryIO, TypeAlias
+from typing import BinaryIO, NamedTuple, TypeAlias
 
 from fdtgen.errors import FdtgenError, OutputError
 from fdtgen.units import fmt_size
@@ -133,8 +132,7 @@ def read_capped(
 # Output -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """Where one output goes: ``how`` is ``stdout``, ``direct`` (a character
     device or FIFO, written in place) or ``atomic`` (``real``, the path after
     symlinks, replaced by a renamed temporary file). ``ident`` is the file's

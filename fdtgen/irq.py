@@ -9,43 +9,18 @@ used: a value is an :class:`Spi`, a :class:`Ppi` or an :class:`Intid`.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from fdtgen.errors import IrqError
-
-PPI_INTID_BASE = 16
-SPI_INTID_BASE = 32
-SPI_MAX = 987  # arm,gic-v3.yaml: "SPI interrupts are in the range [0-987]"
-PPI_MAX = 15
-
-CELL_TYPE_SPI = 0
-CELL_TYPE_PPI = 1
-
-
-class Trigger(enum.IntEnum):
-    """The flags cell (bits 3:0), per the GIC bindings."""
-
-    EDGE_RISING = 1
-    EDGE_FALLING = 2
-    LEVEL_HIGH = 4
-    LEVEL_LOW = 8
-
-    @property
-    def label(self) -> str:
-        """How templates and reports spell it: ``edge-rising``, ``level-high``, ..."""
-        return _TRIGGER_LABELS[self]
-
-    @classmethod
-    def parse(cls, text: str) -> Trigger:
-        try:
-            return cls[text.upper().replace("-", "_")]
-        except KeyError:
-            names = ", ".join(t.label for t in cls)
-            raise IrqError(f"trigger {text!r} is not one of {names}") from None
-
-
-_TRIGGER_LABELS = {t: t.name.lower().replace("_", "-") for t in Trigger}  # spelled once
+from fdtgen.spec import (
+    CELL_TYPE_PPI,
+    CELL_TYPE_SPI,
+    PPI_INTID_BASE,
+    PPI_MAX,
+    SPI_INTID_BASE,
+    SPI_MAX,
+    Trigger,
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -32,10 +32,9 @@ from typing_extensions import TypedDict  # pydantic reads only this one on Pytho
 from fdtgen.boot.image import InputFile
 from fdtgen.devicetree.machine import default_cmdline
 from fdtgen.errors import ConfigError, ManifestError
-from fdtgen.irq import SPI_INTID_BASE, Trigger
 from fdtgen.pipeline import Build
 from fdtgen.ranges import by_address
-from fdtgen.spec import FDT_MAX_SIZE
+from fdtgen.spec import FDT_MAX_SIZE, SPI_INTID_BASE, Trigger
 from fdtgen.units import U64_MAX
 from fdtgen.version import __version__
 

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from fdtgen.boot.placement import Placement
-from fdtgen.irq import Spi, Trigger
+from fdtgen.irq import Spi
 from fdtgen.layout import Layout
 from fdtgen.ranges import Range, subtract
+from fdtgen.spec import PREFETCHABLE, SPACE_IO, SPACE_MEM32, Trigger
 from fdtgen.template.model import Device, Template
-from fdtgen.template.pci import PREFETCHABLE, SPACE_IO, SPACE_MEM32
 from fdtgen.template.registry import layout_kinds
 from fdtgen.units import GiB, MiB, fmt_size
 

@@ -8,6 +8,9 @@ fdtgen writes.
 
 from __future__ import annotations
 
+import enum
+
+from fdtgen.errors import IrqError
 from fdtgen.units import GiB, KiB, MiB
 
 # -- booting.rst, "Setup the device tree" ------------------------------------------------
@@ -37,10 +40,62 @@ MAX_ADDRESS_WIDTH = 64
 DEFAULT_ADDRESS_WIDTH = 48
 
 # -- arm,gic-v3.yaml / arm,gic.yaml ------------------------------------------------------
+PPI_INTID_BASE = 16  # INTIDs 16..31 are PPIs, 32..1019 SPIs
+SPI_INTID_BASE = 32
+SPI_MAX = 987  # arm,gic-v3.yaml: "SPI interrupts are in the range [0-987]"
+PPI_MAX = 15
+
+CELL_TYPE_SPI = 0
+CELL_TYPE_PPI = 1
+
+
+class Trigger(enum.IntEnum):
+    """The flags cell (bits 3:0), per the GIC bindings."""
+
+    EDGE_RISING = 1
+    EDGE_FALLING = 2
+    LEVEL_HIGH = 4
+    LEVEL_LOW = 8
+
+    @property
+    def label(self) -> str:
+        """How templates and reports spell it: ``edge-rising``, ``level-high``, ..."""
+        return _TRIGGER_LABELS[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Trigger:
+        try:
+            return cls[text.upper().replace("-", "_")]
+        except KeyError:
+            names = ", ".join(t.label for t in cls)
+            raise IrqError(f"trigger {text!r} is not one of {names}") from None
+
+
+_TRIGGER_LABELS = {t: t.name.lower().replace("_", "-") for t in Trigger}  # spelled once
+
 GICV3_REDIST_FRAME = 64 * KiB  # arm,gic-v3.yaml redistributor-stride: a multiple of 64 KiB
 GICV3_REDIST_STRIDE = 2 * GICV3_REDIST_FRAME  # RD_base + SGI_base (a GICv4 adds VLPI + reserved)
 GICV2_MAX_VCPUS = 8  # arm,gic.yaml: the PPI CPU mask (flags bits 15:8) has 8 bits
 GICV2M_MAX_INTID = 1019  # the last SPI INTID a v2m frame may signal
+
+# -- pci/host-generic-pci.yaml, pci-bus-common.yaml, IEEE 1275 PCI binding --------------
+ECAM = "pci-host-ecam-generic"
+CAM = "pci-host-cam-generic"
+PCIE_COMPATIBLES = (ECAM, CAM)
+# Configuration space per bus: ECAM "bus << 20", CAM "bus << 16" (host-generic-pci.yaml).
+BUS_CONFIG_SIZE = {ECAM: 1 * MiB, CAM: 64 * KiB}
+BUS_MAX = 255  # pci-bus-common.yaml bus-range "maximum: 255"
+NODE_NAMES = ("pcie", "pci")  # pci-bus-common.yaml $nodename: "^pcie?@"
+PCI_IO_LIMIT = 16 * MiB  # arm64 asm/memory.h PCI_IO_SIZE: the I/O space Linux maps
+MEM32_LIMIT = 4 * GiB  # a 32-bit memory window (space code 10) ends below 4 GiB
+RID_SPACE = 0x1_0000  # requester IDs: bus << 8 | devfn, 16 bits (pci-msi.txt msi-map)
+# phys.hi of a ranges entry (IEEE 1275 PCI binding, "npt000ss bbbbbbbb dddddfff rrrrrrrr").
+SPACE_IO = 0x0100_0000  # ss = 01
+SPACE_MEM32 = 0x0200_0000  # ss = 10
+SPACE_MEM64 = 0x0300_0000  # ss = 11
+PREFETCHABLE = 0x4000_0000  # p
+INTX_PINS = 4  # INTA..INTD
+SLOTS = 32  # device numbers 0..31 on a bus (phys.hi "ddddd")
 
 # -- virtio spec, "MMIO Device Register Layout" -----------------------------------------
 VIRTIO_MMIO_MIN_SIZE = 0x200  # registers up to 0x0fc, device-specific config from 0x100

@@ -167,7 +167,9 @@ def test_templates_command_lists_squib():
 
 
 # A blob-only command never reads a config, so it never pays for the config validator.
-HEAVY = ("pydantic", "pydantic_core")
+# pydantic, and dataclasses with its inspect (milliseconds of each start), and
+# the template layer a blob alone never needs.
+HEAVY = ("pydantic", "pydantic_core", "dataclasses", "inspect", "fdtgen.template", "fdtgen.irq")
 
 
 @pytest.mark.parametrize("command", [["verify"], ["dts"], ["verify", "--json"]])

@@ -10,10 +10,11 @@ import pytest
 
 from fdtgen.devicetree.machine import Machine
 from fdtgen.errors import ConfigError, LayoutError, RegionOverlapError, TemplateError
-from fdtgen.irq import Intid, Ppi, Spi, Trigger, gic_cells, irq_from_cells
+from fdtgen.irq import Intid, Ppi, Spi, gic_cells, irq_from_cells
 from fdtgen.layout import resolve
 from fdtgen.pipeline import build
 from fdtgen.ranges import Range, Region
+from fdtgen.spec import Trigger
 from fdtgen.template.load import load_template, templates_dir
 from fdtgen.template.proofs import check_regions, check_template
 from fdtgen.units import GiB, KiB, MiB

@@ -22,9 +22,10 @@ from fdtgen.devicetree.machine import Machine, Topology
 from fdtgen.errors import ConfigError, FdtgenError, TemplateError
 from fdtgen.fdt.dts import to_dts
 from fdtgen.fdt.tree import unit_name
-from fdtgen.irq import Intid, Ppi, Spi, Trigger
+from fdtgen.irq import Intid, Ppi, Spi
 from fdtgen.pipeline import build
 from fdtgen.ranges import Range
+from fdtgen.spec import Trigger
 from fdtgen.template.devices import CLOCK_REF
 from fdtgen.template.load import builtin_names, load_template, templates_dir
 from fdtgen.template.model import DeviceSpec

@@ -40,8 +40,7 @@ imported only with a manifest, so verifying a blob alone never imports pydantic.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from fdtgen.checks.finding import ERROR, NOTE, SEVERITIES, WARNING, Finding, Findings
 from fdtgen.spec import DEFAULT_ADDRESS_WIDTH
@@ -92,8 +91,7 @@ BOARD_SEVERITY: dict[str, str | None] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
+class Options(NamedTuple):
     """What to check beyond the blob itself.
 
     ``manifest``: the placement to hold to booting.rst (``boot.*``), a manifest
@@ -118,14 +116,17 @@ class Options:
     cap: int | None = DEFAULT_CAP
 
 
-def verify(buf: bytes, options: Options = Options()) -> list[Finding]:
+NO_OPTIONS = Options()  # the blob alone: every default
+
+
+def verify(buf: bytes, options: Options = NO_OPTIONS) -> list[Finding]:
     """Every finding for the blob ``buf``. Raises :class:`BlobError` if it does not parse."""
     from fdtgen.fdt.parse import parse_blob
 
     return verify_parsed(parse_blob(buf), buf, options)
 
 
-def verify_parsed(blob: Blob, buf: bytes, options: Options = Options()) -> list[Finding]:
+def verify_parsed(blob: Blob, buf: bytes, options: Options = NO_OPTIONS) -> list[Finding]:
     """Every finding for ``blob``, parsed from the bytes ``buf``, in report order."""
     # The rule modules load with the first check, not with ``import fdtgen``.
     from fdtgen.checks.structure import DtcCheck

@@ -25,7 +25,7 @@ import functools
 import sys
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ERROR = "error"
 WARNING = "warning"
@@ -71,28 +71,44 @@ def severity_of(rule: str) -> str:
     return SEVERITY[best] if best else ERROR
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One broken rule: ``rule`` id, node ``path``, property ``prop`` (or ``""``),
-    the offending ``value`` as DTS text (or ``""``), the ``message`` and the
-    ``severity`` (``""``: the one :func:`severity_of` gives the rule).
-
-    ``omitted`` is nonzero only on the line that closes a capped rule: it says
-    how many more findings of ``rule`` were left out."""
-
+class _Fields(NamedTuple):
     rule: str
     path: str
     prop: str
     value: str
     message: str
-    severity: str = ""
-    omitted: int = 0
+    severity: str
+    omitted: int
 
-    def __post_init__(self) -> None:
-        if not self.severity:
-            object.__setattr__(self, "severity", severity_of(self.rule))
-        elif self.severity not in SEVERITIES:
-            raise ValueError(f"{self.rule}: severity {self.severity!r} is not one of {SEVERITIES}")
+
+class Finding(_Fields):
+    """One broken rule: ``rule`` id, node ``path``, property ``prop`` (or ``""``),
+    the offending ``value`` as DTS text (or ``""``), the ``message`` and the
+    ``severity`` (``""``: the one :func:`severity_of` gives the rule).
+
+    ``omitted`` is nonzero only on the line that closes a capped rule: it says
+    how many more findings of ``rule`` were left out.
+
+    An immutable named tuple: a verify of a blob never imports ``dataclasses``,
+    whose ``inspect`` costs milliseconds of every start."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        rule: str,
+        path: str,
+        prop: str,
+        value: str,
+        message: str,
+        severity: str = "",
+        omitted: int = 0,
+    ) -> Finding:
+        if not severity:
+            severity = severity_of(rule)
+        elif severity not in SEVERITIES:
+            raise ValueError(f"{rule}: severity {severity!r} is not one of {SEVERITIES}")
+        return tuple.__new__(cls, (rule, path, prop, value, message, severity, omitted))
 
     def __str__(self) -> str:
         if self.omitted:

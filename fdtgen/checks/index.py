@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fdtgen.fdt.dts import prop_value
 from fdtgen.fdt.phandles import PhandleUse, node_phandle, phandle_uses
@@ -63,8 +63,7 @@ MAX_NEXUS_HOPS = 16  # interrupt-map levels followed before giving up (a loop)
 SHOW_LIMIT = 96  # characters of a property value a finding shows before cutting it
 
 
-@dataclass(frozen=True, slots=True)
-class MapRow:
+class MapRow(NamedTuple):
     """One ``interrupt-map`` entry: the child unit address and specifier it
     matches, the ``parent`` controller (path) and the specifier it becomes."""
 
@@ -75,14 +74,13 @@ class MapRow:
     parent_spec: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Region:
-    """Entry ``index`` of the ``reg`` of the node at ``path``, as the CPU address
+class Region(NamedTuple):
+    """Entry number ``entry`` of the ``reg`` of the node at ``path``, as the CPU address
     range ``[base, end)``. ``kind`` is ``"memory"`` (a ``device_type = "memory"``
     node), ``"reserved"`` (under ``/reserved-memory``) or ``"device"``."""
 
     path: str
-    index: int
+    entry: int
     base: int
     size: int
     kind: str

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from fdtgen.checks.finding import Finding, Findings
 from fdtgen.checks.index import TreeIndex, is_interrupt_provider, show, show_specifier
 from fdtgen.fdt.tree import Prop
-from fdtgen.irq import PPI_INTID_BASE, PPI_MAX, SPI_INTID_BASE, SPI_MAX, Trigger
+from fdtgen.spec import PPI_INTID_BASE, PPI_MAX, SPI_INTID_BASE, SPI_MAX, Trigger
 
 # arm,gic-v3.yaml, GICv3.1 extended ranges (specifier types 2 and 3).
 ESPI_MAX = 1023  # extended SPIs 0..1023

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from fdtgen.checks.finding import Finding, Findings
 from fdtgen.checks.index import TreeIndex, number, show, string
-from fdtgen.template.pci import (
+from fdtgen.spec import (
     BUS_CONFIG_SIZE,
     BUS_MAX,
     INTX_PINS,
@@ -268,7 +268,7 @@ class _Spans(NamedTuple):
 
 def _region_spans(index: TreeIndex) -> _Spans:
     keys = sorted(
-        (r.base, r.end, f"{r.path} reg entry {r.index}")
+        (r.base, r.end, f"{r.path} reg entry {r.entry}")
         for r in index.regions()
         if index.enabled(r.path)  # a disabled node (an endpoint-mode twin) decodes nothing
     )

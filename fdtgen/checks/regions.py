@@ -46,7 +46,7 @@ def region_findings(
                     r.path,
                     "reg",
                     f"{r}",
-                    f"entry {r.index} ends past the {address_bits}-bit physical "
+                    f"entry {r.entry} ends past the {address_bits}-bit physical "
                     f"address space ({limit:#x})",
                 )
             )
@@ -54,7 +54,7 @@ def region_findings(
     # devices, children or not, sit in.
     buses = {p for p in {r.path for r in regs} if index.nodes[p].prop("ranges") is not None}
     devices = [r for r in regs if r.path not in buses]
-    ordered = sorted(devices, key=lambda r: (r.base, -r.end, r.path, r.index))
+    ordered = sorted(devices, key=lambda r: (r.base, -r.end, r.path, r.entry))
     reach: list[Region] = []  # the earlier ranges ending last, furthest first
     for r in ordered:
         for a in reach:
@@ -69,7 +69,7 @@ def region_findings(
                         r.path,
                         "reg",
                         f"{r}",
-                        f"entry {r.index} overlaps {a.path} reg entry {a.index} {a}",
+                        f"entry {r.entry} overlaps {a.path} reg entry {a.entry} {a}",
                     )
                 )
                 break

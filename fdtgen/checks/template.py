@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fdtgen.checks.finding import Finding
 from fdtgen.checks.index import TIMER_COMPATIBLE, TreeIndex, show, show_specifier
-from fdtgen.irq import PPI_INTID_BASE, SPI_INTID_BASE
+from fdtgen.spec import PPI_INTID_BASE, SPI_INTID_BASE
 from fdtgen.template.registry import KINDS, VIRTIO_MMIO
 
 if TYPE_CHECKING:

@@ -40,6 +40,7 @@ from fdtgen.ranges import Range, Region
 from fdtgen.spec import (
     DEFAULT_ADDRESS_WIDTH,
     DTB_ALIGN,
+    ECAM,
     FDT_MAX_SIZE,
     GICV2_MAX_VCPUS,
     GICV3_REDIST_FRAME,
@@ -49,9 +50,6 @@ from fdtgen.spec import (
     RAM_ALIGN,
 )
 from fdtgen.template.model import Template
-from fdtgen.template.pci import (
-    ECAM,
-)
 from fdtgen.units import fmt_size
 
 

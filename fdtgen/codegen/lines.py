@@ -14,18 +14,20 @@ import itertools
 from typing import NamedTuple
 
 from fdtgen.codegen.model import SPI_TRIGGERS, U32, Builder, E, Expr, const_name, trigger_doc
-from fdtgen.irq import SPI_MAX, Trigger
 from fdtgen.ranges import Region
-from fdtgen.spec import TIMER_NAMES, VIRTIO_MMIO_MIN_SIZE
-from fdtgen.template.model import Template
-from fdtgen.template.pci import (
+from fdtgen.spec import (
     BUS_CONFIG_SIZE,
     BUS_MAX,
     ECAM,
     MEM32_LIMIT,
     PCI_IO_LIMIT,
     SLOTS,
+    SPI_MAX,
+    TIMER_NAMES,
+    VIRTIO_MMIO_MIN_SIZE,
+    Trigger,
 )
+from fdtgen.template.model import Template
 from fdtgen.units import fmt_size
 
 

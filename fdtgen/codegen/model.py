@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from fdtgen.errors import LayoutError
-from fdtgen.irq import PPI_INTID_BASE, PPI_MAX, SPI_INTID_BASE, SPI_MAX, Trigger
 from fdtgen.ranges import Range
+from fdtgen.spec import PPI_INTID_BASE, PPI_MAX, SPI_INTID_BASE, SPI_MAX, Trigger
 from fdtgen.template.model import Template
 from fdtgen.units import U64_MAX, fmt_size
 

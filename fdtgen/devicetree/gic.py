@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fdtgen.errors import ConfigError
 from fdtgen.fdt.tree import Node, Prop, reg_cells, unit_name
-from fdtgen.irq import Ppi, Trigger, gic_cells
+from fdtgen.irq import Ppi, gic_cells
 from fdtgen.layout import Layout
-from fdtgen.spec import GICV3_REDIST_STRIDE
+from fdtgen.spec import GICV3_REDIST_STRIDE, Trigger
 from fdtgen.template.devices import GIC_REF, MSI_REF
 
 # The GIC node's fixed properties, built once (a Prop is immutable and can be shared).

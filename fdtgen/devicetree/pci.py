@@ -9,8 +9,8 @@ windows and the swizzle are described in :mod:`fdtgen.template.pci`.
 from __future__ import annotations
 
 from fdtgen.fdt.tree import Cell, Node, Prop, reg_cells, unit_name
-from fdtgen.irq import CELL_TYPE_SPI, Trigger
 from fdtgen.layout import Layout
+from fdtgen.spec import CELL_TYPE_SPI, Trigger
 from fdtgen.template.devices import GIC_REF, MSI_REF
 from fdtgen.template.pci import PcieSpec
 

@@ -43,11 +43,11 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from fdtgen.errors import ConfigError, ImageError, PlacementError
-from fdtgen.irq import Ppi, Spi, Trigger
+from fdtgen.irq import Ppi, Spi
 from fdtgen.layout import Layout
 from fdtgen.qemu.pci import check_gicv2, check_pcie, check_virtio_pci, qemu_machine
 from fdtgen.ranges import Range
-from fdtgen.spec import GICV3_REDIST_STRIDE
+from fdtgen.spec import GICV3_REDIST_STRIDE, Trigger
 from fdtgen.template.registry import layout_kinds
 from fdtgen.units import GiB, KiB, MiB, align_up, fmt_size, is_aligned
 

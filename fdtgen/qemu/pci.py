@@ -21,8 +21,9 @@ from collections.abc import Callable, Sequence
 from fdtgen.errors import ConfigError
 from fdtgen.irq import Spi
 from fdtgen.ranges import Range
+from fdtgen.spec import ECAM
 from fdtgen.template.model import Template
-from fdtgen.template.pci import ECAM, PcieSpec
+from fdtgen.template.pci import PcieSpec
 from fdtgen.units import GiB, KiB, MiB
 
 GICC = Range(0x0801_0000, 64 * KiB)  # VIRT_GIC_CPU

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fdtgen.fdt.tree import CELLS, PACK_CELLS, Node, Prop, Ref, new, reg_cells, unit_name
-from fdtgen.irq import CELL_TYPE_SPI, Spi, Trigger, gic_cells
+from fdtgen.irq import Spi, gic_cells
 from fdtgen.ranges import Range
+from fdtgen.spec import CELL_TYPE_SPI, Trigger
 from fdtgen.template.model import DeviceSpec, Template
 from fdtgen.units import U32_MAX
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fdtgen.errors import IrqError, LayoutError, TemplateError, shown
-from fdtgen.irq import Intid, Ppi, Spi, Trigger
-from fdtgen.spec import PAGE_SIZE, VIRTIO_MMIO_MIN_SIZE
+from fdtgen.irq import Intid, Ppi, Spi
+from fdtgen.spec import PAGE_SIZE, VIRTIO_MMIO_MIN_SIZE, Trigger
 from fdtgen.template.model import is_policy
 from fdtgen.units import U32_MAX, U64_MAX, is_pow2, parse_size
 

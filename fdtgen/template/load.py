@@ -25,9 +25,19 @@ from typing import Any, TypeVar
 
 from fdtgen.errors import IrqError, LayoutError, TemplateError, parse_failure, shown
 from fdtgen.files import file_kind, read_regular
-from fdtgen.irq import SPI_MAX, Spi, Trigger
+from fdtgen.irq import Spi
 from fdtgen.ranges import Range, Region, by_address
-from fdtgen.spec import GICV3_REDIST_STRIDE, MAX_ADDRESS_WIDTH, MIN_ADDRESS_WIDTH, PAGE_SIZE
+from fdtgen.spec import (
+    GICV3_REDIST_STRIDE,
+    MAX_ADDRESS_WIDTH,
+    MIN_ADDRESS_WIDTH,
+    NODE_NAMES,
+    PAGE_SIZE,
+    PCIE_COMPATIBLES,
+    SLOTS,
+    SPI_MAX,
+    Trigger,
+)
 from fdtgen.template.fields import (
     Reader,
     address,
@@ -71,9 +81,6 @@ from fdtgen.template.pci import (
     INTX_SLOTS,
     INTX_STYLES,
     MSI_STYLES,
-    NODE_NAMES,
-    PCIE_COMPATIBLES,
-    SLOTS,
     VIRTIO_TRANSPORTS,
     PcieSpec,
     bus_range,

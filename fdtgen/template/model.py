@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from fdtgen.errors import LayoutError
-from fdtgen.irq import Intid, Ppi, Spi, Trigger
+from fdtgen.irq import Intid, Ppi, Spi
 from fdtgen.ranges import Range, Region, by_address, subtract
-from fdtgen.spec import DTB_ALIGN, DTB_BLOCK, FDT_MAX_SIZE, PAGE_SIZE
+from fdtgen.spec import DTB_ALIGN, DTB_BLOCK, FDT_MAX_SIZE, PAGE_SIZE, Trigger
 from fdtgen.template.pci import PcieSpec
 from fdtgen.units import U64_MAX, KiB, is_aligned, parse_size
 

@@ -27,32 +27,29 @@ from typing import Any
 from fdtgen.errors import LayoutError
 from fdtgen.irq import Spi
 from fdtgen.ranges import Range, Region
-from fdtgen.units import GiB, KiB, MiB
+from fdtgen.spec import (
+    BUS_CONFIG_SIZE,
+    BUS_MAX,
+    ECAM,
+    INTX_PINS,
+    MEM32_LIMIT,
+    NODE_NAMES,
+    PCI_IO_LIMIT,
+    PCIE_COMPATIBLES,
+    PREFETCHABLE,
+    SLOTS,
+    SPACE_IO,
+    SPACE_MEM32,
+    SPACE_MEM64,
+)
 
-ECAM = "pci-host-ecam-generic"
-CAM = "pci-host-cam-generic"
-PCIE_COMPATIBLES = (ECAM, CAM)
-# Configuration space per bus: ECAM "bus << 20", CAM "bus << 16" (host-generic-pci.yaml).
-BUS_CONFIG_SIZE = {ECAM: 1 * MiB, CAM: 64 * KiB}
-BUS_MAX = 255  # pci-bus-common.yaml bus-range "maximum: 255"
 MSI_STYLES = ("msi-map", "msi-parent", "none")  # how the bridge names its MSI controller
-NODE_NAMES = ("pcie", "pci")  # pci-bus-common.yaml $nodename: "^pcie?@"
 VIRTIO_TRANSPORTS = ("mmio", "pci", "both")  # which transports the VMM's virtio devices use
-PCI_IO_LIMIT = 16 * MiB  # arm64 asm/memory.h PCI_IO_SIZE: the I/O space Linux maps
-MEM32_LIMIT = 4 * GiB  # a 32-bit memory window (space code 10) ends below 4 GiB
-RID_SPACE = 0x1_0000  # requester IDs: bus << 8 | devfn, 16 bits (pci-msi.txt msi-map)
 
-# phys.hi of a ranges entry (IEEE 1275 PCI binding, "npt000ss bbbbbbbb dddddfff rrrrrrrr").
-SPACE_IO = 0x0100_0000  # ss = 01
-SPACE_MEM32 = 0x0200_0000  # ss = 10
-SPACE_MEM64 = 0x0300_0000  # ss = 11
-PREFETCHABLE = 0x4000_0000  # p
 INTX_SLOTS = 4  # interrupt-map rows cover slots 0..3 (the mask keeps slot bits 11-12)
-INTX_PINS = 4  # INTA..INTD
 INTX_MAP_MASK = (0x1800, 0, 0, 7)  # create_pcie_irq_map: "devfn (PCI_SLOT(3))", "PCI irq"
 INTX_STYLES = ("swizzle", "per-slot")  # 4 x 4 rows, or one INTA row per slot
 PER_SLOT_MASK = (0xF800, 0, 0, 7)  # every device bit (phys.hi 15:11) and the pin
-SLOTS = 32  # device numbers 0..31 on a bus (phys.hi "ddddd")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from fdtgen.errors import (
     LayoutError,
     RegionOverlapError,
 )
-from fdtgen.irq import Ppi, Spi, Trigger
+from fdtgen.irq import Ppi, Spi
 from fdtgen.ranges import Region, by_address
 from fdtgen.spec import (
     DEFAULT_ADDRESS_WIDTH,
@@ -25,6 +25,7 @@ from fdtgen.spec import (
     TIMER_NAMES,
     TIMER_PPIS_UNNAMED,
     VIRTIO_MMIO_MIN_SIZE,
+    Trigger,
 )
 from fdtgen.template.model import REDIST_ANCHORS, REDIST_REG_KINDS, Template
 from fdtgen.template.pci import check_pcie
