@@ -199,25 +199,7 @@ def resolve(
             f"(template {t.name!r} has {t.virtio.slots} virtio slots)",
             setting="virtio",
         )
-    base = t.dram.base if ram_base is None else ram_base
-    if not t.dram.base <= base < t.dram.end:
-        raise ConfigError(
-            f"ram_base: {base:#x} is outside the DRAM window {t.dram} of template {t.name!r}",
-            setting="ram_base",
-        )
-    if not is_aligned(base, RAM_ALIGN):
-        raise ConfigError(
-            f"ram_base: {base:#x} is not aligned to {RAM_ALIGN:#x} "
-            "(booting.rst: the Image sits at a 2 MiB-aligned base in RAM)",
-            setting="ram_base",
-        )
-    hole = next((h for h in t.ram_holes if h.range.base <= base < h.range.end), None)
-    if hole is not None:
-        raise ConfigError(
-            f"ram_base: {base:#x} lies in the DRAM hole {hole.tag!r} {hole.range} "
-            f"of template {t.name!r}",
-            setting="ram_base",
-        )
+    base = ram_start(t, ram_base)
     width = t.address_width if address_width is None else address_width
     if width is not None and (
         type(width) is not int or not MIN_ADDRESS_WIDTH <= width <= MAX_ADDRESS_WIDTH
@@ -264,6 +246,31 @@ def resolve(
         raise _past_width(layout(()), bits, width is None)
     return layout(_place_ram(t, memory, base, bits))
 
+
+
+def ram_start(t: Template, ram_base: int | None) -> int:
+    """Where RAM starts: ``ram_base``, held to the template's DRAM window, 2 MiB
+    alignment and holes, or the window's base."""
+    base = t.dram.base if ram_base is None else ram_base
+    if not t.dram.base <= base < t.dram.end:
+        raise ConfigError(
+            f"ram_base: {base:#x} is outside the DRAM window {t.dram} of template {t.name!r}",
+            setting="ram_base",
+        )
+    if not is_aligned(base, RAM_ALIGN):
+        raise ConfigError(
+            f"ram_base: {base:#x} is not aligned to {RAM_ALIGN:#x} "
+            "(booting.rst: the Image sits at a 2 MiB-aligned base in RAM)",
+            setting="ram_base",
+        )
+    hole = next((h for h in t.ram_holes if h.range.base <= base < h.range.end), None)
+    if hole is not None:
+        raise ConfigError(
+            f"ram_base: {base:#x} lies in the DRAM hole {hole.tag!r} {hole.range} "
+            f"of template {t.name!r}",
+            setting="ram_base",
+        )
+    return base
 
 def _past_width(layout: Layout, bits: int, default: bool) -> ConfigError:
     """The first live region (by address) that ends past the address width."""

@@ -723,3 +723,66 @@ def test_a_larger_config_stride_lowers_max_vcpus(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     got = constants(r.stdout)
     assert (got["MAX_VCPUS"][0], got["GIC_REDIST_STRIDE"][0]) == (16, 0x40000)
+
+
+# -- where RAM starts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["rust", "c"])
+def test_a_configs_ram_base_is_where_the_boot_offsets_count_from(lang: str, tmp_path: Path) -> None:
+    """The build places the kernel from the config's ram_base; so does the generated file."""
+    from fdtgen.config import validate
+
+    config = tmp_path / "vm.toml"
+    config.write_text('template = "firecracker"\nram_base = "0x1_0000_0000"\n')
+    path = tmp_path / f"layout.{EXT[lang]}"
+    r = run("codegen", "--lang", lang, str(config), "-o", str(path))
+    assert r.returncode == 0, r.stderr
+    text = path.read_text()
+    prefix = c_prefix("firecracker") if lang == "c" else ""
+    got = {
+        name: int(re.search(rf"\b{prefix}{name}(?:: u64 =| ) ?(0x[0-9a-fA-F_]+)", text)[1], 0)  # type: ignore[index]
+        for name in ("RAM_START", "DRAM_START", "KERNEL_OFFSET")
+    }
+    assert got["RAM_START"] == 0x1_0000_0000 and got["DRAM_START"] == 0x8020_0000
+    assert COMPILE[lang](path).returncode == 0
+    built = validate(
+        {"template": "firecracker", "ram_base": 0x1_0000_0000, "kernel": {"size": 1 << 20}}
+    )
+    placement = built.build().placement
+    assert placement is not None
+    # the Image lies text_offset above the 2 MiB-aligned base searched from RAM_START
+    kernel_base = placement.kernel.base - placement.text_offset
+    assert kernel_base == got["RAM_START"] + got["KERNEL_OFFSET"]
+    clean = run("codegen", "--check", str(path))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+def test_a_ram_base_the_build_refuses_is_refused_by_codegen_from_its_file(tmp_path: Path) -> None:
+    config = tmp_path / "vm.toml"
+    config.write_text('template = "firecracker"\nram_base = "0x40_0000_0000"\n')
+    r = run("codegen", "--lang", "rust", str(config))
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == (
+        f"fdtgen: error: {config}: ram_base: 0x4000000000 lies in the DRAM hole 'mmio64' "
+        "[0x4000000000, 0x8000000000) of template 'firecracker'\n"
+    )
+
+
+@pytest.mark.parametrize("lang", ["rust", "c"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0x40_0020_0000, "RAM_START lies in the DRAM hole mmio64"),
+        (0x8030_0000, "RAM_START is not 2 MiB aligned"),
+        (0x4000_0000, "RAM_START is outside the DRAM window"),
+    ],
+)
+def test_a_hand_edited_ram_start_fails_the_compile(
+    lang: str, value: int, message: str, tmp_path: Path
+) -> None:
+    text = edit(generated("firecracker", lang), lang, "RAM_START", value, c_prefix("firecracker"))
+    path = tmp_path / f"layout.{EXT[lang]}"
+    path.write_text(text)
+    r = COMPILE[lang](path)
+    assert r.returncode != 0 and message in r.stderr, r.stderr

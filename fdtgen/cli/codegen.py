@@ -80,7 +80,7 @@ def _command(args: argparse.Namespace) -> str:
 def module(args: argparse.Namespace) -> Module:
     from fdtgen.codegen.items import build_module
     from fdtgen.config import load
-    from fdtgen.errors import ConfigError
+    from fdtgen.errors import ConfigError, FdtgenError, located
     from fdtgen.template.load import load_template
 
     overrides = {
@@ -88,23 +88,30 @@ def module(args: argparse.Namespace) -> Module:
         "virtio": args.virtio,
         "address_width": args.address_width,
     }
-    m = load(args.config, overrides).machine()
-    t = load_template(m.template)
-    virtio = t.virtio.slots if m.virtio is None else m.virtio
-    if not 0 <= virtio <= t.virtio.slots:
-        raise ConfigError(
-            f"virtio: {virtio} is outside 0..{t.virtio.slots} "
-            f"(template {t.name!r} has {t.virtio.slots} virtio slots)",
-            setting="virtio",
+    config = load(args.config, overrides)
+    m = config.machine()
+    try:
+        t = load_template(m.template)
+        virtio = t.virtio.slots if m.virtio is None else m.virtio
+        if not 0 <= virtio <= t.virtio.slots:
+            raise ConfigError(
+                f"virtio: {virtio} is outside 0..{t.virtio.slots} "
+                f"(template {t.name!r} has {t.virtio.slots} virtio slots)",
+                setting="virtio",
+            )
+        return build_module(
+            t,
+            virtio=virtio,
+            serial=m.serial,
+            address_width=m.address_width,
+            redist_stride=m.redist_stride,
+            ram_base=m.ram_base,
+            command=_command(args),
         )
-    return build_module(
-        t,
-        virtio=virtio,
-        serial=m.serial,
-        address_width=m.address_width,
-        redist_stride=m.redist_stride,
-        command=_command(args),
-    )
+    except FdtgenError as e:  # a setting's error starts with where the setting came from
+        if e.setting is None:
+            raise
+        raise located(e, config.source_of(e.setting)) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from fdtgen.codegen.model import (
     const_name,
 )
 from fdtgen.errors import LayoutError
+from fdtgen.layout import ram_start
 from fdtgen.ranges import Range, Region
 from fdtgen.spec import (
     DEFAULT_ADDRESS_WIDTH,
@@ -108,19 +109,22 @@ def build_module(
     serial: bool,
     address_width: int | None,
     redist_stride: int | None,
+    ram_base: int | None = None,
     command: str,
 ) -> Module:
     """The constants and proofs of template ``t`` for a machine with ``virtio`` transports.
 
     ``virtio`` and ``serial`` matter only where the VMM hands SPIs out in attach
-    order (``[irq] order``); ``address_width`` and ``redist_stride`` default to
-    the template's.
+    order (``[irq] order``); ``address_width``, ``redist_stride`` and
+    ``ram_base`` (where RAM starts, which the boot offsets count from) default
+    to the template's.
     """
     settings = ", ".join(
         text
         for text, value in (
             (f"address_width {address_width}", address_width),
             (f"redist_stride {redist_stride or 0:#x}", redist_stride),
+            (f"ram_base {ram_base or 0:#x}", ram_base),
         )
         if value is not None
     )
@@ -222,15 +226,35 @@ def build_module(
     b.section("Boot")
     bs = t.boot
     b.const(
+        "RAM_START",
+        ram_start(t, ram_base),
+        "Where RAM starts: the boot offsets count from here ("
+        + ("[dram] base" if ram_base is None else "the config's ram_base")
+        + ").",
+    )
+    b.prove(
+        E.and_(E.le(f"{dram}_START", "RAM_START"), E.lt("RAM_START", f"{dram}_END")),
+        "RAM_START is outside the DRAM window",
+    )
+    b.prove(
+        E.eq(E.mod("RAM_START", RAM_ALIGN), 0),
+        f"RAM_START is not {fmt_size(RAM_ALIGN)} aligned (booting.rst: the Image's base)",
+    )
+    for h, n in holes:
+        b.prove(
+            E.or_(E.lt("RAM_START", f"{n}_START"), E.ge("RAM_START", f"{n}_END")),
+            f"RAM_START lies in the DRAM hole {h.tag}",
+        )
+    b.const(
         "KERNEL_OFFSET",
         bs.kernel_offset,
-        "The kernel's 2 MiB-aligned base is searched from DRAM_START + this "
+        "The kernel's 2 MiB-aligned base is searched from RAM_START + this "
         f"({fmt_size(bs.kernel_offset)}; [boot] kernel_offset).",
     )
     b.const(
         "INITRD_OFFSET",
         bs.initrd_offset,
-        "Lowest preferred initrd address, from DRAM_START "
+        "Lowest preferred initrd address, from RAM_START "
         f"({fmt_size(bs.initrd_offset)}; [boot] initrd_offset).",
     )
     b.const(
@@ -245,8 +269,9 @@ def build_module(
         ),
         "FDT_MAX_SIZE: booting.rst wants the DTB 8-byte aligned and at most 2 MiB",
     )
-    b.prove(E.lt("KERNEL_OFFSET", "DRAM_SIZE"), "KERNEL_OFFSET is past the DRAM window")
-    b.prove(E.lt("INITRD_OFFSET", "DRAM_SIZE"), "INITRD_OFFSET is past the DRAM window")
+    room = E.sub(f"{dram}_END", "RAM_START")
+    b.prove(E.lt("KERNEL_OFFSET", room), "KERNEL_OFFSET is past the DRAM window")
+    b.prove(E.lt("INITRD_OFFSET", room), "INITRD_OFFSET is past the DRAM window")
 
     return b.module(command, _notes(t, virtio, serial))
 
