@@ -78,6 +78,19 @@ GICV3_REDIST_STRIDE = 2 * GICV3_REDIST_FRAME  # RD_base + SGI_base (a GICv4 adds
 GICV2_MAX_VCPUS = 8  # arm,gic.yaml: the PPI CPU mask (flags bits 15:8) has 8 bits
 GICV2M_MAX_INTID = 1019  # the last SPI INTID a v2m frame may signal
 
+# The smallest frame of each GIC part: its register map, as KVM maps it at the
+# address a VMM gives (arch/arm64/include/uapi/asm/kvm.h, torvalds/linux
+# 38c26bdb3cc5). The bindings state no minimum; the examples in arm,gic-v3.yaml
+# (torvalds/linux 0b2333183ade) and arm,gic.yaml's GICv2 ones (1226c72a32a8) use
+# these sizes (its GICv1 example has a 0x100-byte CPU interface).
+GICV3_DIST_MIN_SIZE = 64 * KiB  # KVM_VGIC_V3_DIST_SIZE (SZ_64K)
+GICV3_ITS_MIN_SIZE = 128 * KiB  # KVM_VGIC_V3_ITS_SIZE (2 * SZ_64K): control + translation
+GICV2_DIST_MIN_SIZE = 4 * KiB  # KVM_VGIC_V2_DIST_SIZE (0x1000)
+GICV2_CPU_MIN_SIZE = 8 * KiB  # KVM_VGIC_V2_CPU_SIZE (0x2000): GICC_DIR is at 0x1000
+# drivers/irqchip/irq-gic-v2m.c (torvalds/linux 037dd1308c6d) reads MSI_IIDR at
+# 0xFCC and maps an ACPI-described frame as SZ_4K.
+GICV2M_MIN_SIZE = 4 * KiB
+
 # -- pci/host-generic-pci.yaml, pci-bus-common.yaml, IEEE 1275 PCI binding --------------
 ECAM = "pci-host-ecam-generic"
 CAM = "pci-host-cam-generic"

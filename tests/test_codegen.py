@@ -420,7 +420,7 @@ BROKEN_MAPS = [
     (  # KVM takes GICv3 frames at 64 KiB boundaries only
         "squib",
         "c",
-        {"GIC_DIST_START": 0x0800_1000, "GIC_DIST_SIZE": 0xF000},
+        {"GIC_DIST_START": 0x0800_1000, "GIC_DIST_END": 0x0801_1000},
         "gic-dist: start is not aligned to 64 KiB",
     ),
     ("squib", "rust", {"FDT_MAX_SIZE": 0}, "FDT_MAX_SIZE: booting.rst wants"),
@@ -455,6 +455,26 @@ BROKEN_MAPS = [
         "rust",
         {"COM3_SPI": 1, "COM3_INTID": 33},
         "uart0 shares com3's SPIs in the template; keep them together",
+    ),
+    # A frame shrunk below its registers (KVM_VGIC_V3_ITS_SIZE, KVM_VGIC_V2_CPU_SIZE),
+    # still aligned and clear of its neighbours
+    *(
+        (
+            "qemu-virt",
+            lang,
+            {"GIC_ITS_SIZE": 0x1_0000, "GIC_ITS_END": 0x0809_0000},
+            "GIC_ITS_SIZE must be at least 128 KiB (an ITS is two 64 KiB frames",
+        )
+        for lang in ("rust", "c")
+    ),
+    *(
+        (
+            "qemu-virt-gicv2",
+            lang,
+            {"GIC_CPU_SIZE": 0x1000, "GIC_CPU_END": 0x0801_1000},
+            "GIC_CPU_SIZE must be at least 8 KiB (the GICv2 CPU interface is two 4 KiB pages",
+        )
+        for lang in ("rust", "c")
     ),
 ]
 

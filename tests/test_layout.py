@@ -157,7 +157,7 @@ def test_virtio_must_stay_below_dram():
 def test_a_gicv3_frame_off_a_64kib_boundary_is_refused():
     """KVM takes the GICv3 distributor, redistributor and ITS addresses 64 KiB aligned."""
     t = squib()
-    bad = _with(t, gic=replace(t.gic, dist=Range(0x0800_1000, 0xF000)))
+    bad = _with(t, gic=replace(t.gic, dist=Range(0x0800_1000, 0x1_0000)))
     with pytest.raises(LayoutError, match=r"'gic-dist' base 0x8001000 is not aligned to 0x10000"):
         check_template(bad)
 

@@ -580,6 +580,74 @@ def test_a_gicv2_template_with_more_than_8_vcpus_is_rejected_at_load(tmp_path):
         load_template(str(tmp_path / "v2.toml"))
 
 
+GIC_MINIMUMS = [
+    pytest.param(
+        "qemu-virt",
+        'dist_size = "64KiB"',
+        'dist_size = "32KiB"',
+        "gic.dist_size: 0x8000: must be at least 0x10000 (the GICv3 distributor's register "
+        "frame; KVM_VGIC_V3_DIST_SIZE)",
+        id="gicv3-dist",
+    ),
+    pytest.param(
+        "qemu-virt",
+        '[gic.its]\nbase = 0x0808_0000                # VIRT_GIC_ITS\nsize = "128KiB"',
+        '[gic.its]\nbase = 0x0808_0000\nsize = "64KiB"',
+        "gic.its.size: 0x10000: must be at least 0x20000 (an ITS is two 64 KiB frames, "
+        "control and translation; KVM_VGIC_V3_ITS_SIZE)",
+        id="gicv3-its",
+    ),
+    pytest.param(
+        "qemu-virt-gicv2",
+        'dist_size = "64KiB"',
+        'dist_size = "2KiB"',
+        "gic.dist_size: 0x800: must be at least 0x1000 (the GICv2 distributor's register map; "
+        "KVM_VGIC_V2_DIST_SIZE)",
+        id="gicv2-dist",
+    ),
+    pytest.param(
+        "qemu-virt-gicv2",
+        'cpu_size = "64KiB"',
+        'cpu_size = "4KiB"',
+        "gic.cpu_size: 0x1000: must be at least 0x2000 (the GICv2 CPU interface is two 4 KiB "
+        "pages, GICC_DIR at 0x1000; KVM_VGIC_V2_CPU_SIZE)",
+        id="gicv2-cpu",
+    ),
+    pytest.param(
+        "qemu-virt-gicv2",
+        'size = "4KiB"\n\n[uart]',
+        'size = "2KiB"\n\n[uart]',
+        "gic.v2m.size: 0x800: must be at least 0x1000 (the v2m frame's registers run to "
+        "MSI_IIDR at 0xfcc; Linux irq-gic-v2m.c)",
+        id="v2m",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "message"), GIC_MINIMUMS)
+def test_a_gic_frame_below_its_register_map_is_refused_at_load(tmp_path, name, old, new, message):
+    text = (templates_dir() / f"{name}.toml").read_text()
+    assert text.count(old) == 1, old
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace(old, new))
+    with pytest.raises(TemplateError) as err:
+        load_template(str(path))
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_gic_frames_of_exactly_their_minimum_size_load(tmp_path):
+    text = (templates_dir() / "qemu-virt-gicv2.toml").read_text()
+    for old, new in (
+        ('dist_size = "64KiB"', 'dist_size = "4KiB"'),
+        ('cpu_size = "64KiB"', 'cpu_size = "8KiB"'),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / "v2.toml").write_text(text)
+    g = load_template(str(tmp_path / "v2.toml")).gic
+    assert (g.dist.size, g.cpu_if.size, g.v2m.range.size) == (4 * KiB, 8 * KiB, 4 * KiB)
+
+
 @pytest.mark.parametrize(
     ("line", "value", "match"),
     [

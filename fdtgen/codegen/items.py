@@ -51,6 +51,7 @@ from fdtgen.spec import (
     RAM_ALIGN,
 )
 from fdtgen.template.model import Template
+from fdtgen.template.proofs import gic_frame_minimums
 from fdtgen.units import fmt_size
 
 
@@ -355,6 +356,12 @@ def _gic(b: Builder, t: Template, stride: int, stride_from: str) -> None:
     g = t.gic
     b.const("GIC_VERSION", g.version, "GIC architecture version ([gic] version).", U32)
     b.prove(E.eq("GIC_VERSION", g.version), f"this map is a GICv{g.version}'s")
+    for f in gic_frame_minimums(g):  # each frame holds its registers
+        n = const_name(f.tag)
+        b.prove(
+            E.ge(f"{n}_SIZE", f.minimum),
+            f"{n}_SIZE must be at least {fmt_size(f.minimum)} ({f.rule})",
+        )
     if g.version == 2:
         b.prove(
             E.le("MAX_VCPUS", GICV2_MAX_VCPUS), f"a GICv2 targets at most {GICV2_MAX_VCPUS} vCPUs"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from fdtgen.errors import (
     AlignmentError,
@@ -11,11 +12,16 @@ from fdtgen.errors import (
     RegionOverlapError,
 )
 from fdtgen.irq import Ppi, Spi
-from fdtgen.ranges import Region, by_address
+from fdtgen.ranges import Range, Region, by_address
 from fdtgen.spec import (
     DEFAULT_ADDRESS_WIDTH,
+    GICV2_CPU_MIN_SIZE,
+    GICV2_DIST_MIN_SIZE,
     GICV2_MAX_VCPUS,
     GICV2M_MAX_INTID,
+    GICV2M_MIN_SIZE,
+    GICV3_DIST_MIN_SIZE,
+    GICV3_ITS_MIN_SIZE,
     GICV3_REDIST_FRAME,
     GICV3_REDIST_STRIDE,
     MAX_ADDRESS_WIDTH,
@@ -27,7 +33,7 @@ from fdtgen.spec import (
     VIRTIO_MMIO_MIN_SIZE,
     Trigger,
 )
-from fdtgen.template.model import REDIST_ANCHORS, REDIST_REG_KINDS, Template
+from fdtgen.template.model import REDIST_ANCHORS, REDIST_REG_KINDS, GicSpec, Template
 from fdtgen.template.pci import check_pcie
 from fdtgen.units import is_aligned, is_pow2
 
@@ -37,6 +43,73 @@ REDIST_STRIDE_RULE = (
     "(arm,gic-v3.yaml redistributor-stride; a GICv3 redistributor is two 64 KiB frames, "
     "RD_base and SGI_base)"
 )
+
+
+class GicFrameMinimum(NamedTuple):
+    """A GIC frame a template has, and the least size that holds its registers."""
+
+    tag: str  # the region's tag: "gic-its"
+    key: str  # the template key of its size: "gic.its.size"
+    size: int  # the frame's size in the template
+    minimum: int  # from fdtgen.spec
+    rule: str  # why, and where the number comes from
+
+
+def gic_frame_minimums(g: GicSpec) -> tuple[GicFrameMinimum, ...]:
+    """Each frame of ``g`` with its minimum size: a GICv3's distributor and ITS, a
+    GICv2's distributor and CPU interface, and a v2m frame under either. The numbers
+    are the frames KVM maps (fdtgen.spec); the proofs of a template and of the
+    generated code both take them from here."""
+    frames: list[tuple[str, str, Range | None, int, str]] = []
+    if g.version == 3:
+        frames += [
+            (
+                "gic-dist",
+                "gic.dist_size",
+                g.dist,
+                GICV3_DIST_MIN_SIZE,
+                "the GICv3 distributor's register frame; KVM_VGIC_V3_DIST_SIZE",
+            ),
+            (
+                "gic-its",
+                "gic.its.size",
+                g.its,
+                GICV3_ITS_MIN_SIZE,
+                "an ITS is two 64 KiB frames, control and translation; KVM_VGIC_V3_ITS_SIZE",
+            ),
+        ]
+    elif g.version == 2:
+        frames += [
+            (
+                "gic-dist",
+                "gic.dist_size",
+                g.dist,
+                GICV2_DIST_MIN_SIZE,
+                "the GICv2 distributor's register map; KVM_VGIC_V2_DIST_SIZE",
+            ),
+            (
+                "gic-cpu",
+                "gic.cpu_size",
+                g.cpu_if,
+                GICV2_CPU_MIN_SIZE,
+                "the GICv2 CPU interface is two 4 KiB pages, GICC_DIR at 0x1000; "
+                "KVM_VGIC_V2_CPU_SIZE",
+            ),
+        ]
+    frames.append(
+        (
+            "gic-v2m",
+            "gic.v2m.size",
+            None if g.v2m is None else g.v2m.range,
+            GICV2M_MIN_SIZE,
+            "the v2m frame's registers run to MSI_IIDR at 0xfcc; Linux irq-gic-v2m.c",
+        )
+    )
+    return tuple(
+        GicFrameMinimum(tag, key, r.size, minimum, rule)
+        for tag, key, r, minimum, rule in frames
+        if r is not None
+    )
 
 
 def check_regions(regions: Sequence[Region], context: str = "layout") -> None:
@@ -79,6 +152,7 @@ def check_template(t: Template) -> None:
     ]
     if unplaced:
         raise LayoutError(f"{where}: region {unplaced[0]!r} has no address (place it first)")
+    _check_gic_frames(t, where)  # first: a frame below a page also fails the alignment rule
     regions = t.pinned_regions()
     check_regions(regions, where)
     _check_address_width(t, where)
@@ -193,6 +267,15 @@ def _check_holes(t: Template, where: str) -> None:
             raise RegionOverlapError(a, b, where)
     if not t.dram_ranges():
         raise LayoutError(f"{where}: the DRAM holes cover the whole DRAM window {t.dram}")
+
+
+def _check_gic_frames(t: Template, where: str) -> None:
+    """Each GIC frame is at least the size of its register map."""
+    for f in gic_frame_minimums(t.gic):
+        if f.size < f.minimum:
+            raise LayoutError(
+                f"{where}: {f.key}: {f.size:#x}: must be at least {f.minimum:#x} ({f.rule})"
+            )
 
 
 def _check_gic(t: Template, where: str) -> None:
