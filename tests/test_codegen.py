@@ -806,3 +806,77 @@ def test_a_hand_edited_ram_start_fails_the_compile(
     path.write_text(text)
     r = COMPILE[lang](path)
     assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+# -- redistributors stacked down from the distributor ----------------------------------
+
+
+def _anchored() -> list[str]:
+    return [n for n in builtin_names() if load_template(n).gic.redist_anchor == "end"]
+
+
+def _layout_redist_base(name: str, vcpus: int) -> int:
+    from fdtgen.layout import resolve
+
+    t = load_template(name)
+    return resolve(t, vcpus=vcpus, memory=256 << 20, virtio=0).gic_redist[0].base
+
+
+@pytest.mark.parametrize("name", _anchored())
+def test_the_redistributor_base_function_agrees_with_the_build(name: str, tmp_path: Path) -> None:
+    """``gic_redist_base(n)`` (Rust ``const fn``) and ``*_GIC_REDIST_BASE(n)`` (C macro),
+    compiled and run, give the frames' base the build puts in the DTB's GICR ``reg``."""
+    t = load_template(name)
+    counts = sorted({1, 2, t.max_vcpus})
+    want = [f"{_layout_redist_base(name, n):#x}" for n in counts]
+    (tmp_path / "layout.rs").write_text(generated(name, "rust"))
+    (tmp_path / "main.rs").write_text(
+        "mod layout;\nfn main() {\n"
+        + "".join(f'    println!("{{:#x}}", layout::gic_redist_base({n}));\n' for n in counts)
+        + "}\n"
+    )
+    exe = tmp_path / "rs"
+    r = call(
+        tool("rustc"),
+        "--edition",
+        "2021",
+        "-D",
+        "warnings",
+        "-o",
+        str(exe),
+        str(tmp_path / "main.rs"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert call(str(exe)).stdout.split() == want
+    prefix = c_prefix(name)
+    (tmp_path / "layout.h").write_text(generated(name, "c"))
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "layout.h"\nint main(void) {\n'
+        + "".join(f'    printf("%#llx\\n", {prefix}GIC_REDIST_BASE({n}));\n' for n in counts)
+        + "    return 0;\n}\n"
+    )
+    r = call(
+        tool("cc"), "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", "c", "main.c", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    assert call(str(tmp_path / "c")).stdout.split() == want
+
+
+@pytest.mark.parametrize(
+    ("vcpus", "message"), [("0", "vcpus is 0"), ("MAX_VCPUS as u64 + 1", "vcpus > MAX_VCPUS")]
+)
+def test_a_vcpu_count_out_of_range_fails_in_a_const_context(
+    vcpus: str, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "layout.rs"
+    path.write_text(
+        generated("firecracker", "rust") + f"\npub const BAD: u64 = gic_redist_base({vcpus});\n"
+    )
+    r = compile_rust(path)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+def test_only_anchored_templates_have_the_function() -> None:
+    assert "crosvm" in _anchored() and "firecracker" in _anchored()
+    assert "gic_redist_base" not in generated("squib", "rust")
+    assert "GIC_REDIST_BASE" not in generated("qemu-virt", "c")

@@ -210,6 +210,15 @@ def build_module(
         stride,
         "[gic] redist_stride" if redist_stride is None else "the config's redist_stride",
     )
+    if t.gic.version == 3 and t.gic.redist_anchor == "end":
+        b.function(
+            "gic_redist_base",
+            "vcpus",
+            "MAX_VCPUS",
+            E.sub("GIC_REDIST_END", E.mul("vcpus", "GIC_REDIST_STRIDE")),
+            "Base of the live redistributor frames, given the vCPU count: the VMM stacks "
+            'them down from GIC_REDIST_END ([gic] redist_anchor = "end").',
+        )
     lines.append(v2m_lines(b, t))
 
     if t.virtio.slots and t.virtio.base is not None:

@@ -84,9 +84,22 @@ class Proof:
 
 
 @dataclass(frozen=True, slots=True)
+class Function:
+    """``name(arg)``: a u64 worked out from constants and ``arg``, which runs
+    1..``limit`` (a constant's name) — a ``const fn`` in Rust, a macro in C."""
+
+    name: str  # lower case: gic_redist_base (C upper-cases it)
+    arg: str
+    limit: str
+    body: Expr  # over constant names and ``arg``
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     title: str
     consts: tuple[Const, ...]
+    functions: tuple[Function, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +147,21 @@ class Builder:
         self.values: dict[str, int] = {}
         self.types: dict[str, str] = {}
         self.proofs: list[Proof] = []
+        self.functions: list[Function] = []
 
     def section(self, title: str) -> None:
-        if self.current:
-            self.sections.append(Section(self.title, tuple(self.current)))
-        self.title, self.current = title, []
+        if self.current or self.functions:
+            self.sections.append(Section(self.title, tuple(self.current), tuple(self.functions)))
+        self.title, self.current, self.functions = title, [], []
+
+    def function(self, name: str, arg: str, limit: str, body: Expr, doc: str) -> None:
+        """A function of ``arg`` in 1..``limit``, checked at both ends as proofs are:
+        no step of ``body`` leaves 0..2^64-1 for an argument in range."""
+        if name.upper() in self.values:
+            raise LayoutError(f"codegen: {self.where}: {name.upper()} is also a constant's name")
+        for n in (1, self.values[limit]):
+            evaluate(body, {**self.values, arg: n})
+        self.functions.append(Function(name, arg, limit, body, doc))
 
     def const(self, name: str, value: int, doc: str, ty: str = U64) -> str:
         if name in self.values:

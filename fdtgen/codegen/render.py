@@ -15,7 +15,17 @@ import re
 import textwrap
 from collections.abc import Callable
 
-from fdtgen.codegen.model import U32, U64, AllOnes, Expr, Module, Op, Proof, const_name
+from fdtgen.codegen.model import (
+    U32,
+    U64,
+    AllOnes,
+    Expr,
+    Function,
+    Module,
+    Op,
+    Proof,
+    const_name,
+)
 
 REGENERATE = "Regenerate: "
 WIDTH = 100
@@ -173,6 +183,8 @@ def rust(m: Module) -> str:
             value = str(c.value) if c.ty == U32 else hex_literal(c.value)
             doc = _comment([c.doc], "/// ", rust_doc)
             out += ["", *doc, f"pub const {c.name}: {c.ty} = {value};"]
+        for f in s.functions:
+            out += ["", *_rust_function(f, types)]
     out += [
         "",
         "// ---- Proofs: a broken one fails the build, not the boot ----",
@@ -186,6 +198,27 @@ def rust(m: Module) -> str:
         "}",
     ]
     return "\n".join(out) + "\n"
+
+
+def _rust_function(f: Function, types: dict[str, str]) -> list[str]:
+    """A ``const fn`` that panics (at compile time in a const context) outside 1..limit."""
+    body = _expr(f.body, {**types, f.arg: U64}, str, rust=True)
+    limit = f.limit if types[f.limit] == U64 else f"{f.limit} as u64"
+    return [
+        *_comment([f.doc], "/// ", rust_doc),
+        "///",
+        "/// # Panics",
+        "///",
+        f"/// If `{f.arg}` is 0 or above `{f.limit}`: a compile error where it is evaluated "
+        "as a constant.",
+        "#[must_use]",
+        "#[allow(clippy::cast_lossless)]",
+        f"pub const fn {f.name}({f.arg}: u64) -> u64 {{",
+        f'    assert!({f.arg} != 0, "{f.arg} is 0");',
+        f'    assert!({f.arg} <= {limit}, "{f.arg} > {f.limit}");',
+        f"    {body}",
+        "}",
+    ]
 
 
 def _rust_proof(p: Proof, types: dict[str, str]) -> list[str]:
@@ -218,6 +251,8 @@ def c(m: Module, prefix: str) -> str:
             suffix = "ULL" if k.ty == U64 else "U"
             value = hex_literal(k.value, "") if k.ty == U64 else str(k.value)
             out += ["", *_c_doc(k.doc), f"#define {prefix}{k.name} {value}{suffix}"]
+        for f in s.functions:
+            out += ["", *_c_function(f, types, prefix)]
     is_type = f"{prefix}IS_TYPE"
     out += [
         "",
@@ -262,6 +297,21 @@ def c(m: Module, prefix: str) -> str:
         f"#endif /* {guard} */",
     ]
     return "\n".join(out) + "\n"
+
+
+def _c_function(f: Function, types: dict[str, str], prefix: str) -> list[str]:
+    """A function-like macro; its argument is not checked (C has no const fn)."""
+    arg = f"(unsigned long long)({f.arg})"
+    body = _expr(
+        f.body,
+        {**types, f.arg: U64},
+        lambda n: arg if n == f.arg else f"({prefix}{n})",
+        rust=False,
+    )
+    doc = f"{f.doc} {f.arg} must be 1..{f.limit}: the macro does not check it."
+    head = f"#define {prefix}{f.name.upper()}({f.arg})"
+    line = f"{head} ({body})"
+    return [*_c_doc(doc), *([line] if len(line) <= WIDTH else [f"{head} \\", f"    ({body})"])]
 
 
 def _c_doc(doc: str) -> list[str]:
