@@ -831,6 +831,7 @@ def test_the_redistributor_base_function_agrees_with_the_build(name: str, tmp_pa
     want = [f"{_layout_redist_base(name, n):#x}" for n in counts]
     (tmp_path / "layout.rs").write_text(generated(name, "rust"))
     (tmp_path / "main.rs").write_text(
+        "#![allow(dead_code)] // a program using one function of the module\n"
         "mod layout;\nfn main() {\n"
         + "".join(f'    println!("{{:#x}}", layout::gic_redist_base({n}));\n' for n in counts)
         + "}\n"
