@@ -416,6 +416,27 @@ BROKEN_MAPS = [
     ("cloud-hypervisor", "c", {"PCIE_BUS_LAST": 5}, "PCIE_ECAM_SIZE does not hold the buses"),
     ("crosvm", "rust", {"PCIE_INTX_FIRST_SLOT": 10}, "PCI INTx slots run past device 31"),
     ("squib", "rust", {"GIC_VERSION": 2}, "this map is a GICv3's"),
+    # [gic] spis: an SPI past the VMM's GIC's last line never interrupts
+    (
+        "qemu-virt",
+        "rust",
+        {"VIRTIO_FIRST_SPI": 240, "VIRTIO_FIRST_INTID": 272},
+        "virtio SPIs run past GIC_SPIS",
+    ),
+    (
+        "crosvm",
+        "c",
+        {"PCIE_INTX_FIRST_SPI": 5, "PCIE_INTX_FIRST_INTID": 37},
+        "pcie INTx SPIs run past GIC_SPIS",
+    ),
+    (
+        "cloud-hypervisor",
+        "rust",
+        {"UART0_SPI": 224, "UART0_INTID": 256},
+        "UART0_SPI must be below GIC_SPIS",
+    ),
+    ("firecracker", "c", {"VMCLOCK_SPI": 96, "VMCLOCK_INTID": 128}, "VMCLOCK_SPI must be below"),
+    ("crosvm", "rust", {"GIC_SPIS": 0}, "GIC_SPIS is outside 1..988"),
     ("qemu-virt-gicv2", "c", {"GIC_VERSION": 3}, "this map is a GICv2's"),
     (  # KVM takes GICv3 frames at 64 KiB boundaries only
         "squib",

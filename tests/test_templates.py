@@ -83,6 +83,7 @@ DOCUMENTED = {
         },
         "spis": {"uart0": 1, "rtc": 2, "gpio": 7, "virtio-0": 16, "virtio-31": 47},
         "max_vcpus": 512,
+        "gic_spis": 256,  # virt.c NUM_IRQS (num-irq = NUM_IRQS + 32)
     },
     "qemu-virt-its-off": {  # -M virt,its=off: the same map without an ITS
         "regions": {
@@ -95,6 +96,7 @@ DOCUMENTED = {
         },
         "spis": {"uart0": 1, "rtc": 2, "gpio": 7, "virtio-0": 16},
         "max_vcpus": 512,
+        "gic_spis": 256,
     },
     "qemu-virt-gicv2": {
         "regions": {
@@ -107,6 +109,7 @@ DOCUMENTED = {
         },
         "spis": {"uart0": 1, "rtc": 2, "gpio": 7, "virtio-0": 16},
         "max_vcpus": 8,
+        "gic_spis": 256,
     },
     "firecracker": {  # layout.rs, gic/gicv3/mod.rs
         "regions": {
@@ -124,6 +127,7 @@ DOCUMENTED = {
         # builder.rs: virtio first (GSI i), then serial, RTC, vmgenid, vmclock
         "spis": {"virtio-0": 0, "uart0": 32, "vmgenid": 34, "vmclock": 35},
         "max_vcpus": 32,
+        "gic_spis": 96,  # nr_irqs = GSI_LEGACY_NUM (SPI_END 127 - SPI_START 32 + 1) + 32
         "redist_below_dist": True,
     },
     "firecracker-pci": {  # --enable-pci: layout.rs, fdt.rs create_pci_nodes, pci_segment.rs
@@ -145,6 +149,7 @@ DOCUMENTED = {
         # virtio-pci takes no legacy GSI: serial, RTC, vmgenid, vmclock from 0
         "spis": {"uart0": 0, "vmgenid": 2, "vmclock": 3},
         "max_vcpus": 32,
+        "gic_spis": 96,
         "redist_below_dist": True,
     },
     "cloud-hypervisor": {  # arch/src/aarch64/layout.rs
@@ -163,6 +168,7 @@ DOCUMENTED = {
         "holes": {"mem32-reserved": (0xFC00_0000, 0x0400_0000)},
         "spis": {"rtc": 0, "gpio": 1, "uart0": 3},  # RTC, GPIO, GED, serial
         "max_vcpus": 254,
+        "gic_spis": 224,  # nr_irqs = IRQ_NUM 256
         "redist_below_dist": True,
     },
     "crosvm": {  # aarch64/src/lib.rs
@@ -179,6 +185,7 @@ DOCUMENTED = {
         },
         "spis": {"uart0": 0, "rtc": 1, "com2": 2, "com3": 0, "com4": 2},
         "max_vcpus": 64,
+        "gic_spis": 32,  # devices/src/irqchip/kvm/aarch64.rs AARCH64_GIC_NR_SPIS
         "redist_below_dist": True,
     },
     "kvmtool": {  # arm/include/arm-common/kvm-arch.h
@@ -196,6 +203,7 @@ DOCUMENTED = {
         },
         "spis": {"uart0": 0, "serial1": 1, "serial3": 3, "virtio-0": 4},
         "max_vcpus": 255,
+        "gic_spis": 64,  # ALIGN(4 16550s + 32 virtio lines, 32)
         "redist_below_dist": True,
     },
     "libkrun": {  # src/arch/src/aarch64/layout.rs
@@ -208,6 +216,7 @@ DOCUMENTED = {
         },
         "spis": {"uart0": 32, "rtc": 33, "virtio-0": 34},
         "max_vcpus": 32,
+        "gic_spis": 96,  # nr_irqs = IRQ_MAX 159 - IRQ_BASE 32 + 1 = 128
         "redist_below_dist": True,
     },
     "openvmm": {  # memory_layout.rs, loader/src/linux.rs
@@ -226,6 +235,7 @@ DOCUMENTED = {
         "holes": {"chipset-low-mmio": (0xE000_0000, 512 * MiB)},
         "spis": {"uart0": 1, "uart1": 2},
         "max_vcpus": 2048,
+        "gic_spis": 960,  # openvmm_defs DEFAULT_GIC_NR_IRQS 992
     },
     "squib": {  # squib_arch/src/layout.rs (also tests/test_layout.py)
         "regions": {
@@ -274,6 +284,8 @@ def test_pinned_map_matches_the_vmms_documented_values(name):
     for tag, spi in doc["spis"].items():
         assert spi_of(name, tag) == Spi(spi), f"{name}: {tag}"
     assert t.max_vcpus == doc["max_vcpus"]
+    # squib's count is Hypervisor.framework's, read at run time: the template gives none.
+    assert t.gic.spis == doc.get("gic_spis"), f"{name}: gic.spis"
     if doc.get("redist_below_dist"):
         # "GICR below GICD, vcpus x 128 KiB": the live frames end at the distributor.
         for vcpus in (1, t.max_vcpus):
@@ -633,6 +645,86 @@ def test_a_gic_frame_below_its_register_map_is_refused_at_load(tmp_path, name, o
     with pytest.raises(TemplateError) as err:
         load_template(str(path))
     assert str(err.value) == f"{path}: {message}"
+
+
+# [gic] spis: the SPIs the VMM's GIC implements. A bad value, and an SPI the
+# template hands out past the last one, are refused with one line.
+SQUIB_SPIS = "maintenance_ppi = 9               # INTID 25\n"
+GIC_SPIS = [
+    pytest.param(
+        "crosvm",
+        "spis = 32 ",
+        "spis = 0 ",
+        "gic.spis: 0: must be in 1..988 (SPIs 0..spis-1 exist; the binding's last is 987)",
+        id="zero",
+    ),
+    pytest.param(
+        "crosvm",
+        "spis = 32 ",
+        "spis = 989 ",
+        "gic.spis: 989: must be in 1..988 (SPIs 0..spis-1 exist; the binding's last is 987)",
+        id="past-the-binding",
+    ),
+    pytest.param(
+        "crosvm",
+        "spis = 32 ",
+        "spis = 32.0 ",
+        "gic.spis: 32.0: expected an integer",
+        id="not-an-integer",
+    ),
+    pytest.param(
+        "qemu-virt",
+        "spis = 256 ",
+        "spis = 7 ",
+        "'gpio' is wired to SPI 7 (INTID 39), past the GIC's last SPI 6 "
+        "(gic.spis = 7: the VMM's GIC implements SPIs 0..6)",
+        id="pinned-device",
+    ),
+    pytest.param(
+        "squib",
+        SQUIB_SPIS,
+        SQUIB_SPIS + "spis = 40\n",
+        "'virtio-24' is wired to SPI 40 (INTID 72), past the GIC's last SPI 39 "
+        "(gic.spis = 40: the VMM's GIC implements SPIs 0..39)",
+        id="virtio-slot",
+    ),
+    pytest.param(
+        "crosvm",
+        "spis = 32 ",
+        "spis = 31 ",
+        "'pcie-intx' is wired to SPI 31 (INTID 63), past the GIC's last SPI 30 "
+        "(gic.spis = 31: the VMM's GIC implements SPIs 0..30)",
+        id="pcie-intx",
+    ),
+    pytest.param(
+        "firecracker",
+        "spis = 96 ",
+        "spis = 33 ",
+        "'rtc' is wired to SPI 33 (INTID 65) with every virtio slot and a console "
+        "([irq] order), past the GIC's last SPI 32 "
+        "(gic.spis = 33: the VMM's GIC implements SPIs 0..32)",
+        id="attach-order",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "message"), GIC_SPIS)
+def test_gic_spis_and_an_spi_past_them_are_refused_at_load(tmp_path, name, old, new, message):
+    text = (templates_dir() / f"{name}.toml").read_text()
+    assert text.count(old) == 1, old
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace(old, new))
+    with pytest.raises(TemplateError) as err:
+        load_template(str(path))
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_the_gics_last_spi_is_usable_and_988_spis_are_allowed(tmp_path):
+    crosvm = load_template("crosvm")  # PCI INTx runs up to SPI 31, the last of its 32
+    assert crosvm.pcie.intx_spis()[-1].number == crosvm.gic.spis - 1
+    text = (templates_dir() / "crosvm.toml").read_text()
+    (tmp_path / "mine.toml").write_text(text.replace("spis = 32 ", "spis = 988 "))
+    assert load_template(str(tmp_path / "mine.toml")).gic.spis == 988
 
 
 def test_gic_frames_of_exactly_their_minimum_size_load(tmp_path):

@@ -600,6 +600,22 @@ def test_each_template_rule_fires_when_a_pinned_region_moves(rule, path, prop, t
     assert not {(f.rule, f.path, f.prop) for f in check(tree)} & {(rule, path, prop)}
 
 
+def test_an_spi_past_the_templates_gic_spis_is_a_template_finding():
+    crosvm = load_template("crosvm")  # its GIC has SPIs 0..31 ([gic] spis = 32)
+    tree = build(Machine(template="crosvm", vcpus=2)).tree
+    past = edit(tree, "/serial@2e8", set_prop(Prop.cells("interrupts", 0, 32, 1)))
+    (finding,) = [f for f in check(past, template=crosvm) if f.rule == "template.gic-spis"]
+    assert (finding.path, finding.prop, finding.message) == (
+        "/serial@2e8",
+        "interrupts",
+        "the GIC of template 'crosvm' implements SPIs 0..31 ([gic] spis): SPI 32 (INTID 64) "
+        "never interrupts",
+    )
+    last = edit(tree, "/serial@2e8", set_prop(Prop.cells("interrupts", 0, 31, 1)))
+    assert not [f for f in check(last, template=crosvm) if f.rule == "template.gic-spis"]
+    assert not [f for f in check(past) if f.rule.startswith("template.")]
+
+
 # Boot rules against the manifest fdtgen writes for BASE's machine with a kernel
 # and an initrd, edited; the tree under test is BASE's with /chosen set.
 

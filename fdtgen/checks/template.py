@@ -175,6 +175,8 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
                         f"virtio slot {slot}",
                         v.first_spi.number + (0 if v.shared_spi else slot),
                     )
+    if t.gic.spis is not None:
+        out += _past_gic_spis(index, t, t.gic.spis)
     for path, base, size in index.memory():
         inside(path, "dram", base, size, dram)
     for r in index.regions():
@@ -200,6 +202,32 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
 
 def _pick(pinned: dict[str, Range], *tags: str) -> list[Range]:
     return [pinned[t] for t in tags if t in pinned]
+
+
+def _past_gic_spis(index: TreeIndex, t: Template, spis: int) -> list[Finding]:
+    """Each SPI a node's interrupts name at the GIC is one the template's GIC
+    implements (``[gic] spis``): past the last, the device never interrupts."""
+    out: list[Finding] = []
+    for path in index.order:
+        for controller, spec in index.specifiers(path) or ():
+            if index.gic_version(controller) is None or len(spec) < 2 or spec[0] != 0:
+                continue
+            if spec[1] >= spis:
+                ext = index.nodes[path].prop("interrupts-extended") is not None
+                prop = "interrupts-extended" if ext else "interrupts"
+                out.append(
+                    Finding(
+                        "template.gic-spis",
+                        path,
+                        prop,
+                        show_specifier(spec),
+                        f"the GIC of template {t.name!r} implements SPIs 0..{spis - 1} "
+                        f"([gic] spis): SPI {spec[1]} (INTID {spec[1] + SPI_INTID_BASE}) "
+                        "never interrupts",
+                    )
+                )
+                break  # one finding per node
+    return out
 
 
 def _template_spi(index: TreeIndex, t: Template, path: str, what: str, spi: int) -> list[Finding]:

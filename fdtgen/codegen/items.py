@@ -22,6 +22,7 @@ from fdtgen.codegen.lines import (
     interrupts,
     pcie_lines,
     prove_attach_order,
+    prove_below_gic_spis,
     prove_lines_apart,
     v2m_lines,
     virtio_lines,
@@ -49,6 +50,7 @@ from fdtgen.spec import (
     MAX_ADDRESS_WIDTH,
     MIN_ADDRESS_WIDTH,
     RAM_ALIGN,
+    SPI_MAX,
 )
 from fdtgen.template.model import Template
 from fdtgen.template.proofs import gic_frame_minimums
@@ -230,6 +232,8 @@ def build_module(
         lines.append(pcie_lines(b, t))
     wired = [x for x in lines if x is not None]
     prove_lines_apart(b, wired)
+    if t.gic.spis is not None:
+        prove_below_gic_spis(b, wired)
     if t.irq_order:
         prove_attach_order(b, t, wired, serial)
 
@@ -365,6 +369,18 @@ def _gic(b: Builder, t: Template, stride: int, stride_from: str) -> None:
     g = t.gic
     b.const("GIC_VERSION", g.version, "GIC architecture version ([gic] version).", U32)
     b.prove(E.eq("GIC_VERSION", g.version), f"this map is a GICv{g.version}'s")
+    if g.spis is not None:
+        b.const(
+            "GIC_SPIS",
+            g.spis,
+            "Number of SPIs the VMM's GIC implements (SPIs 0 to GIC_SPIS - 1); a device "
+            "wired past the last never interrupts ([gic] spis).",
+            U32,
+        )
+        b.prove(
+            E.and_(E.ge("GIC_SPIS", 1), E.le("GIC_SPIS", SPI_MAX + 1)),
+            f"GIC_SPIS is outside 1..{SPI_MAX + 1} (the binding's SPIs are 0..{SPI_MAX})",
+        )
     for f in gic_frame_minimums(g):  # each frame holds its registers
         n = const_name(f.tag)
         b.prove(

@@ -130,6 +130,27 @@ def prove_lines_apart(b: Builder, lines: list[Line]) -> None:
         )
 
 
+def prove_below_gic_spis(b: Builder, lines: list[Line]) -> None:
+    """Every SPI the map wires is one the VMM's GIC implements (``[gic] spis``): a
+    single line below ``GIC_SPIS``, a block's last line too (its first below it
+    before the subtraction, which could wrap in C)."""
+    for line in lines:
+        if line.size == 1:
+            b.prove(
+                E.lt(line.first, "GIC_SPIS"),
+                f"{line.first} must be below GIC_SPIS: the GIC has no SPI past its last "
+                "([gic] spis)",
+            )
+        else:
+            b.prove(
+                E.and_(
+                    E.lt(line.first, "GIC_SPIS"), E.le(line.size, E.sub("GIC_SPIS", line.first))
+                ),
+                f"{line.label} SPIs run past GIC_SPIS: the GIC has no SPI past its last "
+                "([gic] spis)",
+            )
+
+
 def prove_attach_order(b: Builder, t: Template, lines: list[Line], serial: bool) -> None:
     """Where the VMM hands lines out in attach order (``[irq] order``), each device's
     first SPI is where the one before it stops (a line taken for something without

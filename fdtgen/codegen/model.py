@@ -277,6 +277,11 @@ def evaluate(e: Expr, values: dict[str, int]) -> int | bool:
         return U64_MAX
     if isinstance(e, int):
         return e
+    if e.op in ("&&", "||"):  # short-circuit, as C and Rust do: the right side may wrap
+        a = evaluate(e.a, values)
+        if bool(a) == (e.op == "||"):
+            return bool(a)
+        return bool(evaluate(e.b, values))
     a, b = evaluate(e.a, values), evaluate(e.b, values)
     result: int | bool
     match e.op:

@@ -261,6 +261,9 @@ def gic_spec(g: Reader) -> GicSpec:
         v2m=None if v2m is None else msi_frame(v2m),
         redist_anchor=g.get("redist_anchor", one_of(*REDIST_ANCHORS), "base"),
         its_below_redist=False if its is None else its.get("below_redist", boolean, False),
+        spis=g.get(
+            "spis", int_in(1, SPI_MAX + 1, "SPIs 0..spis-1 exist; the binding's last is 987"), None
+        ),
     )
     g.used.update(("cpu_base", "cpu_size"))
     for sub in (its, v2m):

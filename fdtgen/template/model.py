@@ -114,6 +114,9 @@ class GicSpec:
     ``vcpus x 128 KiB`` right below the distributor; ``its_below_redist``: the
     ITS sits right below the live frames (the pinned ``its`` range is where it
     lands with ``max_vcpus``). GICv2 ``reg`` is GICD then GICC (``cpu_if``).
+    ``spis``: how many SPIs the VMM's GIC implements (SPIs ``0..spis-1``; a KVM
+    VMM's ``KVM_DEV_ARM_VGIC_GRP_NR_IRQS`` less the 32 SGIs and PPIs), or
+    ``None`` when the template does not say: then only the binding's 0..987 apply.
     """
 
     version: int
@@ -128,6 +131,7 @@ class GicSpec:
     v2m: MsiFrame | None = None
     redist_anchor: str = "base"
     its_below_redist: bool = False
+    spis: int | None = None
 
     def redist_windows(self) -> tuple[Range, ...]:
         return tuple(w for w in (self.redist_window, self.redist2_window) if w is not None)

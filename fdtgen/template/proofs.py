@@ -372,9 +372,49 @@ def _check_handed_out(t: Template, where: str) -> None:
             )
 
 
+def spis_handed_out(t: Template) -> list[tuple[str, Spi]]:
+    """Every SPI the template can hand out, with who takes it: the console, each
+    device, every virtio slot, the v2m frame's SPIs, the PCI INTx lines and, where
+    the VMM hands lines out in attach order, each line of its fullest machine
+    (every virtio slot and a console)."""
+    out: list[tuple[str, Spi]] = [("uart0", t.uart.spi)]
+    out += [(d.tag, d.spi) for d in t.devices if d.spi is not None]
+    out += [(d.tag, d.spi) for d in t.virtio.transports if d.spi is not None]
+    if t.gic.v2m is not None:
+        out += [("gic-v2m", s) for s in t.gic.v2m.spis()]
+    if t.pcie is not None:
+        out += [("pcie-intx", s) for s in t.pcie.intx_spis()]
+    if t.irq_order:
+        out += list(t.handed_out_spis(t.virtio.slots, True).items())
+    return out
+
+
+def _check_gic_spis(t: Template, where: str) -> None:
+    """With ``[gic] spis``, every SPI the template hands out is one the VMM's GIC
+    implements: past its last the GIC has no such interrupt, and the device never
+    interrupts."""
+    spis = t.gic.spis
+    if spis is None:
+        return
+    past = [(s, tag) for tag, s in spis_handed_out(t) if s.number >= spis]
+    if not past:
+        return
+    s, tag = min(past, key=lambda p: p[0].number)  # the first line past the GIC's last
+    fullest = (
+        " with every virtio slot and a console ([irq] order)"
+        if tag in t.handed_out_spis(t.virtio.slots, True)
+        else ""
+    )
+    raise LayoutError(
+        f"{where}: {tag!r} is wired to {s} ({s.intid}){fullest}, past the GIC's last SPI "
+        f"{spis - 1} (gic.spis = {spis}: the VMM's GIC implements SPIs 0..{spis - 1})"
+    )
+
+
 def _check_interrupts(t: Template, where: str) -> None:
-    """No SPI and no PPI is wired to two sources."""
+    """No SPI and no PPI is wired to two sources; each is one the GIC implements."""
     _check_handed_out(t, where)
+    _check_gic_spis(t, where)
     Spi(t.virtio.first_spi.number + max(t.virtio.slots - 1, 0))  # last slot stays in range
     spis: list[tuple[Spi, str]] = [(t.uart.spi, "uart0")]
     spis += [
