@@ -566,6 +566,23 @@ def test_v2m_spis_that_collide_with_a_device_are_rejected(tmp_path):
         load_template(path)
 
 
+def test_qemus_gicv2m_range_is_kept_clear_but_left_out_of_the_dt(tmp_path):
+    """QEMU's v2m frame signals SPIs 48..111 and its DT leaves them to MSI_TYPER:
+    the blob has no arm,msi-base-spi, and a device moved into the range is refused."""
+    t = load_template("qemu-virt-gicv2")
+    assert t.gic.v2m is not None and [s.number for s in t.gic.v2m.spis()] == list(range(48, 112))
+    root = build(Machine(template="qemu-virt-gicv2")).tree.root
+    v2m = root.find("/interrupt-controller@8000000/v2m@8020000")
+    assert v2m is not None
+    assert v2m.prop("arm,msi-base-spi") is None and v2m.prop("arm,msi-num-spis") is None
+    text = (ROOT / "templates" / "qemu-virt-gicv2.toml").read_text()
+    old = "spi = 7                           # a15irqmap[VIRT_GPIO]"
+    assert old in text
+    (tmp_path / "mine.toml").write_text(text.replace(old, "spi = 50"))
+    with pytest.raises(TemplateError, match=r"SPI 50 \(INTID 82\) is wired to both"):
+        load_template(tmp_path / "mine.toml")
+
+
 def test_gicv2_puts_the_cpu_mask_in_ppi_flags_and_lists_gicc():
     root = build(Machine(template="qemu-virt-gicv2", vcpus=3, virtio=0)).tree.root
     gic = root.find("/interrupt-controller@8000000")
@@ -627,8 +644,8 @@ GIC_MINIMUMS = [
     ),
     pytest.param(
         "qemu-virt-gicv2",
-        'size = "4KiB"\n\n[uart]',
-        'size = "2KiB"\n\n[uart]',
+        'base = 0x0802_0000                # VIRT_GIC_V2M\nsize = "4KiB"',
+        'base = 0x0802_0000                # VIRT_GIC_V2M\nsize = "2KiB"',
         "gic.v2m.size: 0x800: must be at least 0x1000 (the v2m frame's registers run to "
         "MSI_IIDR at 0xfcc; Linux irq-gic-v2m.c)",
         id="v2m",

@@ -53,7 +53,7 @@ def v2m_node(layout: Layout) -> Node | None:
         Prop.empty("msi-controller"),
         Prop.cells("reg", *reg_cells(v2m.range.base, v2m.range.size)),
     ]
-    if v2m.base_intid is not None and v2m.num_spis is not None:
+    if v2m.base_intid is not None and v2m.num_spis is not None and v2m.describe_spis:
         props.append(Prop.cells("arm,msi-base-spi", v2m.base_intid.value))
         props.append(Prop.cells("arm,msi-num-spis", v2m.num_spis))
     props.append(Prop.cells("phandle", MSI_REF.phandle))

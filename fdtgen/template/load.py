@@ -292,6 +292,7 @@ def msi_frame(r: Reader) -> MsiFrame:
         range=Range(r.get("base", address), r.get("size", region_size)),
         base_intid=r.get("base_intid", intid, None),
         num_spis=r.get("num_spis", u32, None),
+        describe_spis=r.get("describe_spis", boolean, True),
     )
 
 

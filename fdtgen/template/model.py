@@ -84,15 +84,19 @@ class Rule:
 class MsiFrame:
     """A GICv2m MSI frame: the ``v2m@`` child of the GIC node (arm,gic.yaml).
 
-    ``base_intid``/``num_spis`` become ``arm,msi-base-spi``/``arm,msi-num-spis``,
-    which the binding applies "when the MSI_TYPER register contains an
-    incorrect value"; Linux reads the base as an INTID (32..1019). Under a
-    GICv3 this is how Hypervisor.framework's MSI region and MSHV are described.
+    ``base_intid``/``num_spis`` are the SPIs the frame signals. They become
+    ``arm,msi-base-spi``/``arm,msi-num-spis``, which the binding applies "when
+    the MSI_TYPER register contains an incorrect value" (Linux reads the base as
+    an INTID, 32..1019), unless ``describe_spis`` is false: a VMM whose frame's
+    MSI_TYPER is right and whose DT leaves the range to it (QEMU's virt) still
+    keeps every other interrupt out of it. Under a GICv3 this is how
+    Hypervisor.framework's MSI region and MSHV are described.
     """
 
     range: Range
     base_intid: Intid | None = None
     num_spis: int | None = None
+    describe_spis: bool = True
 
     def spis(self) -> tuple[Spi, ...]:
         if self.base_intid is None or self.num_spis is None:
