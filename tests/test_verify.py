@@ -616,6 +616,44 @@ def test_an_spi_past_the_templates_gic_spis_is_a_template_finding():
     assert not [f for f in check(past) if f.rule.startswith("template.")]
 
 
+def test_an_intx_row_or_msi_frame_past_gic_spis_is_a_template_finding():
+    """Past ``[gic] spis`` through a PCI ``interrupt-map`` row, and through a
+    v2m frame whose ``arm,msi-base-spi`` range runs past it."""
+    crosvm = load_template("crosvm")
+    tree = build(Machine(template="crosvm", vcpus=2)).tree
+    bridge = tree.root.find("/pci@10000")
+    assert bridge is not None
+    cells = list(bridge.prop("interrupt-map").as_cells())  # type: ignore[union-attr]
+    assert cells[8] == 4  # the first row's parent SPI
+    cells[8] = 40
+    rows = edit(tree, "/pci@10000", set_prop(Prop.cells("interrupt-map", *cells)))
+    found = [f for f in check(rows, template=crosvm) if f.rule == "template.gic-spis"]
+    assert [(f.path, f.prop, f.message) for f in found] == [
+        (
+            "/pci@10000",
+            "interrupt-map",
+            "the GIC of template 'crosvm' implements SPIs 0..31 ([gic] spis): a row's SPI 40 "
+            "(INTID 72) never interrupts",
+        )
+    ]
+    frame = Node(
+        "v2m@3ffe0000",
+        (
+            Prop.strings("compatible", "arm,gic-v2m-frame"),
+            Prop.empty("msi-controller"),
+            Prop.cells("reg", 0, 0x3FFE_0000, 0, 0x1000),
+            Prop.cells("arm,msi-base-spi", 60),  # INTID 60: SPIs 28..35
+            Prop.cells("arm,msi-num-spis", 8),
+        ),
+    )
+    msi = edit(tree, "/interrupt-controller@3fff0000", add_child(frame))
+    found = [f for f in check(msi, template=crosvm) if f.rule == "template.gic-spis"]
+    assert [(f.path, f.prop, f.value) for f in found] == [
+        ("/interrupt-controller@3fff0000/v2m@3ffe0000", "arm,msi-num-spis", "<8>")
+    ]
+    assert "the MSI frame's last SPI 35 (INTID 67)" in found[0].message
+
+
 # Boot rules against the manifest fdtgen writes for BASE's machine with a kernel
 # and an initrd, edited; the tree under test is BASE's with /chosen set.
 

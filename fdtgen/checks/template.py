@@ -205,28 +205,52 @@ def _pick(pinned: dict[str, Range], *tags: str) -> list[Range]:
 
 
 def _past_gic_spis(index: TreeIndex, t: Template, spis: int) -> list[Finding]:
-    """Each SPI a node's interrupts name at the GIC is one the template's GIC
-    implements (``[gic] spis``): past the last, the device never interrupts."""
+    """Each SPI the blob wires at the GIC is one the template's GIC implements
+    (``[gic] spis``): past the last, the interrupt never arrives. A node's own
+    interrupts, a nexus's ``interrupt-map`` rows (PCI INTx) and a v2m frame's
+    ``arm,msi-base-spi`` range are looked at; one finding per property."""
     out: list[Finding] = []
+
+    def past(path: str, prop: str, shown: str, spi: int, what: str) -> bool:
+        if spi < spis:
+            return False
+        out.append(
+            Finding(
+                "template.gic-spis",
+                path,
+                prop,
+                shown,
+                f"the GIC of template {t.name!r} implements SPIs 0..{spis - 1} "
+                f"([gic] spis): {what}SPI {spi} (INTID {spi + SPI_INTID_BASE}) never "
+                "interrupts",
+            )
+        )
+        return True
+
+    def at_gic(controller: str, spec: tuple[int, ...]) -> bool:
+        return index.gic_version(controller) is not None and len(spec) >= 2 and spec[0] == 0
+
     for path in index.order:
+        node = index.nodes[path]
+        prop = (
+            "interrupts-extended" if node.prop("interrupts-extended") is not None else "interrupts"
+        )
         for controller, spec in index.specifiers(path) or ():
-            if index.gic_version(controller) is None or len(spec) < 2 or spec[0] != 0:
-                continue
-            if spec[1] >= spis:
-                ext = index.nodes[path].prop("interrupts-extended") is not None
-                prop = "interrupts-extended" if ext else "interrupts"
-                out.append(
-                    Finding(
-                        "template.gic-spis",
-                        path,
-                        prop,
-                        show_specifier(spec),
-                        f"the GIC of template {t.name!r} implements SPIs 0..{spis - 1} "
-                        f"([gic] spis): SPI {spec[1]} (INTID {spec[1] + SPI_INTID_BASE}) "
-                        "never interrupts",
-                    )
-                )
-                break  # one finding per node
+            if at_gic(controller, spec) and past(path, prop, show_specifier(spec), spec[1], ""):
+                break
+        if node.prop("interrupt-map") is not None:
+            for row in index.interrupt_map(path) or ():
+                spec = row.parent_spec
+                if at_gic(row.parent, spec) and past(
+                    path, "interrupt-map", show_specifier(spec), spec[1], "a row's "
+                ):
+                    break
+        base, count = node.prop("arm,msi-base-spi"), node.prop("arm,msi-num-spis")
+        if base is not None and count is not None and len(base.value) == len(count.value) == 4:
+            first, n = base.as_cells()[0], count.as_cells()[0]
+            if n and first >= SPI_INTID_BASE:
+                last = first - SPI_INTID_BASE + n - 1
+                past(path, "arm,msi-num-spis", f"<{n}>", last, "the MSI frame's last ")
     return out
 
 
