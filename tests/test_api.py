@@ -122,3 +122,17 @@ def test_an_edited_template_file_is_read_again_and_paths_are_accepted(tmp_path):
     os.utime(mine, ns=(1, 1))  # a different modification time, whatever the clock's grain
     second = fdtgen.build({"template": str(mine)})
     assert b"edited,microvm" in second.blob and b"edited,microvm" not in first.blob
+
+
+def test_a_finding_is_an_immutable_named_tuple_whose_copies_are_checked():
+    f = fdtgen.Finding("dtc.foo", "/", "", "", "m")
+    assert f.severity == "warning" and f._replace(message="x").message == "x"
+    assert f._replace(severity="") == f  # the rule's own severity again
+    assert fdtgen.Finding._make(list(f)) == f
+    with pytest.raises(ValueError, match="severity 'zzz' is not one of"):
+        f._replace(severity="zzz")
+    with pytest.raises(ValueError, match="severity 'zzz' is not one of"):
+        fdtgen.Finding._make([*f[:5], "zzz", 0])
+    with pytest.raises(AttributeError):
+        f.rule = "x"  # type: ignore[misc]
+    assert f.as_dict()["severity"] == "warning"

@@ -25,7 +25,7 @@ import functools
 import sys
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
-from typing import NamedTuple
+from typing import Any, NamedTuple, Self
 
 ERROR = "error"
 WARNING = "warning"
@@ -109,6 +109,14 @@ class Finding(_Fields):
         elif severity not in SEVERITIES:
             raise ValueError(f"{rule}: severity {severity!r} is not one of {SEVERITIES}")
         return tuple.__new__(cls, (rule, path, prop, value, message, severity, omitted))
+
+    # A copy or a finding from fields goes through __new__, so its severity is checked too.
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Self:  # type: ignore[override]
+        return cls(*iterable)
+
+    def _replace(self, **changes: Any) -> Self:
+        return type(self)(**{**self._asdict(), **changes})
 
     def __str__(self) -> str:
         if self.omitted:
