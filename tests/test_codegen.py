@@ -770,26 +770,31 @@ def test_a_larger_config_stride_lowers_max_vcpus(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lang", ["rust", "c"])
-def test_a_configs_ram_base_is_where_the_boot_offsets_count_from(lang: str, tmp_path: Path) -> None:
-    """The build places the kernel from the config's ram_base; so does the generated file."""
+@pytest.mark.parametrize(
+    ("name", "dram_start"), [("squib", 0x8000_0000), ("firecracker", 0x8020_0000)]
+)
+def test_a_configs_ram_base_is_where_the_boot_offsets_count_from(
+    lang: str, name: str, dram_start: int, tmp_path: Path
+) -> None:
+    """The build places the kernel from the config's ram_base; so does the generated
+    file (squib's kernel_offset is 2 MiB, Firecracker's 0)."""
     from fdtgen.config import validate
 
     config = tmp_path / "vm.toml"
-    config.write_text('template = "firecracker"\nram_base = "0x1_0000_0000"\n')
+    config.write_text(f'template = "{name}"\nram_base = "0x1_0000_0000"\n')
     path = tmp_path / f"layout.{EXT[lang]}"
     r = run("codegen", "--lang", lang, str(config), "-o", str(path))
     assert r.returncode == 0, r.stderr
     text = path.read_text()
-    prefix = c_prefix("firecracker") if lang == "c" else ""
+    prefix = c_prefix(name) if lang == "c" else ""
     got = {
-        name: int(re.search(rf"\b{prefix}{name}(?:: u64 =| ) ?(0x[0-9a-fA-F_]+)", text)[1], 0)  # type: ignore[index]
-        for name in ("RAM_START", "DRAM_START", "KERNEL_OFFSET")
+        const: int(re.search(rf"\b{prefix}{const}(?:: u64 =| ) ?(0x[0-9a-fA-F_]+)", text)[1], 0)  # type: ignore[index]
+        for const in ("RAM_START", "DRAM_START", "KERNEL_OFFSET")
     }
-    assert got["RAM_START"] == 0x1_0000_0000 and got["DRAM_START"] == 0x8020_0000
+    assert got["RAM_START"] == 0x1_0000_0000 and got["DRAM_START"] == dram_start
+    assert got["KERNEL_OFFSET"] == load_template(name).boot.kernel_offset
     assert COMPILE[lang](path).returncode == 0
-    built = validate(
-        {"template": "firecracker", "ram_base": 0x1_0000_0000, "kernel": {"size": 1 << 20}}
-    )
+    built = validate({"template": name, "ram_base": 0x1_0000_0000, "kernel": {"size": 1 << 20}})
     placement = built.build().placement
     assert placement is not None
     # the Image lies text_offset above the 2 MiB-aligned base searched from RAM_START
@@ -797,6 +802,17 @@ def test_a_configs_ram_base_is_where_the_boot_offsets_count_from(lang: str, tmp_
     assert kernel_base == got["RAM_START"] + got["KERNEL_OFFSET"]
     clean = run("codegen", "--check", str(path))
     assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+def test_a_ram_base_past_the_address_width_names_the_setting_and_its_file(tmp_path: Path) -> None:
+    config = tmp_path / "vm.toml"
+    config.write_text('template = "squib"\naddress_width = 36\nram_base = "0x10_0000_0000"\n')
+    r = run("codegen", "--lang", "c", str(config))
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == (
+        f"fdtgen: error: {config}: ram_base: 0x1000000000 is past the 36-bit guest physical "
+        "address space (0x1000000000; address_width)\n"
+    )
 
 
 def test_a_ram_base_the_build_refuses_is_refused_by_codegen_from_its_file(tmp_path: Path) -> None:

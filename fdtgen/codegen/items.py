@@ -36,7 +36,7 @@ from fdtgen.codegen.model import (
     Module,
     const_name,
 )
-from fdtgen.errors import LayoutError
+from fdtgen.errors import ConfigError, LayoutError
 from fdtgen.layout import ram_start
 from fdtgen.ranges import Range, Region
 from fdtgen.spec import (
@@ -239,9 +239,16 @@ def build_module(
 
     b.section("Boot")
     bs = t.boot
+    ram = ram_start(t, ram_base)
+    if ram >= dram_window.end:  # the DRAM window was cut at the address width
+        raise ConfigError(
+            f"ram_base: {ram:#x} is past the {bits}-bit guest physical address space "
+            f"({limit:#x}; address_width)",
+            setting="ram_base",
+        )
     b.const(
         "RAM_START",
-        ram_start(t, ram_base),
+        ram,
         "Where RAM starts: the boot offsets count from here ("
         + ("[dram] base" if ram_base is None else "the config's ram_base")
         + ").",
@@ -373,8 +380,10 @@ def _gic(b: Builder, t: Template, stride: int, stride_from: str) -> None:
         b.const(
             "GIC_SPIS",
             g.spis,
-            "Number of SPIs the VMM's GIC implements (SPIs 0 to GIC_SPIS - 1); a device "
-            "wired past the last never interrupts ([gic] spis).",
+            "Number of SPIs the VMM's GIC implements for the template's fullest machine "
+            "(SPIs 0 to GIC_SPIS - 1; a VMM that sizes its GIC from the lines it hands "
+            "out may give a smaller machine fewer); a device wired past the last never "
+            "interrupts ([gic] spis).",
             U32,
         )
         b.prove(
