@@ -247,7 +247,6 @@ def resolve(
     return layout(_place_ram(t, memory, base, bits))
 
 
-
 def ram_start(t: Template, ram_base: int | None) -> int:
     """Where RAM starts: ``ram_base``, held to the template's DRAM window, 2 MiB
     alignment and holes, or the window's base."""
@@ -271,6 +270,7 @@ def ram_start(t: Template, ram_base: int | None) -> int:
             setting="ram_base",
         )
     return base
+
 
 def _past_width(layout: Layout, bits: int, default: bool) -> ConfigError:
     """The first live region (by address) that ends past the address width."""

@@ -583,6 +583,19 @@ def test_qemus_gicv2m_range_is_kept_clear_but_left_out_of_the_dt(tmp_path):
         load_template(tmp_path / "mine.toml")
 
 
+def test_describe_spis_without_the_range_it_describes_is_refused(tmp_path):
+    text = (ROOT / "templates" / "qemu-virt-gicv2.toml").read_text()
+    old = "base_intid = 80                   # SPI 48\nnum_spis = 64\n"
+    assert old in text
+    path = tmp_path / "mine.toml"
+    path.write_text(text.replace(old, ""))
+    with pytest.raises(TemplateError) as e:
+        load_template(path)
+    assert str(e.value) == (
+        f"{path}: gic.v2m.describe_spis: says how base_intid and num_spis are written; give them"
+    )
+
+
 def test_gicv2_puts_the_cpu_mask_in_ppi_flags_and_lists_gicc():
     root = build(Machine(template="qemu-virt-gicv2", vcpus=3, virtio=0)).tree.root
     gic = root.find("/interrupt-controller@8000000")
