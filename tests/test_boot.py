@@ -298,8 +298,7 @@ def test_a_template_whose_devices_are_elsewhere_is_refused(tmp_path):
     )
     assert (
         "template 'squib': 'uart0' [0xe0a0000, 0xe0a1000) SPI 1 is not QEMU's PL011 "
-        "[0x9000000, 0x9001000)"
-        in err
+        "[0x9000000, 0x9001000)" in err
     )
     assert not work.exists()
 
@@ -406,8 +405,7 @@ def test_a_virtio_device_on_an_undescribed_transport_is_refused(tmp_path):
     err = one_line_error(fdtgen("qemu", *base, "-device", "virtio-rng-device"))
     assert (
         "virtio-rng-device goes to virtio-mmio transport 31 at 0xa003e00, "
-        "which the DTB does not describe"
-        in err
+        "which the DTB does not describe" in err
     )
     r = fdtgen("qemu", *base, "-device", "virtio-rng-device,bus=virtio-mmio-bus.1")
     assert r.returncode == 0, r.stderr
@@ -432,8 +430,7 @@ def test_qemu_memory_below_the_dtb_memory_is_refused_and_nothing_written(tmp_pat
                                 "--workdir", str(work), "--print"))  # fmt: skip
     assert (
         "--qemu-memory: the DTB's RAM [0x40000000, 0x80000000) is not inside "
-        "QEMU's RAM [0x40000000, 0x60000000)"
-        in err
+        "QEMU's RAM [0x40000000, 0x60000000)" in err
     )
     assert not work.exists()
 

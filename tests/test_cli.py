@@ -209,10 +209,7 @@ def test_an_output_that_is_a_directory_is_an_output_error_not_a_config_error(tmp
         write_atomic(str(tmp_path), b"x")
     assert not isinstance(e.value, ConfigError)
     r = fdtgen("build", "-o", str(tmp_path))
-    assert (
-        r.returncode == 2
-        and r.stderr == f"fdtgen: error: {tmp_path}: output: is a directory\n"
-    )
+    assert r.returncode == 2 and r.stderr == f"fdtgen: error: {tmp_path}: output: is a directory\n"
 
 
 def test_address_width_is_a_machine_option(tmp_path):

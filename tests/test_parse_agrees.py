@@ -29,7 +29,7 @@ ONE_LINE = re.compile(r"^dtb offset 0x[0-9a-f]+: [^\n]*expected[^\n]*found")
 
 
 def assert_agree(data: bytes) -> str:
-    """"parsed" or "rejected", after holding fdtgen's outcome to libfdt's."""
+    """Hold fdtgen's outcome to libfdt's; return "parsed" or "rejected"."""
     buf = bytearray(data)
     libfdt_ok = libfdt.fdt_check_full(buf, len(buf)) == 0
     try:
