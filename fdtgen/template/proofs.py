@@ -372,39 +372,41 @@ def _check_handed_out(t: Template, where: str) -> None:
             )
 
 
-def spis_handed_out(t: Template) -> list[tuple[str, Spi]]:
-    """Every SPI the template can hand out, with who takes it: the console, each
-    device, every virtio slot, the v2m frame's SPIs, the PCI INTx lines and, where
-    the VMM hands lines out in attach order, each line of its fullest machine
-    (every virtio slot and a console)."""
-    out: list[tuple[str, Spi]] = [("uart0", t.uart.spi)]
-    out += [(d.tag, d.spi) for d in t.devices if d.spi is not None]
-    out += [(d.tag, d.spi) for d in t.virtio.transports if d.spi is not None]
+def _spi_sources(t: Template) -> list[tuple[Spi, str, bool]]:
+    """Every SPI the template wires, in report order, with who takes it and whether
+    it rides a line another source owns (a virtio transport past the first on a
+    shared line, a device with ``shared_spi``): the console, the transports, the
+    devices, the v2m frame's SPIs and the PCI INTx lines."""
+    v = t.virtio
+    out = [(t.uart.spi, "uart0", False)]
+    out += [
+        (d.spi, d.tag, v.shared_spi and i > 0)
+        for i, d in enumerate(v.transports)
+        if d.spi is not None
+    ]
+    out += [(d.spi, d.tag, d.shared_spi) for d in t.devices if d.spi is not None]
     if t.gic.v2m is not None:
-        out += [("gic-v2m", s) for s in t.gic.v2m.spis()]
+        out += [(s, "gic-v2m", False) for s in t.gic.v2m.spis()]
     if t.pcie is not None:
-        out += [("pcie-intx", s) for s in t.pcie.intx_spis()]
-    if t.irq_order:
-        out += list(t.handed_out_spis(t.virtio.slots, True).items())
+        out += [(s, "pcie-intx", False) for s in t.pcie.intx_spis()]
     return out
 
 
 def _check_gic_spis(t: Template, where: str) -> None:
-    """With ``[gic] spis``, every SPI the template hands out is one the VMM's GIC
-    implements: past its last the GIC has no such interrupt, and the device never
-    interrupts."""
+    """With ``[gic] spis``, every SPI the template wires, and where the VMM hands
+    lines out in attach order each line of its fullest machine, is one the VMM's
+    GIC implements: past its last the GIC has no such interrupt, and the device
+    never interrupts."""
     spis = t.gic.spis
     if spis is None:
         return
-    past = [(s, tag) for tag, s in spis_handed_out(t) if s.number >= spis]
+    full = t.handed_out_spis(t.virtio.slots, True) if t.irq_order else {}
+    wired = [(s, tag) for s, tag, _ in _spi_sources(t)] + [(s, tag) for tag, s in full.items()]
+    past = [(s, tag) for s, tag in wired if s.number >= spis]
     if not past:
         return
     s, tag = min(past, key=lambda p: p[0].number)  # the first line past the GIC's last
-    fullest = (
-        " with every virtio slot and a console ([irq] order)"
-        if tag in t.handed_out_spis(t.virtio.slots, True)
-        else ""
-    )
+    fullest = " with every virtio slot and a console ([irq] order)" if tag in full else ""
     raise LayoutError(
         f"{where}: {tag!r} is wired to {s} ({s.intid}){fullest}, past the GIC's last SPI "
         f"{spis - 1} (gic.spis = {spis}: the VMM's GIC implements SPIs 0..{spis - 1})"
@@ -416,19 +418,7 @@ def _check_interrupts(t: Template, where: str) -> None:
     _check_handed_out(t, where)
     _check_gic_spis(t, where)
     Spi(t.virtio.first_spi.number + max(t.virtio.slots - 1, 0))  # last slot stays in range
-    spis: list[tuple[Spi, str]] = [(t.uart.spi, "uart0")]
-    spis += [
-        (d.spi, d.tag)
-        for d in t.virtio.transports[: 1 if t.virtio.shared_spi else None]
-        if d.spi is not None
-    ]
-    spis += [(d.spi, d.tag) for d in t.devices if d.spi is not None and not d.shared_spi]
-    if not t.virtio.slots:
-        spis = [s for s in spis if not s[1].startswith("virtio-")]
-    if t.gic.v2m is not None:
-        spis += [(s, "gic-v2m") for s in t.gic.v2m.spis()]
-    if t.pcie is not None:
-        spis += [(s, "pcie-intx") for s in t.pcie.intx_spis()]
+    spis = [(s, tag) for s, tag, rides in _spi_sources(t) if not rides]
     _one_owner_each(spis, where)
     # Linux's GIC drivers (gic_set_type) refuse an SPI neither edge-rising nor level-high.
     triggers = [("uart0", t.uart.trigger), ("virtio", t.virtio.trigger)]
