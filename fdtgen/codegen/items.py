@@ -212,7 +212,8 @@ def build_module(
         stride,
         "[gic] redist_stride" if redist_stride is None else "the config's redist_stride",
     )
-    if t.gic.version == 3 and t.gic.redist_anchor == "end":
+    g = t.gic
+    if g.version == 3 and g.redist_reg != "window" and g.redist_anchor == "end":
         b.function(
             "gic_redist_base",
             "vcpus",

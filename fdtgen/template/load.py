@@ -288,13 +288,15 @@ def its_range(its: Reader, g: Reader) -> Range:
 
 
 def msi_frame(r: Reader) -> MsiFrame:
-    if r.get("describe_spis", boolean, True) is False and r.get("base_intid", intid, None) is None:
+    base_intid = r.get("base_intid", intid, None)
+    describe = r.get("describe_spis", boolean, True)
+    if not describe and base_intid is None:
         raise r._fail("describe_spis", "says how base_intid and num_spis are written; give them")
     return MsiFrame(
         range=Range(r.get("base", address), r.get("size", region_size)),
-        base_intid=r.get("base_intid", intid, None),
+        base_intid=base_intid,
         num_spis=r.get("num_spis", u32, None),
-        describe_spis=r.get("describe_spis", boolean, True),
+        describe_spis=describe,
     )
 
 
