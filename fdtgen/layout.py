@@ -26,7 +26,7 @@ The other built-in templates and their sources are described in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fdtgen.allocator import ram_around
 from fdtgen.errors import ConfigError, LayoutError
@@ -69,10 +69,16 @@ class Layout:
     address_width: int | None = None
     its: Range | None = None
     unwired: tuple[Device, ...] = ()
+    pcie_mmio64: Range | None = None  # the PCI 64-bit window that follows RAM, if any
 
     @property
     def uart(self) -> Device | None:
         return next((d for d in self.devices if d.kind == "uart"), None)
+
+    def pcie_windows(self) -> tuple[tuple[str, int, Range], ...]:
+        """The host bridge's windows, the one after RAM included (:meth:`PcieSpec.windows`)."""
+        p = self.template.pcie
+        return () if p is None else p.windows(self.pcie_mmio64)
 
     @property
     def virtio(self) -> tuple[Device, ...]:
@@ -97,6 +103,8 @@ class Layout:
             out.append((g.v2m.range.base, g.v2m.range.size, "gic-v2m"))
         if self.template.pcie is not None:
             out += [(r.range.base, r.range.size, r.tag) for r in self.template.pcie.regions()]
+        if self.pcie_mmio64 is not None:
+            out.append((self.pcie_mmio64.base, self.pcie_mmio64.size, "pcie-mmio64"))
         out.sort()
         return out
 
@@ -230,8 +238,10 @@ def resolve(
         its = Range(gic_redist[0].base - its.size, its.size)
     devices, unwired_ = (*console, *transports, *wired), tuple(unwired)
 
-    def layout(ram: tuple[Range, ...]) -> Layout:
-        return Layout(t, vcpus, ram, t.gic.dist, gic_redist, stride, devices, width, its, unwired_)
+    def layout(ram: tuple[Range, ...], mmio64: Range | None = None) -> Layout:
+        return Layout(
+            t, vcpus, ram, t.gic.dist, gic_redist, stride, devices, width, its, unwired_, mmio64
+        )
 
     bits = DEFAULT_ADDRESS_WIDTH if width is None else width
     ends = [t.gic.dist.end, *(r.end for r in gic_redist)]
@@ -244,7 +254,41 @@ def resolve(
         ends += [r.range.end for r in t.pcie.regions()]
     if max(ends) > 1 << bits:
         raise _past_width(layout(()), bits, width is None)
-    return layout(_place_ram(t, memory, base, bits))
+    ram = _place_ram(t, memory, base, bits)
+    if t.pcie is None or t.pcie.mmio64_after_ram is None:
+        return layout(ram)
+    return _with_window_after_ram(layout(ram), bits, width is None)
+
+
+def _with_window_after_ram(layout: Layout, bits: int, default: bool) -> Layout:
+    """``layout`` with the template's 64-bit PCI window placed after its RAM
+    (:class:`fdtgen.template.pci.AfterRam`); no room for it, or a live region in
+    its way, is an error."""
+    t = layout.template
+    assert t.pcie is not None and t.pcie.mmio64_after_ram is not None
+    rule = t.pcie.mmio64_after_ram
+    ram_end = layout.ram[-1].end
+    window = rule.window(ram_end, bits)
+    if window is None:
+        start, end = max(rule.floor, ram_end + rule.gap), (1 << bits) - rule.top
+        width = f"the {bits}-bit guest physical address limit" + (
+            " (the default width)" if default else ""
+        )
+        rule_text = f"at least {rule.floor:#x}, {rule.gap:#x} past RAM's end {ram_end:#x}"
+        below = f"{rule.top:#x} below {width}" if rule.top else width
+        setting = "address_width" if rule.floor >= end else "memory"
+        raise ConfigError(
+            f"{setting}: template {t.name!r}'s 64-bit PCI window after RAM would start at "
+            f"{start:#x} ({rule_text}) and end at {end:#x} ({below}): no room for it",
+            setting=setting,
+        )
+    for base, size, tag in layout.spans():
+        if base < window.end and window.base < base + size:
+            raise LayoutError(
+                f"pcie: the 64-bit window after RAM {window} overlaps {tag!r} "
+                f"{Range(base, size)} of template {t.name!r}"
+            )
+    return replace(layout, pcie_mmio64=window)
 
 
 def ram_start(t: Template, ram_base: int | None) -> int:

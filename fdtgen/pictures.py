@@ -115,7 +115,12 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
         note = ""
         if r.tag in reserved:
             kind, note = "reserved", "reserved: not in the DT"
-        elif kind == "ram" or r.tag in allocated or (kind == "virtio" and virtio_allocated):
+        elif (
+            kind == "ram"
+            or r.tag in allocated
+            or (kind == "virtio" and virtio_allocated)
+            or (layout.pcie_mmio64 is not None and r.tag == "pcie-mmio64")
+        ):
             source = ALLOCATED
         d = wiring.get(r.tag)
         rows.append(
@@ -158,24 +163,26 @@ def layout_rows(layout: Layout, placement: Placement | None = None) -> list[Row]
     return sorted(rows, key=lambda r: (r.range.base, r.source == BOOT, r.range.end, r.tag))
 
 
-def pcie_note(t: Template, tag: str) -> str:
-    """What a PCIe region is: the configuration space's buses, a window's PCI space."""
+def pcie_note(t: Template, tag: str, after_ram: Range | None = None) -> str:
+    """What a PCIe region is: the configuration space's buses, a window's PCI space
+    (``after_ram``: the 64-bit window a layout placed after RAM)."""
     p = t.pcie
     if p is None:
         return ""
     if tag in ("pcie-ecam", "pcie-cam"):
         return f"{p.compatible}, buses {p.bus_first}..{p.bus_last}"
-    for window, space, cpu in p.windows():
+    for window, space, cpu in p.windows(after_ram):
         if window == tag:
             what = {SPACE_IO: "I/O", SPACE_MEM32: "32-bit memory"}.get(space, "64-bit memory")
             pref = ", prefetchable" if space & PREFETCHABLE else ""
-            return f"{what}{pref} at PCI {hex_addr(p.pci_address(space, cpu))}"
+            follows = ", follows RAM" if after_ram is not None and cpu == after_ram else ""
+            return f"{what}{pref} at PCI {hex_addr(p.pci_address(space, cpu))}{follows}"
     return ""
 
 
 def _live_note(layout: Layout, tag: str, range_: Range, d: Device | None, kind: str) -> str:
     if kind == "pci":
-        return pcie_note(layout.template, tag)
+        return pcie_note(layout.template, tag, layout.pcie_mmio64)
     if tag.startswith("gic-redist") and layout.redist_stride:
         frames = range_.size // layout.redist_stride
         return f"{frames} frames of {fmt_size(layout.redist_stride, 2)}"

@@ -18,7 +18,7 @@ from fdtgen.errors import ConfigError, FdtgenError
 from fdtgen.fdt.encode import encode
 from fdtgen.fdt.tree import DeviceTree, Prop
 from fdtgen.pictures import layout_rows
-from fdtgen.pipeline import build
+from fdtgen.pipeline import Build, build
 from fdtgen.template.load import load_template, templates_dir
 from fdtgen.template.pci import PcieSpec
 from fdtgen.units import GiB, MiB
@@ -207,9 +207,12 @@ def test_the_cloud_hypervisor_bridge_is_segment_0_of_create_pci_nodes():
     assert p["compatible"] == ("pci-host-ecam-generic",)
     assert p["reg"] == (0, 0x3000_0000, 0, 1 * MiB)  # one segment's ECAM: bus 0
     assert p["bus-range"] == (0, 0)
+    # The device area, from PCI_HIGH_BASE (RAM ends below it) to 2^46 - 64 KiB - 1 MiB.
+    top = (1 << 46) - 0x1_0000 - 0x10_0000
     assert p["ranges"] == (
         0x0100_0000, 0, 0, 0, 0x0905_0000, 0, 0x1_0000,  # MEM_PCI_IO_START at I/O 0
         0x0200_0000, 0, 0x1000_0000, 0, 0x1000_0000, 0, 0x2000_0000,  # MEM_32BIT_DEVICES
+        0x0300_0000, 2, 0, 2, 0, (top - 8 * GiB) >> 32, (top - 8 * GiB) & 0xFFFF_FFFF,
     )  # fmt: skip
     assert p["msi-map"] == (0, MSI_PHANDLE, 0, 0x100)  # bus 0's requester IDs
     assert "interrupt-map" not in p and "msi-parent" not in p
@@ -220,7 +223,14 @@ def test_the_crosvm_bridge_is_cam_with_a_row_per_device_slot():
     _, p = vmm_bridge(*VMM_BRIDGES[1])
     assert p["compatible"] == ("pci-host-cam-generic",)
     assert p["reg"] == (0, 0x1_0000, 0, 16 * MiB) and p["bus-range"] == (0, 0)
-    assert p["ranges"] == (0x0200_0000, 0, 0x0200_0000, 0, 0x0200_0000, 0, 32 * MiB)
+    # The high MMIO pool: past RAM (0x8000_0000 + 512 MiB) and 1 GiB of platform
+    # MMIO, to the top of the default 48-bit space; prefetchable.
+    high = 0x8000_0000 + 512 * MiB + 1 * GiB
+    size = (1 << 48) - high
+    assert p["ranges"] == (
+        0x0200_0000, 0, 0x0200_0000, 0, 0x0200_0000, 0, 32 * MiB,
+        0x4300_0000, 0, high, 0, high, size >> 32, size & 0xFFFF_FFFF,
+    )  # fmt: skip
     assert p["interrupt-map-mask"] == (0xF800, 0, 0, 7)
     rows = p["interrupt-map"]
     assert len(rows) == 28 * 10  # 3 child cells, pin, GIC phandle, 2 address cells, 3 cells
@@ -322,6 +332,169 @@ def test_a_vmm_bridge_that_breaks_a_proof_is_refused(tmp_path, template, changes
     path.write_text(text)
     with pytest.raises(FdtgenError, match=message):
         load_template(str(path))
+
+
+# -- the 64-bit window that follows RAM ------------------------------------------
+
+M32 = 0xFFFF_FFFF
+# Cloud Hypervisor ae44c2971c83, written from its source: RAM_START 1 GiB with the
+# 64 MiB hole at MEM_32BIT_RESERVED_START 0xFC00_0000 (RAM resumes at 4 GiB); the
+# device area from RAM's end to 2^phys_bits - 64 KiB - PLATFORM_DEVICE_AREA_SIZE
+# 1 MiB (vmm/src/memory_manager.rs:93, :447, :1679-1681); the DT starts it at
+# PCI_HIGH_BASE 8 GiB at the lowest (arch/src/aarch64/fdt.rs:785-801).
+CH_BELOW_TOP = 0x1_0000 + 0x10_0000
+CH_LOW_RAM = 0xFC00_0000 - 0x4000_0000
+# crosvm f1e797a68dad: RAM at 2 GiB; high MMIO from RAM's end + the 1 GiB
+# platform MMIO region to 1 << guest_phys_addr_bits (aarch64/src/lib.rs:115, :510-527).
+CROSVM_RAM, CROSVM_PLATFORM = 0x8000_0000, 1 * GiB
+
+
+def last_range(b: Build) -> tuple[int, ...]:
+    """The host bridge's last ``ranges`` entry (its 64-bit window) as cells."""
+    bridge = next(n for n in b.tree.root.children if n.name.startswith("pci@"))
+    return bridge.prop("ranges").as_cells()[-7:]  # type: ignore[union-attr]
+
+
+def window_entry(hi: int, base: int, end: int) -> tuple[int, ...]:
+    size = end - base
+    return (hi, base >> 32, base & M32, base >> 32, base & M32, size >> 32, size & M32)
+
+
+@pytest.mark.parametrize(
+    "memory, bits, base",
+    [
+        pytest.param(512 * MiB, 46, 8 * GiB, id="ram-below-4g-floor"),
+        pytest.param(CH_LOW_RAM, 46, 8 * GiB, id="ram-up-to-the-hole"),
+        pytest.param(6 * GiB, 40, 8 * GiB, id="ram-past-4g-below-floor"),
+        pytest.param(16 * GiB, 46, 4 * GiB + 16 * GiB - CH_LOW_RAM, id="ram-past-the-floor"),
+        pytest.param(64 * GiB, 40, 4 * GiB + 64 * GiB - CH_LOW_RAM, id="narrow-width"),
+    ],
+)
+def test_the_cloud_hypervisor_window_is_the_device_area_after_ram(memory, bits, base, dtc):
+    b = build(Machine(template="cloud-hypervisor", vcpus=1, memory=memory, address_width=bits))
+    end = (1 << bits) - CH_BELOW_TOP
+    assert b.layout.ram[-1].end <= base
+    assert b.layout.pcie_mmio64 is not None
+    assert (b.layout.pcie_mmio64.base, b.layout.pcie_mmio64.end) == (base, end)
+    assert last_range(b) == window_entry(0x0300_0000, base, end)
+    buf = bytearray(b.blob)
+    assert libfdt.fdt_check_full(buf, len(buf)) == 0
+    t = load_template("cloud-hypervisor")
+    assert verify(b.blob, Options(dtc=dtc.exe, address_bits=bits, template=t)) == []
+
+
+@pytest.mark.parametrize(
+    "memory, bits",
+    [(512 * MiB, 48), (1 * GiB, 40), (6 * GiB, 36), (200 * GiB, 48)],
+)
+def test_the_crosvm_window_is_the_high_mmio_pool_past_ram_and_platform_mmio(memory, bits):
+    b = build(Machine(template="crosvm", vcpus=1, memory=memory, address_width=bits))
+    base = CROSVM_RAM + memory + CROSVM_PLATFORM
+    assert last_range(b) == window_entry(0x4300_0000, base, 1 << bits)  # prefetchable
+    assert verify(b.blob, Options(address_bits=bits, template=load_template("crosvm"))) == []
+
+
+def test_the_window_moves_with_ram_and_is_drawn_as_allocated():
+    small = build(Machine(template="crosvm", vcpus=1, memory=1 * GiB))
+    big = build(Machine(template="crosvm", vcpus=1, memory=2 * GiB))
+    assert big.layout.pcie_mmio64.base - small.layout.pcie_mmio64.base == 1 * GiB  # type: ignore[union-attr]
+    row = next(r for r in layout_rows(small.layout) if r.tag == "pcie-mmio64")
+    assert row.source == "allocated" and row.range == small.layout.pcie_mmio64
+    assert row.note == "64-bit memory, prefetchable at PCI 0x1_0000_0000, follows RAM"
+    assert "pcie-mmio64" not in {r.tag for r in load_template("crosvm").pinned_regions()}
+
+
+@pytest.mark.parametrize(
+    "template, memory, bits, setting, message",
+    [
+        pytest.param(
+            "cloud-hypervisor",
+            512 * MiB,
+            33,
+            "address_width",
+            r"address_width: template 'cloud-hypervisor''s 64-bit PCI window after RAM would "
+            r"start at 0x200000000 \(at least 0x200000000, 0x0 past RAM's end 0x60000000\) and "
+            r"end at 0x1ffef0000 \(0x110000 below the 33-bit guest physical address limit\): "
+            r"no room for it",
+            id="floor-past-the-top",
+        ),
+        pytest.param(
+            "crosvm",
+            5 * GiB,
+            33,
+            "memory",
+            r"memory: template 'crosvm''s 64-bit PCI window after RAM would start at 0x200000000 "
+            r"\(at least 0x0, 0x40000000 past RAM's end 0x1c0000000\) and end at 0x200000000 "
+            r"\(the 33-bit guest physical address limit\): no room for it",
+            id="ram-leaves-no-room",
+        ),
+    ],
+)
+def test_a_machine_that_leaves_the_window_no_room_is_refused(
+    template, memory, bits, setting, message
+):
+    with pytest.raises(ConfigError, match=message) as e:
+        build(Machine(template=template, vcpus=1, memory=memory, address_width=bits))
+    assert e.value.setting == setting
+
+
+def test_the_window_refusal_reaches_the_command_line_as_one_line(tmp_path, capsys):
+    from fdtgen.cli import main
+
+    config = tmp_path / "vm.toml"
+    config.write_text('template = "crosvm"\nmemory = "5GiB"\naddress_width = 33\n')
+    out = tmp_path / "guest.dtb"
+    assert main(["build", str(config), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "memory" in err and "no room for it" in err, err
+    assert not out.exists() and list(tmp_path.iterdir()) == [config]
+
+
+@pytest.mark.parametrize(
+    "template, changes, message",
+    [
+        pytest.param(
+            "crosvm",
+            {
+                "mmio32_end = 0x0400_0000": "mmio32_end = 0x0400_0000"
+                "\nmmio64_base = 0x200_0000_0000\nmmio64_end = 0x300_0000_0000"
+            },
+            r"pcie has a pinned mmio64 window \[0x20000000000, 0x30000000000\) and one after "
+            r"RAM: a bridge decodes one 64-bit memory window",
+            id="pinned-and-after-ram",
+        ),
+        pytest.param(
+            "crosvm",
+            {'mmio64_after_ram = "1GiB"': "mmio64_after_ram = 0x4000_0800"},
+            r"pcie mmio64_after_ram gap 0x40000800 is not a multiple of the 0x1000-byte page",
+            id="gap-not-a-page",
+        ),
+        pytest.param(
+            "qemu-virt",
+            {"mmio64_end = 0x100_0000_0000": "mmio64_end = 0x100_0000_0000\nmmio64_floor = 0"},
+            r"pcie.mmio64_floor: .*applies to a window after RAM only \(give mmio64_after_ram\)",
+            id="floor-without-after-ram",
+        ),
+    ],
+)
+def test_a_window_after_ram_that_breaks_a_rule_is_refused(tmp_path, template, changes, message):
+    text = (templates_dir() / f"{template}.toml").read_text()
+    for old, new in changes.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    with pytest.raises(FdtgenError, match=message):
+        load_template(str(path))
+
+
+def test_a_pinned_region_in_the_windows_way_is_refused(tmp_path):
+    text = (templates_dir() / "crosvm.toml").read_text()
+    text += '\n[[reserved]]\ntag = "high"\nbase = 0x200_0000_0000\nsize = "4KiB"\n'
+    path = tmp_path / "high.toml"
+    path.write_text(text)
+    with pytest.raises(FdtgenError, match=r"pcie: the 64-bit window after RAM .* overlaps 'high'"):
+        build(Machine(template=str(path), vcpus=1, memory=1 * GiB))
 
 
 # -- pci.* ---------------------------------------------------------------------

@@ -26,10 +26,10 @@ _INTX_CELLS = Prop.cells("#interrupt-cells", 1)
 _DMA_COHERENT = Prop.empty("dma-coherent")
 
 
-def _ranges(p: PcieSpec) -> Prop:
+def _ranges(layout: Layout, p: PcieSpec) -> Prop:
     """One entry per window: phys.hi, the 64-bit PCI address, the CPU address, the size."""
     cells: list[int] = []
-    for _, space, cpu in p.windows():
+    for _, space, cpu in layout.pcie_windows():
         pci = p.pci_address(space, cpu)
         cells += [space, pci >> 32, pci & 0xFFFF_FFFF, *reg_cells(cpu.base, cpu.size)]
     return Prop.cells("ranges", *cells)
@@ -56,7 +56,7 @@ def pcie_node(layout: Layout) -> Node | None:
         Prop.cells("reg", *reg_cells(p.config.base, p.config.size)),
         Prop.cells("bus-range", p.bus_first, p.bus_last),
         *_BUS_CELLS,
-        _ranges(p),
+        _ranges(layout, p),
     ]
     if p.first_spi is not None:
         props += [_INTX_CELLS, _interrupt_map(p), Prop.cells("interrupt-map-mask", *p.intx_mask)]

@@ -82,6 +82,7 @@ from fdtgen.template.pci import (
     INTX_STYLES,
     MSI_STYLES,
     VIRTIO_TRANSPORTS,
+    AfterRam,
     PcieSpec,
     bus_range,
 )
@@ -377,9 +378,23 @@ def pcie_spec(r: Reader) -> PcieSpec:
         intx_first_slot=r.get("intx_first_slot", int_in(0, SLOTS - 1, "a device number"), 0),
         intx_slots=r.get("intx_slots", int_in(1, SLOTS, "device numbers"), INTX_SLOTS),
         node_name=r.get("node_name", one_of(*NODE_NAMES), "pcie"),
+        mmio64_after_ram=after_ram(r),
     )
     r.done()
     return spec
+
+
+def after_ram(r: Reader) -> AfterRam | None:
+    """``mmio64_after_ram`` (the gap from RAM's end), ``mmio64_floor`` and
+    ``mmio64_below_top``: a 64-bit window that follows RAM."""
+    gap = r.get("mmio64_after_ram", size, None)
+    floor, top = r.get("mmio64_floor", address, None), r.get("mmio64_below_top", size, None)
+    if gap is None:
+        for key, value in (("mmio64_floor", floor), ("mmio64_below_top", top)):
+            if value is not None:
+                raise r._fail(key, "applies to a window after RAM only (give mmio64_after_ram)")
+        return None
+    return AfterRam(gap, floor or 0, top or 0)
 
 
 def hole(r: Reader) -> Region:

@@ -34,6 +34,7 @@ from fdtgen.spec import (
     INTX_PINS,
     MEM32_LIMIT,
     NODE_NAMES,
+    PAGE_SIZE,
     PCI_IO_LIMIT,
     PCIE_COMPATIBLES,
     PREFETCHABLE,
@@ -53,25 +54,44 @@ PER_SLOT_MASK = (0xF800, 0, 0, 7)  # every device bit (phys.hi 15:11) and the pi
 
 
 @dataclass(frozen=True, slots=True)
+class AfterRam:
+    """A 64-bit window that follows RAM, as Cloud Hypervisor's and crosvm's do.
+
+    It starts ``gap`` bytes past the end of RAM, never below ``floor``, and
+    runs to ``top`` bytes below the top of the guest physical address space.
+    """
+
+    gap: int = 0
+    floor: int = 0
+    top: int = 0
+
+    def window(self, ram_end: int, bits: int) -> Range | None:
+        """The window above RAM ending at ``ram_end`` in a ``bits``-wide space; ``None``
+        when no byte is left for it."""
+        base, end = max(self.floor, ram_end + self.gap), (1 << bits) - self.top
+        return Range(base, end - base) if base < end else None
+
+
+@dataclass(frozen=True, slots=True)
 class PcieSpec:
     """The ``[pcie]`` table: one generic host bridge.
 
     ``config`` is the configuration space (``reg``), holding buses
-    ``bus_first..bus_last``. ``io``, ``mmio32`` and ``mmio64`` are the windows'
-    CPU ranges (``None``: none); ``prefetchable64`` marks the 64-bit window
-    prefetchable. ``first_spi`` is INTA of slot 0 (``None``: no
-    ``interrupt-map``). ``msi`` is how the node names the template's MSI
-    controller (``msi-map``, ``msi-parent`` or ``none``). ``domain`` is
-    ``linux,pci-domain``. ``unit_address`` names the node (``None``: the
-    configuration space base; QEMU names its bridge after the 32-bit window).
-    ``virtio`` is the transport the VMM's virtio devices use: ``mmio``,
-    ``pci`` or ``both``. INTx lines are level-sensitive (PCI Local Bus
-    "INTx# ... level sensitive"), so every row is level-high; the node is
-    always ``dma-coherent``, as every VMM's virtual bridge is. ``intx`` is the
-    ``interrupt-map`` style: ``swizzle`` (four slots by four pins) or
-    ``per-slot`` (``intx_slots`` rows from ``intx_first_slot``, INTA of each on
-    its own SPI). ``node_name`` is ``pcie`` or ``pci``. The ``msi-map`` covers
-    the requester IDs of the buses in ``bus-range``, 256 per bus, 1:1.
+    ``bus_first..bus_last``. ``io``, ``mmio32`` and ``mmio64`` are the windows' CPU
+    ranges (``None``: none); ``mmio64_after_ram``, instead of ``mmio64``, is a 64-bit
+    window that moves with RAM (:class:`AfterRam`; the layout resolves it);
+    ``prefetchable64`` marks the 64-bit window prefetchable. ``first_spi`` is INTA of
+    slot 0 (``None``: no ``interrupt-map``). ``msi`` is how the node names the
+    template's MSI controller (``msi-map``, ``msi-parent`` or ``none``). ``domain`` is
+    ``linux,pci-domain``. ``unit_address`` names the node (``None``: the configuration
+    space base; QEMU names its bridge after the 32-bit window). ``virtio`` is the
+    transport the VMM's virtio devices use: ``mmio``, ``pci`` or ``both``. INTx lines
+    are level-sensitive (PCI Local Bus "INTx# ... level sensitive"), so every row is
+    level-high; the node is always ``dma-coherent``, as every VMM's virtual bridge is.
+    ``intx`` is the ``interrupt-map`` style: ``swizzle`` (four slots by four pins) or
+    ``per-slot`` (``intx_slots`` rows from ``intx_first_slot``, INTA of each on its own
+    SPI). ``node_name`` is ``pcie`` or ``pci``. The ``msi-map`` covers the requester IDs
+    of the buses in ``bus-range``, 256 per bus, 1:1.
     """
 
     compatible: str
@@ -91,6 +111,7 @@ class PcieSpec:
     intx_first_slot: int = 0
     intx_slots: int = INTX_SLOTS
     node_name: str = "pcie"
+    mmio64_after_ram: AfterRam | None = None
 
     @property
     def buses(self) -> int:
@@ -100,16 +121,21 @@ class PcieSpec:
     def node_address(self) -> int:
         return self.config.base if self.unit_address is None else self.unit_address
 
-    def windows(self) -> tuple[tuple[str, int, Range], ...]:
-        """``(tag, phys.hi, CPU range)`` of each window, in ``ranges`` order: I/O, 32, 64."""
+    def windows(self, after_ram: Range | None = None) -> tuple[tuple[str, int, Range], ...]:
+        """``(tag, phys.hi, CPU range)`` of each window, in ``ranges`` order: I/O, 32, 64.
+
+        The pinned windows, and ``after_ram``: the 64-bit window a layout
+        resolved from ``mmio64_after_ram``.
+        """
         out = []
         if self.io is not None:
             out.append(("pcie-io", SPACE_IO, self.io))
         if self.mmio32 is not None:
             out.append(("pcie-mmio32", SPACE_MEM32, self.mmio32))
-        if self.mmio64 is not None:
+        mmio64 = self.mmio64 if after_ram is None else after_ram
+        if mmio64 is not None:
             hi = SPACE_MEM64 | (PREFETCHABLE if self.prefetchable64 else 0)
-            out.append(("pcie-mmio64", hi, self.mmio64))
+            out.append(("pcie-mmio64", hi, mmio64))
         return tuple(out)
 
     def pci_address(self, space: int, cpu: Range) -> int:
@@ -233,3 +259,16 @@ def check_pcie(
         )
     if not 0 <= p.domain <= 0xFFFF_FFFF:
         raise LayoutError(f"{w} domain {p.domain} is not one 32-bit cell")
+    a = p.mmio64_after_ram
+    if a is not None:
+        if p.mmio64 is not None:
+            raise LayoutError(
+                f"{w} has a pinned mmio64 window {p.mmio64} and one after RAM: a bridge "
+                "decodes one 64-bit memory window"
+            )
+        for key, value in (("gap", a.gap), ("floor", a.floor), ("top", a.top)):
+            if value % PAGE_SIZE:
+                raise LayoutError(
+                    f"{w} mmio64_after_ram {key} {value:#x} is not a multiple of the "
+                    f"{PAGE_SIZE:#x}-byte page"
+                )
