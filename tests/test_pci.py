@@ -351,7 +351,7 @@ CROSVM_RAM, CROSVM_PLATFORM = 0x8000_0000, 1 * GiB
 
 def last_range(b: Build) -> tuple[int, ...]:
     """The host bridge's last ``ranges`` entry (its 64-bit window) as cells."""
-    bridge = next(n for n in b.tree.root.children if n.name.startswith("pci@"))
+    bridge = next(n for n in b.tree.root.children if n.name.startswith(("pci@", "pcie@")))
     return bridge.prop("ranges").as_cells()[-7:]  # type: ignore[union-attr]
 
 
@@ -495,6 +495,76 @@ def test_a_pinned_region_in_the_windows_way_is_refused(tmp_path):
     path.write_text(text)
     with pytest.raises(FdtgenError, match=r"pcie: the 64-bit window after RAM .* overlaps 'high'"):
         build(Machine(template=str(path), vcpus=1, memory=1 * GiB))
+
+
+def bridge_with_ranges(b: Build, *entries: tuple[int, int, int]) -> bytes:
+    """``b``'s blob with its bridge's ``ranges`` replaced by ``(phys.hi, CPU base, size)``
+    entries, memory mapped 1:1 and I/O at PCI address 0."""
+    path = "/" + next(n.name for n in b.tree.root.children if n.name.startswith(("pci@", "pcie@")))
+    cells: list[int] = []
+    for hi, base, size in entries:
+        pci = 0 if hi == 0x0100_0000 else base
+        cells += [hi, pci >> 32, pci & M32, base >> 32, base & M32, size >> 32, size & M32]
+    return encode(edit(b.tree, path, set_prop(Prop.cells("ranges", *cells))))
+
+
+def window_findings(blob: bytes, template: str) -> list[tuple[str, str, str]]:
+    found = verify(blob, Options(template=load_template(template)))
+    return [(f.rule, f.value, f.message) for f in found if f.rule.startswith("template.")]
+
+
+def test_verify_holds_a_window_after_ram_to_the_templates_rule():
+    b = build(Machine(template="crosvm", vcpus=1, memory=1 * GiB))
+    mmio32 = (0x0200_0000, 0x0200_0000, 32 * MiB)
+    start = 0x8000_0000 + 1 * GiB + 1 * GiB
+    assert (
+        window_findings(bridge_with_ranges(b, mmio32, (0x4300_0000, start, 1 << 40)), "crosvm")
+        == []
+    )
+    # The window a 2 GiB machine would have, in a 1 GiB machine's blob.
+    late = bridge_with_ranges(b, mmio32, (0x4300_0000, start + 1 * GiB, 1 << 40))
+    assert window_findings(late, "crosvm") == [
+        (
+            "template.pcie-mmio64",
+            f"entry 1 [{start + GiB:#x}, {start + GiB + (1 << 40):#x})",
+            "template 'crosvm' starts the 64-bit window 0x40000000 past the end of RAM "
+            f"(0xc0000000): at {start:#x}",
+        )
+    ]
+    ch = build(Machine(template="cloud-hypervisor", vcpus=1, memory=1 * GiB))
+    io, low = (0x0100_0000, 0x0905_0000, 0x1_0000), (0x0200_0000, 0x1000_0000, 0x2000_0000)
+    early = bridge_with_ranges(ch, io, low, (0x0300_0000, 0x8000_0000, 1 << 40))
+    assert window_findings(early, "cloud-hypervisor") == [
+        (
+            "template.pcie-mmio64",
+            "entry 2 [0x80000000, 0x10080000000)",
+            "template 'cloud-hypervisor' starts the 64-bit window 0x0 past the end of RAM "
+            "(0x80000000), never below 0x200000000: at 0x200000000",
+        )
+    ]
+
+
+def test_verify_holds_pinned_windows_inside_the_templates():
+    io, low = (0x0100_0000, 0x3EFF_0000, 0x1_0000), (0x0200_0000, 0x1000_0000, 0x2EFF_0000)
+    high = (0x0300_0000, 512 * GiB, 512 * GiB)
+    assert window_findings(bridge_with_ranges(QEMU_VIRT, io, low, high), "qemu-virt") == []
+    smaller = (0x0200_0000, 0x1000_0000, 0x1000_0000)  # a part of the window is fine
+    assert window_findings(bridge_with_ranges(QEMU_VIRT, io, smaller, high), "qemu-virt") == []
+    moved = (0x0200_0000, 0x2000_0000, 0x2000_0000)  # runs past the window's end
+    assert window_findings(bridge_with_ranges(QEMU_VIRT, io, moved, high), "qemu-virt") == [
+        (
+            "template.pcie-mmio32",
+            "entry 1 [0x20000000, 0x40000000)",
+            "template 'qemu-virt' pins 'pcie-mmio32' at [0x10000000, 0x3eff0000)",
+        )
+    ]
+    b = build(Machine(template="crosvm", vcpus=1, memory=1 * GiB))
+    extra_io = bridge_with_ranges(
+        b, (0x0100_0000, 0x0, 0x1_0000), (0x0200_0000, 0x0200_0000, 32 * MiB)
+    )
+    assert [f[0::2] for f in window_findings(extra_io, "crosvm")] == [
+        ("template.pcie-io", "template 'crosvm' gives the bridge no io window")
+    ]
 
 
 # -- pci.* ---------------------------------------------------------------------

@@ -166,16 +166,47 @@ def _bus_range(index: TreeIndex, path: str) -> tuple[int, int] | None:
     return (first, last) if first <= last <= BUS_MAX else None
 
 
+class Window(NamedTuple):
+    """One ``ranges`` entry of a host bridge: phys.hi, the PCI and CPU addresses, the size."""
+
+    entry: int
+    hi: int
+    pci: int
+    cpu: int
+    size: int
+
+
+def windows_of(index: TreeIndex, path: str) -> list[Window] | None:
+    """The host bridge's ``ranges`` entries; ``None`` when the property is missing,
+    empty or not whole entries (three PCI address cells, the parent's address
+    cells, two size cells)."""
+    p = index.nodes[path].prop("ranges")
+    pac = index.address_cells(index.parents.get(path, "/"))
+    width = PCI_ADDRESS_CELLS + pac + PCI_SIZE_CELLS
+    if p is None or not p.value or len(p.value) % (4 * width):
+        return None
+    cells = p.as_cells()
+    return [
+        Window(
+            i // width,
+            cells[i],
+            number(cells[i + 1 : i + 3]),
+            number(cells[i + 3 : i + 3 + pac]),
+            number(cells[i + 3 + pac : i + width]),
+        )
+        for i in range(0, len(cells), width)
+    ]
+
+
 def _ranges_findings(
     index: TreeIndex, path: str, address_bits: int
 ) -> tuple[list[Finding], list[tuple[int, int, int]]]:
     """The findings of the host's ``ranges`` and its windows as (CPU base, end, entry)."""
-    node = index.nodes[path]
-    p = node.prop("ranges")
-    parent = index.parents.get(path, "/")
-    pac = index.address_cells(parent)
-    width = PCI_ADDRESS_CELLS + pac + PCI_SIZE_CELLS
-    if p is None or not p.value or len(p.value) % (4 * width):
+    p = index.nodes[path].prop("ranges")
+    entries = windows_of(index, path)
+    if p is None or entries is None:
+        pac = index.address_cells(index.parents.get(path, "/"))
+        width = PCI_ADDRESS_CELLS + pac + PCI_SIZE_CELLS
         what = "missing" if p is None else "empty" if not p.value else "not whole entries"
         return [
             Finding(
@@ -188,15 +219,9 @@ def _ranges_findings(
             )
         ], []
     out: list[Finding] = []
-    cells = p.as_cells()
     windows: list[tuple[int, int, int]] = []  # (CPU base, end, entry)
     plain_memory = False
-    for i in range(0, len(cells), width):
-        entry = i // width
-        hi = cells[i]
-        pci = number(cells[i + 1 : i + 3])
-        cpu = number(cells[i + 3 : i + 3 + pac])
-        size = number(cells[i + 3 + pac : i + width])
+    for entry, hi, pci, cpu, size in entries:
         space = hi & SPACE_MASK
         shown = f"entry {entry} <{hi:#x} ...>"
         if hi not in RANGES_SPACES:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from fdtgen.checks.finding import Finding
 from fdtgen.checks.index import TIMER_COMPATIBLE, TreeIndex, show, show_specifier
-from fdtgen.spec import PPI_INTID_BASE, SPI_INTID_BASE
+from fdtgen.checks.pci import SPACE_MASK, host_bridges, windows_of
+from fdtgen.spec import PPI_INTID_BASE, SPACE_IO, SPACE_MEM32, SPACE_MEM64, SPI_INTID_BASE
 from fdtgen.template.registry import KINDS, VIRTIO_MMIO
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
                     )
     if t.gic.spis is not None:
         out += _past_gic_spis(index, t, t.gic.spis)
+    out += _bridge_windows(index, t)
     for path, base, size in index.memory():
         inside(path, "dram", base, size, dram)
     for r in index.regions():
@@ -197,6 +199,52 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
                         f"straddles the edge of the template's reserved region {tag!r} {rng}",
                     )
                 )
+    return out
+
+
+_WINDOW_TAGS = {SPACE_IO: "pcie-io", SPACE_MEM32: "pcie-mmio32", SPACE_MEM64: "pcie-mmio64"}
+
+
+def _bridge_windows(index: TreeIndex, t: Template) -> list[Finding]:
+    """The template's host bridge (the one whose ``reg`` starts at the template's
+    configuration space) decodes only the windows the template gives it: each
+    window inside the template's window of its space, and a window that follows
+    RAM starting where the template's rule puts it after the blob's RAM."""
+    p = t.pcie
+    if p is None:
+        return []
+    pinned = {tag: r for tag, _, r in p.windows()}
+    after = p.mmio64_after_ram
+    ram_end = max((b + s for _, b, s in index.memory()), default=None)
+    out: list[Finding] = []
+    for path in host_bridges(index):
+        if not any(index.translate(path, b) == p.config.base for b, _ in index.reg(path) or ()):
+            continue
+        for w in windows_of(index, path) or ():
+            tag = _WINDOW_TAGS.get(w.hi & SPACE_MASK)
+            if tag is None:
+                continue
+            shown = f"entry {w.entry} [{w.cpu:#x}, {w.cpu + w.size:#x})"
+            if tag == "pcie-mmio64" and after is not None:
+                if ram_end is None:
+                    continue
+                start = max(after.floor, ram_end + after.gap)
+                if w.cpu == start:
+                    continue
+                floor = f", never below {after.floor:#x}" if after.floor else ""
+                rule = (
+                    f"starts the 64-bit window {after.gap:#x} past the end of RAM "
+                    f"({ram_end:#x}){floor}: at {start:#x}"
+                )
+            elif tag not in pinned:
+                rule = f"gives the bridge no {tag[5:]} window"
+            elif pinned[tag].base <= w.cpu and w.cpu + w.size <= pinned[tag].end:
+                continue
+            else:
+                rule = f"pins {tag!r} at {pinned[tag]}"
+            out.append(
+                Finding(f"template.{tag}", path, "ranges", shown, f"template {t.name!r} {rule}")
+            )
     return out
 
 
