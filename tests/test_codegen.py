@@ -498,6 +498,22 @@ BROKEN_MAPS = [
         )
         for lang in ("rust", "c")
     ),
+    # The 64-bit window that follows RAM: no room left under the top, or not whole pages
+    *(
+        (
+            "cloud-hypervisor",
+            lang,
+            {"PCIE_MMIO64_FLOOR": 0x3FFF_FFF0_0000},
+            "the PCI 64-bit window has no room between PCIE_MMIO64_FLOOR and",
+        )
+        for lang in ("rust", "c")
+    ),
+    (
+        "crosvm",
+        "c",
+        {"PCIE_MMIO64_AFTER_RAM": 0x4000_0800},
+        "PCIE_MMIO64_AFTER_RAM, _FLOOR and _BELOW_TOP are not whole 4 KiB pages",
+    ),
     *(
         (
             "qemu-virt-gicv2",
@@ -917,3 +933,24 @@ def test_only_anchored_templates_have_the_function() -> None:
     assert "crosvm" in _anchored() and "firecracker" in _anchored()
     assert "gic_redist_base" not in generated("squib", "rust")
     assert "GIC_REDIST_BASE" not in generated("qemu-virt", "c")
+
+
+@pytest.mark.parametrize("name", ["cloud-hypervisor", "crosvm"])
+@pytest.mark.parametrize("lang", ["rust", "c"])
+def test_the_window_after_ram_constants_give_the_builds_window(name: str, lang: str) -> None:
+    """max(FLOOR, RAM end + AFTER_RAM) .. 2^PHYS_ADDR_BITS - BELOW_TOP, from the
+    generated constants, is the window the build writes for several RAM sizes."""
+    from fdtgen.devicetree.machine import Machine
+    from fdtgen.pipeline import build
+
+    got = {k: v[0] for k, v in constants(generated(name, lang)).items()}
+    prefix = c_prefix(name) if lang == "c" else ""
+    gap, floor, below = (
+        got[f"{prefix}PCIE_MMIO64_{k}"] for k in ("AFTER_RAM", "FLOOR", "BELOW_TOP")
+    )
+    top = got[f"{prefix}PHYS_ADDR_MAX"] + 1
+    for memory in (512 << 20, 6 << 30, 40 << 30):
+        b = build(Machine(template=name, vcpus=1, memory=memory))
+        w = b.layout.pcie_mmio64
+        assert w is not None
+        assert (w.base, w.end) == (max(floor, b.layout.ram[-1].end + gap), top - below)

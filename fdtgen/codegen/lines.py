@@ -20,6 +20,7 @@ from fdtgen.spec import (
     BUS_MAX,
     ECAM,
     MEM32_LIMIT,
+    PAGE_SIZE,
     PCI_IO_LIMIT,
     SLOTS,
     SPI_MAX,
@@ -261,6 +262,46 @@ def pcie_lines(b: Builder, t: Template) -> Line | None:
         )
     if p.mmio32 is not None:
         b.prove(E.le("PCIE_MMIO32_END", MEM32_LIMIT), "PCIE_MMIO32 ends above 4 GiB")
+    a = p.mmio64_after_ram
+    if a is not None:
+        what = "PCI 64-bit memory window, which follows RAM"
+        b.const(
+            "PCIE_MMIO64_AFTER_RAM",
+            a.gap,
+            f"{what}: it starts this many bytes past the end of RAM, at "
+            "max(PCIE_MMIO64_FLOOR, RAM end + PCIE_MMIO64_AFTER_RAM). "
+            "Template: [pcie] mmio64_after_ram.",
+        )
+        b.const(
+            "PCIE_MMIO64_FLOOR",
+            a.floor,
+            f"{what}: its lowest start. Template: [pcie] mmio64_floor.",
+        )
+        b.const(
+            "PCIE_MMIO64_BELOW_TOP",
+            a.top,
+            f"{what}: it ends this many bytes below 2^PHYS_ADDR_BITS. "
+            "Template: [pcie] mmio64_below_top.",
+        )
+        b.prove(
+            E.and_(
+                E.eq(E.mod("PCIE_MMIO64_AFTER_RAM", PAGE_SIZE), 0),
+                E.and_(
+                    E.eq(E.mod("PCIE_MMIO64_FLOOR", PAGE_SIZE), 0),
+                    E.eq(E.mod("PCIE_MMIO64_BELOW_TOP", PAGE_SIZE), 0),
+                ),
+            ),
+            f"PCIE_MMIO64_AFTER_RAM, _FLOOR and _BELOW_TOP are not whole {fmt_size(PAGE_SIZE)} "
+            "pages",
+        )
+        b.prove(
+            E.and_(
+                E.le("PCIE_MMIO64_BELOW_TOP", "PHYS_ADDR_MAX"),
+                E.le("PCIE_MMIO64_FLOOR", E.sub("PHYS_ADDR_MAX", "PCIE_MMIO64_BELOW_TOP")),
+            ),
+            "the PCI 64-bit window has no room between PCIE_MMIO64_FLOOR and "
+            "2^PHYS_ADDR_BITS - PCIE_MMIO64_BELOW_TOP",
+        )
     if p.first_spi is None:
         return None
     n = len(p.intx_spis())
