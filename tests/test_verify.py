@@ -250,6 +250,55 @@ CASES = [
             ),
         ),
     ),
+    (  # a GICv3 distributor short of GICD_PIDR2 (0xffe8), which Linux reads to probe it
+        "gic.frame-size",
+        GIC,
+        "reg",
+        edit(
+            T,
+            GIC,
+            set_prop(Prop.cells("reg", 0, 0x800_0000, 0, 0x1000, 0, 0x80A_0000, 0, 0x4_0000)),
+        ),
+    ),
+    (  # an ITS short of GITS_PIDR2
+        "gic.frame-size",
+        f"{GIC}/msi-controller@8080000",
+        "reg",
+        edit(
+            T,
+            GIC,
+            add_child(
+                Node(
+                    "msi-controller@8080000",
+                    (
+                        Prop.strings("compatible", "arm,gic-v3-its"),
+                        Prop.empty("msi-controller"),
+                        Prop.cells("#msi-cells", 1),
+                        Prop.cells("reg", 0, 0x808_0000, 0, 0x1000),
+                    ),
+                )
+            ),
+        ),
+    ),
+    (  # a v2m frame short of MSI_IIDR (0xfcc)
+        "gic.frame-size",
+        f"{GIC}/v2m@8080000",
+        "reg",
+        edit(
+            T,
+            GIC,
+            add_child(
+                Node(
+                    "v2m@8080000",
+                    (
+                        Prop.strings("compatible", "arm,gic-v2m-frame"),
+                        Prop.empty("msi-controller"),
+                        Prop.cells("reg", 0, 0x808_0000, 0, 0xFCC),
+                    ),
+                )
+            ),
+        ),
+    ),
     (
         "pl011.clocks",
         UART,
@@ -354,6 +403,39 @@ def test_each_binding_interrupt_and_region_rule_fires_when_broken(rule, path, pr
     assert (rule, path, prop) in keys(found), "\n".join(map(str, found))
     f = next(f for f in found if (f.rule, f.path, f.prop) == (rule, path, prop))
     assert f.message and str(f).startswith(f"{f.severity}: {rule}: {path}")
+
+
+def test_gic_frames_as_small_as_linux_reads_are_clean():
+    """A 64 KiB ITS (13 Debian DTBs) and a 0xffd-byte v2m frame (qcom ipq6018 and
+    ipq8074) hold every register Linux reads; a GICv2 distributor short of
+    GICD_SGIR does not."""
+    its = Node(
+        "msi-controller@8080000",
+        (
+            Prop.strings("compatible", "arm,gic-v3-its"),
+            Prop.empty("msi-controller"),
+            Prop.cells("#msi-cells", 1),
+            Prop.cells("reg", 0, 0x808_0000, 0, 0x1_0000),
+        ),
+    )
+    v2m = Node(
+        "v2m@8090000",
+        (
+            Prop.strings("compatible", "arm,gic-v2m-frame"),
+            Prop.empty("msi-controller"),
+            Prop.cells("reg", 0, 0x809_0000, 0, 0xFFD),
+        ),
+    )
+    tree = edit(edit(T, GIC, add_child(its)), GIC, add_child(v2m))
+    assert [f for f in check(tree) if f.rule.startswith("gic.")] == []
+    v2 = build(Machine(template="qemu-virt-gicv2", vcpus=2))
+    gicv2 = "/interrupt-controller@8000000"
+    assert v2.tree.root.find(gicv2) is not None
+    reg = v2.tree.root.find(gicv2).prop("reg").as_cells()  # type: ignore[union-attr]
+    small = edit(v2.tree, gicv2, set_prop(Prop.cells("reg", *reg[:3], 0xF00, *reg[4:])))
+    found = [(f.rule, f.path) for f in check(small) if f.rule.startswith("gic.")]
+    assert found == [("gic.frame-size", gicv2)]
+    assert [f for f in check(v2.tree) if f.rule.startswith("gic.")] == []
 
 
 def test_a_spi_declared_shared_may_serve_two_devices():

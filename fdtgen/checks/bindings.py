@@ -20,8 +20,16 @@ from fdtgen.checks.index import (
     string,
     strings,
 )
-from fdtgen.fdt.tree import child_path
-from fdtgen.spec import GICV3_REDIST_STRIDE, TIMER_NAMES, VIRTIO_MMIO_MIN_SIZE
+from fdtgen.fdt.tree import Prop, child_path
+from fdtgen.spec import (
+    GICV3_REDIST_STRIDE,
+    LINUX_GICV2_DIST_END,
+    LINUX_GICV3_DIST_END,
+    LINUX_ITS_END,
+    LINUX_V2M_END,
+    TIMER_NAMES,
+    VIRTIO_MMIO_MIN_SIZE,
+)
 
 PL011_CLOCK_NAMES = ("uartclk", "apb_pclk")  # serial/pl011.yaml clock-names items
 
@@ -240,6 +248,31 @@ def _memory_findings(index: TreeIndex) -> list[Finding]:
     return out
 
 
+def _frame_sizes(
+    path: str, version: int | None, entries: list[tuple[int, int]], reg: Prop | None
+) -> list[Finding]:
+    """The distributor holds the registers Linux reads: a GICv3's GICD_PIDR2 at
+    0xffe8, a GICv2's GICD_SGIR at 0xf00."""
+    need = LINUX_GICV3_DIST_END if version == 3 else LINUX_GICV2_DIST_END
+    size = entries[0][1]
+    if size >= need:
+        return []
+    what = (
+        "Linux checks GICD_PIDR2 at 0xffe8 (gic_validate_dist_version)"
+        if version == 3
+        else "Linux raises IPIs through GICD_SGIR at 0xf00 (irq-gic.c)"
+    )
+    return [
+        Finding(
+            "gic.frame-size",
+            path,
+            "reg",
+            show(reg),
+            f"the distributor (entry 0) is {size:#x} bytes, less than {need:#x}: {what}",
+        )
+    ]
+
+
 def _gic_findings(index: TreeIndex) -> list[Finding]:
     """arm,gic-v3.yaml and arm,gic.yaml: cells, ``reg`` count, redistributor room, ITS, v2m."""
     out: list[Finding] = []
@@ -298,26 +331,28 @@ def _gic_findings(index: TreeIndex) -> list[Finding]:
                     f"has {count} decodable entries; a GICv{version} needs {lo}..{hi}: {what}",
                 )
             )
-        elif version == 3 and ncpus:
-            stride_p = node.prop("redistributor-stride")
-            stride = (
-                int.from_bytes(stride_p.value, "big")
-                if stride_p is not None and len(stride_p.value) == 8
-                else GICV3_REDIST_STRIDE
-            )
-            room = sum(size for _, size in entries[1 : 1 + nr])
-            if room < ncpus * stride:
-                out.append(
-                    Finding(
-                        "gic.redist-size",
-                        path,
-                        "reg",
-                        show(reg),
-                        f"the GICR regions hold {room:#x} bytes, less than "
-                        f"{ncpus} CPUs x {stride:#x}: "
-                        "Linux walks the frames until GICR_TYPER.Last and faults past the end",
-                    )
+        else:
+            out += _frame_sizes(path, version, entries, reg)
+            if version == 3 and ncpus:
+                stride_p = node.prop("redistributor-stride")
+                stride = (
+                    int.from_bytes(stride_p.value, "big")
+                    if stride_p is not None and len(stride_p.value) == 8
+                    else GICV3_REDIST_STRIDE
                 )
+                room = sum(size for _, size in entries[1 : 1 + nr])
+                if room < ncpus * stride:
+                    out.append(
+                        Finding(
+                            "gic.redist-size",
+                            path,
+                            "reg",
+                            show(reg),
+                            f"the GICR regions hold {room:#x} bytes, less than "
+                            f"{ncpus} CPUs x {stride:#x}: "
+                            "Linux walks the frames until GICR_TYPER.Last and faults past the end",
+                        )
+                    )
         for child in node.children:
             cpath = child_path(path, child.name)
             compat = set(index.compatible(cpath))
@@ -344,7 +379,33 @@ def _gic_findings(index: TreeIndex) -> list[Finding]:
                     )
                 if child.prop("reg") is None:
                     out.append(Finding("gic.its", cpath, "reg", "", "missing"))
+                else:
+                    its = index.reg(cpath)
+                    if its and its[0][1] < LINUX_ITS_END:
+                        out.append(
+                            Finding(
+                                "gic.frame-size",
+                                cpath,
+                                "reg",
+                                show(child.prop("reg")),
+                                f"the ITS is {its[0][1]:#x} bytes; Linux reads its "
+                                "GITS_PIDR2 at 0xffe8 (its_probe_one maps 64 KiB), past "
+                                "its end",
+                            )
+                        )
             if "arm,gic-v2m-frame" in compat:
+                frame = index.reg(cpath)
+                if frame and frame[0][1] < LINUX_V2M_END:
+                    out.append(
+                        Finding(
+                            "gic.frame-size",
+                            cpath,
+                            "reg",
+                            show(child.prop("reg")),
+                            f"the v2m frame is {frame[0][1]:#x} bytes; Linux reads its "
+                            "MSI_IIDR at 0xfcc (irq-gic-v2m.c), past its end",
+                        )
+                    )
                 for name in ("msi-controller", "reg"):
                     if child.prop(name) is None:
                         out.append(
