@@ -238,10 +238,8 @@ def resolve(
         its = Range(gic_redist[0].base - its.size, its.size)
     devices, unwired_ = (*console, *transports, *wired), tuple(unwired)
 
-    def layout(ram: tuple[Range, ...], mmio64: Range | None = None) -> Layout:
-        return Layout(
-            t, vcpus, ram, t.gic.dist, gic_redist, stride, devices, width, its, unwired_, mmio64
-        )
+    def layout(ram: tuple[Range, ...]) -> Layout:
+        return Layout(t, vcpus, ram, t.gic.dist, gic_redist, stride, devices, width, its, unwired_)
 
     bits = DEFAULT_ADDRESS_WIDTH if width is None else width
     ends = [t.gic.dist.end, *(r.end for r in gic_redist)]
@@ -274,11 +272,13 @@ def _with_window_after_ram(layout: Layout, bits: int, default: bool) -> Layout:
         width = f"the {bits}-bit guest physical address limit" + (
             " (the default width)" if default else ""
         )
-        rule_text = f"at least {rule.floor:#x}, {rule.gap:#x} past RAM's end {ram_end:#x}"
+        rule_text = f"{rule.gap:#x} past RAM's end {ram_end:#x}" + (
+            f", at least {rule.floor:#x}" if rule.floor else ""
+        )
         below = f"{rule.top:#x} below {width}" if rule.top else width
         setting = "address_width" if rule.floor >= end else "memory"
         raise ConfigError(
-            f"{setting}: template {t.name!r}'s 64-bit PCI window after RAM would start at "
+            f"{setting}: the 64-bit PCI window after RAM of template {t.name!r} would start at "
             f"{start:#x} ({rule_text}) and end at {end:#x} ({below}): no room for it",
             setting=setting,
         )

@@ -412,10 +412,10 @@ def test_the_window_moves_with_ram_and_is_drawn_as_allocated():
             512 * MiB,
             33,
             "address_width",
-            r"address_width: template 'cloud-hypervisor''s 64-bit PCI window after RAM would "
-            r"start at 0x200000000 \(at least 0x200000000, 0x0 past RAM's end 0x60000000\) and "
-            r"end at 0x1ffef0000 \(0x110000 below the 33-bit guest physical address limit\): "
-            r"no room for it",
+            r"address_width: the 64-bit PCI window after RAM of template 'cloud-hypervisor' "
+            r"would start at 0x200000000 \(0x0 past RAM's end 0x60000000, at least "
+            r"0x200000000\) and end at 0x1ffef0000 \(0x110000 below the 33-bit guest "
+            r"physical address limit\): no room for it",
             id="floor-past-the-top",
         ),
         pytest.param(
@@ -423,8 +423,8 @@ def test_the_window_moves_with_ram_and_is_drawn_as_allocated():
             5 * GiB,
             33,
             "memory",
-            r"memory: template 'crosvm''s 64-bit PCI window after RAM would start at 0x200000000 "
-            r"\(at least 0x0, 0x40000000 past RAM's end 0x1c0000000\) and end at 0x200000000 "
+            r"memory: the 64-bit PCI window after RAM of template 'crosvm' would start at "
+            r"0x200000000 \(0x40000000 past RAM's end 0x1c0000000\) and end at 0x200000000 "
             r"\(the 33-bit guest physical address limit\): no room for it",
             id="ram-leaves-no-room",
         ),
