@@ -404,6 +404,19 @@ def test_the_window_moves_with_ram_and_is_drawn_as_allocated():
     assert "pcie-mmio64" not in {r.tag for r in load_template("crosvm").pinned_regions()}
 
 
+def test_templates_show_states_the_window_rule(capsys):
+    from fdtgen.cli import main
+
+    for name, rule in (
+        ("cloud-hypervisor", "max(0x2_0000_0000, RAM end) .. 2^46 - 0x11_0000"),
+        ("crosvm", "RAM end + 0x4000_0000 .. 2^address_width (default 48)"),
+    ):
+        assert main(["templates", "show", name, "--table"]) == 0
+        assert f"pcie-mmio64 follows RAM: {rule}\n" in capsys.readouterr().out
+    assert main(["templates", "show", "qemu-virt", "--table"]) == 0
+    assert "follows RAM" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "template, memory, bits, setting, message",
     [
