@@ -269,17 +269,19 @@ def _with_window_after_ram(layout: Layout, bits: int, default: bool) -> Layout:
     window = rule.window(ram_end, bits)
     if window is None:
         start, end = max(rule.floor, ram_end + rule.gap), (1 << bits) - rule.top
-        width = f"the {bits}-bit guest physical address limit" + (
-            " (the default width)" if default else ""
-        )
+        limit = f"the {'default ' if default else ''}{bits}-bit guest physical address limit"
         rule_text = f"{rule.gap:#x} past RAM's end {ram_end:#x}" + (
             f", at least {rule.floor:#x}" if rule.floor else ""
         )
-        below = f"{rule.top:#x} below {width}" if rule.top else width
+        if end <= 0:
+            ends = f"mmio64_below_top {rule.top:#x} is more than {limit} {1 << bits:#x}"
+        else:
+            below = f"{rule.top:#x} below {limit}" if rule.top else limit
+            ends = f"it would end at {end:#x} ({below})"
         setting = "address_width" if rule.floor >= end else "memory"
         raise ConfigError(
             f"{setting}: the 64-bit PCI window after RAM of template {t.name!r} would start at "
-            f"{start:#x} ({rule_text}) and end at {end:#x} ({below}): no room for it",
+            f"{start:#x} ({rule_text}), and {ends}: no room for it",
             setting=setting,
         )
     for base, size, tag in layout.spans():

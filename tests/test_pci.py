@@ -427,8 +427,8 @@ def test_templates_show_states_the_window_rule(capsys):
             "address_width",
             r"address_width: the 64-bit PCI window after RAM of template 'cloud-hypervisor' "
             r"would start at 0x200000000 \(0x0 past RAM's end 0x60000000, at least "
-            r"0x200000000\) and end at 0x1ffef0000 \(0x110000 below the 33-bit guest "
-            r"physical address limit\): no room for it",
+            r"0x200000000\), and it would end at 0x1ffef0000 \(0x110000 below the 33-bit "
+            r"guest physical address limit\): no room for it",
             id="floor-past-the-top",
         ),
         pytest.param(
@@ -437,8 +437,8 @@ def test_templates_show_states_the_window_rule(capsys):
             33,
             "memory",
             r"memory: the 64-bit PCI window after RAM of template 'crosvm' would start at "
-            r"0x200000000 \(0x40000000 past RAM's end 0x1c0000000\) and end at 0x200000000 "
-            r"\(the 33-bit guest physical address limit\): no room for it",
+            r"0x200000000 \(0x40000000 past RAM's end 0x1c0000000\), and it would end at "
+            r"0x200000000 \(the 33-bit guest physical address limit\): no room for it",
             id="ram-leaves-no-room",
         ),
     ],
@@ -449,6 +449,20 @@ def test_a_machine_that_leaves_the_window_no_room_is_refused(
     with pytest.raises(ConfigError, match=message) as e:
         build(Machine(template=template, vcpus=1, memory=memory, address_width=bits))
     assert e.value.setting == setting
+
+
+def test_a_below_top_past_the_whole_width_is_named(tmp_path):
+    text = (templates_dir() / "crosvm.toml").read_text()
+    old = 'mmio64_after_ram = "1GiB"'
+    path = tmp_path / "top.toml"
+    path.write_text(text.replace(old, f"{old}\nmmio64_below_top = 0x4_0000_0000_0000"))
+    message = (
+        r"and mmio64_below_top 0x4000000000000 is more than the 40-bit guest physical "
+        r"address limit 0x10000000000: no room for it"
+    )
+    with pytest.raises(ConfigError, match=message) as e:
+        build(Machine(template=str(path), vcpus=1, memory=1 * GiB, address_width=40))
+    assert e.value.setting == "address_width"
 
 
 def test_the_window_refusal_reaches_the_command_line_as_one_line(tmp_path, capsys):
@@ -487,6 +501,14 @@ def test_the_window_refusal_reaches_the_command_line_as_one_line(tmp_path, capsy
             {"mmio64_end = 0x100_0000_0000": "mmio64_end = 0x100_0000_0000\nmmio64_floor = 0"},
             r"pcie.mmio64_floor: .*applies to a window after RAM only \(give mmio64_after_ram\)",
             id="floor-without-after-ram",
+        ),
+        pytest.param(
+            "crosvm",
+            {'mmio64_after_ram = "1GiB"': "mmio64_after_ram = 0xFFFF_FFFF_8000_0000"},
+            r"pcie mmio64_after_ram 0xffffffff80000000, mmio64_floor 0x0 and mmio64_below_top "
+            r"0x0 leave no machine a 64-bit window: after a page of RAM at 0x80000000 it "
+            r"would start at 0x10000000000001000, past 2\^64$",
+            id="no-machine-has-room",
         ),
     ],
 )

@@ -294,13 +294,25 @@ def pcie_lines(b: Builder, t: Template) -> Line | None:
             f"PCIE_MMIO64_AFTER_RAM, _FLOOR and _BELOW_TOP are not whole {fmt_size(PAGE_SIZE)} "
             "pages",
         )
+        top = E.sub("PHYS_ADDR_MAX", "PCIE_MMIO64_BELOW_TOP")  # its last byte at the most
         b.prove(
             E.and_(
                 E.le("PCIE_MMIO64_BELOW_TOP", "PHYS_ADDR_MAX"),
-                E.le("PCIE_MMIO64_FLOOR", E.sub("PHYS_ADDR_MAX", "PCIE_MMIO64_BELOW_TOP")),
+                E.le("PCIE_MMIO64_FLOOR", top),
             ),
             "the PCI 64-bit window has no room between PCIE_MMIO64_FLOOR and "
             "2^PHYS_ADDR_BITS - PCIE_MMIO64_BELOW_TOP",
+        )
+        b.prove(
+            E.and_(
+                E.le("PCIE_MMIO64_BELOW_TOP", "PHYS_ADDR_MAX"),
+                E.and_(
+                    E.le("RAM_START", top),
+                    E.le("PCIE_MMIO64_AFTER_RAM", E.sub(top, "RAM_START")),
+                ),
+            ),
+            "the PCI 64-bit window has no room after RAM_START + PCIE_MMIO64_AFTER_RAM "
+            "below 2^PHYS_ADDR_BITS - PCIE_MMIO64_BELOW_TOP",
         )
     if p.first_spi is None:
         return None

@@ -179,6 +179,7 @@ def check_template(t: Template) -> None:
     if t.pcie is not None:
         msi = t.gic.its is not None or t.gic.v2m is not None
         check_pcie(t.pcie, where, msi, t.virtio.slots, its=t.gic.its is not None)
+        _check_window_after_ram(t, where)
     for rule in t.rules:
         lo, hi = by_tag.get(rule.lower), by_tag.get(rule.upper)
         if lo is None or hi is None:
@@ -196,6 +197,24 @@ def check_template(t: Template) -> None:
         if rule.kind not in ("abuts", "below"):
             raise LayoutError(f"{where}: unknown rule kind {rule.kind!r} (use abuts, below)")
     _check_interrupts(t, where)
+
+
+def _check_window_after_ram(t: Template, where: str) -> None:
+    """A 64-bit window that follows RAM has room after the least RAM a machine can
+    have (a page at the DRAM base) below the top of the template's address width
+    (64 bits when it names none): otherwise no machine could be built."""
+    a = None if t.pcie is None else t.pcie.mmio64_after_ram
+    if a is None:
+        return
+    bits = t.address_width or MAX_ADDRESS_WIDTH
+    start = max(a.floor, t.dram.base + PAGE_SIZE + a.gap)
+    if start >= (1 << bits) - a.top:
+        raise LayoutError(
+            f"{where}: pcie mmio64_after_ram {a.gap:#x}, mmio64_floor {a.floor:#x} and "
+            f"mmio64_below_top {a.top:#x} leave no machine a 64-bit window: after a page "
+            f"of RAM at {t.dram.base:#x} it would start at {start:#x}, past "
+            f"2^{bits}" + (f" - {a.top:#x}" if a.top else "")
+        )
 
 
 def _check_timer(t: Template, where: str) -> None:
