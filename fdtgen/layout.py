@@ -260,8 +260,9 @@ def resolve(
 
 def _with_window_after_ram(layout: Layout, bits: int, default: bool) -> Layout:
     """``layout`` with the template's 64-bit PCI window placed after its RAM
-    (:class:`fdtgen.template.pci.AfterRam`); no room for it, or a live region in
-    its way, is an error."""
+    (:class:`fdtgen.template.pci.AfterRam`); no room for it is an error. Nothing
+    pinned is in its way: the template proofs keep every pinned region below
+    where the window can start."""
     t = layout.template
     assert t.pcie is not None and t.pcie.mmio64_after_ram is not None
     rule = t.pcie.mmio64_after_ram
@@ -274,7 +275,7 @@ def _with_window_after_ram(layout: Layout, bits: int, default: bool) -> Layout:
             f", at least {rule.floor:#x}" if rule.floor else ""
         )
         if end <= 0:
-            ends = f"mmio64_below_top {rule.top:#x} is more than {limit} {1 << bits:#x}"
+            ends = f"mmio64_below_top {rule.top:#x} leaves nothing below {limit} {1 << bits:#x}"
         else:
             below = f"{rule.top:#x} below {limit}" if rule.top else limit
             ends = f"it would end at {end:#x} ({below})"
@@ -284,12 +285,6 @@ def _with_window_after_ram(layout: Layout, bits: int, default: bool) -> Layout:
             f"{start:#x} ({rule_text}), and {ends}: no room for it",
             setting=setting,
         )
-    for base, size, tag in layout.spans():
-        if base < window.end and window.base < base + size:
-            raise LayoutError(
-                f"pcie: the 64-bit window after RAM {window} overlaps {tag!r} "
-                f"{Range(base, size)} of template {t.name!r}"
-            )
     return replace(layout, pcie_mmio64=window)
 
 

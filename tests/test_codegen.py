@@ -511,8 +511,9 @@ BROKEN_MAPS = [
     (  # no machine could have the window: RAM_START + the gap is past the top
         "crosvm",
         "rust",
-        {"PCIE_MMIO64_AFTER_RAM": 0xFFFF_C000_0000},
-        "the PCI 64-bit window has no room after RAM_START + PCIE_MMIO64_AFTER_RAM",
+        {"PCIE_MMIO64_AFTER_RAM": 0xFFFF_7FFF_F000},
+        "the PCI 64-bit window has no room after 4 KiB of RAM at RAM_START and "
+        "PCIE_MMIO64_AFTER_RAM",
     ),
     (
         "crosvm",

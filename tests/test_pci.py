@@ -345,7 +345,7 @@ M32 = 0xFFFF_FFFF
 CH_BELOW_TOP = 0x1_0000 + 0x10_0000
 CH_LOW_RAM = 0xFC00_0000 - 0x4000_0000
 # crosvm f1e797a68dad: RAM at 2 GiB; high MMIO from RAM's end + the 1 GiB
-# platform MMIO region to 1 << guest_phys_addr_bits (aarch64/src/lib.rs:115, :510-527).
+# platform MMIO region to 1 << guest_phys_addr_bits (aarch64/src/lib.rs:115, :508-527).
 CROSVM_RAM, CROSVM_PLATFORM = 0x8000_0000, 1 * GiB
 
 
@@ -457,8 +457,8 @@ def test_a_below_top_past_the_whole_width_is_named(tmp_path):
     path = tmp_path / "top.toml"
     path.write_text(text.replace(old, f"{old}\nmmio64_below_top = 0x4_0000_0000_0000"))
     message = (
-        r"and mmio64_below_top 0x4000000000000 is more than the 40-bit guest physical "
-        r"address limit 0x10000000000: no room for it"
+        r"and mmio64_below_top 0x4000000000000 leaves nothing below the 40-bit guest "
+        r"physical address limit 0x10000000000: no room for it"
     )
     with pytest.raises(ConfigError, match=message) as e:
         build(Machine(template=str(path), vcpus=1, memory=1 * GiB, address_width=40))
@@ -528,8 +528,13 @@ def test_a_pinned_region_in_the_windows_way_is_refused(tmp_path):
     text += '\n[[reserved]]\ntag = "high"\nbase = 0x200_0000_0000\nsize = "4KiB"\n'
     path = tmp_path / "high.toml"
     path.write_text(text)
-    with pytest.raises(FdtgenError, match=r"pcie: the 64-bit window after RAM .* overlaps 'high'"):
-        build(Machine(template=str(path), vcpus=1, memory=1 * GiB))
+    with pytest.raises(
+        FdtgenError,
+        match=r"region 'high' \[0x20000000000, 0x20000001000\) lies where the 64-bit PCI "
+        r"window after RAM goes \(from 0xc0001000 after a page of RAM at 0x80000000, "
+        r"mmio64_after_ram and mmio64_floor\): move it below, or pin the window",
+    ):
+        load_template(str(path))
 
 
 def bridge_with_ranges(b: Build, *entries: tuple[int, int, int]) -> bytes:
@@ -577,6 +582,40 @@ def test_verify_holds_a_window_after_ram_to_the_templates_rule():
             "(0x80000000), never below 0x200000000: at 0x200000000",
         )
     ]
+
+
+def test_verify_holds_a_window_after_ram_to_its_end_flags_and_count():
+    ch = build(Machine(template="cloud-hypervisor", vcpus=1, memory=1 * GiB))
+    io, low = (0x0100_0000, 0x0905_0000, 0x1_0000), (0x0200_0000, 0x1000_0000, 0x2000_0000)
+    top = (1 << 46) - 0x11_0000  # the template's width, less the platform device area
+    fits = (0x0300_0000, 8 * GiB, top - 8 * GiB)
+    assert window_findings(bridge_with_ranges(ch, io, low, fits), "cloud-hypervisor") == []
+    into_platform = (0x0300_0000, 8 * GiB, (1 << 46) - 8 * GiB)
+    assert window_findings(bridge_with_ranges(ch, io, low, into_platform), "cloud-hypervisor") == [
+        (
+            "template.pcie-mmio64",
+            f"entry 2 [0x200000000, {1 << 46:#x})",
+            f"template 'cloud-hypervisor' ends the 64-bit window by {top:#x} (0x110000 below 2^46)",
+        )
+    ]
+    prefetchable = (0x4300_0000, 8 * GiB, top - 8 * GiB)
+    found = window_findings(bridge_with_ranges(ch, io, low, prefetchable), "cloud-hypervisor")
+    assert [m for _, _, m in found] == [
+        "template 'cloud-hypervisor' marks the 64-bit window not prefetchable"
+    ]
+    twice = bridge_with_ranges(ch, io, low, fits, fits)
+    assert [(v, m) for _, v, m in window_findings(twice, "cloud-hypervisor")] == [
+        (
+            f"entry 3 [0x200000000, {top:#x})",
+            "template 'cloud-hypervisor' gives the bridge one mmio64 window",
+        ),
+    ]
+    crosvm = build(Machine(template="crosvm", vcpus=1, memory=1 * GiB))
+    plain = (0x0300_0000, 0x1_0000_0000, (1 << 48) - 0x1_0000_0000)
+    found = window_findings(
+        bridge_with_ranges(crosvm, (0x0200_0000, 0x0200_0000, 32 * MiB), plain), "crosvm"
+    )
+    assert [m for _, _, m in found] == ["template 'crosvm' marks the 64-bit window prefetchable"]
 
 
 def test_verify_holds_pinned_windows_inside_the_templates():

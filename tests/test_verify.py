@@ -438,6 +438,37 @@ def test_gic_frames_as_small_as_linux_reads_are_clean():
     assert [f for f in check(v2.tree) if f.rule.startswith("gic.")] == []
 
 
+@pytest.mark.parametrize(
+    "part, size, flagged",
+    [
+        ("gicd", 0xFFEC, False),  # GICD_PIDR2 at 0xffe8 is the last register read
+        ("gicd", 0xFFE8, True),
+        ("its", 0xFFEC, False),
+        ("its", 0xFFE8, True),
+        ("v2m", 0xFD0, False),  # MSI_IIDR at 0xfcc
+        ("v2m", 0xFCC, True),
+    ],
+)
+def test_gic_frame_size_bounds_are_the_last_register_read(part, size, flagged):
+    if part == "gicd":
+        tree = edit(
+            T,
+            GIC,
+            set_prop(Prop.cells("reg", 0, 0x800_0000, 0, size, 0, 0x80A_0000, 0, 0x4_0000)),
+        )
+        path = GIC
+    else:
+        compatible = "arm,gic-v3-its" if part == "its" else "arm,gic-v2m-frame"
+        props = [Prop.strings("compatible", compatible), Prop.empty("msi-controller")]
+        if part == "its":
+            props.append(Prop.cells("#msi-cells", 1))
+        props.append(Prop.cells("reg", 0, 0x808_0000, 0, size))
+        path = f"{GIC}/{part}@8080000"
+        tree = edit(T, GIC, add_child(Node(f"{part}@8080000", tuple(props))))
+    found = [(f.rule, f.path) for f in check(tree) if f.rule == "gic.frame-size"]
+    assert found == ([("gic.frame-size", path)] if flagged else [])
+
+
 def test_a_spi_declared_shared_may_serve_two_devices():
     tree = edit(T, VIRTIO1, set_prop(Prop.cells("interrupts", 0, 16, 1)))
     assert [f for f in check(tree) if f.rule == "interrupts.shared"]

@@ -163,7 +163,7 @@ def _verify_with(blob: Blob, buf: bytes, options: Options, dtc: DtcCheck | None)
     if options.template is not None:
         from fdtgen.checks.template import template_findings
 
-        out.merge(template_findings(index, options.template))
+        out.merge(template_findings(index, options.template, options.address_bits))
     if options.manifest is not None:
         from fdtgen.checks.boot import boot_findings
 

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 from fdtgen.checks.finding import Finding
 from fdtgen.checks.index import TIMER_COMPATIBLE, TreeIndex, show, show_specifier
 from fdtgen.checks.pci import SPACE_MASK, host_bridges, windows_of
-from fdtgen.spec import PPI_INTID_BASE, SPACE_IO, SPACE_MEM32, SPACE_MEM64, SPI_INTID_BASE
+from fdtgen.spec import (
+    DEFAULT_ADDRESS_WIDTH,
+    PPI_INTID_BASE,
+    PREFETCHABLE,
+    SPACE_IO,
+    SPACE_MEM32,
+    SPACE_MEM64,
+    SPI_INTID_BASE,
+)
 from fdtgen.template.registry import KINDS, VIRTIO_MMIO
 
 if TYPE_CHECKING:
@@ -21,7 +29,9 @@ if TYPE_CHECKING:
     from fdtgen.template.model import Template
 
 
-def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
+def template_findings(
+    index: TreeIndex, t: Template, address_bits: int = DEFAULT_ADDRESS_WIDTH
+) -> list[Finding]:
     """Each node sits in the region the template pins for it (``pinned_regions``
     tags), at the pinned base, with the pinned SPI. A reserved region may hold
     nodes that describe what it reserves (QEMU's flash), but none may straddle it."""
@@ -178,7 +188,7 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
                     )
     if t.gic.spis is not None:
         out += _past_gic_spis(index, t, t.gic.spis)
-    out += _bridge_windows(index, t)
+    out += _bridge_windows(index, t, address_bits)
     for path, base, size in index.memory():
         inside(path, "dram", base, size, dram)
     for r in index.regions():
@@ -205,46 +215,66 @@ def template_findings(index: TreeIndex, t: Template) -> list[Finding]:
 _WINDOW_TAGS = {SPACE_IO: "pcie-io", SPACE_MEM32: "pcie-mmio32", SPACE_MEM64: "pcie-mmio64"}
 
 
-def _bridge_windows(index: TreeIndex, t: Template) -> list[Finding]:
+def _bridge_windows(index: TreeIndex, t: Template, address_bits: int) -> list[Finding]:
     """The template's host bridge (the one whose ``reg`` starts at the template's
-    configuration space) decodes only the windows the template gives it: each
-    window inside the template's window of its space, and a window that follows
-    RAM starting where the template's rule puts it after the blob's RAM."""
+    configuration space) decodes only the windows the template gives it: one
+    window per space, each inside the template's window of that space, the
+    64-bit one prefetchable as the template says. A window that follows RAM
+    starts where the template's rule puts it after the blob's RAM and ends by
+    ``2^width - mmio64_below_top``, the width being the template's
+    ``address_width``, else ``address_bits``."""
     p = t.pcie
     if p is None:
         return []
     pinned = {tag: r for tag, _, r in p.windows()}
     after = p.mmio64_after_ram
     ram_end = max((b + s for _, b, s in index.memory()), default=None)
+    bits = address_bits if t.address_width is None else t.address_width
     out: list[Finding] = []
     for path in host_bridges(index):
         if not any(index.translate(path, b) == p.config.base for b, _ in index.reg(path) or ()):
             continue
+        seen: set[str] = set()
         for w in windows_of(index, path) or ():
             tag = _WINDOW_TAGS.get(w.hi & SPACE_MASK)
             if tag is None:
                 continue
-            shown = f"entry {w.entry} [{w.cpu:#x}, {w.cpu + w.size:#x})"
-            if tag == "pcie-mmio64" and after is not None:
-                if ram_end is None:
-                    continue
-                start = max(after.floor, ram_end + after.gap)
-                if w.cpu == start:
-                    continue
-                floor = f", never below {after.floor:#x}" if after.floor else ""
-                rule = (
-                    f"starts the 64-bit window {after.gap:#x} past the end of RAM "
-                    f"({ram_end:#x}){floor}: at {start:#x}"
+            what = tag.removeprefix("pcie-")
+            end = w.cpu + w.size
+            rules = []
+            if tag in seen:
+                rules.append(f"gives the bridge one {what} window")
+            seen.add(tag)
+            if tag == "pcie-mmio64" and bool(w.hi & PREFETCHABLE) != p.prefetchable64:
+                rules.append(
+                    "marks the 64-bit window "
+                    + ("prefetchable" if p.prefetchable64 else "not prefetchable")
                 )
+            if tag == "pcie-mmio64" and after is not None:
+                start, top = max(after.floor, (ram_end or 0) + after.gap), (1 << bits) - after.top
+                if ram_end is not None and w.cpu != start:
+                    floor = f", never below {after.floor:#x}" if after.floor else ""
+                    rules.append(
+                        f"starts the 64-bit window {after.gap:#x} past the end of RAM "
+                        f"({ram_end:#x}){floor}: at {start:#x}"
+                    )
+                if end > top:
+                    below = f"{after.top:#x} below " if after.top else ""
+                    rules.append(f"ends the 64-bit window by {top:#x} ({below}2^{bits})")
             elif tag not in pinned:
-                rule = f"gives the bridge no {tag[5:]} window"
-            elif pinned[tag].base <= w.cpu and w.cpu + w.size <= pinned[tag].end:
-                continue
-            else:
-                rule = f"pins {tag!r} at {pinned[tag]}"
-            out.append(
-                Finding(f"template.{tag}", path, "ranges", shown, f"template {t.name!r} {rule}")
-            )
+                rules.append(f"gives the bridge no {what} window")
+            elif not (pinned[tag].base <= w.cpu and end <= pinned[tag].end):
+                rules.append(f"pins {tag!r} at {pinned[tag]}")
+            out += [
+                Finding(
+                    f"template.{tag}",
+                    path,
+                    "ranges",
+                    f"entry {w.entry} [{w.cpu:#x}, {end:#x})",
+                    f"template {t.name!r} {rule}",
+                )
+                for rule in rules
+            ]
     return out
 
 

@@ -303,16 +303,22 @@ def pcie_lines(b: Builder, t: Template) -> Line | None:
             "the PCI 64-bit window has no room between PCIE_MMIO64_FLOOR and "
             "2^PHYS_ADDR_BITS - PCIE_MMIO64_BELOW_TOP",
         )
+        # After the least RAM a machine has (a page at RAM_START) and the gap, a byte
+        # is left below the top: RAM_START + page + gap <= PHYS_ADDR_MAX - BELOW_TOP.
+        ram = E.add("RAM_START", PAGE_SIZE)
         b.prove(
             E.and_(
                 E.le("PCIE_MMIO64_BELOW_TOP", "PHYS_ADDR_MAX"),
                 E.and_(
-                    E.le("RAM_START", top),
-                    E.le("PCIE_MMIO64_AFTER_RAM", E.sub(top, "RAM_START")),
+                    E.le("RAM_START", E.sub("PHYS_ADDR_MAX", PAGE_SIZE)),
+                    E.and_(
+                        E.le(ram, top),
+                        E.le("PCIE_MMIO64_AFTER_RAM", E.sub(top, ram)),
+                    ),
                 ),
             ),
-            "the PCI 64-bit window has no room after RAM_START + PCIE_MMIO64_AFTER_RAM "
-            "below 2^PHYS_ADDR_BITS - PCIE_MMIO64_BELOW_TOP",
+            f"the PCI 64-bit window has no room after {fmt_size(PAGE_SIZE)} of RAM at "
+            "RAM_START and PCIE_MMIO64_AFTER_RAM, below 2^PHYS_ADDR_BITS - PCIE_MMIO64_BELOW_TOP",
         )
     if p.first_spi is None:
         return None

@@ -208,6 +208,17 @@ def _check_window_after_ram(t: Template, where: str) -> None:
         return
     bits = t.address_width or MAX_ADDRESS_WIDTH
     start = max(a.floor, t.dram.base + PAGE_SIZE + a.gap)
+    # RAM goes in the DRAM window (holes and all) and the window follows RAM; the
+    # other pinned regions lie outside the DRAM window (check_template), so one
+    # that ends past the window's lowest start is above it, in the window's way.
+    dram = set(t.dram_ranges())
+    for r in t.pinned_regions():
+        if r.range not in dram and r.range.end > start:
+            raise LayoutError(
+                f"{where}: region {r.tag!r} {r.range} lies where the 64-bit PCI window "
+                f"after RAM goes (from {start:#x} after a page of RAM at {t.dram.base:#x}, "
+                "mmio64_after_ram and mmio64_floor): move it below, or pin the window"
+            )
     if start >= (1 << bits) - a.top:
         raise LayoutError(
             f"{where}: pcie mmio64_after_ram {a.gap:#x}, mmio64_floor {a.floor:#x} and "
