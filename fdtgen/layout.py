@@ -269,7 +269,7 @@ def _with_window_after_ram(layout: Layout, bits: int, default: bool) -> Layout:
     ram_end = layout.ram[-1].end
     window = rule.window(ram_end, bits)
     if window is None:
-        start, end = max(rule.floor, ram_end + rule.gap), (1 << bits) - rule.top
+        start, end = rule.start(ram_end), rule.end(bits)
         limit = f"the {'default ' if default else ''}{bits}-bit guest physical address limit"
         rule_text = f"{rule.gap:#x} past RAM's end {ram_end:#x}" + (
             f", at least {rule.floor:#x}" if rule.floor else ""

@@ -251,8 +251,8 @@ def _bridge_windows(index: TreeIndex, t: Template, address_bits: int) -> list[Fi
                     + ("prefetchable" if p.prefetchable64 else "not prefetchable")
                 )
             if tag == "pcie-mmio64" and after is not None:
-                start, top = max(after.floor, (ram_end or 0) + after.gap), (1 << bits) - after.top
-                if ram_end is not None and w.cpu != start:
+                top = after.end(bits)
+                if ram_end is not None and w.cpu != (start := after.start(ram_end)):
                     floor = f", never below {after.floor:#x}" if after.floor else ""
                     rules.append(
                         f"starts the 64-bit window {after.gap:#x} past the end of RAM "

@@ -65,10 +65,19 @@ class AfterRam:
     floor: int = 0
     top: int = 0
 
+    def start(self, ram_end: int) -> int:
+        """Where the window starts after RAM ending at ``ram_end``."""
+        return max(self.floor, ram_end + self.gap)
+
+    def end(self, bits: int) -> int:
+        """Where the window ends, exclusive, in a ``bits``-wide space (at most 0 when
+        ``top`` takes the whole space)."""
+        return (1 << bits) - self.top
+
     def window(self, ram_end: int, bits: int) -> Range | None:
         """The window above RAM ending at ``ram_end`` in a ``bits``-wide space; ``None``
         when no byte is left for it."""
-        base, end = max(self.floor, ram_end + self.gap), (1 << bits) - self.top
+        base, end = self.start(ram_end), self.end(bits)
         return Range(base, end - base) if base < end else None
 
 

@@ -207,7 +207,7 @@ def _check_window_after_ram(t: Template, where: str) -> None:
     if a is None:
         return
     bits = t.address_width or MAX_ADDRESS_WIDTH
-    start = max(a.floor, t.dram.base + PAGE_SIZE + a.gap)
+    start = a.start(t.dram.base + PAGE_SIZE)  # after the least RAM a machine has
     # RAM goes in the DRAM window (holes and all) and the window follows RAM; the
     # other pinned regions lie outside the DRAM window (check_template), so one
     # that ends past the window's lowest start is above it, in the window's way.
@@ -219,7 +219,7 @@ def _check_window_after_ram(t: Template, where: str) -> None:
                 f"after RAM goes (from {start:#x} after a page of RAM at {t.dram.base:#x}, "
                 "mmio64_after_ram and mmio64_floor): move it below, or pin the window"
             )
-    if start >= (1 << bits) - a.top:
+    if start >= a.end(bits):
         raise LayoutError(
             f"{where}: pcie mmio64_after_ram {a.gap:#x}, mmio64_floor {a.floor:#x} and "
             f"mmio64_below_top {a.top:#x} leave no machine a 64-bit window: after a page "
