@@ -90,19 +90,19 @@ GICV2_CPU_MIN_SIZE = 8 * KiB  # KVM_VGIC_V2_CPU_SIZE (0x2000): GICC_DIR is at 0x
 # drivers/irqchip/irq-gic-v2m.c (torvalds/linux 037dd1308c6d) reads MSI_IIDR at
 # 0xFCC and maps an ACPI-described frame as SZ_4K.
 GICV2M_MIN_SIZE = 4 * KiB
-# The end of the last register Linux reads in each GIC part a blob describes
-# (fdtgen verify holds any blob's reg to these): a GICv3 distributor's and an
-# ITS's PIDR2 at 0xFFE8 (include/linux/irqchip/arm-gic-v3.h, torvalds/linux
-# 05909cd9a0c8; irq-gic-v3.c gic_validate_dist_version; irq-gic-v3-its.c
-# its_probe_one, torvalds/linux c441bfb5f286, which maps 64 KiB of the ITS
-# whatever its reg says); a GICv2 distributor's GICD_SGIR at 0xF00, through
-# which Linux raises IPIs (irq-gic.c GIC_DIST_SOFTINT); a v2m frame's MSI_IIDR
-# at 0xFCC (irq-gic-v2m.c, which maps the reg's size). Shipped DTBs give a
-# v2m frame 0xFFD bytes (qcom ipq6018, ipq8074): enough.
-LINUX_GICV3_DIST_END = 0xFFE8 + 4
-LINUX_ITS_END = 0xFFE8 + 4
-LINUX_GICV2_DIST_END = 0xF00 + 4
-LINUX_V2M_END = 0xFCC + 4
+# The last register Linux touches in each GIC part a blob describes, as
+# (register, offset, where): fdtgen verify wants each part's reg to reach past
+# it. Offsets from include/linux/irqchip/arm-gic-v3.h (torvalds/linux
+# 05909cd9a0c8) and the drivers named; its_probe_one (torvalds/linux
+# c441bfb5f286) maps 64 KiB of the ITS whatever its reg says. Shipped DTBs give
+# a v2m frame 0xFFD bytes (qcom ipq6018, ipq8074): enough.
+GIC_REGISTER_BYTES = 4
+LINUX_LAST_REGISTER = {
+    "GICv3 distributor": ("GICD_PIDR2", 0xFFE8, "irq-gic-v3.c gic_validate_dist_version"),
+    "ITS": ("GITS_PIDR2", 0xFFE8, "irq-gic-v3-its.c its_probe_one, which maps 64 KiB"),
+    "GICv2 distributor": ("GICD_SGIR", 0xF00, "irq-gic.c, which raises IPIs there"),
+    "v2m frame": ("MSI_IIDR", 0xFCC, "irq-gic-v2m.c gicv2m_init_one"),
+}
 
 # -- pci/host-generic-pci.yaml, pci-bus-common.yaml, IEEE 1275 PCI binding --------------
 ECAM = "pci-host-ecam-generic"

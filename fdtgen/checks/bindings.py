@@ -22,11 +22,9 @@ from fdtgen.checks.index import (
 )
 from fdtgen.fdt.tree import Prop, child_path
 from fdtgen.spec import (
+    GIC_REGISTER_BYTES,
     GICV3_REDIST_STRIDE,
-    LINUX_GICV2_DIST_END,
-    LINUX_GICV3_DIST_END,
-    LINUX_ITS_END,
-    LINUX_V2M_END,
+    LINUX_LAST_REGISTER,
     TIMER_NAMES,
     VIRTIO_MMIO_MIN_SIZE,
 )
@@ -248,27 +246,20 @@ def _memory_findings(index: TreeIndex) -> list[Finding]:
     return out
 
 
-def _frame_sizes(
-    path: str, version: int | None, entries: list[tuple[int, int]], reg: Prop | None
-) -> list[Finding]:
-    """The distributor holds the registers Linux reads: a GICv3's GICD_PIDR2 at
-    0xffe8, a GICv2's GICD_SGIR at 0xf00."""
-    need = LINUX_GICV3_DIST_END if version == 3 else LINUX_GICV2_DIST_END
-    size = entries[0][1]
-    if size >= need:
+def _frame_size(part: str, path: str, reg: Prop | None, size: int) -> list[Finding]:
+    """The GIC ``part`` at ``path``, ``size`` bytes by its first ``reg`` entry,
+    reaches past the last register Linux touches in it (``LINUX_LAST_REGISTER``)."""
+    register, offset, where = LINUX_LAST_REGISTER[part]
+    if size >= offset + GIC_REGISTER_BYTES:
         return []
-    what = (
-        "Linux checks GICD_PIDR2 at 0xffe8 (gic_validate_dist_version)"
-        if version == 3
-        else "Linux raises IPIs through GICD_SGIR at 0xf00 (irq-gic.c)"
-    )
     return [
         Finding(
             "gic.frame-size",
             path,
             "reg",
             show(reg),
-            f"the distributor (entry 0) is {size:#x} bytes, less than {need:#x}: {what}",
+            f"the {part} is {size:#x} bytes; Linux uses {register} at {offset:#x} ({where}), "
+            "past its end",
         )
     ]
 
@@ -332,7 +323,8 @@ def _gic_findings(index: TreeIndex) -> list[Finding]:
                 )
             )
         else:
-            out += _frame_sizes(path, version, entries, reg)
+            part = "GICv3 distributor" if version == 3 else "GICv2 distributor"
+            out += _frame_size(part, path, reg, entries[0][1])
             if version == 3 and ncpus:
                 stride_p = node.prop("redistributor-stride")
                 stride = (
@@ -381,31 +373,12 @@ def _gic_findings(index: TreeIndex) -> list[Finding]:
                     out.append(Finding("gic.its", cpath, "reg", "", "missing"))
                 else:
                     its = index.reg(cpath)
-                    if its and its[0][1] < LINUX_ITS_END:
-                        out.append(
-                            Finding(
-                                "gic.frame-size",
-                                cpath,
-                                "reg",
-                                show(child.prop("reg")),
-                                f"the ITS is {its[0][1]:#x} bytes; Linux reads its "
-                                "GITS_PIDR2 at 0xffe8 (its_probe_one maps 64 KiB), past "
-                                "its end",
-                            )
-                        )
+                    if its:
+                        out += _frame_size("ITS", cpath, child.prop("reg"), its[0][1])
             if "arm,gic-v2m-frame" in compat:
                 frame = index.reg(cpath)
-                if frame and frame[0][1] < LINUX_V2M_END:
-                    out.append(
-                        Finding(
-                            "gic.frame-size",
-                            cpath,
-                            "reg",
-                            show(child.prop("reg")),
-                            f"the v2m frame is {frame[0][1]:#x} bytes; Linux reads its "
-                            "MSI_IIDR at 0xfcc (irq-gic-v2m.c), past its end",
-                        )
-                    )
+                if frame:
+                    out += _frame_size("v2m frame", cpath, child.prop("reg"), frame[0][1])
                 for name in ("msi-controller", "reg"):
                     if child.prop(name) is None:
                         out.append(
