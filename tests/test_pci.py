@@ -493,8 +493,14 @@ def test_the_window_refusal_reaches_the_command_line_as_one_line(tmp_path, capsy
         pytest.param(
             "crosvm",
             {'mmio64_after_ram = "1GiB"': "mmio64_after_ram = 0x4000_0800"},
-            r"pcie mmio64_after_ram gap 0x40000800 is not a multiple of the 0x1000-byte page",
+            r"pcie mmio64_after_ram 0x40000800 is not a multiple of the 0x1000-byte page",
             id="gap-not-a-page",
+        ),
+        pytest.param(
+            "cloud-hypervisor",
+            {"mmio64_below_top = 0x11_0000": "mmio64_below_top = 0x11_0800"},
+            r"pcie mmio64_below_top 0x110800 is not a multiple of the 0x1000-byte page",
+            id="below-top-not-a-page",
         ),
         pytest.param(
             "qemu-virt",

@@ -275,9 +275,10 @@ def check_pcie(
                 f"{w} has a pinned mmio64 window {p.mmio64} and one after RAM: a bridge "
                 "decodes one 64-bit memory window"
             )
-        for key, value in (("gap", a.gap), ("floor", a.floor), ("top", a.top)):
+        keys = (("after_ram", a.gap), ("floor", a.floor), ("below_top", a.top))
+        for key, value in keys:
             if value % PAGE_SIZE:
                 raise LayoutError(
-                    f"{w} mmio64_after_ram {key} {value:#x} is not a multiple of the "
+                    f"{w} mmio64_{key} {value:#x} is not a multiple of the "
                     f"{PAGE_SIZE:#x}-byte page"
                 )
