@@ -34,15 +34,20 @@ def check(tree: DeviceTree, bits: int = 48) -> list[tuple[str, str, str]]:
     return sorted(keys(verify(encode(tree), Options(address_bits=bits))))
 
 
-def bridge_template(tmp_path: Path, **changes: str) -> Path:
-    """qemu-virt's template with its ``[pcie]`` lines edited (``old=new`` pairs)."""
-    text = (templates_dir() / "qemu-virt.toml").read_text()
+def edited_template(tmp_path: Path, template: str, changes: dict[str, str]) -> Path:
+    """A built-in template with lines edited (each ``old`` found, replaced once)."""
+    text = (templates_dir() / f"{template}.toml").read_text()
     for old, new in changes.items():
         assert old in text, old
         text = text.replace(old, new, 1)
     path = tmp_path / "bridge.toml"
     path.write_text(text)
     return path
+
+
+def bridge_template(tmp_path: Path, **changes: str) -> Path:
+    """qemu-virt's template with its ``[pcie]`` lines edited (``old=new`` pairs)."""
+    return edited_template(tmp_path, "qemu-virt", changes)
 
 
 # -- the template ------------------------------------------------------------
@@ -324,14 +329,8 @@ def test_cloud_hypervisor_and_crosvm_have_virtio_pci_only():
     ],
 )
 def test_a_vmm_bridge_that_breaks_a_proof_is_refused(tmp_path, template, changes, message):
-    text = (templates_dir() / f"{template}.toml").read_text()
-    for old, new in changes.items():
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path = tmp_path / "bridge.toml"
-    path.write_text(text)
     with pytest.raises(FdtgenError, match=message):
-        load_template(str(path))
+        load_template(str(edited_template(tmp_path, template, changes)))
 
 
 # -- the 64-bit window that follows RAM ------------------------------------------
@@ -452,10 +451,10 @@ def test_a_machine_that_leaves_the_window_no_room_is_refused(
 
 
 def test_a_below_top_past_the_whole_width_is_named(tmp_path):
-    text = (templates_dir() / "crosvm.toml").read_text()
     old = 'mmio64_after_ram = "1GiB"'
-    path = tmp_path / "top.toml"
-    path.write_text(text.replace(old, f"{old}\nmmio64_below_top = 0x4_0000_0000_0000"))
+    path = edited_template(
+        tmp_path, "crosvm", {old: f"{old}\nmmio64_below_top = 0x4_0000_0000_0000"}
+    )
     message = (
         r"and mmio64_below_top 0x4000000000000 leaves nothing below the 40-bit guest "
         r"physical address limit 0x10000000000: no room for it"
@@ -519,14 +518,8 @@ def test_the_window_refusal_reaches_the_command_line_as_one_line(tmp_path, capsy
     ],
 )
 def test_a_window_after_ram_that_breaks_a_rule_is_refused(tmp_path, template, changes, message):
-    text = (templates_dir() / f"{template}.toml").read_text()
-    for old, new in changes.items():
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path = tmp_path / "bridge.toml"
-    path.write_text(text)
     with pytest.raises(FdtgenError, match=message):
-        load_template(str(path))
+        load_template(str(edited_template(tmp_path, template, changes)))
 
 
 def test_a_pinned_region_in_the_windows_way_is_refused(tmp_path):

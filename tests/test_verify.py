@@ -158,6 +158,19 @@ def test_qemu_dump_breaks_the_squib_template_where_its_map_differs():
 
 # Bindings, interrupts and regions: one broken rule per case, on BASE's tree.
 T = BASE.tree
+
+
+def msi_frame(kind: str, base: int, size: int) -> Node:
+    """A complete GICv3 ITS (``its``) or GICv2m frame (``v2m``) node of ``size`` bytes."""
+    props = [Prop.empty("msi-controller"), Prop.cells("reg", 0, base, 0, size)]
+    if kind == "its":
+        compatible, name = "arm,gic-v3-its", "msi-controller"
+        props.insert(1, Prop.cells("#msi-cells", 1))
+    else:
+        compatible, name = "arm,gic-v2m-frame", "v2m"
+    return Node(f"{name}@{base:x}", (Prop.strings("compatible", compatible), *props))
+
+
 CASES = [
     ("root.cells", "/", "#size-cells", edit(T, "/", drop_prop("#size-cells"))),
     ("cpus.node", "/cpus", "", edit(T, "/cpus", remove)),
@@ -264,40 +277,13 @@ CASES = [
         "gic.frame-size",
         f"{GIC}/msi-controller@8080000",
         "reg",
-        edit(
-            T,
-            GIC,
-            add_child(
-                Node(
-                    "msi-controller@8080000",
-                    (
-                        Prop.strings("compatible", "arm,gic-v3-its"),
-                        Prop.empty("msi-controller"),
-                        Prop.cells("#msi-cells", 1),
-                        Prop.cells("reg", 0, 0x808_0000, 0, 0x1000),
-                    ),
-                )
-            ),
-        ),
+        edit(T, GIC, add_child(msi_frame("its", 0x808_0000, 0x1000))),
     ),
     (  # a v2m frame short of MSI_IIDR (0xfcc)
         "gic.frame-size",
         f"{GIC}/v2m@8080000",
         "reg",
-        edit(
-            T,
-            GIC,
-            add_child(
-                Node(
-                    "v2m@8080000",
-                    (
-                        Prop.strings("compatible", "arm,gic-v2m-frame"),
-                        Prop.empty("msi-controller"),
-                        Prop.cells("reg", 0, 0x808_0000, 0, 0xFCC),
-                    ),
-                )
-            ),
-        ),
+        edit(T, GIC, add_child(msi_frame("v2m", 0x808_0000, 0xFCC))),
     ),
     (
         "pl011.clocks",
@@ -409,23 +395,7 @@ def test_gic_frames_as_small_as_linux_reads_are_clean():
     """A 64 KiB ITS (13 Debian DTBs) and a 0xffd-byte v2m frame (qcom ipq6018 and
     ipq8074) hold every register Linux reads; a GICv2 distributor short of
     GICD_SGIR does not."""
-    its = Node(
-        "msi-controller@8080000",
-        (
-            Prop.strings("compatible", "arm,gic-v3-its"),
-            Prop.empty("msi-controller"),
-            Prop.cells("#msi-cells", 1),
-            Prop.cells("reg", 0, 0x808_0000, 0, 0x1_0000),
-        ),
-    )
-    v2m = Node(
-        "v2m@8090000",
-        (
-            Prop.strings("compatible", "arm,gic-v2m-frame"),
-            Prop.empty("msi-controller"),
-            Prop.cells("reg", 0, 0x809_0000, 0, 0xFFD),
-        ),
-    )
+    its, v2m = msi_frame("its", 0x808_0000, 0x1_0000), msi_frame("v2m", 0x809_0000, 0xFFD)
     tree = edit(edit(T, GIC, add_child(its)), GIC, add_child(v2m))
     assert [f for f in check(tree) if f.rule.startswith("gic.")] == []
     v2 = build(Machine(template="qemu-virt-gicv2", vcpus=2))
@@ -458,13 +428,9 @@ def test_gic_frame_size_bounds_are_the_last_register_read(part, size, flagged):
         )
         path = GIC
     else:
-        compatible = "arm,gic-v3-its" if part == "its" else "arm,gic-v2m-frame"
-        props = [Prop.strings("compatible", compatible), Prop.empty("msi-controller")]
-        if part == "its":
-            props.append(Prop.cells("#msi-cells", 1))
-        props.append(Prop.cells("reg", 0, 0x808_0000, 0, size))
-        path = f"{GIC}/{part}@8080000"
-        tree = edit(T, GIC, add_child(Node(f"{part}@8080000", tuple(props))))
+        frame = msi_frame(part, 0x808_0000, size)
+        path = f"{GIC}/{frame.name}"
+        tree = edit(T, GIC, add_child(frame))
     found = [(f.rule, f.path) for f in check(tree) if f.rule == "gic.frame-size"]
     assert found == ([("gic.frame-size", path)] if flagged else [])
 
