@@ -26,7 +26,7 @@ The other built-in templates and their sources are described in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fdtgen.allocator import ram_around
 from fdtgen.errors import ConfigError, LayoutError
@@ -238,8 +238,10 @@ def resolve(
         its = Range(gic_redist[0].base - its.size, its.size)
     devices, unwired_ = (*console, *transports, *wired), tuple(unwired)
 
-    def layout(ram: tuple[Range, ...]) -> Layout:
-        return Layout(t, vcpus, ram, t.gic.dist, gic_redist, stride, devices, width, its, unwired_)
+    def layout(ram: tuple[Range, ...], mmio64: Range | None = None) -> Layout:
+        return Layout(
+            t, vcpus, ram, t.gic.dist, gic_redist, stride, devices, width, its, unwired_, mmio64
+        )
 
     bits = DEFAULT_ADDRESS_WIDTH if width is None else width
     ends = [t.gic.dist.end, *(r.end for r in gic_redist)]
@@ -253,20 +255,17 @@ def resolve(
     if max(ends) > 1 << bits:
         raise _past_width(layout(()), bits, width is None)
     ram = _place_ram(t, memory, base, bits)
-    if t.pcie is None or t.pcie.mmio64_after_ram is None:
-        return layout(ram)
-    return _with_window_after_ram(layout(ram), bits, width is None)
+    return layout(ram, _window_after_ram(t, ram[-1].end, bits, width is None))
 
 
-def _with_window_after_ram(layout: Layout, bits: int, default: bool) -> Layout:
-    """``layout`` with the template's 64-bit PCI window placed after its RAM
-    (:class:`fdtgen.template.pci.AfterRam`); no room for it is an error. Nothing
-    pinned is in its way: the template proofs keep every pinned region below
-    where the window can start."""
-    t = layout.template
-    assert t.pcie is not None and t.pcie.mmio64_after_ram is not None
-    rule = t.pcie.mmio64_after_ram
-    ram_end = layout.ram[-1].end
+def _window_after_ram(t: Template, ram_end: int, bits: int, default: bool) -> Range | None:
+    """The template's 64-bit PCI window after RAM ending at ``ram_end``
+    (:class:`fdtgen.template.pci.AfterRam`), ``None`` if it pins its windows; no
+    room for it is an error. Nothing pinned is in its way: the template proofs
+    keep every pinned region below where the window can start."""
+    rule = None if t.pcie is None else t.pcie.mmio64_after_ram
+    if rule is None:
+        return None
     window = rule.window(ram_end, bits)
     if window is None:
         start, end = rule.start(ram_end), rule.end(bits)
@@ -285,7 +284,7 @@ def _with_window_after_ram(layout: Layout, bits: int, default: bool) -> Layout:
             f"{start:#x} ({rule_text}), and {ends}: no room for it",
             setting=setting,
         )
-    return replace(layout, pcie_mmio64=window)
+    return window
 
 
 def ram_start(t: Template, ram_base: int | None) -> int:

@@ -279,6 +279,5 @@ def check_pcie(
         for key, value in keys:
             if value % PAGE_SIZE:
                 raise LayoutError(
-                    f"{w} mmio64_{key} {value:#x} is not a multiple of the "
-                    f"{PAGE_SIZE:#x}-byte page"
+                    f"{w} mmio64_{key} {value:#x} is not a multiple of the {PAGE_SIZE:#x}-byte page"
                 )
